@@ -1,0 +1,205 @@
+"""python -m lab up|down|status: the embedded lab's command line.
+
+    python -m lab up [--only datera,ldap] [--run-dir DIR] [--foreground]
+    python -m lab down [--run-dir DIR]
+    python -m lab status [--run-dir DIR]
+
+`up` starts a detached supervisor and returns once every component is healthy, printing the
+target.yaml path; `--foreground` keeps the supervisor in this terminal until Ctrl-C.
+"""
+import argparse
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+UP_TIMEOUT_S = 180.0   # the supervisor's own per-component deadlines fire well before this
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m lab", description="The embedded lab.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start the lab and write its target directory")
+    up.add_argument("--only", default=None,
+                    help="comma-separated components (their dependencies come along)")
+    up.add_argument("--foreground", action="store_true",
+                    help="run the supervisor in this terminal until Ctrl-C")
+    for name, text in (("down", "stop the lab"), ("status", "show the lab's components")):
+        sub.add_parser(name, help=text)
+    sup = sub.add_parser("_supervise")   # internal: the detached supervisor process
+    sup.add_argument("--only", default=None)
+    sup.add_argument("--ready-fd", type=int, required=True)
+    for p in sub.choices.values():
+        p.add_argument("--run-dir", type=Path, default=None,
+                       help="the lab's run directory (default /tmp/vancouver-lab-<NET>)")
+    return parser.parse_args(argv)
+
+
+def _adopt_recorded_net(run_dir: Path | None) -> None:
+    """`down`/`status` act on the lab in run_dir, whatever VANCOUVER_LAB_NET says now.
+    Must run before lab.topology is imported."""
+    if run_dir is None:
+        return
+    try:
+        net = json.loads((run_dir / "state.json").read_text())["net"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    os.environ["VANCOUVER_LAB_NET"] = net
+
+
+def _only(value: str | None) -> list[str] | None:
+    return [n.strip() for n in value.split(",") if n.strip()] if value else None
+
+
+def _setup_logging() -> None:
+    import logging
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+
+def _up(run_dir: Path, only: list[str] | None, foreground: bool) -> int:
+    from lab import components, supervisor, topology
+    selected = components.select(only)
+    supervisor.preflight(run_dir, selected)
+    if foreground:
+        _setup_logging()
+
+        def report(ok: bool, text: str) -> None:
+            print(text if ok else f"lab: {text}", file=sys.stdout if ok else sys.stderr,
+                  flush=True)
+            if ok:
+                print("lab running; Ctrl-C stops it", file=sys.stderr, flush=True)
+
+        return supervisor.Supervisor(run_dir, selected).run_forever(report)
+
+    (run_dir / "logs").mkdir(parents=True, exist_ok=True)
+    sup_log = supervisor.log_file(run_dir, "supervisor")
+    read_fd, write_fd = os.pipe()
+    env = dict(os.environ, VANCOUVER_LAB_NET=topology.NET,
+               PYTHONPATH=os.pathsep.join(p for p in (str(components.REPO_ROOT),
+                                                      os.environ.get("PYTHONPATH")) if p))
+    with open(sup_log, "ab") as out:
+        # Its own session: the lab outlives this command and a Ctrl-C in this terminal. Its
+        # output goes to the log, never to our stdout, which a caller may be capturing.
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lab", "_supervise", "--run-dir", str(run_dir),
+             "--only", ",".join(c.name for c in selected), "--ready-fd", str(write_fd)],
+            pass_fds=(write_fd,), stdin=subprocess.DEVNULL, stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True, env=env, cwd=run_dir)
+    os.close(write_fd)
+    try:
+        message = _read_report(read_fd, UP_TIMEOUT_S)
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait()
+        print("lab: interrupted; stopped what had started", file=sys.stderr)
+        return 130
+    finally:
+        os.close(read_fd)
+    if message is None:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait()
+            print(f"lab: not healthy within {UP_TIMEOUT_S:.0f}s; see {sup_log}", file=sys.stderr)
+        else:
+            print(f"lab: supervisor exited: {supervisor.last_line(sup_log)}", file=sys.stderr)
+        return 1
+    if not message.get("ok"):
+        proc.wait()
+        print(f"lab: {message.get('text')}", file=sys.stderr)
+        return 1
+    print(message["text"])
+    return 0
+
+
+def _read_report(fd: int, timeout: float) -> dict | None:
+    """The supervisor's one JSON line, or None if it closed the pipe (died) or timed out."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while b"\n" not in data:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return None
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return None
+        data += chunk
+    return json.loads(data.split(b"\n", 1)[0])
+
+
+def _supervise(run_dir: Path, only: list[str] | None, ready_fd: int) -> int:
+    from lab import components, supervisor
+    _setup_logging()
+    pipe = os.fdopen(ready_fd, "w")
+
+    def report(ok: bool, text: str) -> None:
+        try:
+            pipe.write(json.dumps({"ok": ok, "text": text}) + "\n")
+            pipe.close()
+        except OSError:
+            pass  # `up` was interrupted; the lab runs on regardless
+
+    try:
+        selected = components.select(only)
+    except components.LabError as e:
+        report(False, str(e))
+        return 1
+    return supervisor.Supervisor(run_dir, selected).run_forever(report)
+
+
+def _status(run_dir: Path) -> int:
+    from lab import components, supervisor, topology
+    pid = supervisor.read_pid(run_dir)
+    if pid is None:
+        print(f"no lab running in {run_dir}")
+        return 1
+    state = supervisor.read_state(run_dir)
+    print(f"lab {topology.NET}: supervisor pid {pid}, run dir {run_dir}")
+    run = components.LabRun(run_dir)
+    all_healthy = True
+    for c in state.get("components", []):
+        comp = components.BY_NAME.get(c["name"])
+        if not supervisor.alive(c["pid"]):
+            health = c["state"] if c["state"].startswith("exited") else "not running"
+        elif comp is not None and comp.healthy(run):
+            health = "healthy"
+        else:
+            health = "unhealthy" if c["state"] == "healthy" else c["state"]
+        all_healthy &= health == "healthy"
+        print(f"  {c['name']:<10} {c['address']:<22} pid {c['pid']:<8} {health}")
+    target = run.target_dir / "target.yaml"
+    if target.exists():
+        print(f"target: {target}")
+    return 0 if all_healthy else 1
+
+
+def main(argv: list[str]) -> int:
+    args = _parse(argv)
+    if args.command in ("down", "status"):
+        _adopt_recorded_net(args.run_dir)
+    from lab import supervisor
+    from lab.components import LabError
+    run_dir = (args.run_dir or supervisor.default_run_dir()).expanduser().resolve()
+    try:
+        if args.command == "up":
+            return _up(run_dir, _only(args.only), args.foreground)
+        if args.command == "_supervise":
+            return _supervise(run_dir, _only(args.only), args.ready_fd)
+        if args.command == "down":
+            print(supervisor.stop_lab(run_dir))
+            return 0
+        return _status(run_dir)
+    except LabError as e:
+        print(f"lab: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:   # e.g. a run dir that is a file, or not writable
+        print(f"lab: {e.filename or run_dir}: {e.strerror or e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,248 @@
+"""The lab's components, declared in one table (COMPONENTS).
+
+Each entry says what the component binds, what it needs before it starts (other components,
+Debian programs), how to write its config, how to run it, how to tell it is healthy and what
+it adds to the target directory. The supervisor knows nothing else about any of them, so
+OpenStack, Kubernetes and vSphere plug in later as one entry each.
+"""
+import json
+import os
+import secrets
+import shutil
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from lab import topology
+from lab.ldap import directory, slapd
+from lab.tls import issue_server_cert
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DATERA_SW_VERSION = "3.3.5.0"
+DATERA_ADMIN = "admin"
+DATERA_SESSION_TTL_S = 900
+
+
+class LabError(Exception):
+    """A one-line, user-facing reason the lab cannot do what was asked."""
+
+
+@dataclass
+class LabRun:
+    """One lab run: its directory and the secrets generated for it (empty for `status`)."""
+    run_dir: Path
+    secrets: dict[str, str] = field(default_factory=dict)
+
+    def dir(self, component: str) -> Path:
+        return self.run_dir / component
+
+    @property
+    def target_dir(self) -> Path:
+        return self.run_dir / "target"
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    address: str                                  # shown by `status`
+    binds: tuple[tuple[str, int], ...]            # every (address, port) it listens on
+    depends_on: tuple[str, ...]                   # healthy before this one starts
+    binaries: tuple[str, ...]                     # system programs (Debian packages) it needs
+    prepare: Callable[[LabRun], None]             # writes its config under run.dir(name)
+    argv: Callable[[LabRun], list[str]]
+    healthy: Callable[[LabRun], bool]             # quick, never raises
+    contribute: Callable[[LabRun, dict], None]    # adds files and a section to the target dir
+
+
+def new_password() -> str:
+    # Starts with a letter and uses only [A-Za-z0-9_-]: Datera's login schema rejects others.
+    return "p" + secrets.token_urlsafe(18)
+
+
+def new_secrets() -> dict[str, str]:
+    s = {uid: new_password() for uid in directory.all_uids()}
+    s["datera-admin"] = new_password()
+    return s
+
+
+def find_binary(name: str) -> str | None:
+    """Looks on PATH and in the sbin next to each bin on it: Debian puts slapd in /usr/sbin,
+    which an ordinary user's PATH lacks."""
+    dirs = []
+    for d in os.environ.get("PATH", "").split(os.pathsep):
+        if d:
+            dirs.append(d)
+            if Path(d).name == "bin":
+                dirs.append(str(Path(d).parent / "sbin"))
+    return shutil.which(name, path=os.pathsep.join(dirs))
+
+
+def _binary(name: str) -> str:
+    path = find_binary(name)
+    if path is None:
+        raise LabError(f"{name} is not installed: run make setup")
+    return path
+
+
+def write_private(path: Path, text: str) -> None:
+    """Writes a file only its owner can read (configs and anything holding a secret)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o600)
+
+
+def _python_module(module: str, config: Path) -> list[str]:
+    return [sys.executable, "-m", module, "--config", str(config)]
+
+
+# ---- ldap: Debian's slapd --------------------------------------------------------------
+
+def _ldap_users(run: LabRun) -> list[directory.LdapUser]:
+    return directory.lab_users(run.secrets)
+
+
+def _ldap_prepare(run: LabRun) -> None:
+    slapd.prepare(run.dir("ldap"), _ldap_users(run), _binary("slapadd"))
+
+
+def _ldap_argv(run: LabRun) -> list[str]:
+    return slapd.argv(_binary("slapd"), run.dir("ldap") / "slapd.conf", topology.LDAP.address)
+
+
+def _ldap_contribute(run: LabRun, doc: dict) -> None:
+    users = {u.uid: {"password": u.password, "tenant": u.tenant, "dn": u.dn}
+             for u in _ldap_users(run)}
+    write_private(run.target_dir / "ldap-users.json", json.dumps(users, indent=2) + "\n")
+    doc["ldap"] = {"url": slapd.url(topology.LDAP.address),
+                   "base_dn": topology.LDAP_BASE_DN,
+                   "users": "ldap-users.json"}
+
+
+# ---- datera: the Datera DSP model (python -m lab.datera) --------------------------------
+
+def _datera_config_path(run: LabRun) -> Path:
+    return run.dir("datera") / "config.json"
+
+
+def _datera_prepare(run: LabRun) -> None:
+    work = run.dir("datera")
+    (work / "data").mkdir(parents=True, exist_ok=True)
+    tls = issue_server_cert(run.run_dir / "tls", topology.DATERA_MGT1.address,
+                            topology.DATERA_MGT1.name)
+    config = {
+        "mgmt_ip": topology.DATERA_MGT1.address,
+        "http_port": topology.DATERA_HTTP_PORT,
+        "https_port": topology.DATERA_HTTPS_PORT,
+        "tls_cert": str(tls.cert),
+        "tls_key": str(tls.key),
+        "vips": [topology.DATERA_VIP1.address, topology.DATERA_VIP2.address],
+        "nbd_port": topology.DATERA_NBD_PORT,
+        "login_port": topology.DATERA_LOGIN_PORT,
+        "data_dir": str(work / "data"),
+        "sw_version": DATERA_SW_VERSION,
+        "admin_user": DATERA_ADMIN,
+        "admin_password": run.secrets["datera-admin"],
+        "session_ttl_s": DATERA_SESSION_TTL_S,
+        "ldap": {topology.LDAP_SERVER_NAME: {"url": slapd.url(topology.LDAP.address),
+                                             "base_dn": topology.LDAP_BASE_DN}},
+    }
+    write_private(_datera_config_path(run), json.dumps(config, indent=2) + "\n")
+
+
+def _datera_healthy(run: LabRun) -> bool:
+    url = f"http://{topology.DATERA_MGT1.address}:{topology.DATERA_HTTP_PORT}/api_versions"
+    try:
+        with urllib.request.urlopen(url, timeout=1) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _datera_contribute(run: LabRun, doc: dict) -> None:
+    shutil.copyfile(run.run_dir / "tls" / "ca.pem", run.target_dir / "datera-ca.pem")
+    udc = {"mgmt_ip": topology.DATERA_MGT1.address, "username": DATERA_ADMIN,
+           "password": run.secrets["datera-admin"], "tenant": "/root",
+           "api_version": "2.2", "ldap": ""}
+    write_private(run.target_dir / "datera.json", json.dumps(udc, indent=2) + "\n")
+    doc["datera"] = {"udc": "datera.json", "ca_file": "datera-ca.pem", "secure": True,
+                     "ldap_server": topology.LDAP_SERVER_NAME,
+                     # Hosts reach volumes through the lab's initiator login + NBD.
+                     "transport": "lab",
+                     # The lab has an explicit per-tenant IOPS cap (DESIGN §3.1).
+                     "tenant_qos": "lab-extension"}
+
+
+_DATERA_VIPS = (topology.DATERA_VIP1.address, topology.DATERA_VIP2.address)
+
+COMPONENTS: tuple[Component, ...] = (
+    Component(
+        name="ldap",
+        address=f"{topology.LDAP.address}:{topology.LDAP_PORT}",
+        binds=((topology.LDAP.address, topology.LDAP_PORT),),
+        depends_on=(),
+        binaries=("slapd", "slapadd"),
+        prepare=_ldap_prepare,
+        argv=_ldap_argv,
+        healthy=lambda run: slapd.healthy(topology.LDAP.address),
+        contribute=_ldap_contribute,
+    ),
+    Component(
+        name="datera",
+        address=f"{topology.DATERA_MGT1.address}:{topology.DATERA_HTTP_PORT}",
+        binds=((topology.DATERA_MGT1.address, topology.DATERA_HTTP_PORT),
+               (topology.DATERA_MGT1.address, topology.DATERA_HTTPS_PORT),
+               *((vip, port) for vip in _DATERA_VIPS
+                 for port in (topology.DATERA_LOGIN_PORT, topology.DATERA_NBD_PORT))),
+        # Datera checks LDAP logins against slapd, so the directory is up first.
+        depends_on=("ldap",),
+        binaries=(),
+        prepare=_datera_prepare,
+        argv=lambda run: _python_module("lab.datera", _datera_config_path(run)),
+        healthy=_datera_healthy,
+        contribute=_datera_contribute,
+    ),
+)
+
+BY_NAME = {c.name: c for c in COMPONENTS}
+
+
+def select(only: list[str] | None) -> list[Component]:
+    """The named components plus everything they depend on, in start order."""
+    names = list(only) if only else [c.name for c in COMPONENTS]
+    unknown = [n for n in names if n not in BY_NAME]
+    if unknown:
+        raise LabError(f"unknown component {unknown[0]!r}; known: {', '.join(BY_NAME)}")
+    wanted: set[str] = set()
+
+    def need(name: str) -> None:
+        if name not in wanted:
+            wanted.add(name)
+            for dep in BY_NAME[name].depends_on:
+                need(dep)
+
+    for n in names:
+        need(n)
+    # COMPONENTS is declared dependencies-first, so table order is a valid start order.
+    return [c for c in COMPONENTS if c.name in wanted]
+
+
+def write_target_dir(run: LabRun, components: list[Component]) -> Path:
+    """Writes <run>/target/: target.yaml plus each component's files. Returns target.yaml."""
+    target = run.target_dir
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    doc: dict = {"kind": "lab", "net": topology.NET,
+                 "components": [c.name for c in components]}
+    for c in components:
+        c.contribute(run, doc)
+    path = target / "target.yaml"
+    path.write_text("# Written by `python -m lab up`; describes the embedded lab.\n"
+                    + yaml.safe_dump(doc, sort_keys=False))
+    return path

@@ -1,0 +1,427 @@
+"""The lab supervisor: starts the selected components, watches them, stops them.
+
+One supervisor process per lab. It runs in its own session, starts every component as a child
+in its own process group (so a signal to the group reaches everything the component spawned),
+waits for each to be healthy, writes the target directory, then waits for SIGTERM/SIGINT and
+stops the children in reverse start order (SIGTERM the group, wait, SIGKILL the group).
+
+Files in the run dir:
+    supervisor.pid        "<pid> <start time>" while the supervisor lives
+    state.json            each component's address, pid and state, for `status` and `down`
+    logs/<name>.log       each component's stdout+stderr (logs/supervisor.log: the supervisor)
+    <name>/               each component's config and data; tls/ the lab's certificates
+    target/               the target directory (target.yaml and friends)
+
+A lock file per lab network (/tmp/.vancouver-lab-<NET>.lock, held with flock for the
+supervisor's lifetime, so it frees itself even after kill -9) refuses a second lab on the
+same addresses whichever run dir it uses.
+"""
+import ctypes
+import fcntl
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab import topology
+from lab.components import (REPO_ROOT, Component, LabError, LabRun, find_binary,
+                            new_secrets, write_target_dir)
+
+HEALTH_TIMEOUT_S = 30.0   # generous: a loaded 2-core CI machine starts Python slowly
+POLL_S = 0.05
+STOP_TIMEOUT_S = 5.0      # per component, between SIGTERM and SIGKILL
+MONITOR_S = 0.5
+
+log = logging.getLogger("lab.supervisor")
+
+
+def default_run_dir() -> Path:
+    return Path(f"/tmp/vancouver-lab-{topology.NET}")
+
+
+def lock_path() -> Path:
+    return Path(f"/tmp/.vancouver-lab-{topology.NET}.lock")
+
+
+def pid_file(run_dir: Path) -> Path:
+    return run_dir / "supervisor.pid"
+
+
+def state_file(run_dir: Path) -> Path:
+    return run_dir / "state.json"
+
+
+def log_file(run_dir: Path, name: str) -> Path:
+    return run_dir / "logs" / f"{name}.log"
+
+
+def last_line(path: Path) -> str:
+    try:
+        lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines()]
+    except OSError:
+        return "no log"
+    lines = [ln for ln in lines if ln]
+    return lines[-1] if lines else "log is empty"
+
+
+# ---- process identity (pid files survive their process; pids get reused) -------------------
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks, or None when it is gone or a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()
+    if fields[0] in ("Z", "X"):   # a zombie has exited; it only waits to be reaped
+        return None
+    return fields[19]
+
+
+def alive(pid: int, start_time: str | None = None) -> bool:
+    st = _start_time(pid)
+    return st is not None and (start_time is None or st == start_time)
+
+
+def _group_alive(pgid: int) -> bool:
+    """True while any non-zombie process is left in the process group."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+                return True
+    return False
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Runs in each child between fork and exec: if the supervisor dies, even by SIGKILL, the
+    kernel sends the child SIGTERM, so a killed supervisor leaves no orphan behind."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def read_pid(run_dir: Path) -> int | None:
+    """The live supervisor's pid for this run dir, or None."""
+    try:
+        pid, start = pid_file(run_dir).read_text().split()
+    except (OSError, ValueError):
+        return None
+    return int(pid) if alive(int(pid), start) else None
+
+
+def read_state(run_dir: Path) -> dict:
+    try:
+        return json.loads(state_file(run_dir).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+# ---- preflight: refuse early, in one line ---------------------------------------------------
+
+def _lock_holder() -> str | None:
+    """The run dir of the live lab on this NET, or None when the NET is free."""
+    path = lock_path()
+    if not path.exists():
+        return None
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            return f.read().strip() or "unknown"
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return None
+
+
+def _running_message(run_dir: str) -> str:
+    return (f"a lab on {topology.NET} is already running (run dir {run_dir}); "
+            f"stop it first: python -m lab down --run-dir {run_dir}")
+
+
+def _port_in_use(address: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # SO_REUSEADDR: a port in TIME_WAIT after the previous lab is free to use again.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((address, port))
+        except OSError:
+            return True
+    return False
+
+
+def preflight(run_dir: Path, components: list[Component]) -> None:
+    """Raises LabError with a one-line reason when the lab cannot start."""
+    if read_pid(run_dir) is not None:
+        raise LabError(_running_message(str(run_dir)))
+    if any(_group_alive(c["pid"]) for c in read_state(run_dir).get("components", [])):
+        raise LabError(f"components of a killed lab still run from {run_dir}: "
+                       f"python -m lab down --run-dir {run_dir}")
+    holder = _lock_holder()
+    if holder is not None:
+        raise LabError(_running_message(holder))
+    for c in components:
+        for binary in c.binaries:
+            if find_binary(binary) is None:
+                raise LabError(f"{binary} (needed by the {c.name} component) is not installed: "
+                               "run make setup")
+    for c in components:
+        for address, port in c.binds:
+            if _port_in_use(address, port):
+                raise LabError(f"{address}:{port} (for {c.name}) is already in use by another "
+                               "process: stop it, or move the lab with VANCOUVER_LAB_NET=127.N")
+
+
+# ---- the supervisor ----------------------------------------------------------------------
+
+@dataclass
+class Child:
+    component: Component
+    proc: subprocess.Popen
+    started: float
+    state: str = "starting"   # starting | healthy | exited (<rc>) | stopped
+
+
+class Supervisor:
+    def __init__(self, run_dir: Path, components: list[Component]):
+        self.run = LabRun(run_dir)
+        self.components = components
+        self.children: list[Child] = []
+        self._stop = threading.Event()
+        self._lock_file = None
+        self._owns_run_dir = False   # True once our pid file is written
+
+    # -- lifecycle --
+
+    def request_stop(self, signum=None, frame=None) -> None:
+        self._stop.set()
+
+    def run_forever(self, report) -> int:
+        """Starts the lab, calls report(ok, text) once (the target.yaml path or the reason it
+        failed), then supervises until asked to stop. Returns the exit status."""
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        try:
+            self._acquire()
+        except LabError as e:
+            report(False, str(e))
+            return 1
+        try:
+            target = self._start_all()
+        except LabError as e:
+            log.error("%s", e)
+            self._stop_all()
+            self._release()
+            report(False, str(e))
+            return 1
+        except BaseException:
+            self._stop_all()
+            self._release()
+            raise
+        log.info("lab ready: %s", target)
+        report(True, str(target))
+        try:
+            self._monitor()
+        finally:
+            self._stop_all()
+            self._release()
+        return 0
+
+    def _acquire(self) -> None:
+        run_dir = self.run.run_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        f = open(lock_path(), "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            f.close()
+            raise LabError(_running_message(holder))
+        f.seek(0)
+        f.truncate()
+        f.write(str(run_dir))
+        f.flush()
+        self._lock_file = f
+        if read_pid(run_dir) is not None:   # same run dir, another NET
+            self._release()
+            raise LabError(_running_message(str(run_dir)))
+        pid = os.getpid()
+        pid_file(run_dir).write_text(f"{pid} {_start_time(pid)}\n")
+        self._owns_run_dir = True
+
+    def _release(self) -> None:
+        run_dir = self.run.run_dir
+        if self._owns_run_dir:
+            # No target.yaml without a running lab: its passwords died with the lab.
+            shutil.rmtree(self.run.target_dir, ignore_errors=True)
+            state_file(run_dir).unlink(missing_ok=True)
+            pid_file(run_dir).unlink(missing_ok=True)
+            self._owns_run_dir = False
+        if self._lock_file is not None:
+            self._lock_file.seek(0)
+            self._lock_file.truncate()
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None
+
+    # -- start --
+
+    def _start_all(self) -> Path:
+        run = self.run
+        run.secrets = new_secrets()
+        (run.run_dir / "logs").mkdir(exist_ok=True)
+        for c in self.components:   # a previous run's databases and configs must not leak in
+            if run.dir(c.name).exists():
+                shutil.rmtree(run.dir(c.name))
+        healthy: set[str] = set()
+        pending = list(self.components)
+        while pending:
+            if self._stop.is_set():
+                raise LabError("interrupted while starting")
+            started = {ch.component.name for ch in self.children}
+            for c in pending:
+                if c.name not in started and all(d in healthy for d in c.depends_on):
+                    self._spawn(c)
+            for child in self.children:
+                c = child.component
+                if c.name in healthy:
+                    continue
+                rc = child.proc.poll()
+                if rc is not None:
+                    child.state = f"exited ({rc})"
+                    raise LabError(f"{c.name} exited with status {rc} while starting: "
+                                   f"{last_line(log_file(run.run_dir, c.name))}")
+                if c.healthy(run):
+                    child.state = "healthy"
+                    healthy.add(c.name)
+                    pending.remove(c)
+                    log.info("%s healthy after %.2fs", c.name, time.monotonic() - child.started)
+                    self._write_state()
+                elif time.monotonic() - child.started > HEALTH_TIMEOUT_S:
+                    raise LabError(f"{c.name} not healthy after {HEALTH_TIMEOUT_S:.0f}s: "
+                                   f"{last_line(log_file(run.run_dir, c.name))}")
+            if pending:
+                self._stop.wait(POLL_S)
+        return write_target_dir(run, self.components)
+
+    def _spawn(self, c: Component) -> None:
+        run = self.run
+        work = run.dir(c.name)
+        work.mkdir(parents=True, exist_ok=True)
+        try:
+            c.prepare(run)
+            argv = c.argv(run)
+        except LabError as e:
+            raise LabError(f"{c.name}: {e}")
+        except (OSError, RuntimeError) as e:
+            raise LabError(f"{c.name}: cannot prepare its config: {e}")
+        env = dict(os.environ, VANCOUVER_LAB_NET=topology.NET,
+                   PYTHONPATH=os.pathsep.join(
+                       p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p))
+        with open(log_file(run.run_dir, c.name), "wb") as out:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, cwd=work, env=env,
+                                    start_new_session=True, preexec_fn=_die_with_parent)
+        self.children.append(Child(c, proc, time.monotonic()))
+        log.info("started %s (pid %d): %s", c.name, proc.pid, " ".join(argv))
+        self._write_state()
+
+    # -- run --
+
+    def _monitor(self) -> None:
+        while not self._stop.wait(MONITOR_S):
+            for child in self.children:
+                if child.state == "healthy" and (rc := child.proc.poll()) is not None:
+                    child.state = f"exited ({rc})"
+                    log.error("%s exited with status %d: %s", child.component.name, rc,
+                              last_line(log_file(self.run.run_dir, child.component.name)))
+                    self._write_state()
+
+    def _write_state(self) -> None:
+        state = {"net": topology.NET, "supervisor_pid": os.getpid(),
+                 "components": [{"name": ch.component.name, "address": ch.component.address,
+                                 "pid": ch.proc.pid, "state": ch.state}
+                                for ch in self.children]}
+        tmp = state_file(self.run.run_dir).with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2) + "\n")
+        tmp.replace(state_file(self.run.run_dir))
+
+    # -- stop --
+
+    def _stop_all(self) -> None:
+        for child in reversed(self.children):
+            stop_group(child.proc)
+            if not child.state.startswith("exited"):
+                child.state = "stopped"
+            log.info("stopped %s", child.component.name)
+        self.children.clear()
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM the child's process group, wait, then SIGKILL whatever is left of it."""
+    pgid = proc.pid   # start_new_session made the child its group's leader
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        log.warning("pid %d ignored SIGTERM for %.0fs; killing its group", pgid, STOP_TIMEOUT_S)
+    try:
+        os.killpg(pgid, signal.SIGKILL)   # also anything the component left behind
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+# ---- down -----------------------------------------------------------------------------------
+
+def stop_lab(run_dir: Path, timeout: float = 60.0) -> str:
+    """Stops the lab whose supervisor owns run_dir and waits until it and every child is gone.
+    Returns a one-line summary."""
+    pid = read_pid(run_dir)
+    children = [c["pid"] for c in read_state(run_dir).get("components", [])]
+    if pid is None:
+        leftovers = [p for p in children if _group_alive(p)]
+        for p in leftovers:   # the supervisor was killed with -9: its children are orphans
+            try:
+                os.killpg(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if pid_file(run_dir).exists():   # a killed supervisor left its files behind
+            shutil.rmtree(run_dir / "target", ignore_errors=True)
+            pid_file(run_dir).unlink()
+        state_file(run_dir).unlink(missing_ok=True)
+        if leftovers:
+            return f"lab supervisor was gone; killed {len(leftovers)} orphaned component(s)"
+        return f"no lab running in {run_dir}"
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(POLL_S)
+    if alive(pid):
+        os.kill(pid, signal.SIGKILL)
+        for p in children:
+            try:
+                os.killpg(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return f"lab supervisor (pid {pid}) did not stop within {timeout:.0f}s; killed it"
+    # The supervisor reaps its children before it exits; this only guards against a bug.
+    while any(_group_alive(p) for p in children) and time.monotonic() < deadline:
+        time.sleep(POLL_S)
+    return f"lab stopped (run dir {run_dir})"

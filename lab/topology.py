@@ -1,0 +1,54 @@
+"""The lab's network plan: one loopback address per node of the demo plan (DESIGN §3).
+
+Everything the lab serves binds to one of these addresses and nothing else, so the lab is
+reachable only from this machine.
+"""
+import os
+import re
+from dataclasses import dataclass
+
+# The first two octets of every lab address. VANCOUVER_LAB_NET=127.1 moves the whole lab to
+# 127.1.x.y, so two labs (two developers' test runs, two CI jobs) can run side by side.
+NET = os.environ.get("VANCOUVER_LAB_NET", "127.0")
+if not re.fullmatch(r"127\.\d{1,3}", NET) or int(NET.split(".")[1]) > 255:
+    raise SystemExit(f"VANCOUVER_LAB_NET={NET!r} must look like 127.N (the lab binds to loopback only)")
+
+
+def _addr(suffix: str) -> str:
+    return f"{NET}.{suffix}"
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    address: str
+
+
+# OpenStack (issue 4), Kubernetes and vSphere components will use these nodes.
+OPENSTACK_MITAKA = Node("openstack-mitaka", _addr("1.1"))
+OPENSTACK_NEWTON = Node("openstack-newton-controller", _addr("2.1"))
+OPENSTACK_NEWTON_COMPUTE = (Node("openstack-newton-compute1", _addr("2.2")),
+                            Node("openstack-newton-compute2", _addr("2.3")))
+OPENSTACK_PIKE = Node("openstack-pike", _addr("3.1"))
+KUBERNETES = Node("kubernetes", _addr("4.1"))
+VSPHERE = Node("vcenter", _addr("5.1"))
+CEPH = Node("ceph", _addr("6.1"))
+DATERA_MGT1 = Node("datera-mgt1", _addr("7.10"))
+DATERA_VIP1 = Node("datera-vip1", _addr("7.11"))
+DATERA_VIP2 = Node("datera-vip2", _addr("7.12"))
+LDAP = Node("ldap", _addr("8.1"))
+
+# Datera's REST ports are fixed by dfs_sdk (reference datera-api §0.2).
+DATERA_HTTP_PORT = 7717
+DATERA_HTTPS_PORT = 7718
+# Data plane on both VIPs: the lab's initiator login (stands in for iSCSI on 3260) and NBD.
+DATERA_LOGIN_PORT = 3260
+DATERA_NBD_PORT = 10809
+# slapd on an unprivileged port.
+LDAP_PORT = 3890
+
+# The five tenants of the demo plan, one per platform.
+TENANTS = ("Vancouver-OM", "Vancouver-ON", "Vancouver-OP", "Vancouver-KU", "Vancouver-VM")
+# The name the Datera lab knows its LDAP directory by (login body field `remote_server`).
+LDAP_SERVER_NAME = "vancouver-ldap"
+LDAP_BASE_DN = "dc=vancouver,dc=lab"

@@ -1,0 +1,171 @@
+"""Datera tenancy and live QoS, once per Vancouver tenant.
+
+The story a booth visitor sees: the tenant's own directory user creates volumes on three QoS
+tiers, fio shows each tier's IOPS in the cluster's metrics, a running volume is moved to a
+higher tier and its IOPS rise on the spot, the tenant's cap holds when all volumes run at
+once, another tenant cannot see or touch any of it, and a CHAP-protected volume admits only
+the right secret.
+"""
+import time
+
+import pytest
+from dfs_sdk import exceptions as dexc
+
+from fixtures.config import get_demo
+from fixtures.datera import metric_points, tenant_path, wait_until
+from fixtures.transport import AccessRefused
+from fixtures.workload import FioJob, FioRun, run_fio
+
+pytestmark = pytest.mark.scenario("tenancy")
+
+# Measured IOPS must be within this fraction of the limit that binds. The lab holds ±1%; the
+# margin is for short runs on a loaded machine and for real clusters.
+TOLERANCE = 0.10
+
+
+def pytest_generate_tests(metafunc):
+    if "tenant" in metafunc.fixturenames:
+        names = [t.name for t in get_demo(metafunc.config).tenants]
+        metafunc.parametrize("tenant", names)
+
+
+def _mean(points):
+    values = [v for _, v in points]
+    return sum(values) / len(values) if values else 0.0
+
+
+def _close(measured: float, expected: float) -> bool:
+    return abs(measured - expected) <= TOLERANCE * expected
+
+
+def _write_iops(api, vol, start: float, end: float) -> list[tuple[int, float]]:
+    """The cluster's own per-second write IOPS of a volume while fio ran in [start, end):
+    only whole seconds of I/O, so the seconds in which fio started and stopped are left out.
+    Waits until the cluster has rolled up the seconds up to `end`."""
+    def rolled():
+        pts = metric_points(api, "iops_write", vol.uuid, since_s=300)
+        return pts if pts and pts[-1][0] + 1 >= int(end) else None
+    points = [(t, v) for t, v in wait_until(rolled, 10, "the cluster's metrics to catch up")
+              if start <= t and t + 1 <= end]
+    busy = [i for i, (_, v) in enumerate(points) if v > 0]
+    return points[busy[0] + 1:busy[-1]] if len(busy) > 2 else []
+
+
+def test_tenancy(tenant, demo, datera_admin, datera_settings, datera_tenants, tenant_session,
+                 tenant_users, make_datera_volume, attach_datera_volume, chap_credentials,
+                 proof):
+    path = tenant_path(tenant)
+    cap = demo.tenant_qos.total_iops_max
+    tiers = sorted(demo.tiers.values(), key=lambda t: t.total_iops_max)
+    job = FioJob(rw="randwrite", bs=demo.fio.block_size, iodepth=demo.fio.iodepth,
+                 runtime_s=demo.fio.runtime_s)
+    proof.figure("tenant", path)
+    proof.figure("tenant QoS", f"{cap} IOPS via {datera_settings.tenant_qos}")
+
+    with proof.step("log in as the tenant's directory user"):
+        user = tenant_users[path][0]
+        api = tenant_session(path)
+        proof.figure("tenant user", f"{user} (LDAP via {datera_settings.ldap_server})")
+
+    with proof.step("create a volume per QoS tier"):
+        vols = {t.name: make_datera_volume(api, path, policy={"total_iops_max": t.total_iops_max},
+                                           label=t.name) for t in tiers}
+        devices = {name: attach_datera_volume(v) for name, v in vols.items()}
+
+    with proof.step("each tier's IOPS, one volume at a time"):
+        rows = []
+        for t in tiers:
+            start = time.time()
+            res = run_fio(devices[t.name], job)
+            cluster = _mean(_write_iops(api, vols[t.name], start, time.time()))
+            expected = min(t.total_iops_max, cap)
+            rows.append({"tier": t.name, "policy IOPS": t.total_iops_max, "binding limit":
+                         expected, "fio IOPS": round(res.iops), "cluster IOPS": round(cluster),
+                         **{k: v for k, v in res.row().items() if k.startswith("lat")}})
+        proof.table("QoS tiers (4 KiB random writes, one volume at a time)", rows)
+        for r in rows:
+            assert _close(r["fio IOPS"], r["binding limit"]), r
+            assert _close(r["cluster IOPS"], r["binding limit"]), r
+
+    low, high = tiers[0], tiers[-1]
+    with proof.step(f"live QoS: {low.name} to {high.name} while fio runs"):
+        vol = vols[low.name]
+        # fio runs until the cluster has shown whole seconds on both sides of the change.
+        seconds = max(2, int(demo.fio.runtime_s))
+        long_job = FioJob(rw=job.rw, bs=job.bs, iodepth=job.iodepth, runtime_s=600)
+        start = time.time()
+        run = FioRun(devices[low.name], long_job)
+        try:
+            wait_until(lambda: len(_write_iops(api, vol, start, time.time())) >= seconds,
+                       60, "metrics of the running volume at the old policy")
+            changed = time.time()
+            vol.set_policy({"total_iops_max": high.total_iops_max})
+            wait_until(lambda: len([p for p in _write_iops(api, vol, start, time.time())
+                                    if p[0] >= changed + 1]) > seconds,
+                       60, "metrics of the running volume at the new policy")
+        finally:
+            run.stop()
+            res = run.result(check=False)
+        end = time.time()
+        points = _write_iops(api, vol, start, end)
+        before = [(t - start, v) for t, v in points if t + 1 <= changed]
+        after = [(t - start, v) for t, v in points if t >= changed + 1]
+        expected_after = min(high.total_iops_max, cap)
+        proof.chart(f"{vol.name}: retype {low.name} -> {high.name}", before, after,
+                    labels=(f"{low.name} ({low.total_iops_max})",
+                            f"{high.name} (binding {expected_after})"),
+                    limits={low.name: low.total_iops_max, "after": expected_after})
+        proof.table("Live QoS change", [{"before IOPS": round(_mean(before)),
+                                         "after IOPS": round(_mean(after)),
+                                         "fio IOPS (whole run)": round(res.iops)}])
+        assert before and after, "metrics cover both sides of the change"
+        assert _close(_mean(before), low.total_iops_max), before
+        assert _close(_mean(after), expected_after), after
+        vol.set_policy({"total_iops_max": low.total_iops_max})
+
+    with proof.step("tenant cap across all volumes at once"):
+        if datera_settings.tenant_qos == "per-volume":
+            # No tenant QoS on the target: split the budget over the volumes by tier weight.
+            weight = sum(t.total_iops_max for t in tiers)
+            for t in tiers:
+                vols[t.name].set_policy({"total_iops_max": cap * t.total_iops_max // weight})
+        runs = [FioRun(devices[t.name], job) for t in tiers]
+        results = [r.result() for r in runs]
+        total = sum(r.iops for r in results)
+        expected_total = min(cap, sum(t.total_iops_max for t in tiers))
+        proof.table("Tenant cap", [r.row() for r in results] +
+                    [{"device": "sum", "iops": round(total), "limit": expected_total}])
+        proof.figure("tenant IOPS with all volumes busy", round(total))
+        assert _close(total, expected_total), (total, expected_total)
+
+    with proof.step("isolation: another tenant cannot see or touch these volumes"):
+        paths = list(datera_tenants.values())
+        other_path = paths[(paths.index(path) + 1) % len(paths)]
+        other = tenant_session(other_path)
+        mine = vols[low.name]
+        listed = {ai["name"] for ai in other.app_instances.list()}
+        assert mine.name not in listed
+        for attempt in (lambda: other.app_instances.get(mine.name),
+                        lambda: other.app_instances.get(mine.name, tenant=path),
+                        lambda: other.app_instances.get(mine.ai["id"], tenant=path)):
+            with pytest.raises(dexc.ApiNotFoundError):
+                attempt()
+        with pytest.raises(dexc.ApiNotFoundError):  # a DELETE straight at the volume's path
+            other.context.connection.delete_entity(mine.ai["path"],
+                                                   {"force": True, "tenant": path})
+        assert datera_admin.app_instances.get(mine.name, tenant=path)["name"] == mine.name
+        proof.table("Isolation", [{"as": tenant_users[other_path][0], "list": "not listed",
+                                   "get": "404", "delete": "404", "volume": mine.name}])
+
+    with proof.step("CHAP: the wrong secret is refused, the right one works"):
+        user, secret = chap_credentials()
+        vol = make_datera_volume(api, path, chap=(user, secret), size_gib=1, label="chap")
+        with pytest.raises(AccessRefused) as refused:
+            attach_datera_volume(vol, chap=(user, secret[::-1]))
+        device = attach_datera_volume(vol, chap=(user, secret))
+        res = run_fio(device, FioJob(rw="randwrite", bs="4k", iodepth=8, runtime_s=None,
+                                     size="8M", verify="crc32c"))
+        proof.table("CHAP", [{"secret": "wrong", "result": str(refused.value)},
+                             {"secret": "right", "result":
+                              f"fio wrote and verified {res.write.total_ios} blocks"}])
+        assert res.read.total_ios >= res.write.total_ios > 0

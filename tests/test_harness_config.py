@@ -1,0 +1,147 @@
+"""fixtures/config.py and demo.yaml: strict validation, one-line errors, profiles, `demo`."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fixtures import config as democonfig
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "demo.yaml"
+
+
+def base() -> dict:
+    return yaml.safe_load(DEMO.read_text())
+
+
+def parse(doc, profile="ci") -> democonfig.Demo:
+    text = doc if isinstance(doc, str) else yaml.safe_dump(doc)
+    return democonfig.parse(text, profile, Path("demo.yaml"))
+
+
+def test_project_demo_yaml_has_the_plans_numbers():
+    booth = democonfig.load(DEMO, "booth")
+    assert booth.tenant_qos.total_iops_max == 1000
+    assert [booth.tiers[t].total_iops_max for t in ("bronze", "silver", "gold")] == \
+        [500, 1000, 2000]
+    assert booth.images.size_gib == 100
+    assert booth.interval_s("image_rotation") == 300
+    assert [t.name for t in booth.tenants] == ["Vancouver-OM", "Vancouver-ON", "Vancouver-OP",
+                                               "Vancouver-KU", "Vancouver-VM"]
+    assert [t.release for t in booth.tenants_on("openstack")] == ["mitaka", "newton", "pike"]
+    ci = democonfig.load(DEMO, "ci")
+    assert ci.volumes.size_gib == 1 and ci.fio.runtime_s <= 5
+    assert set(ci.scenarios) == set(booth.scenarios)
+
+
+def _set(doc, path, value):
+    keys = path.split(".")
+    for k in keys[:-1]:
+        doc = doc[int(k)] if isinstance(doc, list) else doc[k]
+    if value is KeyError:
+        del doc[keys[-1]]
+    else:
+        doc[keys[-1]] = value
+
+
+@pytest.mark.parametrize("path,value,message", [
+    ("profiles.ci.tiers.gold.total_iops_max", -5,
+     "profiles.ci.tiers.gold.total_iops_max: expected a positive integer, got -5"),
+    ("profiles.ci.tiers.gold.total_iops_max", "fast",
+     "profiles.ci.tiers.gold.total_iops_max: expected a positive integer, got 'fast'"),
+    ("profiles.ci.tiers.silver.total_iops_max", 400,
+     "profiles.ci.tiers: expected bronze < silver < gold total_iops_max, got bronze=500, "
+     "silver=400, gold=2000"),
+    ("profiles.ci.volumes.size_gib", 0,
+     "profiles.ci.volumes.size_gib: expected a positive integer, got 0"),
+    ("profiles.ci.volumes.size_gb", 1, "profiles.ci.volumes.size_gb: unknown key"),
+    ("profiles.ci.fio.runtime_s", True,
+     "profiles.ci.fio.runtime_s: expected a positive number, got True"),
+    ("profiles.ci.fio.block_size", "big",
+     "profiles.ci.fio.block_size: expected a size such as 4k or 1m, got 'big'"),
+    ("profiles.ci.scenarios.tenancy.interval_s", -1,
+     "profiles.ci.scenarios.tenancy.interval_s: expected a number >= 0, got -1"),
+    ("profiles.ci.rolling.servers", KeyError, "profiles.ci.rolling.servers: missing"),
+    ("tenants.0.release", "queens",
+     "tenants[0].release: expected one of mitaka, newton, pike, got 'queens'"),
+    ("tenants.3.platform", "openshift",
+     "tenants[3].platform: expected one of openstack, kubernetes, vmware, got 'openshift'"),
+    ("profiles.staging", {}, "profiles.staging: unknown profile (allowed: booth, ci)"),
+    ("profiles.booth.images", [1], "profiles.booth.images: expected a mapping, got a list"),
+])
+def test_bad_values_name_the_key(path, value, message):
+    doc = base()
+    _set(doc, path, value)
+    with pytest.raises(democonfig.ConfigError) as e:
+        parse(doc)
+    assert str(e.value).startswith(message)
+    assert "\n" not in str(e.value)
+
+
+def test_duplicate_keys_and_bad_yaml():
+    text = DEMO.read_text().replace("  ci:\n", "  ci:\n    images: {size_gib: 1}\n", 1)
+    with pytest.raises(democonfig.ConfigError, match=r"line \d+: duplicate key 'images'"):
+        parse(text)
+    with pytest.raises(democonfig.ConfigError, match=r"line \d+: not valid YAML"):
+        parse("tenants: [\n  - a: b\n")
+
+
+def _run(tmp: Path, *args: str) -> subprocess.CompletedProcess:
+    e = dict(os.environ, PYTHONPATH=str(ROOT), VANCOUVER_TARGET="/nonexistent/target.yaml")
+    e.pop("PYTEST_ADDOPTS", None)
+    (tmp / "conftest.py").write_text(
+        'pytest_plugins = ["fixtures.config", "fixtures.endless", "fixtures.reporting"]\n')
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+                          cwd=tmp, env=e, capture_output=True, text=True, timeout=60)
+
+
+def test_broken_demo_yaml_is_exactly_one_line(tmp_path):
+    (tmp_path / "demo.yaml").write_text(
+        DEMO.read_text().replace("gold: {total_iops_max: 2000}", "gold: {total_iops_max: -5}"))
+    (tmp_path / "test_x.py").write_text("def test_x():\n    pass\n")
+    proc = _run(tmp_path, "--demo-config", "demo.yaml")
+    assert proc.returncode == 4
+    lines = [x for x in (proc.stdout + proc.stderr).splitlines() if x.strip()]
+    assert lines == ["ERROR: demo.yaml: profiles.booth.tiers.gold.total_iops_max: expected a "
+                     "positive integer, got -5"], lines
+    assert not (tmp_path / "reports").exists()
+
+
+def test_bad_duration_is_one_line(tmp_path):
+    (tmp_path / "test_x.py").write_text("def test_x():\n    pass\n")
+    proc = _run(tmp_path, "--duration", "soon")
+    lines = [x for x in (proc.stdout + proc.stderr).splitlines() if x.strip()]
+    assert proc.returncode == 4 and len(lines) == 1 and "--duration soon" in lines[0], lines
+
+
+def test_demo_fixture_profile_defaults_and_unknown_scenario(tmp_path):
+    (tmp_path / "test_x.py").write_text(
+        "import pytest\n"
+        "def test_profile(demo):\n"
+        "    assert demo.profile == 'ci' and demo.tiers['gold'].total_iops_max == 2000\n"
+        "@pytest.mark.scenario('no_such_scenario')\n"
+        "def test_typo():\n"
+        "    pass\n")
+    proc = _run(tmp_path, "-rA")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "1 passed, 1 error" in out  # fails at setup, before the test body
+    assert "scenario 'no_such_scenario' is not in demo.yaml profiles.ci.scenarios" in out
+
+
+def test_default_profile():
+    class Cfg:
+        def __init__(self, count, duration):
+            self.opts = {"count": count, "duration": duration}
+
+        def getoption(self, name, default=None):
+            return self.opts.get(name, default)
+    assert democonfig.default_profile(Cfg(0, None)) == "booth"
+    assert democonfig.default_profile(Cfg(0, "30s")) == "ci"
+    assert democonfig.default_profile(Cfg(1, None)) == "ci"
+    assert democonfig.default_profile(Cfg(5, None)) == "ci"

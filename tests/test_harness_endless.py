@@ -1,0 +1,386 @@
+"""fixtures/endless.py: --count=0 / --duration under xdist and in one process, Ctrl-C, pacing.
+
+Each test writes a small scenario suite into a tmp dir and runs pytest on it in a subprocess
+(VANCOUVER_TARGET points at a dummy so no lab ever starts). The generated tests append
+"<event> <what> <worker> <time>" lines to events.log, from which overlaps, rounds and
+setup/teardown balance are checked. The scheduler itself is also driven by a simulation.
+"""
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+
+from fixtures.endless import EndlessScheduling, parse_duration
+
+ROOT = Path(__file__).resolve().parent.parent
+
+DEMO_YAML = """\
+tenants:
+  - {name: Vancouver-KU, platform: kubernetes}
+profiles:
+  ci:
+    tenant_qos: {total_iops_max: 1000}
+    tiers: {bronze: {total_iops_max: 500}, silver: {total_iops_max: 1000},
+            gold: {total_iops_max: 2000}}
+    images: {size_gib: 1}
+    volumes: {size_gib: 1}
+    rolling: {images: 1, ceph_volumes: 1, servers: 1}
+    fio: {runtime_s: 1, block_size: 4k, iodepth: 1, rw: randrw}
+    scenarios:
+      fast: {interval_s: 0}
+      paced: {interval_s: %(paced)s}
+"""
+
+CONFTEST = """\
+import os, time, pytest
+pytest_plugins = ["fixtures.config", "fixtures.endless", "fixtures.reporting"]
+
+def event(kind, what):
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "master")
+    line = f"{kind} {what} {worker} {time.time():.6f}\\n"
+    fd = os.open(os.path.join(os.path.dirname(__file__), "events.log"),
+                 os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    os.write(fd, line.encode())
+    os.close(fd)
+
+@pytest.fixture(scope="session")
+def sess():
+    event("setup", "session")
+    yield
+    event("teardown", "session")
+
+@pytest.fixture(scope="module")
+def mod(sess):
+    event("setup", "module")
+    yield
+    event("teardown", "module")
+
+@pytest.fixture
+def func(mod, request):
+    event("setup", "function")
+    event("start", request.node.nodeid)
+    yield
+    event("end", request.node.nodeid)
+    event("teardown", "function")
+"""
+
+SCENARIO = """\
+import time, pytest
+pytestmark = pytest.mark.scenario(%(scenario)r)
+
+@pytest.mark.parametrize("n", range(%(n)d))
+def test_step(n, func):
+    time.sleep(%(sleep)s)
+"""
+
+
+def make_suite(tmp: Path, modules: dict[str, dict], paced: float = 1.0) -> Path:
+    (tmp / "conftest.py").write_text(CONFTEST)
+    (tmp / "demo.yaml").write_text(DEMO_YAML % {"paced": paced})
+    for name, spec in modules.items():
+        (tmp / f"test_{name}.py").write_text(SCENARIO % spec)
+    return tmp
+
+
+def env() -> dict:
+    e = dict(os.environ)
+    e["PYTHONPATH"] = str(ROOT)
+    e["VANCOUVER_TARGET"] = "/nonexistent/target.yaml"  # never start the lab
+    e.pop("VANCOUVER_RUN_ID", None)
+    e.pop("PYTEST_XDIST_WORKER", None)
+    e.pop("PYTEST_ADDOPTS", None)
+    return e
+
+
+def start(tmp: Path, *args: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--demo-config",
+           "demo.yaml", "--demo-profile", "ci", *args]
+    return subprocess.Popen(cmd, cwd=tmp, env=env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 40) -> str:
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        pytest.fail(f"pytest did not finish in {timeout}s:\n{out[-3000:]}")
+    return out
+
+
+def run(tmp: Path, *args: str, timeout: float = 40) -> tuple[int, str]:
+    proc = start(tmp, *args)
+    out = finish(proc, timeout)
+    return proc.returncode, out
+
+
+def events(tmp: Path) -> list[tuple[str, str, str, float]]:
+    path = tmp / "events.log"
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        kind, what, worker, ts = line.rsplit(" ", 3)
+        out.append((kind, what, worker, float(ts)))
+    return out
+
+
+def wait_for(proc: subprocess.Popen, predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"pytest exited early:\n{proc.stdout.read()[-3000:]}")
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def assert_balanced(evts) -> None:
+    """Every fixture set up was torn down, per worker and scope; every start has an end."""
+    per = Counter()
+    for kind, what, worker, _ in evts:
+        if kind in ("setup", "teardown"):
+            per[(worker, what)] += 1 if kind == "setup" else -1
+        elif kind in ("start", "end"):
+            per[(worker, "test " + what)] += 1 if kind == "start" else -1
+    unbalanced = {k: v for k, v in per.items() if v}
+    assert not unbalanced, f"not torn down / not finished: {unbalanced}"
+
+
+def runs_by_item(evts) -> dict[str, list[tuple[float, float, str]]]:
+    open_, runs = {}, defaultdict(list)
+    for kind, what, worker, ts in evts:
+        if kind == "start":
+            open_[(worker, what)] = ts
+        elif kind == "end":
+            runs[what].append((open_.pop((worker, what)), ts, worker))
+    return runs
+
+
+def assert_no_self_overlap(runs) -> None:
+    for nodeid, spans in runs.items():
+        spans = sorted(spans)
+        for (s1, e1, w1), (s2, e2, w2) in zip(spans, spans[1:]):
+            assert s2 >= e1, f"{nodeid} ran on {w1} and {w2} at the same time"
+
+
+# --------------------------------------------------------------------------- xdist
+
+def test_endless_xdist_round_robin_bounded(tmp_path):
+    make_suite(tmp_path, {"a": dict(scenario="fast", n=3, sleep=0.05),
+                          "b": dict(scenario="fast", n=3, sleep=0.05)})
+    code, out = run(tmp_path, "-n", "3", "--count=0", "--duration", "5s")
+    assert code == 0, out[-3000:]
+    evts = events(tmp_path)
+    runs = runs_by_item(evts)
+    assert len(runs) == 6
+    assert min(len(v) for v in runs.values()) >= 3, {k: len(v) for k, v in runs.items()}
+    assert {w for spans in runs.values() for _, _, w in spans} == {"gw0", "gw1", "gw2"}
+    assert_no_self_overlap(runs)
+    assert_balanced(evts)
+    # One console line per result, with the worker and the round.
+    assert re.search(r"^\[gw\d\] PASSED round \d+ test_[ab]\.py::test_step\[\d\]", out, re.M)
+    passed = int(re.search(r"(\d+) passed", out).group(1))
+    assert passed == sum(len(v) for v in runs.values())
+    assert list((tmp_path / "reports").glob("report-*-0001.html"))  # endless: rotated parts
+    assert (tmp_path / "reports" / "index.html").is_file()
+
+
+def test_sigint_to_controller_stops_gracefully(tmp_path):
+    make_suite(tmp_path, {"a": dict(scenario="fast", n=4, sleep=1.0)})
+    proc = start(tmp_path, "-n", "2", "--count=0")
+    try:
+        wait_for(proc, lambda: sum(e[0] == "start" for e in events(tmp_path)) >= 3, 20, "tests to run")
+        proc.send_signal(signal.SIGINT)  # the controller only, as `kill -INT <pid>`
+        out = finish(proc, 30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, out[-3000:]
+    assert "Ctrl-C: stopping" in out
+    evts = events(tmp_path)
+    assert_balanced(evts)  # the running iterations finished, every fixture was torn down
+    assert_no_self_overlap(runs_by_item(evts))
+    assert list((tmp_path / "reports").glob("report-*-0001.html"))  # endless: rotated parts
+
+
+def test_sigint_to_process_group_thrice_still_tears_down_and_reports(tmp_path):
+    make_suite(tmp_path, {"a": dict(scenario="fast", n=4, sleep=5.0)})
+    proc = start(tmp_path, "-n", "2", "--count=0")
+    try:
+        wait_for(proc, lambda: sum(e[0] == "start" for e in events(tmp_path)) >= 2, 20, "tests to run")
+        os.killpg(proc.pid, signal.SIGINT)   # terminal Ctrl-C: controller and workers
+        time.sleep(0.5)  # the operator's second Ctrl-C comes a moment later
+        os.killpg(proc.pid, signal.SIGINT)
+        time.sleep(0.3)  # and a third, impatient one while teardown runs (P11)
+        os.killpg(proc.pid, signal.SIGINT)
+        out = finish(proc, 30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 2, out[-3000:]  # interrupted
+    evts = events(tmp_path)
+    teardowns = Counter((w, what) for kind, what, w, _ in evts if kind == "teardown")
+    setups = Counter((w, what) for kind, what, w, _ in evts if kind == "setup")
+    assert setups == teardowns, (setups, teardowns)
+    assert list((tmp_path / "reports").glob("report-*-0001.html"))  # endless: rotated parts
+
+
+def test_one_item_repeats_on_xdist_without_p3_failure(tmp_path):
+    make_suite(tmp_path, {"a": dict(scenario="fast", n=1, sleep=0.01)})
+    code, out = run(tmp_path, "-n", "2", "--count=0", "--duration", "2s")
+    assert code == 0, out[-3000:]
+    runs = runs_by_item(events(tmp_path))
+    assert len(runs["test_a.py::test_step[0]"]) >= 5
+    assert_balanced(events(tmp_path))
+
+
+# --------------------------------------------------------------------------- one process
+
+def test_single_process_loop(tmp_path):
+    make_suite(tmp_path, {"a": dict(scenario="fast", n=2, sleep=0.01),
+                          "b": dict(scenario="fast", n=1, sleep=0.01)})
+    code, out = run(tmp_path, "--count=0", "--duration", "2s")
+    assert code == 0, out[-3000:]
+    evts = events(tmp_path)
+    runs = runs_by_item(evts)
+    assert len(runs) == 3 and min(len(v) for v in runs.values()) >= 5
+    assert sum(1 for e in evts if e[:2] == ("setup", "session")) == 1
+    assert_balanced(evts)
+    assert re.search(r"test_a\.py::test_step\[0\] PASSED round \d+", out)
+
+
+def test_single_process_one_item(tmp_path):
+    make_suite(tmp_path, {"a": dict(scenario="fast", n=1, sleep=0.01)})
+    code, out = run(tmp_path, "--count=0", "--duration", "1s")
+    assert code == 0, out[-3000:]
+    assert len(runs_by_item(events(tmp_path))["test_a.py::test_step[0]"]) >= 5
+
+
+# --------------------------------------------------------------------------- pacing
+
+def test_pacing_across_workers(tmp_path):
+    interval = 1.0
+    make_suite(tmp_path, {"p": dict(scenario="paced", n=1, sleep=0.01),
+                          "f": dict(scenario="fast", n=3, sleep=0.05)}, paced=interval)
+    code, out = run(tmp_path, "-n", "2", "--count=0", "--duration", "4.5s")
+    assert code == 0, out[-3000:]
+    runs = runs_by_item(events(tmp_path))
+    starts = sorted(s for s, _, _ in runs["test_p.py::test_step[0]"])
+    assert len(starts) >= 3, starts  # paced, not starved
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    # The test records its start a few ms after the pacer's mark; allow that jitter.
+    assert min(gaps) >= interval - 0.1, gaps
+    fast = sum(len(v) for k, v in runs.items() if k.startswith("test_f.py"))
+    assert fast > 3 * len(starts)  # the paced scenario did not hold the workers up
+
+
+# --------------------------------------------------------------------------- scheduler simulation
+
+class FakeNode:
+    def __init__(self, name: str, speed: float):
+        self.gateway = type("GW", (), {"id": name})()
+        self.speed = speed
+        self.shutting_down = False
+        self.queue: list[int] = []
+
+    def send_runtest_some(self, indices):
+        self.queue.extend(indices)
+
+
+class FakeStopper:
+    level = 0
+
+
+@pytest.mark.parametrize("n_items,n_nodes", [(1, 1), (1, 3), (2, 2), (3, 3), (6, 3), (10, 5), (7, 3), (20, 5),
+                                             (12, 4)])
+def test_scheduler_simulation(tmp_path, n_items, n_nodes):
+    """Event-driven simulation with one slow node: no stall, exclusive, never back to back."""
+    rng = random.Random(n_items * 100 + n_nodes)
+    sched = EndlessScheduling(None, None, FakeStopper(), tmp_path, numnodes=n_nodes)
+    nodes = [FakeNode(f"gw{i}", 20.0 if i == 0 else 1.0) for i in range(n_nodes)]
+    collection = [f"t::{i}" for i in range(n_items)]
+    for node in nodes:
+        sched.add_node(node)
+        sched.add_node_collection(node, collection)
+    sched.schedule()
+    now, busy_until, runs = 0.0, {}, Counter()
+    last_run_on = {}
+    for _ in range(3000):
+        # A node runs its head only once it also has a next index (xdist's worker loop).
+        for node in nodes:
+            if node not in busy_until and len(node.queue) >= 2:
+                head = node.queue[0]
+                if n_items > 1:
+                    assert last_run_on.get(node) != head, "same index back to back"
+                running_elsewhere = [o for o in nodes if o is not node and o in busy_until
+                                     and o.queue and o.queue[0] == head]
+                assert not running_elsewhere, "index running twice"
+                busy_until[node] = now + node.speed * rng.uniform(0.5, 1.5)
+        queued = Counter(i for node in nodes for i in set(node.queue))
+        if n_items > 1:
+            assert max(queued.values(), default=0) <= 1, "index queued on two nodes"
+        if not busy_until:
+            pytest.fail(f"stall: queues {[n.queue for n in nodes]}")
+        node = min(busy_until, key=busy_until.get)
+        now = busy_until.pop(node)
+        done = node.queue.pop(0)
+        last_run_on[node] = done
+        runs[done] += 1
+        sched.mark_test_complete(node, done)
+    if n_items > 2 * n_nodes:  # P15: at exactly 2 per node each node keeps its own pair
+        counts = [runs[i] for i in range(n_items)]
+        # Few spare items leave the scheduler little choice; with more it evens out tightly.
+        slack = max(counts) // (10 if n_items >= 3 * n_nodes else 4)
+        assert max(counts) - min(counts) <= max(3, slack), counts
+
+
+def test_parse_duration():
+    assert parse_duration("30s") == 30
+    assert parse_duration("10m") == 600
+    assert parse_duration("2h") == 7200
+    assert parse_duration("1h30m") == 5400
+    assert parse_duration("90") == 90
+    for bad in ("", "0s", "-5s", "10x", "m", "5m5m", "ten"):
+        with pytest.raises(pytest.UsageError, match="--duration"):
+            parse_duration(bad)
+
+
+def test_memory_guard_prunes_finalizers_and_stats(tmp_path):
+    (tmp_path / "conftest.py").write_text(CONFTEST)
+    (tmp_path / "demo.yaml").write_text(DEMO_YAML % {"paced": 1})
+    (tmp_path / "test_m.py").write_text(textwrap.dedent("""\
+        import pytest
+        pytestmark = pytest.mark.scenario("fast")
+
+        @pytest.fixture
+        def under_session(sess):  # pytest #4871: leaves a finalizer on `sess` every time
+            yield
+
+        @pytest.mark.parametrize("n", range(3))
+        def test_m(n, under_session, request):
+            tr = request.config.pluginmanager.getplugin("terminalreporter")
+            finalizers = len(request._get_active_fixturedef("sess")._finalizers)
+            kept = len(set(map(id, tr.stats.get("passed", []))))
+            with open("sizes.log", "a") as f:
+                f.write(f"{finalizers} {kept}\\n")
+    """))
+    code, out = run(tmp_path, "--count=0", "--duration", "2s", "--endless-trim-every", "50")
+    assert code == 0, out[-3000:]
+    sizes = [tuple(map(int, x.split())) for x in (tmp_path / "sizes.log").read_text().split("\n")
+             if x]
+    assert len(sizes) > 300
+    assert max(f for f, _ in sizes) <= 60  # pruned every 50 results, not one per test forever
+    assert max(k for _, k in sizes[-50:]) <= 60  # distinct passed reports kept stay bounded
