@@ -29,6 +29,14 @@ $(VENV)/.installed: requirements.txt
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The live booth demo: endless, five workers, the plan's numbers; Ctrl-C stops it cleanly.
+demo: setup
+	$(PY) -m pytest -n 5 --count=0 scenarios/ --demo-profile booth --report-rotate 10m --report-keep 48
+
+# Deletes every demo resource left on the target (the running lab unless TARGET=...).
+clean-demo: venv
+	$(PY) -m fixtures.cleanup --delete $(if $(TARGET),--target $(TARGET))
+
 lab-up: setup
 	$(PY) -m lab up
 

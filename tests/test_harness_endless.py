@@ -304,10 +304,11 @@ class FakeStopper:
     level = 0
 
 
-@pytest.mark.parametrize("n_items,n_nodes", [(1, 1), (1, 3), (2, 2), (3, 3), (6, 3), (10, 5), (7, 3), (20, 5),
+@pytest.mark.parametrize("n_items,n_nodes", [(1, 1), (1, 3), (2, 2), (3, 3), (5, 5), (6, 5), (6, 3), (10, 5), (7, 3), (20, 5),
                                              (12, 4)])
 def test_scheduler_simulation(tmp_path, n_items, n_nodes):
-    """Event-driven simulation with one slow node: no stall, exclusive, never back to back."""
+    """Event-driven simulation with one slow node: no stall, exclusive, every node busy when
+    there are at least as many items as nodes, back to back only when nothing else is free."""
     rng = random.Random(n_items * 100 + n_nodes)
     sched = EndlessScheduling(None, None, FakeStopper(), tmp_path, numnodes=n_nodes)
     nodes = [FakeNode(f"gw{i}", 20.0 if i == 0 else 1.0) for i in range(n_nodes)]
@@ -323,7 +324,7 @@ def test_scheduler_simulation(tmp_path, n_items, n_nodes):
         for node in nodes:
             if node not in busy_until and len(node.queue) >= 2:
                 head = node.queue[0]
-                if n_items > 1:
+                if n_items > 2 * n_nodes:  # spare items: never the same one back to back
                     assert last_run_on.get(node) != head, "same index back to back"
                 running_elsewhere = [o for o in nodes if o is not node and o in busy_until
                                      and o.queue and o.queue[0] == head]
@@ -334,6 +335,8 @@ def test_scheduler_simulation(tmp_path, n_items, n_nodes):
             assert max(queued.values(), default=0) <= 1, "index queued on two nodes"
         if not busy_until:
             pytest.fail(f"stall: queues {[n.queue for n in nodes]}")
+        if n_items >= n_nodes and sum(runs.values()) > 4 * n_nodes:
+            assert len(busy_until) == n_nodes, f"idle node: queues {[n.queue for n in nodes]}"
         node = min(busy_until, key=busy_until.get)
         now = busy_until.pop(node)
         done = node.queue.pop(0)
