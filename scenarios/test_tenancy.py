@@ -6,6 +6,7 @@ higher tier and its IOPS rise on the spot, the tenant's cap holds when all volum
 once, another tenant cannot see or touch any of it, and a CHAP-protected volume admits only
 the right secret.
 """
+import statistics
 import time
 
 import pytest
@@ -18,8 +19,10 @@ from fixtures.workload import FioJob, FioRun, run_fio
 
 pytestmark = pytest.mark.scenario("tenancy")
 
-# Measured IOPS must be within this fraction of the limit that binds. The lab holds ±1%; the
-# margin is for short runs on a loaded machine and for real clusters.
+# The cluster's steady per-second IOPS (the median of its whole seconds, so one second of a
+# starved CPU does not decide) must be within this fraction of the limit that binds, and fio's
+# own average may never exceed it by more. The lab holds ±1%; the margin is for short runs on
+# a loaded machine and for real clusters.
 TOLERANCE = 0.10
 
 
@@ -29,21 +32,26 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("tenant", names)
 
 
-def _mean(points):
-    values = [v for _, v in points]
-    return sum(values) / len(values) if values else 0.0
+def _median(points) -> float:
+    return statistics.median(v for _, v in points) if points else 0.0
 
 
 def _close(measured: float, expected: float) -> bool:
     return abs(measured - expected) <= TOLERANCE * expected
 
 
-def _write_iops(api, vol, start: float, end: float) -> list[tuple[int, float]]:
-    """The cluster's own per-second write IOPS of a volume while fio ran in [start, end):
-    only whole seconds of I/O, so the seconds in which fio started and stopped are left out.
-    Waits until the cluster has rolled up the seconds up to `end`."""
+def _not_above(measured: float, limit: float) -> bool:
+    return measured <= (1 + TOLERANCE) * limit
+
+
+def _write_iops(api, vol, start: float, end: float, tenant: str | None = None):
+    """The cluster's own per-second write IOPS of a volume (or, with `tenant` and vol None, of
+    the whole tenant) while fio ran in [start, end): only whole seconds of I/O, so the seconds
+    in which fio started and stopped are left out. Waits until the cluster has rolled up the
+    seconds up to `end`."""
     def rolled():
-        pts = metric_points(api, "iops_write", vol.uuid, since_s=300)
+        pts = metric_points(api, "iops_write", vol.uuid if vol else None, since_s=300,
+                            tenant=tenant)
         return pts if pts and pts[-1][0] + 1 >= int(end) else None
     points = [(t, v) for t, v in wait_until(rolled, 10, "the cluster's metrics to catch up")
               if start <= t and t + 1 <= end]
@@ -77,15 +85,16 @@ def test_tenancy(tenant, demo, datera_admin, datera_settings, datera_tenants, te
         for t in tiers:
             start = time.time()
             res = run_fio(devices[t.name], job)
-            cluster = _mean(_write_iops(api, vols[t.name], start, time.time()))
+            cluster = _median(_write_iops(api, vols[t.name], start, time.time()))
             expected = min(t.total_iops_max, cap)
             rows.append({"tier": t.name, "policy IOPS": t.total_iops_max, "binding limit":
-                         expected, "fio IOPS": round(res.iops), "cluster IOPS": round(cluster),
+                         expected, "fio IOPS": round(res.iops), "cluster IOPS/s (median)":
+                         round(cluster),
                          **{k: v for k, v in res.row().items() if k.startswith("lat")}})
         proof.table("QoS tiers (4 KiB random writes, one volume at a time)", rows)
         for r in rows:
-            assert _close(r["fio IOPS"], r["binding limit"]), r
-            assert _close(r["cluster IOPS"], r["binding limit"]), r
+            assert _close(r["cluster IOPS/s (median)"], r["binding limit"]), r
+            assert _not_above(r["fio IOPS"], r["binding limit"]), r
 
     low, high = tiers[0], tiers[-1]
     with proof.step(f"live QoS: {low.name} to {high.name} while fio runs"):
@@ -115,12 +124,12 @@ def test_tenancy(tenant, demo, datera_admin, datera_settings, datera_tenants, te
                     labels=(f"{low.name} ({low.total_iops_max})",
                             f"{high.name} (binding {expected_after})"),
                     limits={low.name: low.total_iops_max, "after": expected_after})
-        proof.table("Live QoS change", [{"before IOPS": round(_mean(before)),
-                                         "after IOPS": round(_mean(after)),
+        proof.table("Live QoS change", [{"before IOPS/s (median)": round(_median(before)),
+                                         "after IOPS/s (median)": round(_median(after)),
                                          "fio IOPS (whole run)": round(res.iops)}])
         assert before and after, "metrics cover both sides of the change"
-        assert _close(_mean(before), low.total_iops_max), before
-        assert _close(_mean(after), expected_after), after
+        assert _close(_median(before), low.total_iops_max), before
+        assert _close(_median(after), expected_after), after
         vol.set_policy({"total_iops_max": low.total_iops_max})
 
     with proof.step("tenant cap across all volumes at once"):
@@ -129,14 +138,23 @@ def test_tenancy(tenant, demo, datera_admin, datera_settings, datera_tenants, te
             weight = sum(t.total_iops_max for t in tiers)
             for t in tiers:
                 vols[t.name].set_policy({"total_iops_max": cap * t.total_iops_max // weight})
+        start = time.time()
         runs = [FioRun(devices[t.name], job) for t in tiers]
-        results = [r.result() for r in runs]
+        try:
+            results = [r.result() for r in runs]
+        finally:
+            for r in runs:
+                r.stop()
+        tenant_iops = _median(_write_iops(api, None, start, time.time(), tenant=path))
         total = sum(r.iops for r in results)
         expected_total = min(cap, sum(t.total_iops_max for t in tiers))
         proof.table("Tenant cap", [r.row() for r in results] +
-                    [{"device": "sum", "iops": round(total), "limit": expected_total}])
-        proof.figure("tenant IOPS with all volumes busy", round(total))
-        assert _close(total, expected_total), (total, expected_total)
+                    [{"device": "fio sum", "iops": round(total)},
+                     {"device": "cluster, whole tenant (median/s)", "iops": round(tenant_iops)},
+                     {"device": "limit", "iops": expected_total}])
+        proof.figure("tenant IOPS with all volumes busy", round(tenant_iops))
+        assert _close(tenant_iops, expected_total), (tenant_iops, expected_total)
+        assert _not_above(total, expected_total), (total, expected_total)
 
     with proof.step("isolation: another tenant cannot see or touch these volumes"):
         paths = list(datera_tenants.values())
@@ -165,7 +183,7 @@ def test_tenancy(tenant, demo, datera_admin, datera_settings, datera_tenants, te
         device = attach_datera_volume(vol, chap=(user, secret))
         res = run_fio(device, FioJob(rw="randwrite", bs="4k", iodepth=8, runtime_s=None,
                                      size="8M", verify="crc32c"))
-        proof.table("CHAP", [{"secret": "wrong", "result": str(refused.value)},
-                             {"secret": "right", "result":
+        proof.table("CHAP", [{"attempt": "wrong secret", "result": str(refused.value)},
+                             {"attempt": "right secret", "result":
                               f"fio wrote and verified {res.write.total_ios} blocks"}])
         assert res.read.total_ios >= res.write.total_ios > 0

@@ -1,0 +1,33 @@
+"""python -m bench: every benchmark with its default figures, one after another.
+
+Each prints its own figures; none asserts anything. Run one alone for its options:
+    .venv/bin/python bench/<name>.py --help
+"""
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+# Short settings so the whole set runs in a few minutes; the issue-sized runs are one flag away.
+RUNS = [
+    ["bench_lab_boot.py"],
+    ["bench_datera_api.py"],
+    ["bench_dataplane.py"],
+    ["bench_harness_memory.py", "--duration", "60"],
+    ["bench_demo.py", "--duration", "120"],
+]
+
+
+def main() -> int:
+    failed = 0
+    for run in RUNS:
+        if not (HERE / run[0]).exists():
+            continue
+        print(f"== {' '.join(run)}", flush=True)
+        failed += subprocess.run([sys.executable, str(HERE / run[0]), *run[1:]],
+                                 cwd=HERE.parent).returncode != 0
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
