@@ -120,10 +120,13 @@ def test_tenancy(tenant, demo, datera_admin, datera_settings, datera_tenants, te
         before = [(t - start, v) for t, v in points if t + 1 <= changed]
         after = [(t - start, v) for t, v in points if t >= changed + 1]
         expected_after = min(high.total_iops_max, cap)
-        proof.chart(f"{vol.name}: retype {low.name} -> {high.name}", before, after,
-                    labels=(f"{low.name} ({low.total_iops_max})",
-                            f"{high.name} (binding {expected_after})"),
-                    limits={low.name: low.total_iops_max, "after": expected_after})
+        proof.chart(f"{vol.name}: retype {low.name} -> {high.name} while fio runs",
+                    before, after,
+                    labels=(f"{low.name} ({low.total_iops_max} IOPS)",
+                            f"{high.name} ({high.total_iops_max} IOPS, binding "
+                            f"{expected_after})"),
+                    limits={low.name: low.total_iops_max, "binding after": expected_after},
+                    change_at=changed - start)
         proof.table("Live QoS change", [{"before IOPS/s (median)": round(_median(before)),
                                          "after IOPS/s (median)": round(_median(after)),
                                          "fio IOPS (whole run)": round(res.iops)}])
