@@ -17,7 +17,6 @@ import yaml
 
 from tests.conftest import REPO, process_alive, wait_gone
 
-DATERA_SERVER_BUILT = (REPO / "lab" / "datera" / "__main__.py").exists()
 
 
 def one_line(text: str) -> str:
@@ -169,8 +168,6 @@ def test_unknown_component_is_refused(make_lab):
     assert "unknown component 'nosuch'" in one_line(up.stderr)
 
 
-@pytest.mark.skipif(not DATERA_SERVER_BUILT,
-                    reason="the Datera server (lab/datera/__main__.py) is not built yet")
 def test_datera_comes_up_with_tls_and_target_dir(make_lab):
     lab = make_lab("127.210")
     up = lab.up(only="datera")   # ldap comes along: Datera depends on it
