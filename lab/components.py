@@ -178,6 +178,123 @@ def _datera_contribute(run: LabRun, doc: dict) -> None:
                      "tenant_qos": "lab-extension"}
 
 
+
+# ---- openstack-<cloud>: one process per cloud, every service in it (python -m lab.openstack) --
+
+@dataclass(frozen=True)
+class OpenStackCloud:
+    cloud: str              # clouds.yaml entry names: <cloud> (tenant) and <cloud>-admin
+    node: topology.Node     # the controller: every API binds here
+    project: str            # the tenant project, named as the cloud's Datera tenant
+    compute: tuple = ()     # extra compute nodes (hypervisors Nova lists)
+
+    @property
+    def component(self) -> str:
+        return f"openstack-{self.cloud}"
+
+    @property
+    def tenant_user(self) -> str:
+        return self.project.lower()
+
+
+OPENSTACK_CLOUDS = (
+    OpenStackCloud("mitaka", topology.OPENSTACK_MITAKA, "Vancouver-OM"),
+    OpenStackCloud("newton", topology.OPENSTACK_NEWTON, "Vancouver-ON",
+                   compute=topology.OPENSTACK_NEWTON_COMPUTE),
+    OpenStackCloud("pike", topology.OPENSTACK_PIKE, "Vancouver-OP"),
+)
+# Every API port of a cloud (lab/openstack/framework.py PORTS).
+OPENSTACK_PORTS = {"keystone": 5000, "glance": 9292, "cinder": 8776, "nova": 8774,
+                   "neutron": 9696}
+OPENSTACK_ADMIN = "admin"
+
+
+def _os_config_path(run: LabRun, oc: OpenStackCloud) -> Path:
+    return run.dir(oc.component) / "config.json"
+
+
+def _os_secret(run: LabRun, oc: OpenStackCloud, who: str) -> str:
+    # Generated on first use: the supervisor's secrets dict lives for the whole run.
+    return run.secrets.setdefault(f"{oc.component}-{who}", new_password())
+
+
+def _os_prepare(oc: OpenStackCloud) -> Callable[[LabRun], None]:
+    def prepare(run: LabRun) -> None:
+        work = run.dir(oc.component)
+        (work / "data").mkdir(parents=True, exist_ok=True)
+        hosts = (oc.node, *oc.compute)
+        config = {
+            "cloud": oc.cloud,
+            "release": oc.cloud,
+            "address": oc.node.address,
+            "data_dir": str(work / "data"),
+            "admin": {"user": OPENSTACK_ADMIN, "password": _os_secret(run, oc, "admin"),
+                      "project": "admin"},
+            "tenant": {"user": oc.tenant_user, "password": _os_secret(run, oc, "tenant"),
+                       "project": oc.project},
+            "compute_nodes": [{"name": n.name, "address": n.address} for n in hosts],
+            # Cinder's backends: the Datera lab (as the cloud's Datera tenant) and Ceph.
+            "services": {"cinder": {
+                "datera": {"mgmt_ip": topology.DATERA_MGT1.address,
+                           "http_port": topology.DATERA_HTTP_PORT,
+                           "username": DATERA_ADMIN, "password": run.secrets["datera-admin"],
+                           "tenant": f"/root/{oc.project}"},
+                "ceph": {"address": topology.CEPH.address}}},
+        }
+        write_private(_os_config_path(run, oc), json.dumps(config, indent=2) + "\n")
+    return prepare
+
+
+def _os_healthy(oc: OpenStackCloud) -> Callable[[LabRun], bool]:
+    """Keystone's /v3 answers 200; the cloud's process starts Keystone after every other
+    service, so that means the whole cloud serves."""
+    def healthy(run: LabRun) -> bool:
+        url = f"http://{oc.node.address}:{OPENSTACK_PORTS['keystone']}/v3"
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                return resp.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+    return healthy
+
+
+def _os_contribute(oc: OpenStackCloud) -> Callable[[LabRun, dict], None]:
+    def contribute(run: LabRun, doc: dict) -> None:
+        path = run.target_dir / "clouds.yaml"
+        clouds = yaml.safe_load(path.read_text()) if path.exists() else {"clouds": {}}
+        auth_url = f"http://{oc.node.address}:{OPENSTACK_PORTS['keystone']}/v3"
+        for entry, user, project, who in ((oc.cloud, oc.tenant_user, oc.project, "tenant"),
+                                          (f"{oc.cloud}-admin", OPENSTACK_ADMIN, "admin", "admin")):
+            clouds["clouds"][entry] = {
+                "auth": {"auth_url": auth_url, "username": user,
+                         "password": _os_secret(run, oc, who), "project_name": project,
+                         "user_domain_name": "Default", "project_domain_name": "Default"},
+                "region_name": "RegionOne", "identity_api_version": 3, "interface": "public"}
+        write_private(path, yaml.safe_dump(clouds, sort_keys=False))
+        section = doc.setdefault("openstack", {"clouds_yaml": "clouds.yaml", "clouds": {}})
+        section["clouds"][oc.cloud] = {"release": oc.cloud, "tenant_cloud": oc.cloud,
+                                       "admin_cloud": f"{oc.cloud}-admin",
+                                       "project": oc.project, "datera_tenant": oc.project,
+                                       "controller": oc.node.address,
+                                       "compute_nodes": [n.address for n in (oc.node, *oc.compute)]}
+    return contribute
+
+
+def _openstack_component(oc: OpenStackCloud) -> Component:
+    return Component(
+        name=oc.component,
+        address=f"{oc.node.address}:{OPENSTACK_PORTS['keystone']}",
+        binds=tuple((oc.node.address, port) for port in OPENSTACK_PORTS.values()),
+        # Cinder's datera backend drives the Datera lab.
+        depends_on=("datera",),
+        binaries=(),
+        prepare=_os_prepare(oc),
+        argv=lambda run: _python_module("lab.openstack", _os_config_path(run, oc)),
+        healthy=_os_healthy(oc),
+        contribute=_os_contribute(oc),
+    )
+
+
 _DATERA_VIPS = (topology.DATERA_VIP1.address, topology.DATERA_VIP2.address)
 
 COMPONENTS: tuple[Component, ...] = (
@@ -207,6 +324,7 @@ COMPONENTS: tuple[Component, ...] = (
         healthy=_datera_healthy,
         contribute=_datera_contribute,
     ),
+    *(_openstack_component(oc) for oc in OPENSTACK_CLOUDS),
 )
 
 BY_NAME = {c.name: c for c in COMPONENTS}

@@ -1,0 +1,1 @@
+"""The lab's OpenStack clouds (Mitaka, Newton, Pike): see framework.py."""

@@ -1,0 +1,18 @@
+"""Glance v2 of one lab cloud: images with their data in sparse files under the run dir."""
+from ..framework import PORTS, CatalogEntry, Cloud, Service
+from .models import ImageModel
+from .urls import ROUTES
+
+
+class GlanceService(Service):
+    name = "glance"
+    port = PORTS["glance"]
+    catalog = (CatalogEntry("image", "glance", ""),)
+    error_style = "glance"
+
+    def routes(self):
+        return ROUTES
+
+
+def make_service(cloud: Cloud) -> GlanceService:
+    return GlanceService(cloud, ImageModel(cloud.profile, cloud.config.data_dir))

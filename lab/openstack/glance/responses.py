@@ -1,0 +1,189 @@
+"""Glance v2 handlers: images without an envelope, data upload and download, lists with the
+filters and paging the clients use. Glance's errors are HTML pages (error_style "glance")."""
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from ..errors import BadRequest, NotFound, UnsupportedMediaType
+from ..framework import Reply, Rq, created, no_content, ok, paginate
+from .models import Image, ImageModel
+
+PATCH_TYPES = ("application/openstack-images-v2.1-json-patch",
+               "application/openstack-images-v2.0-json-patch")
+CHUNK = 1 << 20
+
+
+def _model(rq: Rq) -> ImageModel:
+    return rq.model
+
+
+def _image(rq: Rq) -> Image:
+    return _model(rq).get(rq.p("image_id"), rq.auth.project_id, rq.auth.is_admin)
+
+
+def image_view(image: Image) -> dict:
+    view = dict(image.properties)
+    view.update({
+        "id": image.id, "name": image.name, "status": image.status,
+        "visibility": image.visibility, "protected": image.protected, "tags": list(image.tags),
+        "container_format": image.container_format, "disk_format": image.disk_format,
+        "min_disk": image.min_disk, "min_ram": image.min_ram, "size": image.size,
+        "virtual_size": None, "checksum": image.checksum, "owner": image.owner,
+        "created_at": image.created_at, "updated_at": image.updated_at,
+        "file": f"/v2/images/{image.id}/file", "self": f"/v2/images/{image.id}",
+        "schema": "/v2/schemas/image"})
+    return view
+
+
+# ---- discovery -----------------------------------------------------------------------------
+
+def root(rq: Rq) -> Reply:
+    return Reply(300, rq.profile.glance_root(rq.base_url))
+
+
+def versions(rq: Rq) -> Reply:
+    return ok(rq.profile.glance_root(rq.base_url))
+
+
+# ---- images --------------------------------------------------------------------------------
+
+def _matches(image: Image, rq: Rq) -> bool:
+    q = rq.query
+    visibility = q.get("visibility")
+    if visibility is None and image.visibility == "community" and image.owner != rq.auth.project_id:
+        return False
+    if visibility not in (None, "all") and image.visibility != visibility:
+        return False
+    ids = q.get("id")
+    if ids is not None:
+        wanted = ids[3:].split(",") if ids.startswith("in:") else [ids]
+        if image.id not in wanted:
+            return False
+    for key in ("name", "status", "owner", "disk_format", "container_format"):
+        want = q.get(key)
+        if want is not None:
+            values = want[3:].split(",") if want.startswith("in:") else [want]
+            if getattr(image, key) not in values:
+                return False
+    for tag in q.getall("tag", []):
+        if tag not in image.tags:
+            return False
+    return True
+
+
+def list_images(rq: Rq) -> Reply:
+    images = [i for i in _model(rq).listing(rq.auth.project_id, rq.auth.is_admin)
+              if _matches(i, rq)]
+    sort_key = rq.query.get("sort_key", "created_at")
+    sort_dir = rq.query.get("sort_dir", "desc")
+    if sort_dir not in ("asc", "desc"):
+        raise BadRequest(f"Invalid sort direction: {sort_dir}")
+    if sort_key not in ("created_at", "updated_at", "name", "id", "size", "status"):
+        raise BadRequest(f"Invalid sort key: {sort_key}.")
+    if (sort_key, sort_dir) != ("created_at", "desc"):
+        images.sort(key=lambda i: (getattr(i, sort_key) is None, getattr(i, sort_key) or ""),
+                    reverse=sort_dir == "desc")
+    try:
+        page, more = paginate(images, rq.query, default_limit=25)
+    except LookupError:
+        raise BadRequest(f"Invalid marker. Image {rq.query.get('marker')} could not be "
+                         "found.") from None
+    body = {"images": [image_view(i) for i in page], "first": "/v2/images",
+            "schema": "/v2/schemas/images"}
+    if more and page:
+        params = [(k, v) for k, v in rq.query.items() if k != "marker"]
+        params.append(("marker", page[-1].id))
+        body["next"] = "/v2/images?" + urlencode(params)
+    return ok(body)
+
+
+def create_image(rq: Rq) -> Reply:
+    body = rq.json_object()
+    image = _model(rq).create(body, rq.auth.project_id, rq.auth.is_admin)
+    return created(image_view(image), {"Location": f"{rq.base_url}/v2/images/{image.id}"})
+
+
+def get_image(rq: Rq) -> Reply:
+    return ok(image_view(_image(rq)))
+
+
+def update_image(rq: Rq) -> Reply:
+    if rq.http.content_type not in PATCH_TYPES:
+        raise UnsupportedMediaType(f"Unsupported Content-Type: use {PATCH_TYPES[0]}")
+    image = _image(rq)
+    ops = rq.json()
+    if not isinstance(ops, list):
+        raise BadRequest("Request body must be a JSON array of operation objects.")
+    changes = []
+    for op in ops:
+        if not isinstance(op, dict) or op.get("op") not in ("add", "replace", "remove") \
+                or not isinstance(op.get("path"), str) or not op["path"].startswith("/"):
+            raise BadRequest("Operation objects must contain exactly one member named \"op\" "
+                             "(add, remove or replace) and a \"path\" starting with \"/\".")
+        if op["op"] != "remove" and "value" not in op:
+            raise BadRequest(f"Operation \"{op['op']}\" requires a member named \"value\".")
+        changes.append((op["op"], op["path"][1:].replace("~1", "/").replace("~0", "~"),
+                        op.get("value")))
+    if image.owner != rq.auth.project_id and not rq.auth.is_admin:
+        raise NotFound(f"No image found with ID {image.id}")
+    return ok(image_view(_model(rq).update(image, changes, rq.auth.is_admin)))
+
+
+def delete_image(rq: Rq) -> Reply:
+    image = _image(rq)
+    if image.owner != rq.auth.project_id and not rq.auth.is_admin:
+        from ..errors import Forbidden
+        raise Forbidden("You are not permitted to delete this image.")
+    _model(rq).delete(image)
+    return no_content()
+
+
+def add_tag(rq: Rq) -> Reply:
+    _model(rq).add_tag(_image(rq), rq.p("tag"))
+    return no_content()
+
+
+def remove_tag(rq: Rq) -> Reply:
+    _model(rq).remove_tag(_image(rq), rq.p("tag"))
+    return no_content()
+
+
+# ---- data ----------------------------------------------------------------------------------
+
+async def upload(rq: Rq) -> Reply:
+    if rq.http.content_type != "application/octet-stream":
+        raise UnsupportedMediaType("Unsupported Content-Type; use application/octet-stream.")
+    image = _image(rq)
+    if image.owner != rq.auth.project_id and not rq.auth.is_admin:
+        raise NotFound(f"No image found with ID {image.id}")
+    up = _model(rq).begin_upload(image)
+    try:
+        while chunk := await rq.http.content.read(CHUNK):
+            up.write(chunk)
+    except BaseException:
+        up.fail()
+        raise
+    up.finish()
+    return no_content()
+
+
+async def download(rq: Rq):
+    image = _image(rq)
+    path = _model(rq).data_path(image.id)
+    if image.status not in ("active", "deactivated") or not path.exists():
+        return no_content()   # Glance answers 204 for an image without data
+    if image.status == "deactivated" and not rq.auth.is_admin:
+        from ..errors import Forbidden
+        raise Forbidden("The requested image has been deactivated. Image data download is "
+                        "forbidden.")
+    resp = web.StreamResponse(status=200, headers={
+        "Content-Type": "application/octet-stream", "Content-MD5": image.checksum,
+        "Content-Length": str(image.size)})
+    for h in rq.service.request_id_headers:
+        resp.headers[h] = rq.request_id
+    await resp.prepare(rq.http)
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            await resp.write(chunk)
+    await resp.write_eof()
+    return resp

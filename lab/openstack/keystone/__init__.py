@@ -1,0 +1,18 @@
+"""Keystone v3 of one lab cloud: identity, tokens and the catalog of every service in it."""
+from ..framework import PORTS, CatalogEntry, Cloud, Service
+from .models import IdentityModel
+from .urls import ROUTES
+
+
+class KeystoneService(Service):
+    name = "keystone"
+    port = PORTS["keystone"]
+    catalog = (CatalogEntry("identity", "keystone", "/v3"),)
+    error_style = "keystone"
+
+    def routes(self):
+        return ROUTES
+
+
+def make_service(cloud: Cloud) -> KeystoneService:
+    return KeystoneService(cloud, IdentityModel(cloud.config))

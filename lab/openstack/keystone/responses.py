@@ -1,0 +1,356 @@
+"""Keystone v3 handlers: parse the request, call the identity model, serialize as Keystone does.
+
+Policy is the era's default policy.json: identity administration needs the admin role;
+a user may read itself, list its own projects and validate its own tokens.
+"""
+from ..errors import BadRequest, Forbidden, NotFound, Unauthorized
+from ..framework import Reply, Rq, created, no_content, ok
+from .models import Domain, IdentityModel, Project, Role, Token, User, iso
+
+
+def _model(rq: Rq) -> IdentityModel:
+    return rq.model
+
+
+def _admin(rq: Rq, action: str) -> None:
+    if not rq.auth.is_admin:
+        raise Forbidden(f"You are not authorized to perform the requested action: {action}.",
+                        kind="ForbiddenAction")
+
+
+def _self_link(rq: Rq, *parts: str) -> dict:
+    return {"self": "/".join([rq.base_url, "v3", *parts])}
+
+
+def _list_links(rq: Rq) -> dict:
+    return {"self": f"{rq.base_url}{rq.path}", "previous": None, "next": None}
+
+
+def _filtered(items, rq: Rq, *keys: str):
+    out = list(items)
+    for key in keys:
+        want = rq.query.get(key)
+        if want is None:
+            continue
+        if key == "enabled":
+            flag = want.lower() not in ("0", "false", "no", "off")
+            out = [x for x in out if x.enabled == flag]
+        else:
+            out = [x for x in out if getattr(x, key) == want]
+    return out
+
+
+# ---- views ---------------------------------------------------------------------------------
+
+def domain_view(rq: Rq, d: Domain) -> dict:
+    return {"id": d.id, "name": d.name, "description": d.description, "enabled": d.enabled,
+            "links": _self_link(rq, "domains", d.id)}
+
+
+def project_view(rq: Rq, p: Project) -> dict:
+    return {"id": p.id, "name": p.name, "domain_id": p.domain_id, "description": p.description,
+            "enabled": p.enabled, "parent_id": p.domain_id, "is_domain": False,
+            "links": _self_link(rq, "projects", p.id)}
+
+
+def user_view(rq: Rq, u: User) -> dict:
+    view = {"id": u.id, "name": u.name, "domain_id": u.domain_id, "enabled": u.enabled,
+            "links": _self_link(rq, "users", u.id)}
+    if rq.profile.keystone_v3_id >= "v3.7":
+        view["password_expires_at"] = None
+    for key in ("default_project_id", "email", "description"):
+        if getattr(u, key) is not None:
+            view[key] = getattr(u, key)
+    return view
+
+
+def role_view(rq: Rq, r: Role) -> dict:
+    return {"id": r.id, "name": r.name, "domain_id": None, "links": _self_link(rq, "roles", r.id)}
+
+
+def token_view(rq: Rq, t: Token, *, catalog: bool = True) -> dict:
+    m = _model(rq)
+    user = m.get_user(t.user_id)
+    user_domain = m.get_domain(user.domain_id)
+    user_doc = {"id": user.id, "name": user.name,
+                "domain": {"id": user_domain.id, "name": user_domain.name}}
+    if rq.profile.keystone_v3_id >= "v3.7":
+        user_doc["password_expires_at"] = None
+    body = {"methods": list(t.methods), "user": user_doc, "audit_ids": list(t.audit_ids),
+            "expires_at": iso(t.expires_at), "issued_at": iso(t.issued_at)}
+    if t.project_id:
+        p = m.get_project(t.project_id)
+        d = m.get_domain(p.domain_id)
+        body["project"] = {"id": p.id, "name": p.name, "domain": {"id": d.id, "name": d.name}}
+        body["is_domain"] = False
+    elif t.domain_id:
+        d = m.get_domain(t.domain_id)
+        body["domain"] = {"id": d.id, "name": d.name}
+    if t.project_id or t.domain_id:
+        body["roles"] = [{"id": r.id, "name": r.name} for r in m.token_roles(t)]
+        if catalog:
+            body["catalog"] = rq.cloud.catalog(t.project_id)
+    return {"token": body}
+
+
+# ---- discovery -----------------------------------------------------------------------------
+
+def root(rq: Rq) -> Reply:
+    return Reply(300, rq.profile.keystone_root(rq.base_url))
+
+
+def v3(rq: Rq) -> Reply:
+    return ok({"version": rq.profile.keystone_v3_entry(rq.base_url)})
+
+
+# ---- tokens --------------------------------------------------------------------------------
+
+def issue_token(rq: Rq) -> Reply:
+    body = rq.json_object()
+    if "auth" not in body:
+        raise BadRequest("Expecting to find auth in request body - the server could not comply "
+                         "with the request since it is either malformed or otherwise incorrect. "
+                         "The client is assumed to be in error.", kind="ValidationError")
+    token_id, token = _model(rq).authenticate(body["auth"])
+    return created(token_view(rq, token, catalog="nocatalog" not in rq.query),
+                   {"X-Subject-Token": token_id})
+
+
+def _subject(rq: Rq) -> tuple[str, Token]:
+    subject = rq.headers.get("X-Subject-Token")
+    if not subject:
+        raise NotFound("Could not find token: the X-Subject-Token header is missing.",
+                       kind="TokenNotFound")
+    token = _model(rq).token(subject)
+    if not rq.auth.is_admin and token.user_id != rq.auth.user_id:
+        raise Forbidden("You are not authorized to perform the requested action: "
+                        "identity:validate_token.", kind="ForbiddenAction")
+    return subject, token
+
+
+def validate_token(rq: Rq) -> Reply:
+    subject, token = _subject(rq)
+    reply = ok(token_view(rq, token, catalog="nocatalog" not in rq.query))
+    reply.headers["X-Subject-Token"] = subject
+    return reply
+
+
+def check_token(rq: Rq) -> Reply:
+    subject, _ = _subject(rq)
+    return Reply(200, None, {"X-Subject-Token": subject})
+
+
+def revoke_token(rq: Rq) -> Reply:
+    subject, _ = _subject(rq)
+    _model(rq).revoke_token(subject)
+    return no_content()
+
+
+def auth_catalog(rq: Rq) -> Reply:
+    if rq.auth.project_id is None and rq.auth.domain_id is None:
+        raise Unauthorized("The service catalog is empty.")
+    return ok({"catalog": rq.cloud.catalog(rq.auth.project_id), "links": _list_links(rq)})
+
+
+def auth_projects(rq: Rq) -> Reply:
+    projects = _model(rq).user_projects(rq.auth.user_id)
+    return ok({"projects": [project_view(rq, p) for p in projects], "links": _list_links(rq)})
+
+
+def auth_domains(rq: Rq) -> Reply:
+    domains = _model(rq).user_domains(rq.auth.user_id)
+    return ok({"domains": [domain_view(rq, d) for d in domains], "links": _list_links(rq)})
+
+
+# ---- domains -------------------------------------------------------------------------------
+
+def list_domains(rq: Rq) -> Reply:
+    _admin(rq, "identity:list_domains")
+    domains = _filtered(_model(rq).domains.values(), rq, "name", "enabled")
+    return ok({"domains": [domain_view(rq, d) for d in domains], "links": _list_links(rq)})
+
+
+def get_domain(rq: Rq) -> Reply:
+    d = _model(rq).get_domain(rq.p("domain_id"))
+    if not rq.auth.is_admin and rq.auth.user_domain_id != d.id:
+        _admin(rq, "identity:get_domain")
+    return ok({"domain": domain_view(rq, d)})
+
+
+def create_domain(rq: Rq) -> Reply:
+    _admin(rq, "identity:create_domain")
+    return created({"domain": domain_view(rq, _model(rq).create_domain(rq.json_object("domain")))})
+
+
+def update_domain(rq: Rq) -> Reply:
+    _admin(rq, "identity:update_domain")
+    d = _model(rq).update_domain(rq.p("domain_id"), rq.json_object("domain"))
+    return ok({"domain": domain_view(rq, d)})
+
+
+def delete_domain(rq: Rq) -> Reply:
+    _admin(rq, "identity:delete_domain")
+    _model(rq).delete_domain(rq.p("domain_id"))
+    return no_content()
+
+
+# ---- projects ------------------------------------------------------------------------------
+
+def list_projects(rq: Rq) -> Reply:
+    _admin(rq, "identity:list_projects")
+    projects = _filtered(_model(rq).projects.values(), rq, "name", "domain_id", "enabled")
+    return ok({"projects": [project_view(rq, p) for p in projects], "links": _list_links(rq)})
+
+
+def get_project(rq: Rq) -> Reply:
+    p = _model(rq).get_project(rq.p("pid"))
+    if rq.auth.project_id != p.id:
+        _admin(rq, "identity:get_project")
+    return ok({"project": project_view(rq, p)})
+
+
+def create_project(rq: Rq) -> Reply:
+    _admin(rq, "identity:create_project")
+    p = _model(rq).create_project(rq.json_object("project"))
+    return created({"project": project_view(rq, p)})
+
+
+def update_project(rq: Rq) -> Reply:
+    _admin(rq, "identity:update_project")
+    p = _model(rq).update_project(rq.p("pid"), rq.json_object("project"))
+    return ok({"project": project_view(rq, p)})
+
+
+def delete_project(rq: Rq) -> Reply:
+    _admin(rq, "identity:delete_project")
+    _model(rq).delete_project(rq.p("pid"))
+    return no_content()
+
+
+# ---- users ---------------------------------------------------------------------------------
+
+def list_users(rq: Rq) -> Reply:
+    _admin(rq, "identity:list_users")
+    users = _filtered(_model(rq).users.values(), rq, "name", "domain_id", "enabled")
+    return ok({"users": [user_view(rq, u) for u in users], "links": _list_links(rq)})
+
+
+def get_user(rq: Rq) -> Reply:
+    u = _model(rq).get_user(rq.p("user_id"))
+    if u.id != rq.auth.user_id:
+        _admin(rq, "identity:get_user")
+    return ok({"user": user_view(rq, u)})
+
+
+def create_user(rq: Rq) -> Reply:
+    _admin(rq, "identity:create_user")
+    return created({"user": user_view(rq, _model(rq).create_user(rq.json_object("user")))})
+
+
+def update_user(rq: Rq) -> Reply:
+    _admin(rq, "identity:update_user")
+    return ok({"user": user_view(rq, _model(rq).update_user(rq.p("user_id"),
+                                                           rq.json_object("user")))})
+
+
+def delete_user(rq: Rq) -> Reply:
+    _admin(rq, "identity:delete_user")
+    _model(rq).delete_user(rq.p("user_id"))
+    return no_content()
+
+
+def user_projects(rq: Rq) -> Reply:
+    uid = rq.p("user_id")
+    if uid != rq.auth.user_id:
+        _admin(rq, "identity:list_user_projects")
+    m = _model(rq)
+    m.get_user(uid)
+    return ok({"projects": [project_view(rq, p) for p in m.user_projects(uid)],
+               "links": _list_links(rq)})
+
+
+# ---- roles and assignments -----------------------------------------------------------------
+
+def list_roles(rq: Rq) -> Reply:
+    _admin(rq, "identity:list_roles")
+    roles = _filtered(_model(rq).roles.values(), rq, "name")
+    return ok({"roles": [role_view(rq, r) for r in roles], "links": _list_links(rq)})
+
+
+def get_role(rq: Rq) -> Reply:
+    _admin(rq, "identity:get_role")
+    return ok({"role": role_view(rq, _model(rq).get_role(rq.p("role_id")))})
+
+
+def create_role(rq: Rq) -> Reply:
+    _admin(rq, "identity:create_role")
+    return created({"role": role_view(rq, _model(rq).create_role(rq.json_object("role")))})
+
+
+def delete_role(rq: Rq) -> Reply:
+    _admin(rq, "identity:delete_role")
+    _model(rq).delete_role(rq.p("role_id"))
+    return no_content()
+
+
+def _target(rq: Rq) -> dict:
+    if "pid" in rq.params:
+        return {"project_id": rq.p("pid")}
+    return {"domain_id": rq.p("domain_id")}
+
+
+def grant_role(rq: Rq) -> Reply:
+    _admin(rq, "identity:create_grant")
+    _model(rq).grant(rq.p("role_id"), rq.p("user_id"), **_target(rq))
+    return no_content()
+
+
+def check_grant(rq: Rq) -> Reply:
+    _admin(rq, "identity:check_grant")
+    _model(rq).has_grant(rq.p("role_id"), rq.p("user_id"), **_target(rq))
+    return no_content()
+
+
+def revoke_grant(rq: Rq) -> Reply:
+    _admin(rq, "identity:revoke_grant")
+    _model(rq).revoke(rq.p("role_id"), rq.p("user_id"), **_target(rq))
+    return no_content()
+
+
+def list_grants(rq: Rq) -> Reply:
+    _admin(rq, "identity:list_grants")
+    m = _model(rq)
+    m.get_user(rq.p("user_id"))
+    roles = m.roles_for(rq.p("user_id"), **_target(rq))
+    return ok({"roles": [role_view(rq, r) for r in roles], "links": _list_links(rq)})
+
+
+def list_role_assignments(rq: Rq) -> Reply:
+    m = _model(rq)
+    user_filter = rq.query.get("user.id")
+    if not (user_filter and user_filter == rq.auth.user_id):
+        _admin(rq, "identity:list_role_assignments")
+    names = "include_names" in rq.query
+    out = []
+    for a in sorted(m.assignments, key=lambda a: (a.user_id, a.project_id or "",
+                                                   a.domain_id or "", a.role_id)):
+        if ((user_filter and a.user_id != user_filter)
+                or (rq.query.get("role.id") and a.role_id != rq.query["role.id"])
+                or (rq.query.get("scope.project.id") and a.project_id != rq.query["scope.project.id"])
+                or (rq.query.get("scope.domain.id") and a.domain_id != rq.query["scope.domain.id"])):
+            continue
+        role, user = {"id": a.role_id}, {"id": a.user_id}
+        if a.project_id:
+            scope, link = {"project": {"id": a.project_id}}, f"projects/{a.project_id}"
+        else:
+            scope, link = {"domain": {"id": a.domain_id}}, f"domains/{a.domain_id}"
+        if names:
+            role["name"] = m.roles[a.role_id].name
+            user["name"] = m.users[a.user_id].name
+            key = "project" if a.project_id else "domain"
+            target = m.projects[a.project_id] if a.project_id else m.domains[a.domain_id]
+            scope[key]["name"] = target.name
+        out.append({"role": role, "user": user, "scope": scope,
+                    "links": {"assignment": f"{rq.base_url}/v3/{link}/users/{a.user_id}"
+                                            f"/roles/{a.role_id}"}})
+    return ok({"role_assignments": out, "links": _list_links(rq)})

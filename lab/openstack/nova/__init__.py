@@ -1,0 +1,64 @@
+"""Nova v2.1 of the OpenStack lab: models.py (flavors, servers booted from Cinder volumes,
+volume attachments and swaps, quotas, the compute hosts), guest.py (each server's user_data
+run against its volumes' data plane; the output is the console log), responses.py and urls.py.
+"""
+import uuid
+
+from ..framework import PORTS, CatalogEntry, Cloud, Service
+from ..microversion import MicroversionSpec
+from .models import ComputeHost, ComputeModel
+from .urls import ROUTES
+
+NOVA_MICROVERSIONS = MicroversionSpec(
+    service_type="compute", path_prefix="/v2.1",
+    bounds=lambda p: (p.nova_min, p.nova_max),
+    legacy_header="X-OpenStack-Nova-API-Version",
+    new_header_honoured=lambda p: p.nova_honours_new_header)
+
+
+class NovaService(Service):
+    name = "nova"
+    port = PORTS["nova"]
+    error_style = "fault"
+    microversions = NOVA_MICROVERSIONS
+    request_id_headers = ("x-openstack-request-id", "x-compute-request-id")
+
+    def routes(self):
+        return ROUTES
+
+
+def _nodes(cloud: Cloud) -> tuple[str, list]:
+    """(controller name, nova-compute nodes as (name, address)): the config's compute_nodes
+    other than the controller, or the controller itself in an all-in-one cloud (Mitaka, Pike)."""
+    config = cloud.config
+    nodes = [(n.name, n.address) for n in config.compute_nodes]
+    controller = next((name for name, addr in nodes if addr == config.address),
+                      f"openstack-{config.cloud}")
+    computes = [(name, addr) for name, addr in nodes if addr != config.address]
+    return controller, computes or [(controller, config.address)]
+
+
+def compute_hosts(cloud: Cloud) -> list[ComputeHost]:
+    _, nodes = _nodes(cloud)
+    return [ComputeHost(id=i + 1, uuid=str(uuid.uuid5(uuid.NAMESPACE_URL,
+                                                      f"{cloud.config.cloud}/{name}")),
+                        name=name, address=address, iqn=f"iqn.1993-08.org.debian:01:{name}")
+            for i, (name, address) in enumerate(nodes)]
+
+
+def make_service(cloud: Cloud) -> NovaService:
+    def volumes():
+        return cloud.model("cinder") if "cinder" in cloud.services else None
+    settings = cloud.config.services.get("nova") or {}
+    model = ComputeModel(profile=cloud.profile, hosts=compute_hosts(cloud),
+                         controller=_nodes(cloud)[0],
+                         volumes=volumes, run_dir=cloud.config.data_dir / "nova" / "instances",
+                         guest_timeout=float(settings.get("guest_timeout", 300)))
+    service = NovaService(cloud, model)
+    # Mitaka's catalog publishes the project in the compute URL (reference §b.1).
+    path = "/v2.1/{project_id}" if cloud.profile.name == "mitaka" else "/v2.1"
+    service.catalog = (CatalogEntry("compute", "nova", path),)
+    cinder = volumes()
+    if cinder is not None:
+        cinder.swap_volume = model.swap_volume
+    return service

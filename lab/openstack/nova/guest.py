@@ -1,0 +1,226 @@
+"""A Nova server's guest (DESIGN §3.5): its user_data run as cloud-init would, with the
+server's block devices reached through the volume's data plane, its output the console log.
+
+The guest has no kernel, so `/dev/vdX` cannot be real block devices. Instead, each line of the
+script that names one is rewritten before it runs:
+  * fio with `--filename=/dev/vdX` on a Datera (iSCSI) volume becomes
+    `--ioengine=nbd --uri=<nbd URI>` (any other --ioengine on that line is dropped), the URI
+    being the LUN the compute host's initiator login returned (with the attachment's CHAP);
+  * on a Ceph (RBD) volume, `/dev/vdX` becomes the RBD image's file.
+The script runs under `sh` in the server's directory with a bounded timeout; stdout and stderr
+go to the console log, framed by cloud-init style lines.
+"""
+import logging
+import os
+import re
+import shlex
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from lab.datera import initiator
+
+log = logging.getLogger("lab.openstack.nova.guest")
+
+_FIO_FILENAME = re.compile(r"--filename(?:=|\s+)(/dev/vd[a-z])\b")
+_IOENGINE = re.compile(r"\s--ioengine(?:=|\s+)\S+")
+_DEVICE = re.compile(r"/dev/vd[a-z]\b")
+
+
+class GuestError(Exception):
+    """A device the guest cannot reach (a refused login, a missing image); secret-free."""
+
+
+@dataclass
+class IscsiDevice:
+    """A Datera volume: logged in as the compute host's initiator through the first portal
+    that answers (both VIPs are in connection_info)."""
+    data: dict
+    initiator_iqn: str
+
+    def check(self) -> str:
+        """The LUN's nbd:// URI after a successful login; GuestError otherwise."""
+        d = self.data
+        chap = {}
+        if d.get("auth_method") == "CHAP":
+            chap = {"chap_user": d.get("auth_username"), "chap_secret": d.get("auth_password")}
+        portals = d.get("target_portals") or [d["target_portal"]]
+        reasons = []
+        for portal in portals:
+            ip, _, port = portal.rpartition(":")
+            try:
+                luns = initiator.login(ip, int(port), self.initiator_iqn, d["target_iqn"],
+                                       **chap)
+            except initiator.LoginError as e:
+                reasons.append(f"{portal}: {e.reason}")
+                # a refusal is the target's answer; only an unreachable portal is worth a retry
+                if not e.reason.startswith("cannot reach"):
+                    break
+                continue
+            lun = int(d.get("target_lun", 0))
+            match = next((l for l in luns if l.lun == lun), None)
+            if match is None:
+                raise GuestError(f"iSCSI login to {d['target_iqn']} succeeded but LUN {lun} "
+                                 "is not presented")
+            return match.uri
+        raise GuestError(f"iSCSI login to {d['target_iqn']} as {self.initiator_iqn} failed "
+                         f"({'; '.join(reasons)})")
+
+    def rewrite_fio(self) -> str:
+        return f"--ioengine=nbd --uri={shlex.quote(self.check())}"
+
+    def path(self) -> str | None:
+        return None
+
+
+@dataclass
+class FileDevice:
+    """A Ceph (RBD) volume: the image file of the lab's pool."""
+    resolve: Callable[[], str]
+
+    def check(self) -> str:
+        path = self.resolve()
+        if not os.path.exists(path):
+            raise GuestError(f"rbd image {path} does not exist")
+        return path
+
+    def rewrite_fio(self) -> str:
+        return f"--filename={shlex.quote(self.check())}"
+
+    def path(self) -> str | None:
+        return self.check()
+
+
+def device_for(connection_info: dict, initiator_iqn: str,
+               rbd_path: Callable[[], str] | None = None):
+    kind = connection_info.get("driver_volume_type")
+    if kind == "iscsi":
+        return IscsiDevice(connection_info["data"], initiator_iqn)
+    if kind == "rbd" and rbd_path is not None:
+        return FileDevice(rbd_path)
+    raise GuestError(f"the lab's hypervisor cannot connect {kind} volumes")
+
+
+def rewrite_script(script: str, devices: dict) -> str:
+    """The script with every /dev/vdX replaced by what reaches that volume (module doc)."""
+    out = []
+    for line in script.splitlines():
+        if "/dev/vd" not in line:
+            out.append(line)
+            continue
+        nbd = False
+        for dev in set(_FIO_FILENAME.findall(line)):
+            if dev not in devices:
+                raise GuestError(f"the script names {dev}, which the server does not have")
+            if isinstance(devices[dev], IscsiDevice):
+                nbd = True
+        if nbd:
+            line = _IOENGINE.sub("", line)
+        line = _FIO_FILENAME.sub(lambda m: devices[m.group(1)].rewrite_fio(), line)
+
+        def plain(m):
+            dev = devices.get(m.group(0))
+            path = dev.path() if dev is not None else None
+            return shlex.quote(path) if path else m.group(0)
+        out.append(_DEVICE.sub(plain, line))
+    return "\n".join(out) + "\n"
+
+
+class Guest:
+    """One server's guest: `start()` runs the user_data once, `console()` is its log."""
+
+    def __init__(self, server_id: str, workdir: Path, user_data: bytes, devices: dict, *,
+                 timeout: float, hostname: str):
+        self.server_id = server_id
+        self.workdir = Path(workdir)
+        self.user_data = user_data
+        self.devices = devices
+        self.timeout = timeout
+        self.hostname = hostname
+        self.console_path = self.workdir / "console.log"
+        self._proc: subprocess.Popen | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._proc_lock = threading.Lock()    # stop() never misses a process being started
+        self.finished = threading.Event()
+        self.returncode: int | None = None
+
+    def _log(self, text: str) -> None:
+        with open(self.console_path, "a") as f:
+            f.write(text if text.endswith("\n") else text + "\n")
+
+    def console(self) -> str:
+        try:
+            return self.console_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._log(f"[    0.000000] Linux version 4.4.0 (lab guest of server {self.server_id})")
+        self._log(f"Cloud-init v. 0.7.9 running 'init' at {time.strftime('%a, %d %b %Y %H:%M:%S')} "
+                  f"+0000. Up 1.00 seconds.")
+        self._thread = threading.Thread(target=self._run, name=f"guest-{self.server_id[:8]}",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        try:
+            self._run_user_data()
+        except GuestError as e:
+            self._log(f"cloud-init[1]: user-data failed: {e}")
+        except Exception as e:   # keep the console truthful even when the lab has a bug
+            log.exception("guest of %s failed", self.server_id)
+            self._log(f"cloud-init[1]: user-data failed: {type(e).__name__}")
+        finally:
+            self._log(f"Cloud-init v. 0.7.9 finished at {time.strftime('%a, %d %b %Y %H:%M:%S')}"
+                      f" +0000. Up {1 + time.monotonic() - started:.2f} seconds")
+            self.finished.set()
+
+    def _run_user_data(self) -> None:
+        text = self.user_data.decode("utf-8", errors="replace")
+        if not text.strip():
+            self._log("cloud-init[1]: no user-data")
+            return
+        if text.startswith("#cloud-config"):
+            self._log("cloud-init[1]: #cloud-config user-data is not supported by the lab's "
+                      "guests; give a shell script")
+            return
+        script = self.workdir / "user-data.sh"
+        script.write_text(rewrite_script(text, self.devices))
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HOME": str(self.workdir),
+               "HOSTNAME": self.hostname, "LANG": "C.UTF-8"}
+        with open(self.console_path, "a") as console:
+            with self._proc_lock:
+                if self._stopping.is_set():
+                    return
+                self._proc = subprocess.Popen(["sh", str(script)], cwd=self.workdir, env=env,
+                                              stdin=subprocess.DEVNULL, stdout=console,
+                                              stderr=subprocess.STDOUT, start_new_session=True)
+            try:
+                self.returncode = self._proc.wait(timeout=self.timeout)
+            except subprocess.TimeoutExpired:
+                self._kill()
+                self.returncode = self._proc.wait()
+                self._log(f"cloud-init[1]: user-data killed after {self.timeout:.0f} s")
+        self._log(f"cloud-init[1]: user-data exited with status {self.returncode}")
+
+    def _kill(self) -> None:
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def stop(self, timeout: float = 10) -> None:
+        with self._proc_lock:
+            self._stopping.set()
+            self._kill()
+        if self._thread is not None and self._thread.ident is not None:   # started
+            self._thread.join(timeout)

@@ -1,0 +1,355 @@
+"""Nova v2.1 of the lab's clouds through openstacksdk 4.22 and the openstack CLI: discovery and
+microversion headers per release, flavors, hypervisors and services, quotas and limits, boot
+from volume with guests whose user_data runs fio against Datera (CHAP login) and Ceph volumes
+and whose console log carries fio's JSON, volume attach/detach, the swap of an attached volume
+on migration, delete, and bad input with Nova's status codes and fault bodies."""
+import base64
+import json
+import time
+import uuid
+
+import openstack
+import pytest
+import requests
+
+from lab.openstack.nova.guest import GuestError, IscsiDevice
+from tests.test_openstack_keystone import CLOUDS, OpenStackTarget, ost  # noqa: F401 (fixture)
+
+NOVA_MAX = {"mitaka": "2.25", "newton": "2.38", "pike": "2.53"}
+COMPUTE_HOSTS = {"mitaka": ["openstack-mitaka"],
+                 "newton": ["openstack-newton-compute1", "openstack-newton-compute2"],
+                 "pike": ["openstack-pike"]}
+FIO = ("fio --name={name} --filename={dev} --rw={rw} --bs=64k --size=4m --ioengine=libaio "
+       "--direct=1 --output-format=json")
+
+
+def _name(tag: str) -> str:
+    return f"vancouver-test-{tag}-{uuid.uuid4().hex[:8]}"
+
+
+def _needs_cinder(ost, cloud: str) -> None:
+    if "volumev3" not in {s["type"] for s in ost.token(cloud)[1]["catalog"]}:
+        pytest.skip(f"{cloud} serves no Cinder yet: boot from volume needs it")
+
+
+def _networks(cloud: str) -> dict:
+    """Newton and Pike require `networks` (reference §e #1); Mitaka refuses strings (#2)."""
+    return {} if cloud == "mitaka" else {"networks": "auto"}
+
+
+def _fio_reports(console: str) -> list[dict]:
+    """Every fio JSON document in a console log."""
+    decoder, out, at = json.JSONDecoder(), [], 0
+    while (at := console.find('{\n  "fio version"', at)) >= 0:
+        doc, end = decoder.raw_decode(console, at)
+        out.append(doc)
+        at = end
+    return out
+
+
+def _wait(predicate, timeout: float, what: str, step: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(step)
+
+
+@pytest.fixture
+def lab(ost):
+    """Helpers that create volumes, types and servers and clean them up afterwards."""
+    made: list = []
+
+    class Lab:
+        def volume(self, cloud, size=1, type_name=None):
+            conn = ost.connect(cloud)
+            v = conn.block_storage.create_volume(size=size, name=_name("vol"),
+                                                 volume_type=type_name)
+            made.append(("volume", conn, v))
+            return conn.block_storage.wait_for_status(v, "available", wait=120)
+
+        def datera_type(self, cloud, chap=True):
+            admin = ost.connect(cloud, admin=True)
+            specs = {"volume_backend_name": "datera", "DF:replica_count": "1"}
+            if chap:
+                specs["DF:use_chap_auth"] = "True"
+            t = admin.block_storage.create_type(name=_name("type"), extra_specs=specs)
+            made.append(("type", admin, t))
+            return t
+
+        def server(self, cloud, boot, *more, script=None, wait=True):
+            conn = ost.connect(cloud)
+            bdm = [{"boot_index": "0", "uuid": boot.id, "source_type": "volume",
+                    "destination_type": "volume", "delete_on_termination": False}]
+            bdm += [{"uuid": v.id, "source_type": "volume", "destination_type": "volume"}
+                    for v in more]
+            kw = {"user_data": base64.b64encode(script.encode()).decode()} if script else {}
+            s = conn.compute.create_server(name=_name("srv"), flavor_id="1",
+                                           block_device_mapping=bdm, **_networks(cloud), **kw)
+            made.append(("server", conn, s))
+            return conn.compute.wait_for_server(s, wait=120) if wait else s
+
+    yield Lab()
+    for kind, conn, obj in reversed(made):
+        if kind == "server":
+            conn.compute.delete_server(obj, ignore_missing=True)
+            conn.compute.wait_for_delete(obj, wait=120)
+    for kind, conn, obj in reversed(made):
+        if kind == "volume":
+            v = conn.block_storage.get_volume(obj.id) if conn.block_storage.find_volume(
+                obj.id) else None
+            if v is not None:
+                _wait(lambda: conn.block_storage.get_volume(v.id).status != "in-use"
+                      and not conn.block_storage.get_volume(v.id).status.endswith("ing"),
+                      60, f"volume {v.id} to settle")
+                conn.block_storage.delete_volume(v.id, ignore_missing=True)
+                conn.block_storage.wait_for_delete(v, wait=120)
+        elif kind == "type":
+            conn.block_storage.delete_type(obj, ignore_missing=True)
+
+
+def _console(conn, server, until="finished at", timeout=120) -> str:
+    def ready():
+        out = conn.compute.get_server_console_output(server)["output"]
+        return out if until in out else None
+    return _wait(ready, timeout, f"console of {server.id} to say {until!r}", step=0.2)
+
+
+# ---- discovery, flavors, hosts, quotas -----------------------------------------------------
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_version_documents_and_microversion_headers(ost, cloud):
+    base = ost.endpoint(cloud, "compute").split("/v2.1")[0]
+    root = requests.get(base + "/", timeout=10)
+    assert root.status_code == 200
+    v21 = root.json()["versions"][1]
+    assert (v21["id"], v21["version"], v21["min_version"]) == ("v2.1", NOVA_MAX[cloud], "2.1")
+    for path in ("/v2.1", "/v2.1/"):
+        doc = requests.get(base + path, timeout=10).json()["version"]
+        assert doc["links"][0]["href"] == base + "/v2.1/"
+    conn = ost.connect(cloud)
+    resp = conn.compute.get("/flavors", microversion=NOVA_MAX[cloud])
+    assert resp.headers["X-OpenStack-Nova-API-Version"] == NOVA_MAX[cloud]
+    if cloud == "mitaka":     # only the legacy header, in and out (reference §b.4)
+        assert "OpenStack-API-Version" not in resp.headers
+    else:
+        assert resp.headers["OpenStack-API-Version"] == f"compute {NOVA_MAX[cloud]}"
+    assert "x-compute-request-id" in resp.headers
+    # Mitaka's catalog carries the project in the compute URL, the others do not
+    assert ost.endpoint(cloud, "compute").endswith(
+        f"/v2.1/{conn.current_project_id}" if cloud == "mitaka" else "/v2.1")
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_flavors_hypervisors_and_services(ost, cloud):
+    conn, admin = ost.connect(cloud), ost.connect(cloud, admin=True)
+    assert conn.compute.find_flavor("m1.small").vcpus == 1
+    assert [f.name for f in conn.compute.flavors()][:2] == ["m1.tiny", "m1.small"]
+    hypervisors = list(admin.compute.hypervisors(details=True))
+    assert [h.name for h in hypervisors] == COMPUTE_HOSTS[cloud]
+    if cloud == "newton":
+        net = ost.cloud(cloud)["controller"].rsplit(".", 2)[0]
+        assert [h.host_ip for h in hypervisors] == [f"{net}.2.2", f"{net}.2.3"]
+    services = list(admin.compute.services())
+    assert sorted(s.host for s in services if s.binary == "nova-compute") == COMPUTE_HOSTS[cloud]
+    assert {s.binary for s in services} >= {"nova-conductor", "nova-scheduler"}
+    assert all(s.state == "up" and s.status == "enabled" for s in services)
+    with pytest.raises(openstack.exceptions.ForbiddenException):
+        list(conn.compute.hypervisors())
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_quotas_and_limits_per_release(ost, cloud):
+    conn, admin = ost.connect(cloud), ost.connect(cloud, admin=True)
+    project = conn.current_project_id
+    quota = conn.compute.get_quota_set(project)
+    assert quota.instances == 10 and quota.cores == 20
+    raw = conn.compute.get(f"/os-quota-sets/{project}", microversion=NOVA_MAX[cloud]).json()
+    # the network keys are gone from 2.36 on (Newton, Pike)
+    assert ("floating_ips" in raw["quota_set"]) == (cloud == "mitaka")
+    with pytest.raises(openstack.exceptions.ForbiddenException):
+        conn.compute.update_quota_set(project, instances=11)
+    try:
+        assert admin.compute.update_quota_set(project, instances=12).instances == 12
+        assert conn.compute.get_limits().absolute.instances == 12
+        if cloud != "mitaka":
+            with pytest.raises(openstack.exceptions.BadRequestException):
+                admin.compute.update_quota_set(project, floating_ips=3)
+    finally:
+        admin.compute.update_quota_set(project, instances=10)
+
+
+# ---- boot from volume, guests, attachments ---------------------------------------------------
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_sdk_boot_from_volume_guest_runs_fio_on_datera_and_ceph(ost, lab, cloud):
+    _needs_cinder(ost, cloud)
+    conn = ost.connect(cloud)
+    chap = lab.datera_type(cloud, chap=True)
+    boot = lab.volume(cloud, type_name=chap.name)          # /dev/vda on Datera, with CHAP
+    second = lab.volume(cloud)                             # /dev/vdb on Ceph
+    script = "#!/bin/sh\necho guest-up\n" + "\n".join([
+        FIO.format(name="boot", dev="/dev/vda", rw="write"),
+        FIO.format(name="data", dev="/dev/vdb", rw="randwrite")]) + "\n"
+    started = time.monotonic()
+    server = lab.server(cloud, boot, second, script=script)
+    assert server.status == "ACTIVE" and time.monotonic() - started < 30
+    assert [a["id"] for a in server.attached_volumes] == [boot.id, second.id]
+    assert server.addresses and not server.image
+    assert conn.block_storage.get_volume(boot.id).status == "in-use"
+    console = _console(conn, server)
+    assert "guest-up" in console and "user-data exited with status 0" in console
+    reports = _fio_reports(console)
+    assert [r["jobs"][0]["jobname"] for r in reports] == ["boot", "data"]
+    assert all(r["jobs"][0]["error"] == 0 for r in reports)
+    assert [r["jobs"][0]["job options"].get("ioengine") for r in reports] == ["nbd", "libaio"]
+    assert all(r["jobs"][0]["write"]["io_bytes"] == 4 << 20 for r in reports)
+    # the console's `length` is its last lines
+    tail = conn.compute.get_server_console_output(server, length=2)["output"]
+    assert tail.splitlines()[-1].startswith("Cloud-init v. 0.7.9 finished")
+    # a third volume attached through Nova, then detached
+    third = lab.volume(cloud, type_name=chap.name)
+    att = conn.compute.create_volume_attachment(server, volume_id=third.id)
+    assert (att.volume_id, att.device) == (third.id, "/dev/vdc")
+    assert conn.block_storage.get_volume(third.id).status == "in-use"
+    assert [a.device for a in conn.compute.volume_attachments(server)] == [
+        "/dev/vda", "/dev/vdb", "/dev/vdc"]
+    conn.compute.delete_volume_attachment(server, third.id)
+    conn.block_storage.wait_for_status(third, "available", wait=60)
+    conn.compute.delete_server(server)
+    conn.compute.wait_for_delete(server, wait=60)
+    for v in (boot, second):
+        conn.block_storage.wait_for_status(v, "available", wait=60)
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_osc_server_create_add_volume_console_delete(ost, lab, tmp_path, cloud):
+    _needs_cinder(ost, cloud)
+    boot, extra = lab.volume(cloud), lab.volume(cloud)
+    net = ost.osc(cloud, "network", "list", "-f", "json")[0]["ID"]
+    user_data = tmp_path / "user-data.sh"
+    user_data.write_text("#!/bin/sh\necho hello from the osc guest\n"
+                         + FIO.format(name="osc", dev="/dev/vda", rw="write") + "\n")
+    name = _name("osc")
+    created = ost.osc(cloud, "server", "create", "--volume", boot.id, "--flavor", "m1.tiny",
+                      "--nic", f"net-id={net}", "--user-data", str(user_data), "--wait", name,
+                      "-f", "json")
+    try:
+        assert created["status"] == "ACTIVE"
+        assert created["image"] == "N/A (booted from volume)"
+        ost.osc(cloud, "server", "add", "volume", name, extra.id)
+        shown = ost.osc(cloud, "server", "show", name, "-f", "json")
+        assert {v["id"] for v in shown["volumes_attached"]} == {boot.id, extra.id}
+        conn = ost.connect(cloud)
+        _console(conn, conn.compute.find_server(name))
+        log = ost.osc(cloud, "console", "log", "show", name)
+        assert "hello from the osc guest" in log
+        assert _fio_reports(log)[0]["jobs"][0]["jobname"] == "osc"
+        listed = ost.osc(cloud, "server", "list", "--name", name, "-f", "json")
+        assert [s["ID"] for s in listed] == [created["id"]]
+    finally:
+        ost.osc(cloud, "server", "delete", "--wait", name)
+    assert ost.osc(cloud, "server", "show", name, check=False).returncode != 0
+    ost.connect(cloud).block_storage.wait_for_status(extra, "available", wait=60)
+
+
+def test_attached_ceph_volume_is_swapped_when_migrated_to_datera(ost, lab):
+    cloud = "newton"          # Newton's Datera driver migrates; ceph -> datera always does
+    _needs_cinder(ost, cloud)
+    conn, admin = ost.connect(cloud), ost.connect(cloud, admin=True)
+    datera = lab.datera_type(cloud, chap=True)
+    boot, data = lab.volume(cloud), lab.volume(cloud)
+    server = lab.server(cloud, boot)
+    conn.compute.create_volume_attachment(server, volume_id=data.id)
+    conn.block_storage.wait_for_status(data, "in-use", wait=60)
+    conn.block_storage.retype_volume(data, datera.name, migration_policy="on-demand")
+    vol = _wait(lambda: (v := admin.block_storage.get_volume(data.id)).migration_status
+                in ("success", "error") and v.status == "in-use" and v, 120, "the migration")
+    assert vol.migration_status == "success" and vol.volume_type == datera.name
+    assert "@datera" in vol.host
+    assert [(a.volume_id, a.device) for a in conn.compute.volume_attachments(server)] == [
+        (boot.id, "/dev/vda"), (data.id, "/dev/vdb")]
+
+
+def test_refused_chap_login_is_a_clear_fault_without_the_secret(ost, lab):
+    """What Nova's host does on attach (guest.IscsiDevice.check): the login with the
+    attachment's CHAP credentials; a wrong secret fails with the target's reason."""
+    cloud = "pike"
+    _needs_cinder(ost, cloud)
+    admin = ost.connect(cloud, admin=True)
+    vol = lab.volume(cloud, type_name=lab.datera_type(cloud, chap=True).name)
+    iqn = f"iqn.1993-08.org.debian:01:vct-{uuid.uuid4().hex[:6]}"
+    info = admin.block_storage.init_volume_attachment(
+        vol, {"initiator": iqn, "ip": "127.0.0.1", "host": "vct", "multipath": True})
+    data = info["connection_info"]["data"] if "connection_info" in info else info["data"]
+    try:
+        assert IscsiDevice(data, iqn).check().startswith("nbd://")
+        wrong = dict(data, auth_password="not-the-secret-1")
+        with pytest.raises(GuestError) as e:
+            IscsiDevice(wrong, iqn).check()
+        assert data["target_iqn"] in str(e.value) and iqn in str(e.value)
+        assert "not-the-secret-1" not in str(e.value) and data["auth_password"] not in str(
+            e.value)
+    finally:
+        admin.block_storage.terminate_volume_attachment(
+            vol, {"initiator": iqn, "ip": "127.0.0.1", "host": "vct"})
+
+
+# ---- bad input -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_bad_requests_answer_with_nova_faults(ost, lab, cloud):
+    conn = ost.connect(cloud)
+    base = ost.endpoint(cloud, "compute")
+    headers = {"X-Auth-Token": conn.session.get_token(), "Content-Type": "application/json"}
+
+    def post(body, path="/servers", **hdr):
+        return requests.post(base + path, data=body if isinstance(body, str)
+                             else json.dumps(body), headers={**headers, **hdr}, timeout=10)
+
+    r = requests.get(f"{base}/servers/{uuid.uuid4()}", headers=headers, timeout=10)
+    assert r.status_code == 404 and "could not be found" in r.json()["itemNotFound"]["message"]
+    r = post("{not json")
+    assert r.status_code == 400 and "badRequest" in r.json()
+    r = requests.get(f"{base}/flavors", headers={**headers,
+                                                 "X-OpenStack-Nova-API-Version": "2.99"},
+                     timeout=10)
+    assert r.status_code == 406
+    r = post({"server": {"name": "x", "flavorRef": "1", "imageRef": "",
+                         "block_device_mapping_v2": [{"boot_index": 0, "uuid": "nope",
+                                                      "source_type": "volume",
+                                                      "destination_type": "volume",
+                                                      "bogus": 1}]}})
+    assert r.status_code == 400 and "'bogus' was unexpected" in r.json()["badRequest"]["message"]
+    no_nets = {"server": {"name": "x", "flavorRef": "1", "imageRef": "",
+                          "block_device_mapping_v2": [{"boot_index": 0, "uuid": str(uuid.uuid4()),
+                                                       "source_type": "volume",
+                                                       "destination_type": "volume"}]}}
+    mv = {"X-OpenStack-Nova-API-Version": NOVA_MAX[cloud]}
+    if cloud == "mitaka":      # networks as a string is not an array before 2.37
+        r = post({"server": {**no_nets["server"], "networks": "none"}}, **mv)
+        assert r.status_code == 400 and "is not of type 'array'" in r.text
+    else:                      # networks is required from 2.37
+        r = post(no_nets, **mv)
+        assert r.status_code == 400 and "'networks' is a required property" in r.text
+    with pytest.raises(openstack.exceptions.BadRequestException):
+        conn.compute.create_server(name="x", flavor_id="999", **_networks(cloud),
+                                   block_device_mapping=no_nets["server"][
+                                       "block_device_mapping_v2"])
+    if "volumev3" not in {s["type"] for s in ost.token(cloud)[1]["catalog"]}:
+        return
+    boot, other = lab.volume(cloud), lab.volume(cloud)
+    server = lab.server(cloud, boot)
+    # booting from an in-use volume, attaching an attached one, detaching the root: 400
+    with pytest.raises(openstack.exceptions.BadRequestException, match="status must be"):
+        lab.server(cloud, boot, wait=False)
+    with pytest.raises(openstack.exceptions.BadRequestException):
+        conn.compute.create_volume_attachment(server, volume_id=boot.id)
+    with pytest.raises(openstack.exceptions.BadRequestException, match="root device"):
+        conn.compute.delete_volume_attachment(server, boot.id)
+    with pytest.raises(openstack.exceptions.NotFoundException):
+        conn.compute.create_volume_attachment(server, volume_id=str(uuid.uuid4()))
+    assert conn.compute.get_server(server.id).status == "ACTIVE"   # still serving
+    assert conn.block_storage.get_volume(other.id).status == "available"
