@@ -14,6 +14,7 @@ import time
 import uuid
 from pathlib import Path
 
+import openstack.exceptions
 import pytest
 import requests
 from openstack.block_storage.v3.volume import Volume as SdkVolume
@@ -833,3 +834,105 @@ def test_bad_input_answers_as_cinder(cc, cloud):
     # and the service still answers normally
     assert cc.raw(cloud, "DELETE", f"/volumes/{vol.id}").status_code == 202
     cc.conn(cloud).block_storage.wait_for_delete(vol, wait=60)
+
+
+# ---- the attachments API: Pike only (3.27-3.43), through openstacksdk's block_storage ------
+
+def test_sdk_attachments_api_on_pike_gives_connection_info_and_frees_the_volume(cc, tmp_path):
+    cloud = "pike"
+    bs = cc.conn(cloud).block_storage
+    data = os.urandom(1 << 20)
+    image = cc.image(cloud, data)
+    vol = cc.volume(cloud, size=1, image_id=image.id,
+                    volume_type=cc.datera_type(cloud, **{"DF:use_chap_auth": "True"}).name)
+    server = str(uuid.uuid4())
+    # create without a connector: the volume is reserved, there is no connection yet
+    att = bs.create_attachment(vol, instance=server)
+    assert (att.status, att.instance, att.volume_id) == ("reserved", server, vol.id)
+    assert att.connection_info == {}
+    assert bs.get_volume(vol.id).status == "reserved"
+    assert bs.get_attachment(att.id).status == "reserved"
+    assert [a.id for a in bs.attachments(volume_id=vol.id)] == [att.id]
+    listed = cc.raw(cloud, "GET", "/attachments", version="3.27").json()["attachments"]
+    assert {"id": att.id, "status": "reserved", "instance": server,
+            "volume_id": vol.id} in listed
+    # a second reservation of the reserved volume is refused
+    again = cc.raw(cloud, "POST", "/attachments", version="3.27",
+                   json={"attachment": {"volume_uuid": vol.id, "instance_uuid": server}})
+    assert again.status_code == 400 and "Invalid volume" in again.json()["badRequest"]["message"]
+    # update with the host's connector: the export and its iSCSI connection_info (CHAP)
+    connector = {"initiator": TEST_INITIATOR, "ip": "127.0.0.1", "host": "cinder-test",
+                 "multipath": False, "platform": "x86_64", "os_type": "linux2"}
+    updated = bs.update_attachment(att, connector=connector)
+    assert updated.status == "attaching"
+    info = updated.connection_info
+    assert info["driver_volume_type"] == "iscsi" and info["data"]["auth_method"] == "CHAP"
+    d = info["data"]
+    luns = login(d["target_portal"].rsplit(":", 1)[0], LOGIN_PORT, TEST_INITIATOR,
+                 d["target_iqn"], chap_user=d["auth_username"], chap_secret=d["auth_password"])
+    out = tmp_path / "att.raw"
+    subprocess.run(["nbdcopy", "--", "[", "nbdkit", "--exit-with-parent", "-r",
+                    "--filter=truncate", "nbd", f"uri={luns[0].uri}", f"truncate={len(data)}",
+                    "]", str(out)], check=True, timeout=120, capture_output=True)
+    assert out.read_bytes()[:len(data)] == data
+    # complete needs 3.44 (Queens): beyond Pike, so the SDK's call fails with 404
+    with pytest.raises(openstack.exceptions.NotFoundException):
+        bs.complete_attachment(att)
+    assert cc.raw(cloud, "POST", f"/attachments/{att.id}/action", version="3.44",
+                  json={"os-complete": att.id}).status_code == 406
+    # delete: the export goes, the volume is available again, the login is refused
+    bs.delete_attachment(att, ignore_missing=False)
+    assert bs.get_volume(vol.id).status == "available"
+    assert cc.raw(cloud, "GET", f"/attachments/{att.id}", version="3.27").status_code == 404
+    with pytest.raises(LoginError):
+        login(d["target_portal"].rsplit(":", 1)[0], LOGIN_PORT, TEST_INITIATOR,
+              d["target_iqn"], chap_user=d["auth_username"], chap_secret=d["auth_password"])
+
+
+def test_attachments_api_bad_input_on_pike(cc):
+    cloud = "pike"
+    ctype = cc.ceph_type(cloud)
+    vol = cc.volume(cloud, size=1, volume_type=ctype.name)
+    no_volume = cc.raw(cloud, "POST", "/attachments", version="3.27",
+                       json={"attachment": {"instance_uuid": str(uuid.uuid4())}})
+    assert no_volume.status_code == 400 and "volume_uuid" in no_volume.text
+    missing = str(uuid.uuid4())
+    unknown = cc.raw(cloud, "POST", "/attachments", version="3.27",
+                     json={"attachment": {"volume_uuid": missing}})
+    assert unknown.status_code == 404 and missing in unknown.json()["itemNotFound"]["message"]
+    assert cc.raw(cloud, "GET", f"/attachments/{missing}", version="3.27").status_code == 404
+    # below 3.27 the resource does not exist, as on Ocata's predecessors
+    assert cc.raw(cloud, "GET", "/attachments", version="3.26").status_code == 404
+    att = cc.raw(cloud, "POST", "/attachments", version="3.27",
+                 json={"attachment": {"volume_uuid": vol.id}}).json()["attachment"]
+    assert cc.raw(cloud, "GET", f"/attachments/{att['id']}", version="3.27").status_code == 200
+    # an attachment of another project's volume is not there for this tenant
+    admin_vol = cc.conn(cloud, True).block_storage.create_volume(
+        name=_name("adm"), size=1, volume_type=ctype.name)
+    cc.volumes.append((cloud, admin_vol.id))
+    cc.conn(cloud, True).block_storage.wait_for_status(admin_vol, "available", wait=60)
+    theirs = cc.raw(cloud, "POST", "/attachments", version="3.27", admin=True,
+                    json={"attachment": {"volume_uuid": admin_vol.id}}).json()["attachment"]
+    assert cc.raw(cloud, "GET", f"/attachments/{theirs['id']}",
+                  version="3.27").status_code == 404
+    assert theirs["id"] not in {a["id"] for a in cc.raw(
+        cloud, "GET", "/attachments", version="3.27").json()["attachments"]}
+    assert cc.raw(cloud, "DELETE", f"/attachments/{theirs['id']}", version="3.27",
+                  admin=True).status_code == 200
+    bad = cc.raw(cloud, "PUT", f"/attachments/{att['id']}", version="3.27",
+                 json={"attachment": {"connector": "iqn"}})
+    assert bad.status_code == 400 and "connector" in bad.text
+    assert cc.raw(cloud, "DELETE", f"/attachments/{att['id']}",
+                  version="3.27").status_code == 200
+    assert cc.conn(cloud).block_storage.get_volume(vol.id).status == "available"
+
+
+@pytest.mark.parametrize("cloud", ["mitaka", "newton"])
+def test_attachments_api_is_404_before_ocata(cc, cloud):
+    vol = cc.volume(cloud, size=1, volume_type=cc.ceph_type(cloud).name)
+    bs = cc.conn(cloud).block_storage
+    with pytest.raises(openstack.exceptions.NotFoundException):
+        bs.create_attachment(vol, instance=str(uuid.uuid4()))
+    with pytest.raises(openstack.exceptions.NotFoundException):
+        list(bs.attachments())
+    assert bs.get_volume(vol.id).status == "available"

@@ -52,6 +52,7 @@ rq.base_url (scheme://host:port as the client addressed us: discovery links must
 rq.profile (the ReleaseProfile: every per-release switch and the version documents) and
 paginate() for marker/limit lists.
 """
+import abc
 import asyncio
 import importlib
 import importlib.util
@@ -200,7 +201,7 @@ class Route:
         return params
 
 
-class Service:
+class Service(abc.ABC):
     """Base of every service; subclasses set the class attributes and routes()."""
     name: str = ""
     port: int = 0
@@ -213,8 +214,9 @@ class Service:
         self.cloud = cloud
         self.model = model
 
+    @abc.abstractmethod
     def routes(self) -> list[Route]:
-        raise NotImplementedError
+        """The service's route table."""
 
 
 @dataclass(frozen=True)

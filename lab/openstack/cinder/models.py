@@ -10,15 +10,15 @@ specs, quota updates, migrate and reset-status are admin only; a tenant sees onl
 volumes and snapshots (others' are 404), and never the `os-vol-*` admin attributes
 (views.volume).
 """
+import abc
 import logging
 import math
-import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from lab.openstack import errors
+from lab.openstack.background import BackgroundWork
 from lab.openstack.cinder.backends import BackendError, SnapshotRef, VolumeRef
 from lab.openstack.cinder.backends.copy import copy_bytes
 
@@ -81,6 +81,7 @@ class Attachment:
     connector: dict | None = None
     attached_at: str | None = None
     detached_at: str | None = None
+    connection_info: dict | None = None    # the attachments API's, once a connector is set
 
 
 @dataclass
@@ -154,17 +155,17 @@ class ImageData:
     path: str | None             # local file holding the image's bytes
 
 
-class ImageSource:
+class ImageSource(abc.ABC):
     """How Cinder reads images: the cloud's Glance model (adapted in __init__.py)."""
 
+    @abc.abstractmethod
     def image(self, caller: Caller, image_id: str) -> ImageData:
         """KeyError when the image does not exist or the caller may not see it."""
-        raise NotImplementedError
 
 
 # ---- the service ----------------------------------------------------------------------------
 
-class CinderModel:
+class CinderModel(BackgroundWork):
     def __init__(self, *, profile, host: str, drivers: dict, default_backend: str,
                  images: ImageSource | None = None, workers: int = 4):
         self.profile = profile
@@ -172,9 +173,7 @@ class CinderModel:
         self.drivers = drivers                    # backend name -> driver
         self.default_backend = default_backend
         self.images = images
-        self.lock = threading.RLock()
-        self.changed = threading.Condition(self.lock)
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cinder-volume")
+        self._init_background("cinder-volume", workers, log)
         self.volumes: dict[str, Volume] = {}
         self.snapshots: dict[str, Snapshot] = {}
         self.types: dict[str, VolumeType] = {}
@@ -192,25 +191,6 @@ class CinderModel:
     def _touch(self, obj) -> None:
         obj.updated_at = now_iso()
         self.changed.notify_all()
-
-    def _submit(self, fn, *args) -> None:
-        def run():
-            try:
-                fn(*args)
-            except Exception:   # a bug, not a backend failure: keep the worker alive, say why
-                log.exception("cinder-volume task %s failed", getattr(fn, "__name__", fn))
-        self.pool.submit(run)
-
-    def wait_for(self, predicate, timeout: float) -> bool:
-        """Blocks until predicate() (called under the lock) is true; for tests and the CLI."""
-        deadline = time.monotonic() + timeout
-        with self.changed:
-            while not predicate():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self.changed.wait(left)
-        return True
 
     def host_of(self, backend: str) -> str:
         return f"{self.host}@{backend}#{self.drivers[backend].pool}"
@@ -984,6 +964,98 @@ class CinderModel:
             self.attachments.pop(a.id, None)
             v.status = "in-use" if v.attachments else "available"
             self._touch(v)
+
+    # ==== the attachments API (3.27+, Pike; reference §a.3) ====================================
+    # An attachment lives in self.attachments from create on; it joins the volume's
+    # attachments (what the volume view and Nova's bookkeeping see) once it is complete.
+    def _attachment(self, caller: Caller, attachment_id: str) -> Attachment:
+        a = self.attachments.get(attachment_id)
+        v = self.volumes.get(a.volume_id) if a is not None else None
+        if v is None or (v.project_id != caller.project_id and not caller.is_admin):
+            raise errors.NotFound(f"Volume attachment could not be found with filter: "
+                                  f"attachment_id = {attachment_id}.",
+                                  kind="VolumeAttachmentNotFound")
+        return a
+
+    def attachment_create(self, caller: Caller, volume_id: str, instance_uuid: str | None,
+                          connector: dict | None = None) -> tuple[Attachment, dict | None]:
+        """Reserves the volume; with a connector, also exports it (attachment_update)."""
+        with self.lock:
+            v = self._volume(caller, volume_id)
+            if v.status != "available" and not (v.multiattach and v.status == "in-use"):
+                raise errors.BadRequest(f"Invalid volume: Volume {volume_id} status must be "
+                                        f"available or downloading to reserve, but the "
+                                        f"current status is {v.status}.", kind="InvalidVolume")
+            a = Attachment(id=str(uuid.uuid4()), volume_id=v.id, instance_uuid=instance_uuid,
+                           attached_host=None, mountpoint=None, attach_status="reserved")
+            self.attachments[a.id] = a
+            v.previous_status, v.status = v.status, "reserved"
+            self._touch(v)
+        if connector is None:
+            return a, None
+        try:
+            return a, self.attachment_update(caller, a.id, connector)
+        except errors.ApiError:
+            self.attachment_delete(caller, a.id)
+            raise
+
+    def attachment_update(self, caller: Caller, attachment_id: str, connector) -> dict:
+        """The connector is known: create the export, return connection_info."""
+        if not isinstance(connector, dict):
+            raise errors.BadRequest("Invalid input received: Must specify 'connector'",
+                                    kind="InvalidInput")
+        with self.lock:
+            a = self._attachment(caller, attachment_id)
+            if a.attach_status != "reserved":
+                raise errors.BadRequest(f"Invalid volume: Attachment {attachment_id} status "
+                                        f"must be reserved to update, but is "
+                                        f"{a.attach_status}.", kind="InvalidVolume")
+        info = self.initialize_connection(caller, a.volume_id, connector)
+        with self.lock:
+            v = self.volumes[a.volume_id]
+            a.connector, a.attach_status = dict(connector), "attaching"
+            a.attached_host = connector.get("host")
+            a.mountpoint = connector.get("mountpoint")
+            a.connection_info = info
+            v.status = "attaching" if not v.attachments else v.status
+            self._touch(v)
+        return info
+
+    def attachment_complete(self, caller: Caller, attachment_id: str) -> None:
+        with self.lock:
+            a = self._attachment(caller, attachment_id)
+            if a.attach_status != "attaching":
+                raise errors.BadRequest(f"Invalid volume: Attachment {attachment_id} has no "
+                                        f"connection yet (status {a.attach_status}).",
+                                        kind="InvalidVolume")
+            v = self.volumes[a.volume_id]
+            a.attach_status, a.attached_at = "attached", now_iso()
+            v.attachments.append(a)
+            v.status = "in-use"
+            self._touch(v)
+
+    def attachment_delete(self, caller: Caller, attachment_id: str) -> None:
+        """Removes the export if there was one, then the attachment; the volume follows."""
+        with self.lock:
+            a = self._attachment(caller, attachment_id)
+            connector = a.connector
+        if connector is not None:
+            self.terminate_connection(caller, a.volume_id, connector)
+        with self.lock:
+            v = self.volumes.get(a.volume_id)
+            self.attachments.pop(a.id, None)
+            a.attach_status, a.detached_at = "detached", now_iso()
+            if v is not None:
+                if a in v.attachments:
+                    v.attachments.remove(a)
+                v.status = "in-use" if v.attachments else "available"
+                self._touch(v)
+
+    def list_attachments(self, caller: Caller) -> list[Attachment]:
+        with self.lock:
+            return [a for a in self.attachments.values()
+                    if (v := self.volumes.get(a.volume_id)) is not None
+                    and (caller.is_admin or v.project_id == caller.project_id)]
 
     # ==== retype and migration =================================================================
     def retype(self, caller: Caller, volume_id: str, new_type, migration_policy=None) -> None:

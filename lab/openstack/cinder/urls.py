@@ -8,6 +8,8 @@ TYPE = f"{P}/types/:type_id"
 QOS = f"{P}/qos-specs/:qos_id"
 SNAP = f"{P}/snapshots/:snapshot_id"
 QUOTA = f"{P}/os-quota-sets/:target_id"
+ATT = f"{P}/attachments/:attachment_id"
+ATTACHMENTS = "3.27"          # Ocata's; so Pike has them and Mitaka/Newton answer 404
 
 ROUTES: list[Route] = [
     Route("GET", "/", r.root, public=True),
@@ -51,6 +53,15 @@ ROUTES: list[Route] = [
     Route("GET", SNAP, r.show_snapshot),
     Route("PUT", SNAP, r.update_snapshot),
     Route("DELETE", SNAP, r.delete_snapshot),
+    # the attachments API; os-complete needs 3.44 (Queens), beyond Pike's 3.43
+    Route("GET", f"{P}/attachments", r.list_attachments, min_version=ATTACHMENTS),
+    Route("GET", f"{P}/attachments/detail", r.list_attachments_detail,
+          min_version=ATTACHMENTS),
+    Route("POST", f"{P}/attachments", r.create_attachment, min_version=ATTACHMENTS),
+    Route("GET", ATT, r.show_attachment, min_version=ATTACHMENTS),
+    Route("PUT", ATT, r.update_attachment, min_version=ATTACHMENTS),
+    Route("DELETE", ATT, r.delete_attachment, min_version=ATTACHMENTS),
+    Route("POST", f"{ATT}/action", r.attachment_action, min_version="3.44"),
     # quotas, limits, services, zones
     Route("GET", QUOTA, r.show_quota),
     Route("PUT", QUOTA, r.update_quota),

@@ -18,10 +18,10 @@ import re
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from lab.openstack import errors
+from lab.openstack.background import BackgroundWork
 
 from .guest import Guest, GuestError, device_for
 
@@ -129,7 +129,7 @@ class Server:
         return next((d for d in self.devices if d.boot_index == 0), None)
 
 
-class ComputeModel:
+class ComputeModel(BackgroundWork):
     """Nova of one cloud. `volumes()` returns Cinder's model or None when the cloud has no
     Cinder (yet); `hosts` are the cloud's compute nodes; `run_dir` holds the guests' files."""
 
@@ -144,9 +144,7 @@ class ComputeModel:
         self.flavors = {f.id: f for f in DEFAULT_FLAVORS}
         self.servers: dict[str, Server] = {}
         self.quotas: dict[str, dict] = {}
-        self.lock = threading.RLock()
-        self.changed = threading.Condition(self.lock)
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nova-compute")
+        self._init_background("nova-compute", workers, log)
         self.started = now_iso()
 
     def close(self) -> None:
@@ -172,24 +170,6 @@ class ComputeModel:
     def _touch(self, server: Server) -> None:
         server.updated = now_iso()
         self.changed.notify_all()
-
-    def _submit(self, fn, *args):
-        def run():
-            try:
-                fn(*args)
-            except Exception:   # a bug, not a modelled failure: keep the worker, say why
-                log.exception("nova-compute task %s failed", getattr(fn, "__name__", fn))
-        return self.pool.submit(run)
-
-    def wait_for(self, predicate, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        with self.changed:
-            while not predicate():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self.changed.wait(left)
-        return True
 
     # -- flavors ---------------------------------------------------------------------------
     def get_flavor(self, flavor_id: str) -> Flavor:
