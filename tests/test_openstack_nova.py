@@ -27,11 +27,6 @@ def _name(tag: str) -> str:
     return f"vancouver-test-{tag}-{uuid.uuid4().hex[:8]}"
 
 
-def _needs_cinder(ost, cloud: str) -> None:
-    if "volumev3" not in {s["type"] for s in ost.token(cloud)[1]["catalog"]}:
-        pytest.skip(f"{cloud} serves no Cinder yet: boot from volume needs it")
-
-
 def _networks(cloud: str) -> dict:
     """Newton and Pike require `networks` (reference §e #1); Mitaka refuses strings (#2)."""
     return {} if cloud == "mitaka" else {"networks": "auto"}
@@ -185,7 +180,6 @@ def test_quotas_and_limits_per_release(ost, cloud):
 
 @pytest.mark.parametrize("cloud", CLOUDS)
 def test_sdk_boot_from_volume_guest_runs_fio_on_datera_and_ceph(ost, lab, cloud):
-    _needs_cinder(ost, cloud)
     conn = ost.connect(cloud)
     chap = lab.datera_type(cloud, chap=True)
     boot = lab.volume(cloud, type_name=chap.name)          # /dev/vda on Datera, with CHAP
@@ -226,7 +220,6 @@ def test_sdk_boot_from_volume_guest_runs_fio_on_datera_and_ceph(ost, lab, cloud)
 
 @pytest.mark.parametrize("cloud", CLOUDS)
 def test_osc_server_create_add_volume_console_delete(ost, lab, tmp_path, cloud):
-    _needs_cinder(ost, cloud)
     boot, extra = lab.volume(cloud), lab.volume(cloud)
     net = ost.osc(cloud, "network", "list", "-f", "json")[0]["ID"]
     user_data = tmp_path / "user-data.sh"
@@ -257,7 +250,6 @@ def test_osc_server_create_add_volume_console_delete(ost, lab, tmp_path, cloud):
 
 def test_attached_ceph_volume_is_swapped_when_migrated_to_datera(ost, lab):
     cloud = "newton"          # Newton's Datera driver migrates; ceph -> datera always does
-    _needs_cinder(ost, cloud)
     conn, admin = ost.connect(cloud), ost.connect(cloud, admin=True)
     datera = lab.datera_type(cloud, chap=True)
     boot, data = lab.volume(cloud), lab.volume(cloud)
@@ -277,7 +269,6 @@ def test_refused_chap_login_is_a_clear_fault_without_the_secret(ost, lab):
     """What Nova's host does on attach (guest.IscsiDevice.check): the login with the
     attachment's CHAP credentials; a wrong secret fails with the target's reason."""
     cloud = "pike"
-    _needs_cinder(ost, cloud)
     admin = ost.connect(cloud, admin=True)
     vol = lab.volume(cloud, type_name=lab.datera_type(cloud, chap=True).name)
     iqn = f"iqn.1993-08.org.debian:01:vct-{uuid.uuid4().hex[:6]}"

@@ -91,4 +91,4 @@ class MicroversionSpec:
 
 
 class VersionNotAcceptable(Exception):
-    pass
+    """A well-formed microversion outside the release's range (406)."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 
 from lab.openstack import errors
 from lab.openstack.background import BackgroundWork
+from lab.openstack.caller import Caller  # noqa: F401 (re-exported for the HTTP layer)
 from lab.openstack.cinder.backends import BackendError, SnapshotRef, VolumeRef
 from lab.openstack.cinder.backends.copy import copy_bytes
 
@@ -38,14 +39,6 @@ PER_TYPE_QUOTAS = ("volumes", "gigabytes", "snapshots")
 
 def now_iso(t: float | None = None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S.000000", time.gmtime(t or time.time()))
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who asks: the token's project and user, and whether Cinder's admin_api rule holds."""
-    project_id: str
-    user_id: str
-    is_admin: bool = False
 
 
 # ---- records ------------------------------------------------------------------------------
@@ -1200,8 +1193,8 @@ class CinderModel(BackgroundWork):
                 self._touch(tmp)
             try:
                 dst.delete_volume(tmp_ref)
-            except Exception:
-                pass
+            except Exception:   # the migration already failed; say so, do not mask that
+                log.exception("could not delete the temporary volume of a failed migration")
             with self.lock:
                 self.volumes.pop(tmp.id, None)
                 return self._end_retype(vol, "error", f"migration failed: {reason}")

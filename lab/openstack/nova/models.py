@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from lab.openstack import errors
 from lab.openstack.background import BackgroundWork
+from lab.openstack.caller import Caller
 
 from .guest import Guest, GuestError, device_for
 
@@ -62,13 +63,6 @@ class Flavor:
 
 DEFAULT_FLAVORS = (Flavor("1", "m1.tiny", 1, 512, 1), Flavor("2", "m1.small", 1, 2048, 20),
                    Flavor("3", "m1.medium", 2, 4096, 40), Flavor("4", "m1.large", 4, 8192, 80))
-
-
-@dataclass(frozen=True)
-class Caller:
-    project_id: str
-    user_id: str
-    is_admin: bool = False
 
 
 @dataclass
@@ -161,11 +155,6 @@ class ComputeModel(BackgroundWork):
             raise errors.BadRequest("Block Device Mapping is Invalid: this cloud has no volume "
                                     "service.")
         return model
-
-    @staticmethod
-    def cinder_caller(caller: Caller):
-        from lab.openstack.cinder.models import Caller as CinderCaller
-        return CinderCaller(caller.project_id, caller.user_id, caller.is_admin)
 
     def _touch(self, server: Server) -> None:
         server.updated = now_iso()
@@ -359,7 +348,7 @@ class ComputeModel(BackgroundWork):
                                        f"already used {used[key]} of {limits[key]} {key}",
                                        kind="OverQuota")
         data = self.decode_user_data(user_data)
-        cinder, cc = self.cinder(), self.cinder_caller(caller)
+        cinder, cc = self.cinder(), caller
         # Nova's API checks each existing volume before it accepts the request.
         for d in devices:
             if d["source"] == "volume":
@@ -399,7 +388,7 @@ class ComputeModel(BackgroundWork):
 
     def _build_steps(self, caller: Caller, server: Server) -> None:
         server_id = server.id
-        cinder, cc = self.cinder(), self.cinder_caller(caller)
+        cinder, cc = self.cinder(), caller
         try:
             self._set(server, task_state="block_device_mapping")
             for request in list(server.pending):
@@ -514,7 +503,7 @@ class ComputeModel(BackgroundWork):
     # -- volume attachments ----------------------------------------------------------------
     def attach_volume(self, caller: Caller, server_id: str, volume_id: str) -> BlockDevice:
         """Blocks (Cinder's driver, the initiator login): call from a worker thread."""
-        cinder, cc = self.cinder(), self.cinder_caller(caller)
+        cinder, cc = self.cinder(), caller
         with self.lock:
             server = self._server(caller, server_id)
             if server.status != "ACTIVE" or server.task_state is not None:
@@ -558,7 +547,7 @@ class ComputeModel(BackgroundWork):
         return dev
 
     def detach_volume(self, caller: Caller, server_id: str, volume_id: str) -> None:
-        cinder, cc = self.cinder(), self.cinder_caller(caller)
+        cinder, cc = self.cinder(), caller
         with self.lock:
             server = self._server(caller, server_id)
             dev = self.attachment(caller, server_id, volume_id)
@@ -596,8 +585,7 @@ class ComputeModel(BackgroundWork):
                 if server else None
         if dev is None:
             raise errors.NotFound(f"volume {old_volume_id} is not attached to {server_id}")
-        from lab.openstack.cinder.models import Caller as CinderCaller
-        admin = CinderCaller(server.project_id, "nova", True)
+        admin = Caller(server.project_id, "nova", True)
         info = cinder.initialize_connection(admin, new_volume_id, server.host.connector())
         try:
             self.device(info, server.host, new_volume_id).check()
@@ -628,7 +616,7 @@ class ComputeModel(BackgroundWork):
         server.built.wait(self.guest_timeout)
         if server.guest:
             server.guest.stop()
-        cc = self.cinder_caller(caller)
+        cc = caller
         cinder = self._volumes()
         for dev in list(server.devices):
             if cinder is None or not dev.attachment_id:
