@@ -5,14 +5,19 @@ migration), backends/ (datera through dfs_sdk, ceph as sparse files), responses.
     {"datera": {"mgmt_ip", "http_port", "username", "password", "tenant": "/root/<name>"},
      "ceph": {"address"}}
 
-Other services reach the model as cloud.model("cinder") (a CinderModel; see its docstrings).
+Cinder reaches Glance and Nova through the ports it declares (lab/openstack/ports.py), given
+at construction: GlanceImages and NovaCompute below adapt the cloud's other models. Nova is
+built after Cinder, so NovaCompute looks it up when a migration needs it. Nova reaches this
+model as its Volumes port (nova/__init__.py).
 """
 from ..errors import NotFound
 from ..framework import PORTS, CatalogEntry, Cloud, ConfigError, Service
 from ..microversion import MicroversionSpec
 from .backends.ceph import CephDriver
 from .backends.datera import DateraConfig, DateraDriver
-from .models import Caller, CinderModel, ImageData, ImageSource
+from ..ports import Compute, ImageData, ImageSource
+from .backends import BackendError
+from .models import Caller, CinderModel
 from .urls import ROUTES
 
 
@@ -46,6 +51,18 @@ class GlanceImages(ImageSource):
                          container_format=img.container_format, min_disk=img.min_disk,
                          min_ram=img.min_ram, properties=dict(img.properties),
                          path=str(path) if path.exists() else None)
+
+
+class NovaCompute(Compute):
+    """Cinder's view of the cloud's Nova model: the swap of an attached volume."""
+
+    def __init__(self, cloud: Cloud):
+        self.cloud = cloud
+
+    def swap_volume(self, server_id: str, old_volume_id: str, new_volume_id: str) -> None:
+        if "nova" not in self.cloud.services:
+            raise BackendError("the volume is attached and no compute service can swap it")
+        self.cloud.model("nova").swap_volume(server_id, old_volume_id, new_volume_id)
 
 
 def _drivers(cloud: Cloud) -> dict:
@@ -87,5 +104,6 @@ def make_service(cloud: Cloud) -> CinderService:
     # An untyped volume lands on ceph, as the demo's "volume on ceph" step expects.
     default = "ceph" if "ceph" in drivers else next(iter(drivers))
     model = CinderModel(profile=cloud.profile, host=host_name(cloud), drivers=drivers,
-                        default_backend=default, images=GlanceImages(cloud))
+                        default_backend=default, images=GlanceImages(cloud),
+                        compute=NovaCompute(cloud))
     return CinderService(cloud, model)

@@ -1,6 +1,8 @@
 """Nova v2.1 of the OpenStack lab: models.py (flavors, servers booted from Cinder volumes,
 volume attachments and swaps, quotas, the compute hosts), guest.py (each server's user_data
 run against its volumes' data plane; the output is the console log), responses.py and urls.py.
+Nova reaches Cinder through its Volumes port (lab/openstack/ports.py), given at construction;
+Cinder reaches Nova's swap_volume through its own Compute port (cinder/__init__.py).
 """
 import uuid
 
@@ -47,8 +49,8 @@ def compute_hosts(cloud: Cloud) -> list[ComputeHost]:
 
 
 def make_service(cloud: Cloud) -> NovaService:
-    def volumes():
-        return cloud.model("cinder") if "cinder" in cloud.services else None
+    # Cinder is built before Nova (SERVICE_PACKAGES order); its model is Nova's Volumes port.
+    volumes = cloud.model("cinder") if "cinder" in cloud.services else None
     settings = cloud.config.services.get("nova") or {}
     model = ComputeModel(profile=cloud.profile, hosts=compute_hosts(cloud),
                          controller=_nodes(cloud)[0],
@@ -58,7 +60,4 @@ def make_service(cloud: Cloud) -> NovaService:
     # Mitaka's catalog publishes the project in the compute URL (reference §b.1).
     path = "/v2.1/{project_id}" if cloud.profile.name == "mitaka" else "/v2.1"
     service.catalog = (CatalogEntry("compute", "nova", path),)
-    cinder = volumes()
-    if cinder is not None:
-        cinder.swap_volume = model.swap_volume
     return service

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from lab.openstack import errors
 from lab.openstack.background import BackgroundWork
 from lab.openstack.caller import Caller
+from lab.openstack.ports import Volumes
 
 from .guest import Guest, GuestError, device_for
 
@@ -124,11 +125,13 @@ class Server:
 
 
 class ComputeModel(BackgroundWork):
-    """Nova of one cloud. `volumes()` returns Cinder's model or None when the cloud has no
-    Cinder (yet); `hosts` are the cloud's compute nodes; `run_dir` holds the guests' files."""
+    """Nova of one cloud. `volumes` is the Volumes port (ports.py: Cinder's model), None when
+    the cloud has no Cinder; `hosts` are the cloud's compute nodes; `run_dir` holds the
+    guests' files."""
 
-    def __init__(self, *, profile, hosts: list[ComputeHost], controller: str, volumes,
-                 run_dir, guest_timeout: float = 300, workers: int = 4):
+    def __init__(self, *, profile, hosts: list[ComputeHost], controller: str,
+                 volumes: Volumes | None, run_dir, guest_timeout: float = 300,
+                 workers: int = 4):
         self.profile = profile
         self.hosts = hosts
         self.controller = controller
@@ -149,8 +152,8 @@ class ComputeModel(BackgroundWork):
         self.pool.shutdown(wait=True, cancel_futures=True)
 
     # -- helpers ---------------------------------------------------------------------------
-    def cinder(self):
-        model = self._volumes()
+    def cinder(self) -> Volumes:
+        model = self._volumes
         if model is None:
             raise errors.BadRequest("Block Device Mapping is Invalid: this cloud has no volume "
                                     "service.")
@@ -424,10 +427,8 @@ class ComputeModel(BackgroundWork):
             kwargs["snapshot_id"] = request["ref"]
             kwargs.pop("size")
         vol = cinder.create_volume(cc, **kwargs)
-        ok = cinder.wait_for(lambda: cinder.volumes[vol.id].status in ("available", "error"),
-                             600)
-        status = cinder.volumes[vol.id].status
-        if not ok or status != "available":
+        status = cinder.wait_for_volume(vol.id, ("available", "error"), 600)
+        if status != "available":
             raise errors.ApiError(f"Build of instance {server.id} aborted: Volume {vol.id} did "
                                   f"not finish being created (status {status}).")
         return vol.id
@@ -617,7 +618,7 @@ class ComputeModel(BackgroundWork):
         if server.guest:
             server.guest.stop()
         cc = caller
-        cinder = self._volumes()
+        cinder = self._volumes
         for dev in list(server.devices):
             if cinder is None or not dev.attachment_id:
                 continue
