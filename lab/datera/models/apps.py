@@ -2,7 +2,8 @@
 
 Rules from reference datera-api §2.3-2.7 and §2.19: size grows only, replica_count only
 increases, access_control_mode goes allow_all -> deny_all only, restore needs the app
-instance offline, deleting an online app instance needs force.
+instance offline, deleting an online app instance needs force. A storage instance's ACL policy
+and CHAP auth are the access family's (access_ops.py).
 """
 import uuid as uuidlib
 
@@ -508,60 +509,3 @@ class AppInstanceOps:
         self.events.record(USER, "snapshot_deleted", f"snapshot {ts} of volume {vol.name} deleted",
                            tenant=vol.parent.parent.tenant, object_path=snap.path)
         return snap.to_dict()
-
-    # -- acl_policy and auth --------------------------------------------------------------
-    def get_acl_policy(self, c, ai_id, si_name) -> dict:
-        si = self._si(c, ai_id, si_name)
-        return si.acl.to_dict() | {"path": f"{si.path}/acl_policy"}
-
-    def set_acl_policy(self, c, ai_id, si_name, body) -> dict:
-        si = self._si(c, ai_id, si_name)
-        self._apply_acl(si.parent.tenant, si, body, "acl_policy")
-        return self.get_acl_policy(c, ai_id, si_name)
-
-    def list_acl_links(self, c, ai_id, si_name, kind) -> list[dict]:
-        return self.get_acl_policy(c, ai_id, si_name)[kind]
-
-    def link_acl(self, c, ai_id, si_name, kind, body) -> dict:
-        si = self._si(c, ai_id, si_name)
-        prefix = "/initiators/" if kind == "initiators" else "/initiator_groups/"
-        op, path = v.link_op(body, f"acl_policy/{kind}", prefix)
-        key = path[len(prefix):]
-        links = getattr(si.acl, kind)
-        if op == "add":
-            resolved = (self._resolve_initiator(si.parent.tenant, key).tenant if kind == "initiators"
-                        else self._resolve_group(si.parent.tenant, key).tenant, key)
-            if resolved not in links:
-                links.append(resolved)
-        else:
-            kept = [x for x in links if x[1] != key]
-            if len(kept) == len(links):
-                raise NotFound(path)
-            links[:] = kept
-        return self.get_acl_policy(c, ai_id, si_name)
-
-    def _apply_acl(self, tenant: str, si: StorageInstance, body: dict, where: str) -> None:
-        v.only(body, ("initiators", "initiator_groups", "path", "force"), where)
-        inits, groups = si.acl.initiators, si.acl.initiator_groups
-        if "initiators" in body:
-            inits = []
-            for p in v.ref_list(body["initiators"], f"{where}.initiators", "/initiators/"):
-                ini = self._resolve_initiator(tenant, p[len("/initiators/"):])
-                if (ini.tenant, ini.id) not in inits:
-                    inits.append((ini.tenant, ini.id))
-        if "initiator_groups" in body:
-            groups = []
-            for p in v.ref_list(body["initiator_groups"], f"{where}.initiator_groups",
-                                "/initiator_groups/"):
-                grp = self._resolve_group(tenant, p[len("/initiator_groups/"):])
-                if (grp.tenant, grp.name) not in groups:
-                    groups.append((grp.tenant, grp.name))
-        si.acl.initiators, si.acl.initiator_groups = inits, groups
-
-    def get_auth(self, c, ai_id, si_name) -> dict:
-        si = self._si(c, ai_id, si_name)
-        return si.auth.to_dict() | {"path": f"{si.path}/auth"}
-
-    def set_auth(self, c, ai_id, si_name, body) -> dict:
-        self._si(c, ai_id, si_name).auth.update(body)
-        return self.get_auth(c, ai_id, si_name)
