@@ -1,6 +1,7 @@
-"""Nova v2.1 of the OpenStack lab: models.py (flavors, servers booted from Cinder volumes,
-volume attachments and swaps, quotas, the compute hosts), guest.py (each server's user_data
-run against its volumes' data plane; the output is the console log), responses.py and urls.py.
+"""Nova v2.1 of the OpenStack lab: models/ (flavors, servers booted from Cinder volumes,
+volume attachments and swaps, quotas, the compute hosts; compute.py for the background work),
+guest.py (each server's user_data run against its volumes' data plane; the output is the
+console log), responses.py and urls.py.
 Nova reaches Cinder through its Volumes port (lab/openstack/ports.py), given at construction;
 Cinder reaches Nova's swap_volume through its own Compute port (cinder/__init__.py).
 """

@@ -129,7 +129,7 @@ class TypesMixin:
                                           f"{project} combination.")
                 vt.projects.discard(project)
 
-    # ==== QoS specs ===========================================================================
+    # ---- QoS specs ---------------------------------------------------------------------------
     def _admin_qos(self, caller: Caller) -> None:
         if not caller.is_admin:
             raise errors.policy_forbids("volume_extension:qos_specs_manage")
@@ -259,7 +259,6 @@ class TypesMixin:
         vt = self.types.get(type_id) if type_id else None
         q = self.qos.get(vt.qos_specs_id) if vt and vt.qos_specs_id else None
         return dict(q.specs) if q and q.consumer in ("front-end", "both") else None
-
 
     def _qos_of(self, type_id: str | None) -> QosSpec | None:
         vt = self.types.get(type_id) if type_id else None

@@ -6,7 +6,6 @@ import uuid
 
 from lab.openstack import errors
 from lab.openstack.caller import Caller
-
 from lab.openstack.cinder.backends import VolumeRef
 from lab.openstack.ports import ImageData
 
