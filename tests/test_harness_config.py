@@ -193,3 +193,72 @@ def test_default_profile():
     assert democonfig.default_profile(Cfg(0, "30s")) == "ci"
     assert democonfig.default_profile(Cfg(1, None)) == "ci"
     assert democonfig.default_profile(Cfg(5, None)) == "ci"
+
+
+# --------------------------------------------------------------------------- target.yaml
+
+TARGET_YAML = """\
+kind: real
+datera: {udc: datera.json, transport: iscsi, tenant_qos: per-volume}
+"""
+
+
+@pytest.mark.parametrize("text,message", [
+    (TARGET_YAML.replace("iscsi", "carrier-pigeon"),
+     "datera.transport: "),
+    (TARGET_YAML + "vsphere: {}\n", "vsphere: unknown key"),
+    (TARGET_YAML.replace("udc: datera.json, ", ""), "datera.udc: missing"),
+    ("kind: [unclosed\n", "not valid YAML"),
+    ("- a\n", "expected a mapping at the top level"),
+])
+def test_bad_target_yaml_is_one_line(tmp_path, text, message):
+    from fixtures.target import read_target_file
+    path = tmp_path / "target.yaml"
+    path.write_text(text)
+    with pytest.raises(pytest.UsageError) as e:
+        read_target_file(path)
+    assert str(e.value).startswith(f"{path}: ") and message in str(e.value), str(e.value)
+    assert "\n" not in str(e.value)
+
+
+COUNT_PARSES = """\
+import os
+import fixtures.target as t
+
+_read = t.read_target_file
+
+def counted(path):
+    with open(os.environ["PARSE_LOG"], "a") as f:
+        f.write(f"{os.getpid()}\\n")
+    return _read(path)
+
+t.read_target_file = counted
+"""
+
+
+def test_target_is_parsed_once_and_handed_to_workers(tmp_path):
+    """The controller parses target.yaml once; xdist workers get it through workerinput."""
+    (tmp_path / "target.yaml").write_text(TARGET_YAML)
+    (tmp_path / "count_parses.py").write_text(COUNT_PARSES)
+    (tmp_path / "conftest.py").write_text(
+        'pytest_plugins = ["fixtures.config", "fixtures.target"]\n')
+    (tmp_path / "test_t.py").write_text(
+        "import os, pytest\n"
+        "@pytest.mark.parametrize('n', range(4))\n"
+        "def test_t(n, target, request):\n"
+        "    assert target.doc['datera']['transport'] == 'iscsi' and not target.is_lab\n"
+        "    assert target.file('datera', 'udc').name == 'datera.json'\n"
+        "    wire = request.config.workerinput['vancouver_target']\n"
+        "    assert wire['target']['doc'] == target.doc\n"
+        "    with open(os.environ['WORKER_LOG'], 'a') as f:\n"
+        "        f.write(os.environ['PYTEST_XDIST_WORKER'] + '\\n')\n")
+    e = dict(os.environ, PYTHONPATH=f"{ROOT}:{tmp_path}", PARSE_LOG=str(tmp_path / "parses"),
+             WORKER_LOG=str(tmp_path / "workers"))
+    for k in ("PYTEST_ADDOPTS", "VANCOUVER_TARGET", "PYTEST_XDIST_WORKER"):
+        e.pop(k, None)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p",
+                           "count_parses", "-n", "2", "--target", "target.yaml"],
+                          cwd=tmp_path, env=e, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    assert len((tmp_path / "parses").read_text().split()) == 1  # once, in the controller
+    assert set((tmp_path / "workers").read_text().split()) == {"gw0", "gw1"}
