@@ -465,38 +465,40 @@ def test_pacer_decides_when_an_item_may_start():
     clock = Clock()
     pacer = Pacer([0.0, 10.0, 0.0], clock=clock)
     assert all(pacer.due(i) for i in range(3))           # never started: due at once
-    assert pacer.handed_out(1) == 1                       # round 1 of item 1
+    assert pacer.handed_out(1) == 1                       # queued, round 1: not started yet
+    assert pacer.due(1)
+    pacer.started(1, clock.t)                             # its node starts it
     assert not pacer.due(1) and pacer.wait_s(1) == 10.0
     pacer.started(1, clock.t + 2)                         # its setup report: the real start
     clock.t += 11
-    assert pacer.wait_s(1) == pytest.approx(1.0)          # from the real start, not hand-out
+    assert pacer.wait_s(1) == pytest.approx(1.0)
     pacer.started(1, clock.t - 100)                       # an older report never moves it back
     assert pacer.wait_s(1) == pytest.approx(1.0)
     assert pacer.next_due_at([1]) == pytest.approx(1012.0)
     clock.t += 1
     assert pacer.due(1)
-    assert pacer.handed_out(0) == 1 and pacer.due(0)      # unpaced: always due
+    assert pacer.start_now(0) == 1 and pacer.due(0)       # unpaced: always due
 
 
 def test_pacer_order_due_first_then_fairness():
     clock = Clock()
     pacer = Pacer([5.0, 0.0, 0.0, 0.0], clock=clock)
-    pacer.handed_out(0)
-    pacer.handed_out(1)
+    pacer.start_now(0)
+    pacer.start_now(1)
     # 0 is not due; among due ones: not the node's own last item, then least handed out.
     assert pacer.order(range(4), avoid=2) == [3, 1, 2, 0]
     clock.t += 5
     assert pacer.order(range(4))[:2] == [2, 3]            # 0 and 1 were handed out once
     assert pacer.round == 0
-    pacer.handed_out(2)
-    pacer.handed_out(3)
+    pacer.start_now(2)
+    pacer.start_now(3)
     assert pacer.round == 1
 
 
 def test_pacer_wait_turn_stops_early():
     clock = Clock()
     pacer = Pacer([60.0], clock=clock)
-    pacer.handed_out(0)
+    pacer.start_now(0)
     slept = []
     assert pacer.wait_turn(0, should_stop=lambda: len(slept) >= 3, sleep=slept.append) is False
     assert slept == [0.1, 0.1, 0.1]
@@ -506,9 +508,10 @@ def test_pacer_wait_turn_stops_early():
     assert pacer.wait_turn(0, should_stop=lambda: False, sleep=advance) is True
 
 
-def test_scheduler_hands_out_paced_items_only_when_due():
-    """The scheduler asks the Pacer: an undue item is not sent, a wake-up is requested for
-    when it becomes due, and the hungry node gets it then."""
+def test_scheduler_starts_paced_items_only_when_due():
+    """The scheduler asks the Pacer. A worker starts its head when it receives the next index,
+    so a node gets an index only when its head is due: a copy queued behind itself waits its
+    interval, a wake-up is requested for then, and the waiting node is served at that time."""
     clock = Clock()
     wakes = []
     sched = EndlessScheduling(None, None, FakeStopper(), numnodes=1,
@@ -518,14 +521,17 @@ def test_scheduler_hands_out_paced_items_only_when_due():
     sched.add_node_collection(node, ["scenarios/test_p.py::t"])
     sched.schedule()
     sched.pacer.clock = clock
-    assert node.queue == [0]           # alone and paced: sent once, never twice back to back
-    first = sched.pacer.last_start[0]
-    assert wakes == [pytest.approx(first + 10)]
+    sched.pacer.last_start[0] = clock.t       # the first copy starts now
+    assert node.queue == [0, 0]               # alone: the first run is not delayed
+    node.queue.pop(0)
+    sched.mark_test_complete(node, 0)         # the copy is now the head: not due yet
+    assert node.queue == [0] and wakes == [pytest.approx(clock.t + 10)]
+    clock.t += 5
     sched.wake()
     assert node.queue == [0]
-    clock.t = sched.pacer.last_start[0] + 10
-    sched.wake()                       # due: sent again, so the worker can start the first
-    assert node.queue == [0, 0]
+    clock.t += 5
+    sched.wake()                              # due: the next index lets the copy start
+    assert node.queue == [0, 0] and sched.pacer.last_start[0] == clock.t
 
 
 def test_parse_duration():
