@@ -95,7 +95,7 @@ def _run(tmp: Path, *args: str) -> subprocess.CompletedProcess:
     e = dict(os.environ, PYTHONPATH=str(ROOT), VANCOUVER_TARGET="/nonexistent/target.yaml")
     e.pop("PYTEST_ADDOPTS", None)
     (tmp / "conftest.py").write_text(
-        'pytest_plugins = ["fixtures.config", "fixtures.endless", "fixtures.reporting"]\n')
+        'pytest_plugins = ["fixtures.config", "fixtures.endless", "fixtures.reporting.plugin"]\n')
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
                           cwd=tmp, env=e, capture_output=True, text=True, timeout=60)
 

@@ -42,7 +42,7 @@ profiles:
 
 CONFTEST = """\
 import os, time, pytest
-pytest_plugins = ["fixtures.config", "fixtures.endless", "fixtures.reporting"]
+pytest_plugins = ["fixtures.config", "fixtures.endless", "fixtures.reporting.plugin"]
 
 def event(kind, what):
     worker = os.environ.get("PYTEST_XDIST_WORKER", "master")
