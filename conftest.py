@@ -1,8 +1,10 @@
-# Root conftest: registers the harness plugins and nothing else.
+# Root conftest: registers the harness plugins and nothing else, in dependency order (each
+# only uses plugins above it). Dependencies are explicit calls (get_demo, ensure_demo,
+# get_target), not hook order; what crosses to xdist workers: fixtures/endless/__init__.py.
 pytest_plugins = [
-    "fixtures.target",
-    "fixtures.config",
-    "fixtures.endless",
-    "fixtures.reporting",
-    "fixtures.datera",
+    "fixtures.config",            # demo.yaml, validated once; scenario keys = module names
+    "fixtures.target",            # target.yaml parsed once, lab started; asks config first
+    "fixtures.endless",           # --count=0, --duration: scheduler, pacing (needs config), stop
+    "fixtures.reporting.plugin",  # run events, report, results.jsonl; reads round, demo, target
+    "fixtures.datera",            # Datera helpers and fixtures; needs target and reporting
 ]

@@ -17,8 +17,6 @@ from fixtures.datera import metric_points, tenant_path, wait_until
 from fixtures.transport import AccessRefused
 from fixtures.workload import FioJob, FioRun, run_fio
 
-pytestmark = pytest.mark.scenario("tenancy")
-
 # The cluster's steady per-second IOPS (the median of its whole seconds, so one second of a
 # starved CPU does not decide) must be within this fraction of the limit that binds, and fio's
 # own average may never exceed it by more. The lab holds ±1%; the margin is for short runs on
@@ -70,17 +68,17 @@ def test_tenancy(tenant, demo, datera_admin, datera_settings, datera_tenants, te
     proof.figure("tenant", path)
     proof.figure("tenant QoS", f"{cap} IOPS via {datera_settings.tenant_qos}")
 
-    with proof.step("log in as the tenant's directory user"):
+    with proof.step("LDAP user logs in to the tenant"):
         user = tenant_users[path][0]
         api = tenant_session(path)
         proof.figure("tenant user", f"{user} (LDAP via {datera_settings.ldap_server})")
 
-    with proof.step("create a volume per QoS tier"):
+    with proof.step("create a volume per QoS tier (bronze, silver, gold)"):
         vols = {t.name: make_datera_volume(api, path, policy={"total_iops_max": t.total_iops_max},
                                            label=t.name) for t in tiers}
         devices = {name: attach_datera_volume(v) for name, v in vols.items()}
 
-    with proof.step("each tier's IOPS, one volume at a time"):
+    with proof.step("volume max IOPS: each tier alone"):
         rows = []
         for t in tiers:
             start = time.time()
@@ -97,7 +95,7 @@ def test_tenancy(tenant, demo, datera_admin, datera_settings, datera_tenants, te
             assert _not_above(r["fio IOPS"], r["binding limit"]), r
 
     low, high = tiers[0], tiers[-1]
-    with proof.step(f"live QoS: {low.name} to {high.name} while fio runs"):
+    with proof.step(f"live QoS: {low.name} policy raised to {high.name} while fio runs"):
         vol = vols[low.name]
         # fio runs until the cluster has shown whole seconds on both sides of the change.
         seconds = max(2, int(demo.fio.runtime_s))
@@ -135,7 +133,7 @@ def test_tenancy(tenant, demo, datera_admin, datera_settings, datera_tenants, te
         assert _close(_median(after), expected_after), after
         vol.set_policy({"total_iops_max": low.total_iops_max})
 
-    with proof.step("tenant cap across all volumes at once"):
+    with proof.step("tenant max IOPS: all volumes at once"):
         if datera_settings.tenant_qos == "per-volume":
             # No tenant QoS on the target: split the budget over the volumes by tier weight.
             weight = sum(t.total_iops_max for t in tiers)
@@ -159,7 +157,7 @@ def test_tenancy(tenant, demo, datera_admin, datera_settings, datera_tenants, te
         assert _close(tenant_iops, expected_total), (tenant_iops, expected_total)
         assert _not_above(total, expected_total), (total, expected_total)
 
-    with proof.step("isolation: another tenant cannot see or touch these volumes"):
+    with proof.step("tenancy: another tenant cannot see or touch these volumes"):
         paths = list(datera_tenants.values())
         other_path = paths[(paths.index(path) + 1) % len(paths)]
         other = tenant_session(other_path)

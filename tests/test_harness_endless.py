@@ -1,4 +1,4 @@
-"""fixtures/endless.py: --count=0 / --duration under xdist and in one process, Ctrl-C, pacing.
+"""fixtures/endless/: --count=0 / --duration under xdist and in one process, Ctrl-C, pacing.
 
 Each test writes a small scenario suite into a tmp dir and runs pytest on it in a subprocess
 (VANCOUVER_TARGET points at a dummy so no lab ever starts). The generated tests append
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.endless import EndlessScheduling, parse_duration
+from fixtures.endless import EndlessScheduling, Pacer, parse_duration
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,13 +37,12 @@ profiles:
     rolling: {images: 1, ceph_volumes: 1, servers: 1}
     fio: {runtime_s: 1, block_size: 4k, iodepth: 1, rw: randrw}
     scenarios:
-      fast: {interval_s: 0}
-      paced: {interval_s: %(paced)s}
+%(scenarios)s
 """
 
 CONFTEST = """\
 import os, time, pytest
-pytest_plugins = ["fixtures.config", "fixtures.endless", "fixtures.reporting"]
+pytest_plugins = ["fixtures.config", "fixtures.endless", "fixtures.reporting.plugin"]
 
 def event(kind, what):
     worker = os.environ.get("PYTEST_XDIST_WORKER", "master")
@@ -76,7 +75,6 @@ def func(mod, request):
 
 SCENARIO = """\
 import time, pytest
-pytestmark = pytest.mark.scenario(%(scenario)r)
 
 @pytest.mark.parametrize("n", range(%(n)d))
 def test_step(n, func):
@@ -84,11 +82,16 @@ def test_step(n, func):
 """
 
 
-def make_suite(tmp: Path, modules: dict[str, dict], paced: float = 1.0) -> Path:
+def make_suite(tmp: Path, modules: dict[str, dict]) -> Path:
+    """scenarios/test_<name>.py per module; its key <name> in demo.yaml with the module's
+    `interval` (default 0)."""
     (tmp / "conftest.py").write_text(CONFTEST)
-    (tmp / "demo.yaml").write_text(DEMO_YAML % {"paced": paced})
+    keys = "\n".join(f"      {name}: {{interval_s: {spec.get('interval', 0)}}}"
+                     for name, spec in modules.items()) or "      none: {interval_s: 0}"
+    (tmp / "demo.yaml").write_text(DEMO_YAML % {"scenarios": keys})
+    (tmp / "scenarios").mkdir(exist_ok=True)
     for name, spec in modules.items():
-        (tmp / f"test_{name}.py").write_text(SCENARIO % spec)
+        (tmp / "scenarios" / f"test_{name}.py").write_text(SCENARIO % spec)
     return tmp
 
 
@@ -179,8 +182,8 @@ def assert_no_self_overlap(runs) -> None:
 # --------------------------------------------------------------------------- xdist
 
 def test_endless_xdist_round_robin_bounded(tmp_path):
-    make_suite(tmp_path, {"a": dict(scenario="fast", n=3, sleep=0.05),
-                          "b": dict(scenario="fast", n=3, sleep=0.05)})
+    make_suite(tmp_path, {"a": dict(n=3, sleep=0.05),
+                          "b": dict(n=3, sleep=0.05)})
     code, out = run(tmp_path, "-n", "3", "--count=0", "--duration", "5s")
     assert code == 0, out[-3000:]
     evts = events(tmp_path)
@@ -191,7 +194,7 @@ def test_endless_xdist_round_robin_bounded(tmp_path):
     assert_no_self_overlap(runs)
     assert_balanced(evts)
     # One console line per result, with the worker and the round.
-    assert re.search(r"^\[gw\d\] PASSED round \d+ test_[ab]\.py::test_step\[\d\]", out, re.M)
+    assert re.search(r"^\[gw\d\] PASSED round \d+ scenarios/test_[ab]\.py::test_step\[\d\]", out, re.M)
     passed = int(re.search(r"(\d+) passed", out).group(1))
     assert passed == sum(len(v) for v in runs.values())
     assert list((tmp_path / "reports").glob("report-*-0001.html"))  # endless: rotated parts
@@ -199,7 +202,7 @@ def test_endless_xdist_round_robin_bounded(tmp_path):
 
 
 def test_sigint_to_controller_stops_gracefully(tmp_path):
-    make_suite(tmp_path, {"a": dict(scenario="fast", n=4, sleep=1.0)})
+    make_suite(tmp_path, {"a": dict(n=4, sleep=1.0)})
     proc = start(tmp_path, "-n", "2", "--count=0")
     try:
         wait_for(proc, lambda: sum(e[0] == "start" for e in events(tmp_path)) >= 3, 20, "tests to run")
@@ -216,42 +219,140 @@ def test_sigint_to_controller_stops_gracefully(tmp_path):
     assert list((tmp_path / "reports").glob("report-*-0001.html"))  # endless: rotated parts
 
 
-def test_sigint_to_process_group_thrice_still_tears_down_and_reports(tmp_path):
-    make_suite(tmp_path, {"a": dict(scenario="fast", n=4, sleep=5.0)})
-    proc = start(tmp_path, "-n", "2", "--count=0")
-    try:
-        wait_for(proc, lambda: sum(e[0] == "start" for e in events(tmp_path)) >= 2, 20, "tests to run")
-        os.killpg(proc.pid, signal.SIGINT)   # terminal Ctrl-C: controller and workers
-        time.sleep(0.5)  # the operator's second Ctrl-C comes a moment later
-        os.killpg(proc.pid, signal.SIGINT)
-        time.sleep(0.3)  # and a third, impatient one while teardown runs (P11)
-        os.killpg(proc.pid, signal.SIGINT)
-        out = finish(proc, 30)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 2, out[-3000:]  # interrupted
-    evts = events(tmp_path)
+UNCONFIGURE_HOLD = """
+
+import gc
+def pytest_unconfigure(config):
+    # The controller reports reaching pytest_unconfigure and stays there (collecting garbage,
+    # as the unraisable-exception plugin does) until the test has sent its signal.
+    if hasattr(config, "workerinput"):
+        return
+    event("unconfigure", "controller")
+    go = os.path.join(os.path.dirname(__file__), "go")
+    deadline = time.monotonic() + 30
+    while not os.path.exists(go) and time.monotonic() < deadline:
+        gc.collect()
+"""
+
+
+class Watched:
+    """A pytest run whose output lines are read as they come, to send signals at known points."""
+
+    def __init__(self, proc: subprocess.Popen):
+        import threading
+        self.proc, self.lines = proc, []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def out(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, predicate, what: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if self.proc.poll() is not None:
+                self._reader.join(5)
+                pytest.fail(f"pytest exited before {what}:\n{self.out[-3000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out waiting for {what}:\n{self.out[-3000:]}")
+            time.sleep(0.02)
+
+    def saw(self, text: str):
+        return lambda: text in self.out
+
+    def finish(self, timeout: float = 40) -> str:
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            pytest.fail(f"pytest did not finish in {timeout}s:\n{self.out[-3000:]}")
+        self._reader.join(5)
+        return self.out
+
+
+def _started(tmp: Path, n: int):
+    return lambda: sum(e[0] == "start" for e in events(tmp)) >= n
+
+
+def _in_unconfigure(tmp: Path):
+    return lambda: any(e[0] == "unconfigure" for e in events(tmp))
+
+
+def assert_interrupted_cleanly(proc, out: str, tmp: Path) -> None:
+    assert proc.returncode == 2, out[-3000:]  # interrupted, never -2
+    assert "Traceback" not in out, out[-3000:]
+    evts = events(tmp)
     teardowns = Counter((w, what) for kind, what, w, _ in evts if kind == "teardown")
     setups = Counter((w, what) for kind, what, w, _ in evts if kind == "setup")
     assert setups == teardowns, (setups, teardowns)
-    assert list((tmp_path / "reports").glob("report-*-0001.html"))  # endless: rotated parts
+    assert list((tmp / "reports").glob("report-*-0001.html"))  # endless: rotated parts
+
+
+def test_sigint_to_process_group_thrice_still_tears_down_and_reports(tmp_path):
+    """Terminal Ctrl-C three times, each sent once the run has visibly taken the previous
+    one: the first stops gracefully, the second aborts, the third lands in teardown (P11)."""
+    make_suite(tmp_path, {"a": dict(n=4, sleep=5.0)})
+    run = Watched(start(tmp_path, "-n", "2", "--count=0"))
+    try:
+        run.wait_for(_started(tmp_path, 2), "tests to run")
+        os.killpg(run.proc.pid, signal.SIGINT)   # terminal Ctrl-C: controller and workers
+        run.wait_for(run.saw("Ctrl-C: stopping"), "the graceful stop")
+        os.killpg(run.proc.pid, signal.SIGINT)   # the operator's second Ctrl-C
+        run.wait_for(run.saw("second Ctrl-C: aborting"), "the abort")
+        os.killpg(run.proc.pid, signal.SIGINT)   # and a third, impatient one during teardown
+        out = run.finish(30)
+    finally:
+        if run.proc.poll() is None:
+            os.killpg(run.proc.pid, signal.SIGKILL)
+    assert_interrupted_cleanly(run.proc, out, tmp_path)
+
+
+@pytest.mark.parametrize("before", [1, 2])
+def test_sigint_landing_in_unconfigure_is_no_traceback(tmp_path, before):
+    """After the first Ctrl-C, one more landing in pytest_unconfigure (where the original
+    failure met gc.collect of the unraisable-exception plugin) ends the run with status 2 and
+    no traceback, whether the run was stopping (before=1) or already aborted (before=2)."""
+    make_suite(tmp_path, {"a": dict(n=2, sleep=0.2)})
+    (tmp_path / "conftest.py").write_text(CONFTEST + UNCONFIGURE_HOLD)
+    run = Watched(start(tmp_path, "-n", "2", "--count=0"))
+    try:
+        run.wait_for(_started(tmp_path, 2), "tests to run")
+        os.killpg(run.proc.pid, signal.SIGINT)
+        run.wait_for(run.saw("Ctrl-C: stopping"), "the graceful stop")
+        if before == 2:
+            os.killpg(run.proc.pid, signal.SIGINT)
+            run.wait_for(run.saw("second Ctrl-C: aborting"), "the abort")
+        run.wait_for(_in_unconfigure(tmp_path), "pytest_unconfigure")
+        os.killpg(run.proc.pid, signal.SIGINT)
+        run.wait_for(lambda: run.out.count("[vancouver]") == 2 or before == 2,
+                     "the late Ctrl-C to be taken")
+        (tmp_path / "go").write_text("")
+        out = run.finish(30)
+    finally:
+        if run.proc.poll() is None:
+            os.killpg(run.proc.pid, signal.SIGKILL)
+    assert_interrupted_cleanly(run.proc, out, tmp_path)
 
 
 def test_one_item_repeats_on_xdist_without_p3_failure(tmp_path):
-    make_suite(tmp_path, {"a": dict(scenario="fast", n=1, sleep=0.01)})
+    make_suite(tmp_path, {"a": dict(n=1, sleep=0.01)})
     code, out = run(tmp_path, "-n", "2", "--count=0", "--duration", "2s")
     assert code == 0, out[-3000:]
     runs = runs_by_item(events(tmp_path))
-    assert len(runs["test_a.py::test_step[0]"]) >= 5
+    assert len(runs["scenarios/test_a.py::test_step[0]"]) >= 5
     assert_balanced(events(tmp_path))
 
 
 # --------------------------------------------------------------------------- one process
 
 def test_single_process_loop(tmp_path):
-    make_suite(tmp_path, {"a": dict(scenario="fast", n=2, sleep=0.01),
-                          "b": dict(scenario="fast", n=1, sleep=0.01)})
+    make_suite(tmp_path, {"a": dict(n=2, sleep=0.01),
+                          "b": dict(n=1, sleep=0.01)})
     code, out = run(tmp_path, "--count=0", "--duration", "2s")
     assert code == 0, out[-3000:]
     evts = events(tmp_path)
@@ -259,31 +360,31 @@ def test_single_process_loop(tmp_path):
     assert len(runs) == 3 and min(len(v) for v in runs.values()) >= 5
     assert sum(1 for e in evts if e[:2] == ("setup", "session")) == 1
     assert_balanced(evts)
-    assert re.search(r"test_a\.py::test_step\[0\] PASSED round \d+", out)
+    assert re.search(r"scenarios/test_a\.py::test_step\[0\] PASSED round \d+", out)
 
 
 def test_single_process_one_item(tmp_path):
-    make_suite(tmp_path, {"a": dict(scenario="fast", n=1, sleep=0.01)})
+    make_suite(tmp_path, {"a": dict(n=1, sleep=0.01)})
     code, out = run(tmp_path, "--count=0", "--duration", "1s")
     assert code == 0, out[-3000:]
-    assert len(runs_by_item(events(tmp_path))["test_a.py::test_step[0]"]) >= 5
+    assert len(runs_by_item(events(tmp_path))["scenarios/test_a.py::test_step[0]"]) >= 5
 
 
 # --------------------------------------------------------------------------- pacing
 
 def test_pacing_across_workers(tmp_path):
     interval = 1.0
-    make_suite(tmp_path, {"p": dict(scenario="paced", n=1, sleep=0.01),
-                          "f": dict(scenario="fast", n=3, sleep=0.05)}, paced=interval)
+    make_suite(tmp_path, {"p": dict(interval=interval, n=1, sleep=0.01),
+                          "f": dict(n=3, sleep=0.05)})
     code, out = run(tmp_path, "-n", "2", "--count=0", "--duration", "4.5s")
     assert code == 0, out[-3000:]
     runs = runs_by_item(events(tmp_path))
-    starts = sorted(s for s, _, _ in runs["test_p.py::test_step[0]"])
+    starts = sorted(s for s, _, _ in runs["scenarios/test_p.py::test_step[0]"])
     assert len(starts) >= 3, starts  # paced, not starved
     gaps = [b - a for a, b in zip(starts, starts[1:])]
     # The test records its start a few ms after the pacer's mark; allow that jitter.
     assert min(gaps) >= interval - 0.1, gaps
-    fast = sum(len(v) for k, v in runs.items() if k.startswith("test_f.py"))
+    fast = sum(len(v) for k, v in runs.items() if k.startswith("scenarios/test_f.py"))
     assert fast > 3 * len(starts)  # the paced scenario did not hold the workers up
 
 
@@ -310,7 +411,7 @@ def test_scheduler_simulation(tmp_path, n_items, n_nodes):
     """Event-driven simulation with one slow node: no stall, exclusive, every node busy when
     there are at least as many items as nodes, back to back only when nothing else is free."""
     rng = random.Random(n_items * 100 + n_nodes)
-    sched = EndlessScheduling(None, None, FakeStopper(), tmp_path, numnodes=n_nodes)
+    sched = EndlessScheduling(None, None, FakeStopper(), numnodes=n_nodes)
     nodes = [FakeNode(f"gw{i}", 20.0 if i == 0 else 1.0) for i in range(n_nodes)]
     collection = [f"t::{i}" for i in range(n_items)]
     for node in nodes:
@@ -350,6 +451,89 @@ def test_scheduler_simulation(tmp_path, n_items, n_nodes):
         assert max(counts) - min(counts) <= max(3, slack), counts
 
 
+# --------------------------------------------------------------------------- the Pacer
+
+class Clock:
+    def __init__(self, t: float = 1000.0):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_pacer_decides_when_an_item_may_start():
+    clock = Clock()
+    pacer = Pacer([0.0, 10.0, 0.0], clock=clock)
+    assert all(pacer.due(i) for i in range(3))           # never started: due at once
+    assert pacer.handed_out(1) == 1                       # queued, round 1: not started yet
+    assert pacer.due(1)
+    pacer.started(1, clock.t)                             # its node starts it
+    assert not pacer.due(1) and pacer.wait_s(1) == 10.0
+    pacer.started(1, clock.t + 2)                         # its setup report: the real start
+    clock.t += 11
+    assert pacer.wait_s(1) == pytest.approx(1.0)
+    pacer.started(1, clock.t - 100)                       # an older report never moves it back
+    assert pacer.wait_s(1) == pytest.approx(1.0)
+    assert pacer.next_due_at([1]) == pytest.approx(1012.0)
+    clock.t += 1
+    assert pacer.due(1)
+    assert pacer.start_now(0) == 1 and pacer.due(0)       # unpaced: always due
+
+
+def test_pacer_order_due_first_then_fairness():
+    clock = Clock()
+    pacer = Pacer([5.0, 0.0, 0.0, 0.0], clock=clock)
+    pacer.start_now(0)
+    pacer.start_now(1)
+    # 0 is not due; among due ones: not the node's own last item, then least handed out.
+    assert pacer.order(range(4), avoid=2) == [3, 1, 2, 0]
+    clock.t += 5
+    assert pacer.order(range(4))[:2] == [2, 3]            # 0 and 1 were handed out once
+    assert pacer.round == 0
+    pacer.start_now(2)
+    pacer.start_now(3)
+    assert pacer.round == 1
+
+
+def test_pacer_wait_turn_stops_early():
+    clock = Clock()
+    pacer = Pacer([60.0], clock=clock)
+    pacer.start_now(0)
+    slept = []
+    assert pacer.wait_turn(0, should_stop=lambda: len(slept) >= 3, sleep=slept.append) is False
+    assert slept == [0.1, 0.1, 0.1]
+
+    def advance(s):
+        clock.t += 30
+    assert pacer.wait_turn(0, should_stop=lambda: False, sleep=advance) is True
+
+
+def test_scheduler_starts_paced_items_only_when_due():
+    """The scheduler asks the Pacer. A worker starts its head when it receives the next index,
+    so a node gets an index only when its head is due: a copy queued behind itself waits its
+    interval, a wake-up is requested for then, and the waiting node is served at that time."""
+    clock = Clock()
+    wakes = []
+    sched = EndlessScheduling(None, None, FakeStopper(), numnodes=1,
+                              intervals_of=lambda ids: [10.0], wake_at=wakes.append)
+    node = FakeNode("gw0", 1.0)
+    sched.add_node(node)
+    sched.add_node_collection(node, ["scenarios/test_p.py::t"])
+    sched.schedule()
+    sched.pacer.clock = clock
+    sched.pacer.last_start[0] = clock.t       # the first copy starts now
+    assert node.queue == [0, 0]               # alone: the first run is not delayed
+    node.queue.pop(0)
+    sched.mark_test_complete(node, 0)         # the copy is now the head: not due yet
+    assert node.queue == [0] and wakes == [pytest.approx(clock.t + 10)]
+    clock.t += 5
+    sched.wake()
+    assert node.queue == [0]
+    clock.t += 5
+    sched.wake()                              # due: the next index lets the copy start
+    assert node.queue == [0, 0] and sched.pacer.last_start[0] == clock.t
+
+
 def test_parse_duration():
     assert parse_duration("30s") == 30
     assert parse_duration("10m") == 600
@@ -363,10 +547,9 @@ def test_parse_duration():
 
 def test_memory_guard_prunes_finalizers_and_stats(tmp_path):
     (tmp_path / "conftest.py").write_text(CONFTEST)
-    (tmp_path / "demo.yaml").write_text(DEMO_YAML % {"paced": 1})
+    (tmp_path / "demo.yaml").write_text(DEMO_YAML % {"scenarios": "      m: {interval_s: 0}"})
     (tmp_path / "test_m.py").write_text(textwrap.dedent("""\
         import pytest
-        pytestmark = pytest.mark.scenario("fast")
 
         @pytest.fixture
         def under_session(sess):  # pytest #4871: leaves a finalizer on `sess` every time
