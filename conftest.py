@@ -3,6 +3,6 @@ pytest_plugins = [
     "fixtures.target",
     "fixtures.config",
     "fixtures.endless",
-    "fixtures.reporting",
+    "fixtures.reporting.plugin",
     "fixtures.datera",
 ]

@@ -285,7 +285,7 @@ def pytest_configure(config):
 """
 
 BUS_TEST = """\
-import pytest
+import datetime, pytest
 pytestmark = pytest.mark.scenario("demo")
 
 @pytest.fixture
@@ -300,7 +300,7 @@ def test_events(n, vol, proof):
     with proof.step("write"):
         proof.fio("gold", {"device": "nbd0", "iops": 1990})
         proof.chart("QoS", [1, 2], [3, 4], limits={"cap": 4}, change_at=1.5)
-        proof.table("t", [{"a": 1}])
+        proof.table("t", [{"a": 1, "when": datetime.date(2026, 11, 30)}])  # not JSON: as text
         proof.figure("n", n)
 """
 
