@@ -83,6 +83,7 @@ def test_tenancy(tenant, demo, datera_admin, datera_settings, datera_tenants, te
         for t in tiers:
             start = time.time()
             res = run_fio(devices[t.name], job)
+            proof.fio(t.name, res)
             cluster = _median(_write_iops(api, vols[t.name], start, time.time()))
             expected = min(t.total_iops_max, cap)
             rows.append({"tier": t.name, "policy IOPS": t.total_iops_max, "binding limit":
@@ -143,6 +144,8 @@ def test_tenancy(tenant, demo, datera_admin, datera_settings, datera_tenants, te
         runs = [FioRun(devices[t.name], job) for t in tiers]
         try:
             results = [r.result() for r in runs]
+            for t, fio_res in zip(tiers, results):
+                proof.fio(f"{t.name}, all volumes at once", fio_res)
         finally:
             for r in runs:
                 r.stop()

@@ -1,4 +1,5 @@
-"""fixtures/reporting.py: report parts and index, results.jsonl, proof extras, secret masking.
+"""fixtures/reporting/: run events and their bus, report parts and index, results.jsonl, proof
+extras, the pygal chart, secret masking.
 
 Runs generated suites in a subprocess (VANCOUVER_TARGET is a dummy: no lab).
 """
@@ -13,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 
 from fixtures import reporting
 
@@ -209,10 +211,182 @@ def test_mask_function():
     assert reporting.mask("ab cd") == "ab cd"
 
 
-def test_svg_chart_is_well_formed():
+def test_qos_chart_from_pygal_is_inline_svg():
+    """The QoS chart: pygal's SVG, well-formed, no XML declaration and no script (inlined,
+    readable without JS), both series, the limits, the real change time, x ticks, the legend
+    under the plot; titles escaped."""
     import xml.etree.ElementTree as ET
-    svg = reporting.svg_line_chart("QoS <gold>", [1, 2, 3], [(0, 4), (1, 5)],
-                                   limits={"cap": 1000})
+    from fixtures.reporting.charts import qos_chart
+    svg = qos_chart("QoS <gold>", {"bronze": [[0, 480], [1, 500], [2, 505]],
+                                   "gold": [[4, 1990], [5, 2000], [6, 2010]]},
+                    limits={"cap": 1000}, change_at=3.2)
+    assert svg.startswith("<svg") and "<script" not in svg and "<?xml" not in svg
     root = ET.fromstring(svg)
-    assert root.tag.endswith("svg")
-    assert len(root.findall(".//{http://www.w3.org/2000/svg}polyline")) == 2
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    lines = root.findall(".//s:path[@class='line reactive nofill']", ns)
+    assert len(lines) == 4  # before, after, the cap, the change marker
+    texts = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text") if t.text]
+    assert "QoS <gold>" in texts and "change at 3.2 s" in texts and "cap 1,000" in texts
+    assert {"0", "6", "seconds", "IOPS"} <= set(texts)  # x ticks and axis titles
+    plot = root.find(".//s:g[@class='plot']", ns)
+    legends = root.findall(".//s:g[@class='legends']", ns)
+    plot_y = float(plot.get("transform").split(",")[1].rstrip(")"))
+    legend_y = float(legends[0].get("transform").split(",")[1].rstrip(")"))
+    assert legend_y > plot_y + 100  # under the plot, not beside it
+
+
+def test_event_schema_round_trip_and_typed_masking():
+    from fixtures.reporting import events as ev
+    reporting.register_secret("unit-registered-9")
+    step = ev.StepEnd(name="CHAP: the wrong secret is refused, the right one works", step=3,
+                      duration_s=1.25, outcome="ok", nodeid="t.py::x", worker="gw1")
+    d = ev.to_dict(step)
+    assert d["kind"] == "step_end" and ev.from_dict(json.loads(json.dumps(d))) == step
+    assert ev.mask_event(step) == step  # a word in a name masks nothing
+    fig = ev.Figure(name="api_token", value="unit-registered-9 and more")
+    assert ev.mask_event(fig).value == "*** and more" and ev.mask_event(fig).name == "api_token"
+    table = ev.Table(title="token table", rows=[{"password": "p", "secret rotation s": 3,
+                                                 "tier": reporting.Secret("typed-s3cret")}])
+    assert ev.mask_event(table).rows == [{"password": "***", "secret rotation s": 3,
+                                          "tier": "***"}]
+    chart = ev.MetricSamples(title="token bucket", series={"secret": [[0, 1.0]]},
+                             limits={"password": 5.0})
+    assert ev.mask_event(chart) == chart  # series labels and limit names are free text
+
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    @dataclass(frozen=True, kw_only=True)
+    class Login(ev.Event):
+        kind: ClassVar[str] = "login"
+        user: str
+        chap: str = ev.secret_field(default="")
+    assert ev.mask_event(Login(user="u", chap="abc123")).chap == "***"
+    for name in ("password", "chap_secret", "api_key", "X-Auth-Token", "db.pass"):
+        assert reporting.is_secret_field(name), name
+    for name in ("CHAP: the wrong secret is refused", "token refresh s", "token_count",
+                 "secret rotation s", "sort_key", "tokens"):
+        assert not reporting.is_secret_field(name), name
+
+
+BUS_CONFTEST = """\
+import json, pytest
+from fixtures import reporting
+pytest_plugins = ["fixtures.config", "fixtures.endless", "fixtures.reporting.plugin"]
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    if not hasattr(config, "workerinput"):
+        out = open("events.jsonl", "w")
+        # A new consumer (the terminal view, the dashboard) is this one call:
+        config.stash[reporting.bus_key].subscribe(
+            lambda e: out.write(json.dumps({"kind": e.kind, "worker": e.worker,
+                                            "nodeid": e.nodeid}) + "\\n"))
+"""
+
+BUS_TEST = """\
+import datetime, pytest
+pytestmark = pytest.mark.scenario("demo")
+
+@pytest.fixture
+def vol(proof):
+    proof.resource("volume", "vol-9")
+    yield "vol-9"
+    with proof.step("delete volume"):
+        proof.resource_deleted("volume", "vol-9")
+
+@pytest.mark.parametrize("n", range(2))
+def test_events(n, vol, proof):
+    with proof.step("write"):
+        proof.fio("gold", {"device": "nbd0", "iops": 1990})
+        proof.chart("QoS", [1, 2], [3, 4], limits={"cap": 4}, change_at=1.5)
+        proof.table("t", [{"a": 1, "when": datetime.date(2026, 11, 30)}])  # not JSON: as text
+        proof.figure("n", n)
+"""
+
+
+@pytest.mark.parametrize("xdist", [(), ("-n", "2")], ids=["in-process", "xdist"])
+def test_bus_subscriber_sees_every_kind(tmp_path, xdist):
+    (tmp_path / "conftest.py").write_text(BUS_CONFTEST)
+    (tmp_path / "test_bus.py").write_text(BUS_TEST)
+    code, out = run(tmp_path, *xdist)
+    assert code == 0, out[-3000:]
+    seen = [json.loads(x) for x in (tmp_path / "events.jsonl").read_text().splitlines()]
+    kinds = [e["kind"] for e in seen]
+    assert set(kinds) == {"step_start", "step_end", "resource_created", "resource_deleted",
+                          "fio_result", "metric_samples", "table", "figure", "test_result"}
+    assert kinds.count("test_result") == 2 and kinds.count("step_end") == 4
+    assert all(e["nodeid"].startswith("test_bus.py::test_events[") for e in seen)
+    assert {e["worker"] for e in seen} <= ({"gw0", "gw1"} if xdist else {"master"})
+    for e in seen:  # every item's events come before its result
+        later = seen[seen.index(e):]
+        assert any(x["kind"] == "test_result" and x["nodeid"] == e["nodeid"] for x in later)
+
+
+NAMES_SECRET = "Reg1stered-Chap-S3cret"
+
+NAMES_CONFTEST = f"""\
+import pytest
+from fixtures import reporting
+pytest_plugins = ["fixtures.config", "fixtures.endless", "fixtures.reporting"]
+
+@pytest.fixture
+def chap():
+    reporting.register_secret({NAMES_SECRET!r})
+    return {NAMES_SECRET!r}
+"""
+
+NAMES_TEST = """\
+import logging, time, pytest
+pytestmark = pytest.mark.scenario("demo")
+
+def test_names(chap, proof):
+    with proof.step("CHAP: the wrong secret is refused, the right one works"):
+        time.sleep(0.05)
+        logging.getLogger("demo").warning("logging in with %s", chap)
+        print("stdout has", chap)
+    with proof.step("password reset"):
+        pass
+    with proof.step("token"):
+        pass
+    proof.figure("secret", 7)
+    proof.figure("password_age_days", 30)
+    proof.figure("api_token", "tok-ok")
+    proof.figure("chap used", chap)
+    proof.table("secrets table", [{"secret rotation s": 12, "as": "user " + chap}])
+    proof.chart("token bucket " + chap, [1, 2], [3, 4], labels=("password", "token"),
+                limits={"secret": 3})
+"""
+
+
+@pytest.mark.parametrize("xdist", [(), ("-n", "2")], ids=["in-process", "xdist"])
+def test_secret_words_in_names_keep_values_registered_secret_masked(tmp_path, xdist):
+    """Issue 7: a figure or step named with "secret", "password" or "token" keeps its value,
+    while a registered secret is masked everywhere: report, results.jsonl, logs, console."""
+    (tmp_path / "conftest.py").write_text(NAMES_CONFTEST)
+    (tmp_path / "test_names.py").write_text(NAMES_TEST)
+    live = () if xdist else ("-o", "log_cli=true", "-o", "log_cli_level=WARNING")
+    code, out = run(tmp_path, *xdist, *live, "-vv", "-rA", "--log-file", "run.log",
+                    "--log-level", "WARNING")
+    assert code == 0, out[-3000:]
+    reports = tmp_path / "reports"
+    page = (reports / "report.html").read_text()
+    shown = html.unescape(html.unescape(page)) + decoded_data_uris(html.unescape(page))
+    jsonl = (reports / "results.jsonl").read_text()
+    log = (tmp_path / "run.log").read_text()
+    for where, text in (("report", page + shown), ("results.jsonl", jsonl), ("log file", log),
+                        ("console", out)):
+        assert NAMES_SECRET not in text, where
+    line = json.loads(jsonl.splitlines()[-1])
+    chap_step = "CHAP: the wrong secret is refused, the right one works"
+    assert isinstance(line["steps"][chap_step], float) and line["steps"][chap_step] >= 0.05
+    assert all(isinstance(line["steps"][s], float) for s in ("password reset", "token"))
+    assert line["figures"] == {"secret": 7, "password_age_days": 30, "api_token": "tok-ok",
+                               "chap used": "***"}
+    assert "logging in with ***" in log and "stdout has ***" in out
+    assert "logging in with ***" in out  # captured log (-rA), and live log without xdist
+    assert re.search(r"step 'CHAP: the wrong secret is refused, the right one works' "
+                     r"0\.\d\d s ok", out)  # the console consumer at -vv
+    for text in ("secret rotation s", "user ***", "tok-ok", "password_age_days"):
+        assert text in shown, text
+    assert "token bucket ***" in shown and "secret 3" in shown
