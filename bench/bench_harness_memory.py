@@ -45,7 +45,6 @@ SUITE = {
     """,
     "test_trivial.py": """\
         import pytest
-        pytestmark = pytest.mark.scenario("trivial")
 
         @pytest.mark.parametrize("n", range({items}))
         def test_trivial(n, mod, func, proof):

@@ -70,7 +70,6 @@ def creds():
 SECRETS_TEST = f"""\
 import logging, pytest, pytest_html
 from conftest import CTRL_SECRET, keyed_rows, keyed_json
-pytestmark = pytest.mark.scenario("demo")
 
 def test_leaky(creds, proof, extras):
     print("stdout has", creds, "and", CTRL_SECRET)
@@ -99,7 +98,6 @@ pytest_plugins = ["fixtures.config", "fixtures.endless", "fixtures.reporting"]
 
 PLAIN_TEST = """\
 import pytest
-pytestmark = pytest.mark.scenario("demo")
 
 @pytest.mark.parametrize("n", range(%d))
 def test_step(n, proof):
@@ -286,7 +284,6 @@ def pytest_configure(config):
 
 BUS_TEST = """\
 import datetime, pytest
-pytestmark = pytest.mark.scenario("demo")
 
 @pytest.fixture
 def vol(proof):
@@ -338,7 +335,6 @@ def chap():
 
 NAMES_TEST = """\
 import logging, time, pytest
-pytestmark = pytest.mark.scenario("demo")
 
 def test_names(chap, proof):
     with proof.step("CHAP: the wrong secret is refused, the right one works"):
