@@ -8,7 +8,9 @@ migration), backends/ (datera through dfs_sdk, ceph as sparse files), responses.
 Other services reach the model as cloud.model("cinder") (a CinderModel; see its docstrings).
 """
 from ..errors import NotFound
-from ..framework import PORTS, CatalogEntry, Cloud, ConfigError, Service
+from .. import faults
+from ..cloud import PORTS, CatalogEntry, Cloud, Service
+from ..config import ConfigError
 from ..microversion import MicroversionSpec
 from .backends.ceph import CephDriver
 from .backends.datera import DateraConfig, DateraDriver
@@ -20,7 +22,7 @@ class CinderService(Service):
     name = "cinder"
     port = PORTS["cinder"]
     catalog = (CatalogEntry("volumev3", "cinderv3", "/v3/{project_id}"),)
-    error_style = "fault"
+    error_body = staticmethod(faults.fault)
     # Cinder reads `OpenStack-API-Version: volume X.Y` on /v3 URLs only.
     microversions = MicroversionSpec("volume", "/v3", lambda p: (p.cinder_min, p.cinder_max))
 

@@ -1,20 +1,20 @@
-"""Cinder v3's one route table: version documents, then /v3/:project_id/... resources."""
-from ..framework import Route
+"""Cinder v3's one route table: version documents, then /v3/{project_id}/... resources."""
+from ..api import Route
 from . import responses as r
 
-P = "/v3/:project_id"
-VOL = f"{P}/volumes/:volume_id"
-TYPE = f"{P}/types/:type_id"
-QOS = f"{P}/qos-specs/:qos_id"
-SNAP = f"{P}/snapshots/:snapshot_id"
-QUOTA = f"{P}/os-quota-sets/:target_id"
-ATT = f"{P}/attachments/:attachment_id"
+P = "/v3/{project_id}"
+VOL = f"{P}/volumes/{{volume_id}}"
+TYPE = f"{P}/types/{{type_id}}"
+QOS = f"{P}/qos-specs/{{qos_id}}"
+SNAP = f"{P}/snapshots/{{snapshot_id}}"
+QUOTA = f"{P}/os-quota-sets/{{target_id}}"
+ATT = f"{P}/attachments/{{attachment_id}}"
 ATTACHMENTS = "3.27"          # Ocata's; so Pike has them and Mitaka/Newton answer 404
 
 ROUTES: list[Route] = [
     Route("GET", "/", r.root, public=True),
     Route("GET", "/v3", r.v3_root, public=True),
-    # volumes ("detail" is declared before :volume_id so it is not read as an id)
+    # volumes ("detail" is declared before {volume_id} so it is not read as an id)
     Route("GET", f"{P}/volumes", r.list_volumes),
     Route("GET", f"{P}/volumes/detail", r.list_volumes_detail),
     Route("POST", f"{P}/volumes", r.create_volume),
@@ -30,9 +30,9 @@ ROUTES: list[Route] = [
     Route("DELETE", TYPE, r.delete_type),
     Route("GET", f"{TYPE}/extra_specs", r.list_extra_specs),
     Route("POST", f"{TYPE}/extra_specs", r.set_extra_specs),
-    Route("GET", f"{TYPE}/extra_specs/:key", r.show_extra_spec),
-    Route("PUT", f"{TYPE}/extra_specs/:key", r.update_extra_spec),
-    Route("DELETE", f"{TYPE}/extra_specs/:key", r.delete_extra_spec),
+    Route("GET", f"{TYPE}/extra_specs/{{key}}", r.show_extra_spec),
+    Route("PUT", f"{TYPE}/extra_specs/{{key}}", r.update_extra_spec),
+    Route("DELETE", f"{TYPE}/extra_specs/{{key}}", r.delete_extra_spec),
     Route("POST", f"{TYPE}/action", r.type_action),
     Route("GET", f"{TYPE}/os-volume-type-access", r.type_access),
     # QoS specs (associate and disassociate are GETs in Cinder's API)

@@ -1,8 +1,8 @@
 """Glance v2's one route table."""
-from ..framework import Route
+from ..api import Route
 from . import responses as r
 
-IMG = "/v2/images/:image_id"
+IMG = "/v2/images/{image_id}"
 
 ROUTES: list[Route] = [
     Route("GET", "/", r.root, public=True),
@@ -14,6 +14,6 @@ ROUTES: list[Route] = [
     Route("DELETE", IMG, r.delete_image),
     Route("PUT", f"{IMG}/file", r.upload, stream=True),
     Route("GET", f"{IMG}/file", r.download),
-    Route("PUT", f"{IMG}/tags/:tag", r.add_tag),
-    Route("DELETE", f"{IMG}/tags/:tag", r.remove_tag),
+    Route("PUT", f"{IMG}/tags/{{tag}}", r.add_tag),
+    Route("DELETE", f"{IMG}/tags/{{tag}}", r.remove_tag),
 ]
