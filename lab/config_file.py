@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Annotated, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -73,3 +73,7 @@ def load(path, model: type[M]) -> M:
         return model.model_validate(doc)
     except ValidationError as e:
         raise ConfigError(f"{path}: {one_line(e)}") from None
+
+
+# A TCP port number.
+Port = Annotated[int, Field(ge=1, le=65535, strict=True)]

@@ -41,7 +41,9 @@ UNAUTHENTICATED = "The request you have made requires authentication."
 INTERNAL = ("The server has either erred or is incapable of performing the requested "
             "operation.")
 # request[...] keys this module's middlewares fill for the endpoint.
-REQUEST_ID, AUTH, VERSION = "os.request_id", "os.auth", "os.version"
+REQUEST_ID = web.RequestKey("os.request_id", str)
+AUTH = web.RequestKey("os.auth", object)
+VERSION = web.RequestKey("os.version", object)
 
 
 def error_renderer(service: Service):
