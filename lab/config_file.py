@@ -46,10 +46,11 @@ def key_path(loc: tuple) -> str:
     return out
 
 
-def one_line(e: ValidationError) -> str:
-    """The first error of a ValidationError as '<key path>: <reason>'."""
+def one_line(e: ValidationError, prefix: tuple = ()) -> str:
+    """The first error of a ValidationError as '<key path>: <reason>' (prefix: where the
+    validated document sits in its file, e.g. ("services", "cinder"))."""
     err = e.errors()[0]
-    where = key_path(err["loc"]) or "(top level)"
+    where = key_path(prefix + tuple(err["loc"])) or "(top level)"
     kind = err["type"]
     if kind == "missing":
         return f"missing key '{where}'"
@@ -57,6 +58,14 @@ def one_line(e: ValidationError) -> str:
         return f"unknown key '{where}'"
     message = err["msg"].removeprefix("Value error, ")
     return f"{where}: {message}"
+
+
+def parse(doc, model: type[M], prefix: tuple = ()) -> M:
+    """`doc` (a part of a loaded config, at `prefix`) as `model`. Raises ConfigError."""
+    try:
+        return model.model_validate(doc)
+    except ValidationError as e:
+        raise ConfigError(one_line(e, prefix)) from None
 
 
 def load(path, model: type[M]) -> M:

@@ -185,3 +185,59 @@ def test_openstack_route_record_carries_its_microversion_bounds(cloud):
     action = next(r for r in urls.ROUTES
                   if (r.method, r.path) == ("POST", "/v3/{project_id}/volumes/{volume_id}/action"))
     assert action.handler.__name__ == "volume_action"
+
+
+# ---- the services' config files: pydantic models, one line naming the key path ---------------
+
+def _datera_config(tmp_path) -> dict:
+    return {"mgmt_ip": "127.0.0.10", "http_port": 7717, "https_port": 7718,
+            "tls_cert": str(tmp_path / "c.pem"), "tls_key": str(tmp_path / "k.pem"),
+            "vips": ["127.0.0.11", "127.0.0.12"], "nbd_port": 10809, "login_port": 3260,
+            "data_dir": str(tmp_path), "admin_user": "admin", "admin_password": "pw",
+            "ldap": {"ldap-1": {"url": "ldap://127.0.0.8", "base_dn": "dc=lab"}}}
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d.pop("nbd_port"), "missing key 'nbd_port'"),
+    (lambda d: d.update(colour="red"), "unknown key 'colour'"),
+    (lambda d: d.update(vips=["127.0.0.11"]), "vips: List should have at least 2 items"),
+    (lambda d: d["vips"].__setitem__(1, "10.1.1.1"),
+     "vips[1]: 10.1.1.1 is not in 127.0.0.0/8 (the lab binds to loopback only)"),
+    (lambda d: d.update(https_port=70000), "https_port: Input should be less than or equal"),
+    (lambda d: d["ldap"]["ldap-1"].pop("base_dn"), "missing key 'ldap.ldap-1.base_dn'"),
+])
+def test_datera_config_errors_are_one_line_naming_the_key(tmp_path, change, message):
+    from lab.datera.config import Config, ConfigError
+
+    doc = _datera_config(tmp_path)
+    change(doc)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ConfigError) as e:
+        Config.load(path)
+    assert str(e.value).startswith(f"{path}: {message}") and "\n" not in str(e.value)
+    assert "pw" not in repr(Config.model_validate(_datera_config(tmp_path)))
+
+
+def test_cloud_config_errors_are_one_line_naming_the_key(tmp_path):
+    from lab.openstack.config import CloudConfig, ConfigError
+
+    doc = {"cloud": "pike", "release": "pike", "address": "127.0.3.1", "data_dir": str(tmp_path),
+           "admin": {"user": "admin", "password": "pw-a", "project": "admin"},
+           "tenant": {"user": "t", "password": "pw-t", "project": "Vancouver-OP"},
+           "compute_nodes": [{"name": "c1", "address": "127.0.3.1"},
+                             {"name": "c2", "address": "192.168.0.2"}]}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ConfigError, match=r"compute_nodes\[1\]\.address: 192.168.0.2 is not in "
+                                          r"127.0.0.0/8"):
+        CloudConfig.load(path)
+    doc["compute_nodes"].pop()
+    del doc["tenant"]["project"]
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ConfigError, match=r"missing key 'tenant.project'$"):
+        CloudConfig.load(path)
+    doc["tenant"]["project"] = "Vancouver-OP"
+    path.write_text(json.dumps(doc))
+    config = CloudConfig.load(path)
+    assert config.compute_nodes[0].name == "c1" and "pw-t" not in repr(config)

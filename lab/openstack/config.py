@@ -25,11 +25,9 @@ class Credentials(ConfigModel):
     password: str = Field(repr=False)   # never printed
     project: str
 
-    def __init__(self, user: str | None = None, password: str | None = None,
-                 project: str | None = None, **kw):
-        # Positional form Credentials(user, password, project) as the tests and models use.
-        if user is not None:
-            kw.update(user=user, password=password, project=project)
+    def __init__(self, *args: str, **kw):
+        # Also positional, Credentials(user, password, project), as tests and models build it.
+        kw.update(zip(("user", "password", "project"), args))
         super().__init__(**kw)
 
 

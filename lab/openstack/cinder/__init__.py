@@ -5,8 +5,14 @@ migration), backends/ (datera through dfs_sdk, ceph as sparse files), responses.
     {"datera": {"mgmt_ip", "http_port", "username", "password", "tenant": "/root/<name>"},
      "ceph": {"address"}}
 
+(CinderSettings below: a bad key is one ConfigError line naming services.cinder.<key>.)
+
 Other services reach the model as cloud.model("cinder") (a CinderModel; see its docstrings).
 """
+from pydantic import Field
+
+from lab.config_file import ConfigModel, Port, parse
+
 from ..errors import NotFound
 from .. import faults
 from ..cloud import PORTS, CatalogEntry, Cloud, Service
@@ -50,29 +56,47 @@ class GlanceImages(ImageSource):
                          path=str(path) if path.exists() else None)
 
 
+class DateraBackend(ConfigModel):
+    """services.cinder.datera: the Datera lab as this cloud's Datera tenant."""
+    mgmt_ip: str
+    username: str
+    password: str = Field(repr=False)
+    tenant: str                       # "/root/<name>" or "<name>"
+    http_port: Port | None = None     # set: plain HTTP on the REST port; unset: https
+    ca_file: str | None = None
+    ldap_server: str | None = None
+
+
+class CephBackend(ConfigModel):
+    """services.cinder.ceph: the RBD-like pool of sparse files."""
+    address: str | None = None        # the monitor; default: the cloud's address
+
+
+class CinderSettings(ConfigModel):
+    datera: DateraBackend | None = None
+    ceph: CephBackend | None = None
+
+
 def _drivers(cloud: Cloud) -> dict:
     cfg = cloud.config
-    settings = cfg.services.get("cinder") or {}
+    settings = parse(cfg.services.get("cinder") or {}, CinderSettings, ("services", "cinder"))
     drivers = {}
-    datera = settings.get("datera")
+    datera = settings.datera
     if datera:
-        missing = {"mgmt_ip", "username", "password", "tenant"} - set(datera)
-        if missing:
-            raise ConfigError(f"services.cinder.datera: missing key '{sorted(missing)[0]}'")
-        tenant = datera["tenant"]
+        tenant = datera.tenant
         drivers["datera"] = DateraDriver(DateraConfig(
-            san_ip=datera["mgmt_ip"], san_login=datera["username"],
-            san_password=datera["password"],
+            san_ip=datera.mgmt_ip, san_login=datera.username,
+            san_password=datera.password,
             tenant=tenant[len("/root/"):] if tenant.startswith("/root/") else tenant,
             fast_retype=cloud.profile.datera_fast_retype,
             host_iqn=f"iqn.2010-10.org.openstack:{cfg.cloud}-cinder", host_ip=cfg.address,
             # The lab's config names the plain-HTTP REST port; dfs_sdk uses 7717 unsecured.
-            secure="http_port" not in datera, ca_file=datera.get("ca_file"),
-            ldap_server=datera.get("ldap_server")))
-    ceph = settings.get("ceph")
+            secure=datera.http_port is None, ca_file=datera.ca_file,
+            ldap_server=datera.ldap_server))
+    ceph = settings.ceph
     if ceph is not None:
         drivers["ceph"] = CephDriver(pool_dir=cfg.data_dir / "ceph",
-                                     monitor=ceph.get("address", cfg.address))
+                                     monitor=ceph.address or cfg.address)
     if not drivers:
         raise ConfigError("services.cinder: no backend configured (datera and/or ceph)")
     return drivers
