@@ -24,7 +24,8 @@ class Route:
     public: bool = field(default=False, kw_only=True)
 
 
-# aiohttp route object -> our record; filled by register(), read by route_of().
+# aiohttp route object -> our record; created by app.build_app, filled by register(), read
+# by route_of().
 ROUTES_KEY = web.AppKey("lab.http.routes", dict)
 
 
@@ -35,16 +36,14 @@ def register(app: web.Application, routes: Iterable[Route], endpoint: Callable, 
     "/volumes/{id}" as the tables declare). `endpoint(route)` returns the aiohttp handler of
     one record. head_from_get: HEAD answers like GET where the table has no HEAD of its own
     (aiohttp drops the body), as the OpenStack services do."""
+    by_route = app[ROUTES_KEY]
     routes = list(routes)
-    by_route = app.get(ROUTES_KEY)
-    if by_route is None:
-        by_route = app[ROUTES_KEY] = {}
+    heads = {r.path for r in routes if r.method == "HEAD"}
     resources: dict[str, web.Resource] = {}
-    heads = {(r.path) for r in routes if r.method == "HEAD"}
     for record in routes:
-        path = prefix + record.path if record.path != "/" or not prefix else prefix
+        path = prefix + record.path
         resource = resources.get(path)
-        if resource is None:
+        if resource is None:   # one aiohttp resource per path, its methods as routes
             resource = resources[path] = app.router.add_resource(path)
         handler = endpoint(record)
         by_route[resource.add_route(record.method, handler)] = record
