@@ -2,9 +2,6 @@
 from ..api import Route
 from . import responses as r
 
-P_GRANT = "/v3/projects/{pid}/users/{user_id}/roles/{role_id}"
-D_GRANT = "/v3/domains/{domain_id}/users/{user_id}/roles/{role_id}"
-
 ROUTES: list[Route] = [
     # discovery: served without a token (keystoneauth fetches it unauthenticated)
     Route("GET", "/", r.root, public=True),
@@ -42,12 +39,12 @@ ROUTES: list[Route] = [
     Route("GET", "/v3/roles/{role_id}", r.get_role),
     Route("DELETE", "/v3/roles/{role_id}", r.delete_role),
     Route("GET", "/v3/projects/{pid}/users/{user_id}/roles", r.list_grants),
-    Route("PUT", P_GRANT, r.grant_role),
-    Route("HEAD", P_GRANT, r.check_grant),
-    Route("DELETE", P_GRANT, r.revoke_grant),
+    Route("PUT", "/v3/projects/{pid}/users/{user_id}/roles/{role_id}", r.grant_role),
+    Route("HEAD", "/v3/projects/{pid}/users/{user_id}/roles/{role_id}", r.check_grant),
+    Route("DELETE", "/v3/projects/{pid}/users/{user_id}/roles/{role_id}", r.revoke_grant),
     Route("GET", "/v3/domains/{domain_id}/users/{user_id}/roles", r.list_grants),
-    Route("PUT", D_GRANT, r.grant_role),
-    Route("HEAD", D_GRANT, r.check_grant),
-    Route("DELETE", D_GRANT, r.revoke_grant),
+    Route("PUT", "/v3/domains/{domain_id}/users/{user_id}/roles/{role_id}", r.grant_role),
+    Route("HEAD", "/v3/domains/{domain_id}/users/{user_id}/roles/{role_id}", r.check_grant),
+    Route("DELETE", "/v3/domains/{domain_id}/users/{user_id}/roles/{role_id}", r.revoke_grant),
     Route("GET", "/v3/role_assignments", r.list_role_assignments),
 ]
