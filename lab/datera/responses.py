@@ -50,7 +50,7 @@ class Services:
 
 
 class Listing(list):
-    """A handler's collection answer: filtered, sorted and paged by the dispatcher."""
+    """A handler's collection answer: filtered, sorted and paged by api.py's envelope."""
 
 
 class Raw(dict):
