@@ -287,24 +287,25 @@ def test_framework_dispatch_answers_microversions_as_cinder_does(tmp_path):
 
     from aiohttp.test_utils import TestClient, TestServer
 
-    from lab.openstack import framework as fw
+    from lab.openstack import api, cloud as os_cloud, faults, server
+    from lab.openstack.config import CloudConfig, Credentials
     from lab.openstack.microversion import MicroversionSpec
 
-    config = fw.CloudConfig(cloud="pike", release="pike", address="127.0.0.1",
-                            data_dir=tmp_path, admin=fw.Credentials("admin", "pw-a", "admin"),
-                            tenant=fw.Credentials("tenant", "pw-t", "Vancouver-OP"))
-    cloud = fw.Cloud(config)
+    config = CloudConfig(cloud="pike", release="pike", address="127.0.0.1",
+                         data_dir=tmp_path, admin=Credentials("admin", "pw-a", "admin"),
+                         tenant=Credentials("tenant", "pw-t", "Vancouver-OP"))
+    cloud = os_cloud.Cloud(config)
     cloud.load_services(("keystone",))
 
-    class Probe(fw.Service):
-        name, error_style = "probe", "fault"
+    class Probe(os_cloud.Service):
+        name, error_body = "probe", staticmethod(faults.fault)
         microversions = MicroversionSpec("volume", "/v3", lambda p: (p.cinder_min, p.cinder_max))
 
         def routes(self):
-            return [fw.Route("GET", "/v3/:project_id/things",
-                             lambda rq: fw.ok({"version": str(rq.version)})),
-                    fw.Route("GET", "/v3/:project_id/attachments", lambda rq: fw.ok({}),
-                             min_version="3.27")]
+            return [api.Route("GET", "/v3/{project_id}/things",
+                              lambda rq: api.ok({"version": str(rq.version)})),
+                    api.Route("GET", "/v3/{project_id}/attachments", lambda rq: api.ok({}),
+                              min_version="3.27")]
 
     probe = Probe(cloud)
     token, _ = cloud.identity.authenticate(password_auth(
@@ -312,7 +313,7 @@ def test_framework_dispatch_answers_microversions_as_cinder_does(tmp_path):
     project = cloud.identity.project_by_name("Vancouver-OP").id
 
     async def run():
-        async with TestClient(TestServer(fw.build_app(cloud, probe), host="127.0.0.1")) as c:
+        async with TestClient(TestServer(server.build_app(cloud, probe), host="127.0.0.1")) as c:
             async def get(path, version=None, tok=token):
                 headers = {"X-Auth-Token": tok} if tok else {}
                 if version:

@@ -3,7 +3,8 @@ import sys
 
 from lab.service_main import run_service
 
-from .server import Config, ConfigError, serve
+from .config import Config, ConfigError
+from .server import serve
 
 if __name__ == "__main__":
     sys.exit(run_service("lab.datera", "The Vancouver lab's Datera DSP: REST API and data plane",

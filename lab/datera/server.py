@@ -1,105 +1,25 @@
 """The Datera lab process: the REST API (http and https on MGT1) and the data plane (on both
 VIPs), on one asyncio loop, sharing one model.
-
-Config JSON keys: mgmt_ip, http_port, https_port, tls_cert, tls_key, vips (two), nbd_port,
-login_port, data_dir, sw_version, admin_user, admin_password, session_ttl_s, ldap
-({"<remote_server name>": {"url", "base_dn"}}).
+Its config file: config.py.
 """
 import asyncio
-import ipaddress
-import json
 import logging
 import math
 import shutil
 import signal
 import ssl
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
 
-from . import responses, urls
+from . import api, responses, urls
+from .config import Config, ConfigError
 from .ldapauth import Directory
 from .metrics import Metrics
 from .models import DateraModel, ModelConfig
 
 log = logging.getLogger("lab.datera")
-
-REQUIRED = ("mgmt_ip", "http_port", "https_port", "tls_cert", "tls_key", "vips", "nbd_port",
-            "login_port", "data_dir", "admin_user", "admin_password")
-
-
-class ConfigError(Exception):
-    """A one-line reason the config cannot be used."""
-
-
-@dataclass(frozen=True)
-class Config:
-    mgmt_ip: str
-    http_port: int
-    https_port: int
-    tls_cert: Path
-    tls_key: Path
-    vips: list
-    nbd_port: int
-    login_port: int
-    data_dir: Path
-    admin_user: str
-    admin_password: str
-    sw_version: str = "3.3.5.0"
-    session_ttl_s: float = 900.0
-    ldap: dict | None = None
-
-    @staticmethod
-    def load(path: Path) -> "Config":
-        try:
-            doc = json.loads(Path(path).read_text())
-        except OSError as e:
-            raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
-        except ValueError as e:
-            raise ConfigError(f"{path}: not valid JSON ({e})") from None
-        if not isinstance(doc, dict):
-            raise ConfigError(f"{path}: expected a JSON object")
-        missing = [k for k in REQUIRED if k not in doc]
-        if missing:
-            raise ConfigError(f"{path}: missing key '{missing[0]}'")
-        unknown = sorted(set(doc) - set(Config.__dataclass_fields__))
-        if unknown:
-            raise ConfigError(f"{path}: unknown key '{unknown[0]}'")
-        vips = doc["vips"]
-        if not isinstance(vips, list) or len(vips) != 2:
-            raise ConfigError(f"{path}: vips must list exactly two addresses")
-        for key, value in [("mgmt_ip", doc["mgmt_ip"])] + [(f"vips[{i}]", x) for i, x in enumerate(vips)]:
-            _check_loopback(path, key, value)
-        for key in ("http_port", "https_port", "nbd_port", "login_port"):
-            if not isinstance(doc[key], int) or not 1 <= doc[key] <= 65535:
-                raise ConfigError(f"{path}: {key} must be a port number")
-        ttl = doc.get("session_ttl_s", 900)
-        if not isinstance(ttl, (int, float)) or ttl <= 0:
-            raise ConfigError(f"{path}: session_ttl_s must be a positive number of seconds")
-        ldap = doc.get("ldap") or {}
-        for name, spec in ldap.items():
-            if not isinstance(spec, dict) or not {"url", "base_dn"} <= set(spec):
-                raise ConfigError(f"{path}: ldap.{name} needs url and base_dn")
-        return Config(mgmt_ip=doc["mgmt_ip"], http_port=doc["http_port"],
-                      https_port=doc["https_port"], tls_cert=Path(doc["tls_cert"]),
-                      tls_key=Path(doc["tls_key"]), vips=list(doc["vips"]),
-                      nbd_port=doc["nbd_port"], login_port=doc["login_port"],
-                      data_dir=Path(doc["data_dir"]), admin_user=doc["admin_user"],
-                      admin_password=doc["admin_password"],
-                      sw_version=doc.get("sw_version", "3.3.5.0"), session_ttl_s=float(ttl),
-                      ldap=ldap)
-
-
-def _check_loopback(path, key: str, value) -> None:
-    try:
-        ok = ipaddress.IPv4Address(value).is_loopback
-    except (ValueError, TypeError):
-        raise ConfigError(f"{path}: {key} {value!r} is not an IPv4 address") from None
-    if not ok:
-        raise ConfigError(f"{path}: {key} {value} is not in 127.0.0.0/8 (the lab binds to loopback only)")
-
 
 class CpuSampler:
     """CPU usage of this process (the lab's one storage node), in percent, once a second,
@@ -129,10 +49,8 @@ class CpuSampler:
 
 
 def build_app(services: responses.Services) -> web.Application:
-    app = web.Application(client_max_size=4 << 20)
-    handler = responses.make_handler(services)
-    app.router.add_route("*", "/{tail:.*}", handler)
-    return app
+    """The REST API app: services.routes under each version prefix, /api_versions outside."""
+    return api.build_app(services, urls.UNVERSIONED)
 
 
 def _capacity(data_dir: Path):
@@ -158,7 +76,8 @@ async def serve(config: Config, *, with_data_plane: bool = True) -> None:
                                     session_ttl_s=config.session_ttl_s,
                                     capacity=_capacity(config.data_dir)), hooks=dataplane)
     cpu = CpuSampler()
-    services = responses.Services(model=model, metrics=metrics, directory=Directory(config.ldap),
+    ldap = {name: server.model_dump() for name, server in config.ldap.items()}
+    services = responses.Services(model=model, metrics=metrics, directory=Directory(ldap),
                                   cpu=cpu, routes=urls.ROUTES)
     app = build_app(services)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)

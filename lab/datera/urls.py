@@ -1,11 +1,13 @@
 """The Datera lab's one route table: method, path pattern, handler, and what /api says about it.
 
-Patterns use `:param` for one path segment and `:param+` for the rest of the path (tenant
-paths such as root/Vancouver-KU). schema.py builds GET /api from this table alone, so a route
-added here is both served and advertised.
+Paths are aiohttp templates below the version prefix (/v2, /v2.1, /v2.2, /v2.3: api.py
+registers the table under each): `{param}` is one path segment and `{param:[^/].*}` (REST) the
+rest of the path (tenant paths such as root/Vancouver-KU). schema.py builds GET /api from this
+table alone, so a route added here is both served and advertised.
 """
 from dataclasses import dataclass, field
-from typing import Callable
+
+from lab.http import Route as HttpRoute
 
 from . import responses as r
 from .contract import POLICY_FIELDS
@@ -13,39 +15,21 @@ from .metrics import IO_METRICS
 from .models import apps
 from .models.access import AUTH_FIELDS
 
+REST = ":[^/].*"   # a path parameter taking the rest of the path (never starting with /)
 LIST_QUERY = ("filter", "limit", "offset", "sort")
 METRIC_QUERY = ("uuid", "path", "since", "from", "to", "ival")
 
 
 @dataclass(frozen=True)
-class Route:
-    method: str
-    pattern: str
-    handler: Callable
-    summary: str
+class Route(HttpRoute):
+    """One Datera route: the core's record (method, path, handler, public) plus what GET /api
+    says about it."""
+    summary: str = ""
     body: tuple = ()             # fields a create/update body may carry (bodyParamSchema)
     query: tuple = ()            # query parameters (urlParamSchema for reads)
     url_enums: dict = field(default_factory=dict)   # path param -> allowed values
-    public: bool = False         # served without a session
     in_schema: bool = True       # False for aliases that must not become SDK endpoints
     lab_extension: bool = False  # not part of the real DSP's API
-
-    def match(self, segs: list[str]) -> dict | None:
-        pat = [p for p in self.pattern.split("/") if p]
-        params = {}
-        for i, p in enumerate(pat):
-            if p.startswith(":") and p.endswith("+"):
-                if i >= len(segs):
-                    return None
-                params[p[1:-1]] = "/".join(segs[i:])
-                return params
-            if i >= len(segs):
-                return None
-            if p.startswith(":"):
-                params[p[1:]] = segs[i]
-            elif p != segs[i]:
-                return None
-        return params if len(pat) == len(segs) else None
 
 
 def crud(base: str, ent: str, what: str, prefix: str, *, create=(), update=(), delete=True,
@@ -53,18 +37,19 @@ def crud(base: str, ent: str, what: str, prefix: str, *, create=(), update=(), d
     """The five routes of a collection `base` whose entities are `base/:ent`."""
     c = r._call
     key = ent.rstrip("+")   # the handler's parameter name
+    one = f"{base}/{{{key}{REST if ent.endswith('+') else ''}}}"
     routes = [Route("GET", base, c(list_fn or f"list_{prefix}s", *parents, listing=True),
                     f"List {what}s", query=LIST_QUERY),
-              Route("GET", f"{base}/:{ent}", c(get_fn or f"get_{prefix}", *parents, key),
+              Route("GET", one, c(get_fn or f"get_{prefix}", *parents, key),
                     f"Read one {what}")]
     if create:
         routes.append(Route("POST", base, c(f"create_{prefix}", *parents, body=True),
                             f"Create a {what}", body=create))
     if update:
-        routes.append(Route("PUT", f"{base}/:{ent}", c(f"update_{prefix}", *parents, key, body=True),
+        routes.append(Route("PUT", one, c(f"update_{prefix}", *parents, key, body=True),
                             f"Update a {what}", body=update))
     if delete:
-        routes.append(Route("DELETE", f"{base}/:{ent}",
+        routes.append(Route("DELETE", one,
                             c(f"delete_{prefix}", *parents, key, body=True),
                             f"Delete a {what}", body=("force",)))
     return routes
@@ -82,9 +67,9 @@ def tenant_alias(fn_name: str, body: bool = False):
     return handler
 
 
-AI = "/app_instances/:ai"
-SI = f"{AI}/storage_instances/:si"
-VOL = f"{SI}/volumes/:vol"
+AI = "/app_instances/{ai}"
+SI = f"{AI}/storage_instances/{{si}}"
+VOL = f"{SI}/volumes/{{vol}}"
 POLICY_BODY = POLICY_FIELDS
 c = r._call
 
@@ -103,16 +88,16 @@ ROUTES: list[Route] = [
     Route("GET", "/system/network/mgmt_vip", r.system_network_part("mgmt_vip"),
           "Management VIP"),
     Route("GET", "/storage_nodes", r.list_storage_nodes, "List storage nodes", query=LIST_QUERY),
-    Route("GET", "/storage_nodes/:node", r.get_storage_node, "Read one storage node"),
+    Route("GET", "/storage_nodes/{node}", r.get_storage_node, "Read one storage node"),
     Route("GET", "/users", r.list_users, "List users", query=LIST_QUERY),
-    Route("GET", "/users/:user", r.get_user, "Read one user"),
+    Route("GET", "/users/{user}", r.get_user, "Read one user"),
     Route("GET", "/roles", r.list_roles, "List roles", query=LIST_QUERY),
-    Route("GET", "/roles/:role", r.get_role, "Read one role"),
+    Route("GET", "/roles/{role}", r.get_role, "Read one role"),
     Route("GET", "/events/system", r.list_events("system"),
           "System events: initiator logins (accepted and refused)", query=LIST_QUERY),
     Route("GET", "/events/user", r.list_events("user"),
           "User events: API logins, objects created and deleted", query=LIST_QUERY),
-    Route("GET", "/events/:event", r.get_event, "Read one event by uuid"),
+    Route("GET", "/events/{event}", r.get_event, "Read one event by uuid"),
     Route("GET", "/alerts", r.list_alerts, "List alerts", query=LIST_QUERY),
     Route("GET", "/tenant_qos", r.get_tenant_qos,
           "LAB EXTENSION, not in the real Datera DSP API: the per-tenant QoS cap of the tenant "
@@ -126,11 +111,11 @@ ROUTES: list[Route] = [
     # tenants; a tenant's own path (/root/x) also answers, since consumers use it as a URL
     *crud("/tenants", "tenant_path+", "tenant", "tenant",
           create=("name", "descr", "parent_path", "id", "force"), update=("descr", "force")),
-    Route("GET", "/root/:tenant_path+", tenant_alias("get_tenant"), "Read a tenant by its path",
+    Route("GET", f"/root/{{tenant_path{REST}}}", tenant_alias("get_tenant"), "Read a tenant by its path",
           in_schema=False),
-    Route("PUT", "/root/:tenant_path+", tenant_alias("update_tenant", body=True),
+    Route("PUT", f"/root/{{tenant_path{REST}}}", tenant_alias("update_tenant", body=True),
           "Update a tenant by its path", body=("descr", "force"), in_schema=False),
-    Route("DELETE", "/root/:tenant_path+", tenant_alias("delete_tenant", body=True),
+    Route("DELETE", f"/root/{{tenant_path{REST}}}", tenant_alias("delete_tenant", body=True),
           "Delete a tenant by its path", in_schema=False),
 
     # app instances and what hangs below them
@@ -179,23 +164,29 @@ ROUTES: list[Route] = [
           update=("name", "force")),
     *crud("/initiator_groups", "group", "initiator group", "initiator_group",
           create=("name", "members", "force"), update=("members", "force")),
-    Route("GET", "/initiator_groups/:group/members", c("list_group_members", "group", listing=True),
+    Route("GET", "/initiator_groups/{group}/members", c("list_group_members", "group", listing=True),
           "Members of an initiator group"),
-    Route("PUT", "/initiator_groups/:group/members", c("link_group_member", "group", body=True),
+    Route("PUT", "/initiator_groups/{group}/members", c("link_group_member", "group", body=True),
           "Add or remove a member: {op: add|remove, path}", body=("op", "path")),
     *crud("/access_network_ip_pools", "pool", "access network IP pool", "ip_pool",
           create=("name", "descr", "network_paths", "force"), update=(),
           list_fn="list_ip_pools", get_fn="get_ip_pool"),
 
     # metrics
-    Route("GET", "/metrics/io/:metric", r.io_series,
+    Route("GET", "/metrics/io/{metric}", r.io_series,
           "Per-second I/O history of a volume or app instance (uuid= or path=) or of the "
           "tenant header's tenant; since=5m or from=/to=", query=METRIC_QUERY,
           url_enums={"metric": IO_METRICS}),
-    Route("GET", "/metrics/io/:metric/latest", r.io_latest, "The last completed second",
+    Route("GET", "/metrics/io/{metric}/latest", r.io_latest, "The last completed second",
           query=METRIC_QUERY),
-    Route("GET", "/metrics/hw/:metric", r.hw_series, "CPU usage of the lab's storage node, %",
+    Route("GET", "/metrics/hw/{metric}", r.hw_series, "CPU usage of the lab's storage node, %",
           query=METRIC_QUERY, url_enums={"metric": r.HW_METRICS}),
-    Route("GET", "/metrics/hw/:metric/latest", r.hw_latest, "The last sample", query=METRIC_QUERY),
+    Route("GET", "/metrics/hw/{metric}/latest", r.hw_latest, "The last sample", query=METRIC_QUERY),
 ]
 
+
+# Outside the version prefixes: what a client asks before it picks a version.
+UNVERSIONED: list[Route] = [
+    Route("GET", "/api_versions", r.api_versions, "The API versions this DSP serves",
+          public=True, in_schema=False),
+]

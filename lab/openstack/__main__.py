@@ -3,7 +3,8 @@ import sys
 
 from lab.service_main import run_service
 
-from .framework import CloudConfig, ConfigError, serve
+from .config import CloudConfig, ConfigError
+from .server import serve
 
 if __name__ == "__main__":
     sys.exit(run_service("lab.openstack", "One of the Vancouver lab's OpenStack clouds",

@@ -1,9 +1,9 @@
-"""Failures that models raise and the framework puts on the wire.
+"""Failures that models raise and the server (server.py) puts on the wire.
 
 Models know nothing of HTTP, but an OpenStack API's status codes are part of its behaviour, so
 each failure carries its status; `kind` is the exception class name the real service would
 name (Neutron puts it in NeutronError.type; others ignore it). How the body looks is the
-service's business: see framework.ERROR_STYLES.
+service's business: see faults.py.
 """
 
 

@@ -10,9 +10,17 @@ Cinder reaches Glance and Nova through the ports it declares (lab/openstack/port
 at construction: GlanceImages and NovaCompute below adapt the cloud's other models. Nova is
 built after Cinder, so NovaCompute looks it up when a migration needs it. Nova reaches this
 model as its Volumes port (nova/__init__.py).
+
+(CinderSettings below: a bad key is one ConfigError line naming services.cinder.<key>.)
 """
+from pydantic import Field
+
+from lab.config_file import ConfigModel, Port, parse
+
 from ..errors import NotFound
-from ..framework import PORTS, CatalogEntry, Cloud, ConfigError, Service
+from .. import faults
+from ..cloud import PORTS, CatalogEntry, Cloud, Service
+from ..config import ConfigError
 from ..microversion import MicroversionSpec
 from .backends.ceph import CephDriver
 from .backends.datera import DateraConfig, DateraDriver
@@ -26,7 +34,7 @@ class CinderService(Service):
     name = "cinder"
     port = PORTS["cinder"]
     catalog = (CatalogEntry("volumev3", "cinderv3", "/v3/{project_id}"),)
-    error_style = "fault"
+    error_body = staticmethod(faults.fault)
     # Cinder reads `OpenStack-API-Version: volume X.Y` on /v3 URLs only.
     microversions = MicroversionSpec("volume", "/v3", lambda p: (p.cinder_min, p.cinder_max))
 
@@ -66,29 +74,47 @@ class NovaCompute(Compute):
         self.cloud.model("nova").swap_volume(server_id, old_volume_id, new_volume_id)
 
 
+class DateraBackend(ConfigModel):
+    """services.cinder.datera: the Datera lab as this cloud's Datera tenant."""
+    mgmt_ip: str
+    username: str
+    password: str = Field(repr=False)
+    tenant: str                       # "/root/<name>" or "<name>"
+    http_port: Port | None = None     # set: plain HTTP on the REST port; unset: https
+    ca_file: str | None = None
+    ldap_server: str | None = None
+
+
+class CephBackend(ConfigModel):
+    """services.cinder.ceph: the RBD-like pool of sparse files."""
+    address: str | None = None        # the monitor; default: the cloud's address
+
+
+class CinderSettings(ConfigModel):
+    datera: DateraBackend | None = None
+    ceph: CephBackend | None = None
+
+
 def _drivers(cloud: Cloud) -> dict:
     cfg = cloud.config
-    settings = cfg.services.get("cinder") or {}
+    settings = parse(cfg.services.get("cinder") or {}, CinderSettings, ("services", "cinder"))
     drivers = {}
-    datera = settings.get("datera")
+    datera = settings.datera
     if datera:
-        missing = {"mgmt_ip", "username", "password", "tenant"} - set(datera)
-        if missing:
-            raise ConfigError(f"services.cinder.datera: missing key '{sorted(missing)[0]}'")
-        tenant = datera["tenant"]
+        tenant = datera.tenant
         drivers["datera"] = DateraDriver(DateraConfig(
-            san_ip=datera["mgmt_ip"], san_login=datera["username"],
-            san_password=datera["password"],
+            san_ip=datera.mgmt_ip, san_login=datera.username,
+            san_password=datera.password,
             tenant=tenant[len("/root/"):] if tenant.startswith("/root/") else tenant,
             fast_retype=cloud.profile.datera_fast_retype,
             host_iqn=f"iqn.2010-10.org.openstack:{cfg.cloud}-cinder", host_ip=cfg.address,
             # The lab's config names the plain-HTTP REST port; dfs_sdk uses 7717 unsecured.
-            secure="http_port" not in datera, ca_file=datera.get("ca_file"),
-            ldap_server=datera.get("ldap_server")))
-    ceph = settings.get("ceph")
+            secure=datera.http_port is None, ca_file=datera.ca_file,
+            ldap_server=datera.ldap_server))
+    ceph = settings.ceph
     if ceph is not None:
         drivers["ceph"] = CephDriver(pool_dir=cfg.data_dir / "ceph",
-                                     monitor=ceph.get("address", cfg.address))
+                                     monitor=ceph.address or cfg.address)
     if not drivers:
         raise ConfigError("services.cinder: no backend configured (datera and/or ceph)")
     return drivers

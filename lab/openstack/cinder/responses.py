@@ -6,7 +6,7 @@ import asyncio
 from urllib.parse import urlencode
 
 from .. import errors
-from ..framework import Reply, Rq, accepted, ok, paginate
+from ..api import Reply, Rq, accepted, ok, paginate
 from .models import Caller, CinderModel, QosSpec, Snapshot, Volume, VolumeType, _boolish
 
 SORT_KEYS = ("created_at", "updated_at", "id", "name", "size", "status")

@@ -1,5 +1,6 @@
 """Glance v2 of one lab cloud: images with their data in sparse files under the run dir."""
-from ..framework import PORTS, CatalogEntry, Cloud, Service
+from .. import faults
+from ..cloud import PORTS, CatalogEntry, Cloud, Service
 from .models import ImageModel
 from .urls import ROUTES
 
@@ -8,7 +9,7 @@ class GlanceService(Service):
     name = "glance"
     port = PORTS["glance"]
     catalog = (CatalogEntry("image", "glance", ""),)
-    error_style = "glance"
+    error_body = staticmethod(faults.glance)
 
     def routes(self):
         return ROUTES

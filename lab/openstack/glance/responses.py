@@ -5,7 +5,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from ..errors import BadRequest, NotFound, UnsupportedMediaType
-from ..framework import Reply, Rq, created, no_content, ok, paginate
+from ..api import Reply, Rq, created, no_content, ok, paginate
 from .models import Image, ImageModel
 
 PATCH_TYPES = ("application/openstack-images-v2.1-json-patch",

@@ -1,5 +1,6 @@
 """Keystone v3 of one lab cloud: identity, tokens and the catalog of every service in it."""
-from ..framework import PORTS, CatalogEntry, Cloud, Service
+from .. import faults
+from ..cloud import PORTS, CatalogEntry, Cloud, Service
 from .models import IdentityModel
 from .urls import ROUTES
 
@@ -8,7 +9,7 @@ class KeystoneService(Service):
     name = "keystone"
     port = PORTS["keystone"]
     catalog = (CatalogEntry("identity", "keystone", "/v3"),)
-    error_style = "keystone"
+    error_body = staticmethod(faults.keystone)
 
     def routes(self):
         return ROUTES

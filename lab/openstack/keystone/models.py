@@ -15,7 +15,8 @@ import uuid
 from dataclasses import dataclass, field
 
 from ..errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
-from ..framework import AuthContext, CloudConfig
+from ..cloud import AuthContext
+from ..config import CloudConfig
 
 DEFAULT_DOMAIN_ID = "default"
 TOKEN_TTL_S = 3600.0                 # Keystone's default [token] expiration

@@ -4,7 +4,7 @@ Policy is the era's default policy.json: identity administration needs the admin
 a user may read itself, list its own projects and validate its own tokens.
 """
 from ..errors import BadRequest, Forbidden, NotFound, Unauthorized
-from ..framework import Reply, Rq, created, no_content, ok
+from ..api import Reply, Rq, created, no_content, ok
 from .models import Domain, IdentityModel, Project, Role, Token, User, iso
 
 

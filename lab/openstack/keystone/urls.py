@@ -1,9 +1,6 @@
 """Keystone v3's one route table."""
-from ..framework import Route
+from ..api import Route
 from . import responses as r
-
-P_GRANT = "/v3/projects/:pid/users/:user_id/roles/:role_id"
-D_GRANT = "/v3/domains/:domain_id/users/:user_id/roles/:role_id"
 
 ROUTES: list[Route] = [
     # discovery: served without a token (keystoneauth fetches it unauthenticated)
@@ -20,34 +17,34 @@ ROUTES: list[Route] = [
     # domains
     Route("GET", "/v3/domains", r.list_domains),
     Route("POST", "/v3/domains", r.create_domain),
-    Route("GET", "/v3/domains/:domain_id", r.get_domain),
-    Route("PATCH", "/v3/domains/:domain_id", r.update_domain),
-    Route("DELETE", "/v3/domains/:domain_id", r.delete_domain),
+    Route("GET", "/v3/domains/{domain_id}", r.get_domain),
+    Route("PATCH", "/v3/domains/{domain_id}", r.update_domain),
+    Route("DELETE", "/v3/domains/{domain_id}", r.delete_domain),
     # projects
     Route("GET", "/v3/projects", r.list_projects),
     Route("POST", "/v3/projects", r.create_project),
-    Route("GET", "/v3/projects/:pid", r.get_project),
-    Route("PATCH", "/v3/projects/:pid", r.update_project),
-    Route("DELETE", "/v3/projects/:pid", r.delete_project),
+    Route("GET", "/v3/projects/{pid}", r.get_project),
+    Route("PATCH", "/v3/projects/{pid}", r.update_project),
+    Route("DELETE", "/v3/projects/{pid}", r.delete_project),
     # users
     Route("GET", "/v3/users", r.list_users),
     Route("POST", "/v3/users", r.create_user),
-    Route("GET", "/v3/users/:user_id", r.get_user),
-    Route("PATCH", "/v3/users/:user_id", r.update_user),
-    Route("DELETE", "/v3/users/:user_id", r.delete_user),
-    Route("GET", "/v3/users/:user_id/projects", r.user_projects),
+    Route("GET", "/v3/users/{user_id}", r.get_user),
+    Route("PATCH", "/v3/users/{user_id}", r.update_user),
+    Route("DELETE", "/v3/users/{user_id}", r.delete_user),
+    Route("GET", "/v3/users/{user_id}/projects", r.user_projects),
     # roles and assignments
     Route("GET", "/v3/roles", r.list_roles),
     Route("POST", "/v3/roles", r.create_role),
-    Route("GET", "/v3/roles/:role_id", r.get_role),
-    Route("DELETE", "/v3/roles/:role_id", r.delete_role),
-    Route("GET", "/v3/projects/:pid/users/:user_id/roles", r.list_grants),
-    Route("PUT", P_GRANT, r.grant_role),
-    Route("HEAD", P_GRANT, r.check_grant),
-    Route("DELETE", P_GRANT, r.revoke_grant),
-    Route("GET", "/v3/domains/:domain_id/users/:user_id/roles", r.list_grants),
-    Route("PUT", D_GRANT, r.grant_role),
-    Route("HEAD", D_GRANT, r.check_grant),
-    Route("DELETE", D_GRANT, r.revoke_grant),
+    Route("GET", "/v3/roles/{role_id}", r.get_role),
+    Route("DELETE", "/v3/roles/{role_id}", r.delete_role),
+    Route("GET", "/v3/projects/{pid}/users/{user_id}/roles", r.list_grants),
+    Route("PUT", "/v3/projects/{pid}/users/{user_id}/roles/{role_id}", r.grant_role),
+    Route("HEAD", "/v3/projects/{pid}/users/{user_id}/roles/{role_id}", r.check_grant),
+    Route("DELETE", "/v3/projects/{pid}/users/{user_id}/roles/{role_id}", r.revoke_grant),
+    Route("GET", "/v3/domains/{domain_id}/users/{user_id}/roles", r.list_grants),
+    Route("PUT", "/v3/domains/{domain_id}/users/{user_id}/roles/{role_id}", r.grant_role),
+    Route("HEAD", "/v3/domains/{domain_id}/users/{user_id}/roles/{role_id}", r.check_grant),
+    Route("DELETE", "/v3/domains/{domain_id}/users/{user_id}/roles/{role_id}", r.revoke_grant),
     Route("GET", "/v3/role_assignments", r.list_role_assignments),
 ]

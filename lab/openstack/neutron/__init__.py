@@ -1,6 +1,7 @@
 """The minimal Neutron of one lab cloud: one network and subnet per project, ports with a
 fixed address, quotas."""
-from ..framework import PORTS, CatalogEntry, Cloud, Service
+from .. import faults
+from ..cloud import PORTS, CatalogEntry, Cloud, Service
 from .models import NetworkModel
 from .urls import ROUTES
 
@@ -9,7 +10,7 @@ class NeutronService(Service):
     name = "neutron"
     port = PORTS["neutron"]
     catalog = (CatalogEntry("network", "neutron", ""),)
-    error_style = "neutron"
+    error_body = staticmethod(faults.neutron)
 
     def routes(self):
         return ROUTES

@@ -1,7 +1,7 @@
 """Neutron v2.0 handlers: networks, subnets, ports and quotas as the clients read them.
 Errors are {"NeutronError": {type, message, detail}} (error_style "neutron")."""
 from ..errors import BadRequest, Forbidden, NotFound
-from ..framework import Reply, Rq, created, no_content, ok, paginate
+from ..api import Reply, Rq, created, no_content, ok, paginate
 from .models import Network, NetworkModel, Port, Subnet
 
 PAGING_KEYS = ("fields", "limit", "marker", "sort_key", "sort_dir", "page_reverse")

@@ -7,7 +7,8 @@ Cinder reaches Nova's swap_volume through its own Compute port (cinder/__init__.
 """
 import uuid
 
-from ..framework import PORTS, CatalogEntry, Cloud, Service
+from .. import faults
+from ..cloud import PORTS, CatalogEntry, Cloud, Service
 from ..microversion import MicroversionSpec
 from .models import ComputeHost, ComputeModel
 from .urls import ROUTES
@@ -22,7 +23,7 @@ NOVA_MICROVERSIONS = MicroversionSpec(
 class NovaService(Service):
     name = "nova"
     port = PORTS["nova"]
-    error_style = "fault"
+    error_body = staticmethod(faults.fault)
     microversions = NOVA_MICROVERSIONS
     request_id_headers = ("x-openstack-request-id", "x-compute-request-id")
 

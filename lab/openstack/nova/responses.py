@@ -4,7 +4,7 @@ import asyncio
 import uuid
 
 from ..errors import BadRequest, Conflict, NotFound, policy_forbids
-from ..framework import Reply, Rq, accepted, no_content, ok, paginate
+from ..api import Reply, Rq, accepted, no_content, ok, paginate
 from .models import DEFAULT_QUOTAS, Caller, ComputeHost, ComputeModel, Flavor, Server
 
 # Keys of POST /servers' `server` that Nova 13-16's schema and its extensions know.

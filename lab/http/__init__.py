@@ -1,0 +1,12 @@
+"""The lab's one HTTP core on aiohttp's router and middlewares (see app.py and routes.py).
+
+Each simulated API brings its route table (a list of Route records), an endpoint adapter
+(record -> aiohttp handler), an error renderer in its own body style, and middlewares for its
+own concerns (OpenStack: tokens, microversions, request ids; Datera: sessions, envelopes).
+"""
+from .app import ErrorRenderer, build_app, normalize
+from .request import path_as_sent, reply_headers
+from .routes import Route, register, route_of
+
+__all__ = ["ErrorRenderer", "Route", "build_app", "normalize", "path_as_sent", "register",
+           "reply_headers", "route_of"]

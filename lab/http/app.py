@@ -1,0 +1,83 @@
+"""The one HTTP core of the lab: an aiohttp application whose router serves a route table
+(routes.py) and whose middlewares do what every simulated API needs, each in its own style.
+
+    app = build_app(render_error=..., middlewares=[auth, versions, envelope], outer=[log])
+    register(app, ROUTES, endpoint)
+
+Middleware order, outermost first: `outer` (e.g. request ids and the access log, which must
+see the final status), then the core's error middleware, then the API's `middlewares`. The
+error middleware
+* turns every exception into the API's own error body through `render_error(request, exc)`:
+  the router's web.HTTPNotFound / web.HTTPMethodNotAllowed (unknown path, wrong method) and
+  the API's own exceptions alike, so a 404 looks like the real service's 404;
+* applies the request's reply headers (request.reply_headers) to success and error answers;
+* tolerates "//" and a trailing "/" as the lab's APIs always have: a path the router does
+  not know is retried once in its normalized form before it is a 404.
+"""
+import functools
+from typing import Callable, Iterable
+
+from aiohttp import web
+
+from .request import PATH_AS_SENT, REQUEST_ROUTE, reply_headers
+from .routes import ROUTES_KEY
+
+# (request, exception) -> the API's error response.
+ErrorRenderer = Callable[[web.Request, BaseException], web.StreamResponse]
+
+
+def build_app(*, render_error: ErrorRenderer, middlewares: Iterable = (), outer: Iterable = (),
+              client_max_size: int = 1 << 20) -> web.Application:
+    inner = tuple(middlewares)
+
+    @web.middleware
+    async def errors(request: web.Request, handler):
+        headers = reply_headers(request)   # created here so a retried clone shares it
+        try:
+            miss = request.match_info.http_exception
+            if miss is not None:
+                retried = await _normalized_retry(request, inner)
+                if retried is None:
+                    raise miss   # no API middleware runs for a path the API does not have
+                handler, request = retried
+            response = await handler(request)
+        except Exception as e:   # HTTPNotFound/HTTPMethodNotAllowed from the router included
+            response = render_error(request, e)
+        for name, value in headers.items():
+            if name not in response.headers:   # what the handler set itself wins
+                response.headers[name] = value
+        return response
+
+    app = web.Application(client_max_size=client_max_size,
+                          middlewares=[*outer, errors, *inner])
+    app[ROUTES_KEY] = {}
+    return app
+
+
+def normalize(raw_path: str) -> str:
+    """'/v2.2//tenants/' -> '/v2.2/tenants'."""
+    return "/" + "/".join(p for p in raw_path.split("/") if p)
+
+
+async def _normalized_retry(request: web.Request, inner: tuple):
+    """(handler chain, request clone) when the normalized path matches a route, else None."""
+    raw = request.rel_url.raw_path
+    norm = normalize(raw)
+    if norm == raw:
+        return None
+    url = request.rel_url.with_path(norm, encoded=True).with_query(request.rel_url.query)
+    alt = request.clone(rel_url=url)
+    match = await request.app.router.resolve(alt)
+    if match.http_exception is not None:
+        return None
+    match.add_app(request.app)
+    match.freeze()
+    # As aiohttp's own normalize_path_middleware does, the clone carries its match info.
+    alt._match_info = match
+    alt[PATH_AS_SENT] = request.path
+    alt[REQUEST_ROUTE] = request.app[ROUTES_KEY].get(match.route)
+    handler = match.handler
+    for middleware in reversed(inner):
+        handler = functools.update_wrapper(functools.partial(middleware, handler=handler),
+                                           handler)
+    return handler, alt

@@ -1,0 +1,162 @@
+"""What a service's urls.py and responses.py see: route records, the request, the reply.
+
+Route(method, path, handler, public=False, min_version=None, max_version=None, stream=False):
+paths are aiohttp templates ("/v3/{project_id}/volumes/{volume_id}/action"); "/v3" and "/v3/"
+match the same route. `public` routes are served without a token (version discovery must be:
+keystoneauth fetches it unauthenticated). A route outside [min_version, max_version] of the
+negotiated microversion answers 404 as Cinder's VersionNotFoundForAPIMethod does.
+`stream=True` leaves the body unread (rq.http is the aiohttp request to read it from: Glance
+uploads).
+
+Handlers: `def handler(rq: Rq) -> Reply` (or async). Raise errors.NotFound(...) etc.; the
+server renders them in the service's error style. Helpers: rq.json(), rq.require_admin(),
+rq.base_url (scheme://host:port as the client addressed us: discovery links must use it),
+rq.profile (the ReleaseProfile: every per-release switch and the version documents) and
+paginate() for marker/limit lists.
+"""
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from lab.http import Route as HttpRoute
+
+from . import errors
+from .cloud import AuthContext, Cloud, Service
+from .microversion import Microversion
+from .releases import ReleaseProfile
+
+
+@dataclass(frozen=True)
+class Route(HttpRoute):
+    """One OpenStack route: the core's record plus the microversion bounds it is served in."""
+    min_version: str | None = None
+    max_version: str | None = None
+    stream: bool = False
+
+    def bounds(self) -> tuple[Microversion | None, Microversion | None]:
+        """(min, max) microversions this route is served in; None where unbounded."""
+        return (Microversion.parse(self.min_version) if self.min_version else None,
+                Microversion.parse(self.max_version) if self.max_version else None)
+
+
+@dataclass
+class Rq:
+    cloud: Cloud
+    service: Service
+    http: web.Request
+    method: str
+    path: str
+    params: dict
+    query: Any                    # MultiDictProxy: .get(k), .getall(k, [])
+    headers: Any                  # case-insensitive
+    request_id: str
+    base_url: str
+    auth: AuthContext | None = None
+    version: Microversion | None = None
+    raw: bytes = b""
+
+    @property
+    def profile(self) -> ReleaseProfile:
+        return self.cloud.profile
+
+    @property
+    def model(self):
+        return self.service.model
+
+    def p(self, name: str) -> str:
+        return self.params[name]
+
+    def json(self, *, required: bool = True) -> Any:
+        """The body parsed as JSON: 400 when malformed (or, if required, absent)."""
+        if not self.raw.strip():
+            if required:
+                raise errors.BadRequest("Malformed request body: the body is empty")
+            return None
+        try:
+            return json.loads(self.raw)
+        except (ValueError, UnicodeDecodeError):
+            raise errors.BadRequest("Malformed request body") from None
+
+    def json_object(self, key: str | None = None) -> dict:
+        """The body as a JSON object, or its `key` member (e.g. "volume"), which must be an
+        object: 400 otherwise, naming what is missing."""
+        body = self.json()
+        if not isinstance(body, dict):
+            raise errors.BadRequest("Malformed request body: expected a JSON object")
+        if key is None:
+            return body
+        inner = body.get(key)
+        if not isinstance(inner, dict):
+            raise errors.BadRequest(f"Missing required element '{key}' in request body.")
+        return inner
+
+    def require_admin(self, action: str) -> None:
+        if not (self.auth and self.auth.is_admin):
+            raise errors.policy_forbids(action)
+
+    def at_least(self, version: str) -> bool:
+        """True when the negotiated microversion is >= version."""
+        return self.version is not None and self.version >= Microversion.parse(version)
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: Any = None          # dict/list -> JSON; bytes -> as is; None -> empty
+    headers: dict = field(default_factory=dict)
+    content_type: str | None = None
+
+
+def ok(body: Any = None) -> Reply:
+    return Reply(200, body)
+
+
+def created(body: Any = None, headers: dict | None = None) -> Reply:
+    return Reply(201, body, headers or {})
+
+
+def accepted(body: Any = None) -> Reply:
+    return Reply(202, body)
+
+
+def no_content(headers: dict | None = None) -> Reply:
+    return Reply(204, None, headers or {})
+
+
+def paginate(items: list, query, *, key: str = "id", default_limit: int = 1000):
+    """(page, more) for ?limit=&marker=: the items after the one whose `key` is the marker.
+    Raises errors.BadRequest for a bad limit and LookupError for an unknown marker (each
+    service answers that its own way)."""
+    marker = query.get("marker")
+    limit_text = query.get("limit")
+    try:
+        limit = default_limit if limit_text in (None, "") else int(limit_text)
+    except ValueError:
+        raise errors.BadRequest("limit param must be an integer") from None
+    if limit < 0:
+        raise errors.BadRequest("limit param must be positive")
+    start = 0
+    if marker:
+        ids = [i[key] if isinstance(i, dict) else getattr(i, key) for i in items]
+        if marker not in ids:
+            raise LookupError(marker)
+        start = ids.index(marker) + 1
+    page = items[start:start + limit]
+    return page, start + limit < len(items)
+
+
+def to_response(reply) -> web.StreamResponse:
+    """A handler's Reply (or a StreamResponse it prepared itself) as an aiohttp response."""
+    if isinstance(reply, web.StreamResponse):
+        return reply
+    if not isinstance(reply, Reply):
+        raise TypeError(f"handler returned {type(reply).__name__}, not Reply")
+    if reply.body is None:
+        return web.Response(status=reply.status, headers=reply.headers)
+    if isinstance(reply.body, (bytes, bytearray)):
+        return web.Response(status=reply.status, body=bytes(reply.body), headers=reply.headers,
+                            content_type=reply.content_type or "application/octet-stream")
+    return web.Response(status=reply.status, text=json.dumps(reply.body), headers=reply.headers,
+                        content_type=reply.content_type or "application/json")
