@@ -203,9 +203,7 @@ OPENSTACK_CLOUDS = (
                    compute=topology.OPENSTACK_NEWTON_COMPUTE),
     OpenStackCloud("pike", topology.OPENSTACK_PIKE, "Vancouver-OP"),
 )
-# Every API port of a cloud (lab/openstack/framework.py PORTS).
-OPENSTACK_PORTS = {"keystone": 5000, "glance": 9292, "cinder": 8776, "nova": 8774,
-                   "neutron": 9696}
+OPENSTACK_PORTS = topology.OPENSTACK_PORTS
 OPENSTACK_ADMIN = "admin"
 
 

@@ -75,7 +75,7 @@ from .releases import PROFILES, RELEASES, ReleaseProfile
 
 log = logging.getLogger("lab.openstack")
 
-PORTS = {"keystone": 5000, "glance": 9292, "cinder": 8776, "nova": 8774, "neutron": 9696}
+from lab.topology import OPENSTACK_PORTS as PORTS  # noqa: E402  (one home: lab/topology.py)
 # Catalog order and start order; packages that do not exist (yet) are skipped.
 SERVICE_PACKAGES = ("keystone", "glance", "neutron", "cinder", "nova")
 REGION = "RegionOne"
