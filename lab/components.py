@@ -198,10 +198,13 @@ class OpenStackCloud:
 
 
 OPENSTACK_CLOUDS = (
-    OpenStackCloud("mitaka", topology.OPENSTACK_MITAKA, "Vancouver-OM"),
-    OpenStackCloud("newton", topology.OPENSTACK_NEWTON, "Vancouver-ON",
+    OpenStackCloud("mitaka", topology.OPENSTACK_MITAKA,
+                   topology.OPENSTACK_TENANTS["mitaka"]),
+    OpenStackCloud("newton", topology.OPENSTACK_NEWTON,
+                   topology.OPENSTACK_TENANTS["newton"],
                    compute=topology.OPENSTACK_NEWTON_COMPUTE),
-    OpenStackCloud("pike", topology.OPENSTACK_PIKE, "Vancouver-OP"),
+    OpenStackCloud("pike", topology.OPENSTACK_PIKE,
+                   topology.OPENSTACK_TENANTS["pike"]),
 )
 OPENSTACK_PORTS = topology.OPENSTACK_PORTS
 OPENSTACK_ADMIN = "admin"

@@ -60,18 +60,21 @@ OPENSTACK_PORTS = {"keystone": 5000, "glance": 9292, "cinder": 8776, "nova": 877
 DEMO_YAML = Path(__file__).resolve().parent.parent / "demo.yaml"
 
 
-def _demo_tenants(path: Path = DEMO_YAML) -> tuple[str, ...]:
+def _demo_tenants(path: Path = DEMO_YAML) -> tuple[dict, ...]:
     try:
-        names = tuple(str(t["name"]) for t in yaml.safe_load(path.read_text())["tenants"])
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as e:
+        tenants = tuple(dict(t) for t in yaml.safe_load(path.read_text())["tenants"])
+        for t in tenants:
+            str(t["name"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as e:
         raise SystemExit(f"{path}: cannot read the tenant list 'tenants[].name' "
                          f"({type(e).__name__})")
-    if not names:
+    if not tenants:
         raise SystemExit(f"{path}: tenants: the list is empty")
-    return names
+    return tenants
 
 
-TENANTS = _demo_tenants()
-# The name the Datera lab knows its LDAP directory by (login body field `remote_server`).
-LDAP_SERVER_NAME = "vancouver-ldap"
-LDAP_BASE_DN = "dc=vancouver,dc=lab"
+_TENANTS = _demo_tenants()
+TENANTS = tuple(str(t["name"]) for t in _TENANTS)
+# OpenStack release -> the tenant of the cloud that runs it (demo.yaml `release`).
+OPENSTACK_TENANTS = {str(t["release"]): str(t["name"]) for t in _TENANTS
+                     if t.get("platform") == "openstack" and t.get("release")}
