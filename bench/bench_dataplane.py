@@ -14,7 +14,6 @@ running at the same time lowers both figures.
 """
 import argparse
 import asyncio
-import json
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ sys.path.insert(0, str(REPO))
 import psutil  # noqa: E402
 
 from clients import ports  # noqa: E402
+from fixtures import workload  # noqa: E402
 from lab import topology  # noqa: E402
 
 TARGET = "iqn.2013-05.com.daterainc:tc:01:sn:bench000000000000"
@@ -82,7 +82,7 @@ def fio(uri: str, workdir: Path, name: str, *args: str) -> dict:
     text = out.read_text() if out.exists() else ""
     if proc.returncode != 0 or "{" not in text:
         raise SystemExit(f"fio {name} failed ({proc.returncode}): {proc.stderr.strip()[-300:]}")
-    job = json.JSONDecoder().raw_decode(text[text.index("{"):])[0]["jobs"][0]
+    job = workload.parse_output(text)["jobs"][0]
     if job["error"]:
         raise SystemExit(f"fio {name}: error {job['error']}")
     return job["write"]
