@@ -78,3 +78,6 @@ TENANTS = tuple(str(t["name"]) for t in _TENANTS)
 # OpenStack release -> the tenant of the cloud that runs it (demo.yaml `release`).
 OPENSTACK_TENANTS = {str(t["release"]): str(t["name"]) for t in _TENANTS
                      if t.get("platform") == "openstack" and t.get("release")}
+# The name the Datera lab knows its LDAP directory by (login body field `remote_server`).
+LDAP_SERVER_NAME = "vancouver-ldap"
+LDAP_BASE_DN = "dc=vancouver,dc=lab"
