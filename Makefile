@@ -31,15 +31,15 @@ $(VENV)/.installed: requirements.txt
 # Two phases; the target fails when either fails, with pytest's exit status (5, "nothing
 # selected", only when both select nothing). Phase 2 runs even when phase 1 failed, unless
 # phase 1 was interrupted (Ctrl-C) or misused (status 2).
-# 1. every test that does not measure rates, on TEST_WORKERS xdist workers sharing the session
-#    lab (started once by the controller, fixtures/target.py);
-# 2. the `slow` tests (they measure IOPS and QoS timings, or run a 5-worker demo), alone, so
-#    no other test's CPU load moves their figures.
+# 1. every test that does not measure rates or time, on TEST_WORKERS xdist workers sharing the
+#    session lab (started once by the controller, fixtures/target.py);
+# 2. the `slow` tests (they measure IOPS and QoS timings, or run a 5-worker demo) and the
+#    `serial` ones (they time inner runs), alone, so no other test's CPU load moves them.
 test: setup
 	@rc=0; \
-	$(PY) -m pytest -n $(TEST_WORKERS) -m "not slow" --html reports/tests.html $(PYTEST_ARGS); r1=$$?; \
+	$(PY) -m pytest -n $(TEST_WORKERS) -m "not (slow or serial)" --html reports/tests.html $(PYTEST_ARGS); r1=$$?; \
 	[ $$r1 != 2 ] || exit 2; \
-	$(PY) -m pytest -m slow --html reports/tests-measured.html $(PYTEST_ARGS); r2=$$?; \
+	$(PY) -m pytest -m "slow or serial" --html reports/tests-measured.html $(PYTEST_ARGS); r2=$$?; \
 	for r in $$r1 $$r2; do [ $$r = 0 ] || [ $$r = 5 ] || rc=$$r; done; \
 	[ $$rc != 0 ] || [ $$r1$$r2 != 55 ] || rc=5; \
 	exit $$rc

@@ -17,6 +17,12 @@ from tests.support.labcli import LabCli
 from tests.support.openstack import CinderClouds, OpenStackTarget
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "serial: times its own inner runs (--duration, pacing, rotation by time): "
+                   "make test runs it alone, after the parallel phase, like `slow`")
+
+
 @pytest.fixture
 def make_lab(tmp_path):
     """make_lab(net) -> LabCli with its own run dir; whatever it started is stopped after."""
