@@ -37,9 +37,9 @@ $(VENV)/.installed: requirements.txt
 #    `serial` ones (they time inner runs), alone, so no other test's CPU load moves them.
 test: setup
 	@rc=0; \
-	$(PY) -m pytest -n $(TEST_WORKERS) -m "not (slow or serial)" --html reports/tests.html $(PYTEST_ARGS); r1=$$?; \
+	$(PY) -m pytest -n $(TEST_WORKERS) -m "not (slow or serial)" --html reports/tests/report.html $(PYTEST_ARGS); r1=$$?; \
 	[ $$r1 != 2 ] || exit 2; \
-	$(PY) -m pytest -m "slow or serial" --html reports/tests-measured.html $(PYTEST_ARGS); r2=$$?; \
+	$(PY) -m pytest -m "slow or serial" --html reports/measured/report.html $(PYTEST_ARGS); r2=$$?; \
 	for r in $$r1 $$r2; do [ $$r = 0 ] || [ $$r = 5 ] || rc=$$r; done; \
 	[ $$rc != 0 ] || [ $$r1$$r2 != 55 ] || rc=5; \
 	exit $$rc
