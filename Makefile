@@ -4,6 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEB_PACKAGES := fio slapd ldap-utils libnbd-bin nbdkit openssl
 PYTEST_ARGS ?=
+# xdist workers for the parallel phase of `make test` (most tests wait on labs, not on a CPU).
+TEST_WORKERS ?= 4
 
 .PHONY: setup deb venv test demo lab-up lab-down lab-status clean-demo bench clean
 
@@ -26,8 +28,21 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
 	@touch $@
 
+# Two phases; the target fails when either fails, with pytest's exit status (5, "nothing
+# selected", only when both select nothing). Phase 2 runs even when phase 1 failed, unless
+# phase 1 was interrupted (Ctrl-C) or misused (status 2).
+# 1. every test that does not measure rates or time, on TEST_WORKERS xdist workers sharing the
+#    session lab (started once by the controller, fixtures/target.py);
+# 2. the `slow` tests (they measure IOPS and QoS timings, or run a 5-worker demo) and the
+#    `serial` ones (they time inner runs), alone, so no other test's CPU load moves them.
 test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	@rc=0; \
+	$(PY) -m pytest -n $(TEST_WORKERS) -m "not (slow or serial)" --html reports/tests/report.html $(PYTEST_ARGS); r1=$$?; \
+	[ $$r1 != 2 ] || exit 2; \
+	$(PY) -m pytest -m "slow or serial" --html reports/measured/report.html $(PYTEST_ARGS); r2=$$?; \
+	for r in $$r1 $$r2; do [ $$r = 0 ] || [ $$r = 5 ] || rc=$$r; done; \
+	[ $$rc != 0 ] || [ $$r1$$r2 != 55 ] || rc=5; \
+	exit $$rc
 
 # The live booth demo: endless, five workers, the plan's numbers; Ctrl-C stops it cleanly.
 demo: setup

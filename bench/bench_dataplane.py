@@ -14,8 +14,6 @@ running at the same time lowers both figures.
 """
 import argparse
 import asyncio
-import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -25,13 +23,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import psutil  # noqa: E402
+
+from clients import ports  # noqa: E402
+from fixtures import workload  # noqa: E402
 from lab import topology  # noqa: E402
 
 TARGET = "iqn.2013-05.com.daterainc:tc:01:sn:bench000000000000"
 INITIATOR = "iqn.1993-08.org.debian:01:bench"
 SIZE = 1 << 30
 LAB_IP, NBDKIT_IP = f"{topology.NET}.71.1", f"{topology.NET}.71.2"
-NBD_PORT, LOGIN_PORT = 10809, 3260
+NBD_PORT, LOGIN_PORT = ports.NBD, ports.ISCSI
 
 
 # ---- the lab's data plane, in a process of its own ------------------------------------------
@@ -80,16 +82,16 @@ def fio(uri: str, workdir: Path, name: str, *args: str) -> dict:
     text = out.read_text() if out.exists() else ""
     if proc.returncode != 0 or "{" not in text:
         raise SystemExit(f"fio {name} failed ({proc.returncode}): {proc.stderr.strip()[-300:]}")
-    job = json.JSONDecoder().raw_decode(text[text.index("{"):])[0]["jobs"][0]
+    job = workload.parse_output(text)["jobs"][0]
     if job["error"]:
         raise SystemExit(f"fio {name}: error {job['error']}")
     return job["write"]
 
 
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """user + system CPU seconds of a process."""
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
 
 
 def measure(uri: str, workdir: Path, runtime: int, label: str, pid: int) -> tuple:
@@ -130,7 +132,7 @@ def main() -> int:
     if args.serve:
         serve(Path(args.serve))
         return 0
-    from lab.datera.initiator import login
+    from clients.initiator import login
 
     with tempfile.TemporaryDirectory(prefix="bench-dataplane-") as tmp:
         tmp = Path(tmp)

@@ -23,7 +23,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.dsdk import Udc, connect, errors  # noqa: E402
+from tests.support.dsdk import Udc, connect, errors  # noqa: E402
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -198,14 +198,16 @@ class OpenStackCloud:
 
 
 OPENSTACK_CLOUDS = (
-    OpenStackCloud("mitaka", topology.OPENSTACK_MITAKA, "Vancouver-OM"),
-    OpenStackCloud("newton", topology.OPENSTACK_NEWTON, "Vancouver-ON",
+    OpenStackCloud("mitaka", topology.OPENSTACK_MITAKA,
+                   topology.OPENSTACK_TENANTS["mitaka"]),
+    OpenStackCloud("newton", topology.OPENSTACK_NEWTON,
+                   topology.OPENSTACK_TENANTS["newton"],
                    compute=topology.OPENSTACK_NEWTON_COMPUTE),
-    OpenStackCloud("pike", topology.OPENSTACK_PIKE, "Vancouver-OP"),
+    OpenStackCloud("pike", topology.OPENSTACK_PIKE,
+                   topology.OPENSTACK_TENANTS["pike"]),
 )
-# Every API port of a cloud (lab/openstack/cloud.py PORTS).
-OPENSTACK_PORTS = {"keystone": 5000, "glance": 9292, "cinder": 8776, "nova": 8774,
-                   "neutron": 9696}
+# Every API port of a cloud (one home: lab/topology.py).
+OPENSTACK_PORTS = topology.OPENSTACK_PORTS
 OPENSTACK_ADMIN = "admin"
 
 

@@ -30,6 +30,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from lab import topology
 from lab.components import (REPO_ROOT, Component, LabError, LabRun, find_binary,
                             new_secrets, write_target_dir)
@@ -74,15 +76,13 @@ def last_line(path: Path) -> str:
 # ---- process identity (pid files survive their process; pids get reused) -------------------
 
 def _start_time(pid: int) -> str | None:
-    """The process's start time in clock ticks, or None when it is gone or a zombie."""
+    """The process's start time (psutil's create_time), or None when it is gone or a zombie."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        proc = psutil.Process(pid)
+        return (None if proc.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+                else repr(proc.create_time()))
+    except psutil.Error:
         return None
-    fields = stat[stat.rindex(")") + 2:].split()
-    if fields[0] in ("Z", "X"):   # a zombie has exited; it only waits to be reaped
-        return None
-    return fields[19]
 
 
 def alive(pid: int, start_time: str | None = None) -> bool:

@@ -6,6 +6,11 @@ reachable only from this machine.
 import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from clients import ports
 
 # The first two octets of every lab address. VANCOUVER_LAB_NET=127.1 moves the whole lab to
 # 127.1.x.y, so two labs (two developers' test runs, two CI jobs) can run side by side.
@@ -39,16 +44,40 @@ DATERA_VIP2 = Node("datera-vip2", _addr("7.12"))
 LDAP = Node("ldap", _addr("8.1"))
 
 # Datera's REST ports are fixed by dfs_sdk (reference datera-api §0.2).
-DATERA_HTTP_PORT = 7717
-DATERA_HTTPS_PORT = 7718
+DATERA_HTTP_PORT = ports.DATERA_HTTP
+DATERA_HTTPS_PORT = ports.DATERA_HTTPS
 # Data plane on both VIPs: the lab's initiator login (stands in for iSCSI on 3260) and NBD.
-DATERA_LOGIN_PORT = 3260
-DATERA_NBD_PORT = 10809
+DATERA_LOGIN_PORT = ports.ISCSI
+DATERA_NBD_PORT = ports.NBD
 # slapd on an unprivileged port.
 LDAP_PORT = 3890
+# Every API of an OpenStack cloud, on the cloud's node address (OpenStack's usual ports).
+OPENSTACK_PORTS = {"keystone": 5000, "glance": 9292, "cinder": 8776, "nova": 8774,
+                   "neutron": 9696}
 
-# The five tenants of the demo plan, one per platform.
-TENANTS = ("Vancouver-OM", "Vancouver-ON", "Vancouver-OP", "Vancouver-KU", "Vancouver-VM")
+# The demo's tenants, one per platform, as demo.yaml names them (its `tenants` list is the one
+# place they are written; the lab reads it as a data file, never through fixtures/).
+DEMO_YAML = Path(__file__).resolve().parent.parent / "demo.yaml"
+
+
+def _demo_tenants(path: Path = DEMO_YAML) -> tuple[dict, ...]:
+    try:
+        tenants = tuple(dict(t) for t in yaml.safe_load(path.read_text())["tenants"])
+        for t in tenants:
+            str(t["name"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as e:
+        raise SystemExit(f"{path}: cannot read the tenant list 'tenants[].name' "
+                         f"({type(e).__name__})")
+    if not tenants:
+        raise SystemExit(f"{path}: tenants: the list is empty")
+    return tenants
+
+
+_TENANTS = _demo_tenants()
+TENANTS = tuple(str(t["name"]) for t in _TENANTS)
+# OpenStack release -> the tenant of the cloud that runs it (demo.yaml `release`).
+OPENSTACK_TENANTS = {str(t["release"]): str(t["name"]) for t in _TENANTS
+                     if t.get("platform") == "openstack" and t.get("release")}
 # The name the Datera lab knows its LDAP directory by (login body field `remote_server`).
 LDAP_SERVER_NAME = "vancouver-ldap"
 LDAP_BASE_DN = "dc=vancouver,dc=lab"

@@ -6,15 +6,16 @@ higher tier and its IOPS rise on the spot, the tenant's cap holds when all volum
 once, another tenant cannot see or touch any of it, and a CHAP-protected volume admits only
 the right secret.
 """
-import statistics
 import time
 
 import pytest
-from dfs_sdk import exceptions as dexc
 
+from clients.dfs_compat import dexc
+from fixtures import metrics
 from fixtures.config import get_demo
-from fixtures.datera import metric_points, tenant_path, wait_until
+from fixtures.datera import tenant_path
 from fixtures.transport import AccessRefused
+from fixtures.waiters import wait_until
 from fixtures.workload import FioJob, FioRun, run_fio
 
 # The cluster's steady per-second IOPS (the median of its whole seconds, so one second of a
@@ -30,10 +31,6 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("tenant", names)
 
 
-def _median(points) -> float:
-    return statistics.median(v for _, v in points) if points else 0.0
-
-
 def _close(measured: float, expected: float) -> bool:
     return abs(measured - expected) <= TOLERANCE * expected
 
@@ -43,18 +40,10 @@ def _not_above(measured: float, limit: float) -> bool:
 
 
 def _write_iops(api, vol, start: float, end: float, tenant: str | None = None):
-    """The cluster's own per-second write IOPS of a volume (or, with `tenant` and vol None, of
-    the whole tenant) while fio ran in [start, end): only whole seconds of I/O, so the seconds
-    in which fio started and stopped are left out. Waits until the cluster has rolled up the
-    seconds up to `end`."""
-    def rolled():
-        pts = metric_points(api, "iops_write", vol.uuid if vol else None, since_s=300,
-                            tenant=tenant)
-        return pts if pts and pts[-1][0] + 1 >= int(end) else None
-    points = [(t, v) for t, v in wait_until(rolled, 10, "the cluster's metrics to catch up")
-              if start <= t and t + 1 <= end]
-    busy = [i for i, (_, v) in enumerate(points) if v > 0]
-    return points[busy[0] + 1:busy[-1]] if len(busy) > 2 else []
+    """The cluster's own steady per-second write IOPS of a volume (or, with `tenant` and vol
+    None, of the whole tenant) while fio ran in [start, end) (fixtures.metrics)."""
+    return metrics.steady_points(api, "iops_write", start, end,
+                                 uuid=vol.uuid if vol else None, tenant=tenant)
 
 
 def test_tenancy(tenant, demo, datera_admin, datera_settings, datera_tenants, tenant_session,
@@ -84,7 +73,7 @@ def test_tenancy(tenant, demo, datera_admin, datera_settings, datera_tenants, te
             start = time.time()
             res = run_fio(devices[t.name], job)
             proof.fio(t.name, res)
-            cluster = _median(_write_iops(api, vols[t.name], start, time.time()))
+            cluster = metrics.median(_write_iops(api, vols[t.name], start, time.time()))
             expected = min(t.total_iops_max, cap)
             rows.append({"tier": t.name, "policy IOPS": t.total_iops_max, "binding limit":
                          expected, "fio IOPS": round(res.iops), "cluster IOPS/s (median)":
@@ -126,12 +115,12 @@ def test_tenancy(tenant, demo, datera_admin, datera_settings, datera_tenants, te
                             f"{expected_after})"),
                     limits={low.name: low.total_iops_max, "binding after": expected_after},
                     change_at=changed - start)
-        proof.table("Live QoS change", [{"before IOPS/s (median)": round(_median(before)),
-                                         "after IOPS/s (median)": round(_median(after)),
+        proof.table("Live QoS change", [{"before IOPS/s (median)": round(metrics.median(before)),
+                                         "after IOPS/s (median)": round(metrics.median(after)),
                                          "fio IOPS (whole run)": round(res.iops)}])
         assert before and after, "metrics cover both sides of the change"
-        assert _close(_median(before), low.total_iops_max), before
-        assert _close(_median(after), expected_after), after
+        assert _close(metrics.median(before), low.total_iops_max), before
+        assert _close(metrics.median(after), expected_after), after
         vol.set_policy({"total_iops_max": low.total_iops_max})
 
     with proof.step("tenant max IOPS: all volumes at once"):
@@ -149,7 +138,7 @@ def test_tenancy(tenant, demo, datera_admin, datera_settings, datera_tenants, te
         finally:
             for r in runs:
                 r.stop()
-        tenant_iops = _median(_write_iops(api, None, start, time.time(), tenant=path))
+        tenant_iops = metrics.median(_write_iops(api, None, start, time.time(), tenant=path))
         total = sum(r.iops for r in results)
         expected_total = min(cap, sum(t.total_iops_max for t in tiers))
         proof.table("Tenant cap", [r.row() for r in results] +

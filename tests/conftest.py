@@ -1,96 +1,26 @@
-"""Helpers for tests that start a lab of their own.
+"""Fixtures shared by the project's tests; their helpers live in tests/support/ (a test module
+never imports another test module).
 
-Such a test gives its lab a VANCOUVER_LAB_NET no other test uses and a tmp run dir, so it never
-touches the session lab the rest of the suite shares, nor another test's lab when xdist runs
-them side by side. Nets in use: test_supervisor.py 127.201 and 127.203-127.211 (one per test),
-test_ldap.py 127.202 without xdist and 127.240+N on xdist worker gwN (its module-scoped lab is
-started once per worker that runs any of its tests).
+- make_lab: a lab of a test's own, on a net of its own (tests/support/labcli.py);
+- lab_api, lab_tenant: the session lab's Datera through dfs_sdk, in a tenant per test
+  (tests/support/datera_lab.py);
+- ost, cc: the target's OpenStack clouds, and Cinder resources removed after each test
+  (tests/support/openstack.py).
 """
-import json
-import os
-import subprocess
-import sys
-import time
-from dataclasses import dataclass
-from pathlib import Path
+import uuid
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.support.datera_lab import drop_tenant
+from tests.support.dsdk import Udc, connect
+from tests.support.labcli import LabCli
+from tests.support.openstack import CinderClouds, OpenStackTarget
 
 
-def process_alive(pid: int) -> bool:
-    """True while pid runs; a zombie (exited, waiting for a reaper) counts as gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2:].split()[0] not in ("Z", "X")
-
-
-def wait_gone(pids, timeout: float = 20.0) -> list[int]:
-    """Polls until every pid is gone; returns those still alive at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = [p for p in pids if process_alive(p)]
-        if not left or time.monotonic() > deadline:
-            return left
-        time.sleep(0.05)
-
-
-def per_worker_net(alone: str) -> str:
-    """`alone` without xdist; a net of each worker's own under xdist."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if not worker:
-        return alone
-    n = int(worker.removeprefix("gw"))
-    if n >= 16:
-        raise pytest.UsageError("tests/conftest.py reserves lab nets for 16 xdist workers only")
-    return f"127.{240 + n}"
-
-
-@dataclass
-class LabCli:
-    """`python -m lab` for one test's own lab."""
-    net: str
-    run_dir: Path
-
-    def env(self, **extra: str) -> dict:
-        env = dict(os.environ, VANCOUVER_LAB_NET=self.net)
-        env.update(extra)
-        return env
-
-    def argv(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "lab", *args, "--run-dir", str(self.run_dir)]
-
-    def run(self, *args: str, env: dict | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run(self.argv(*args), cwd=REPO, env=env or self.env(),
-                              capture_output=True, text=True, timeout=timeout,
-                              start_new_session=True)
-
-    def up(self, only: str = "ldap", **kw) -> subprocess.CompletedProcess:
-        return self.run("up", "--only", only, **kw)
-
-    def address(self, suffix: str) -> str:
-        return f"{self.net}.{suffix}"
-
-    @property
-    def target(self) -> Path:
-        return self.run_dir / "target" / "target.yaml"
-
-    def supervisor_pid(self) -> int | None:
-        try:
-            return int((self.run_dir / "supervisor.pid").read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return None
-
-    def component_pids(self) -> dict[str, int]:
-        try:
-            state = json.loads((self.run_dir / "state.json").read_text())
-        except (OSError, ValueError):
-            return {}
-        return {c["name"]: c["pid"] for c in state["components"]}
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "serial: times its own inner runs (--duration, pacing, rotation by time): "
+                   "make test runs it alone, after the parallel phase, like `slow`")
 
 
 @pytest.fixture
@@ -106,3 +36,33 @@ def make_lab(tmp_path):
     yield make
     for lab in made:
         lab.run("down")
+
+
+@pytest.fixture(scope="module")
+def lab_api(target):
+    """An admin dfs_sdk session on the session lab's Datera (skips on a real cluster)."""
+    if not target.is_lab or target.section("datera").get("transport") != "lab":
+        pytest.skip("needs the embedded lab's data plane (initiator login + NBD); "
+                    "a real cluster is reached through iSCSI instead")
+    return connect(Udc.load(target.file("datera", "udc"), target.file("datera", "ca_file")))
+
+
+@pytest.fixture
+def lab_tenant(lab_api):
+    """A fresh Datera tenant /root/vdp-<8 hex>, dropped with all its app instances after."""
+    path = f"/root/vdp-{uuid.uuid4().hex[:8]}"
+    lab_api.tenants.create(name=path.rsplit("/", 1)[1])
+    yield path
+    drop_tenant(lab_api, path)
+
+
+@pytest.fixture(scope="module")
+def ost(target) -> OpenStackTarget:
+    return OpenStackTarget(target)
+
+
+@pytest.fixture
+def cc(ost):
+    clouds = CinderClouds(ost)
+    yield clouds
+    clouds.cleanup()

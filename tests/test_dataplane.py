@@ -25,20 +25,17 @@ from lab import topology
 from lab.datera import dataplane as dpm
 from lab.datera.contract import ChapRequired, LoginRefused, Scope, VolumeHandle
 from lab.datera.dataplane import DataPlane
-from lab.datera.initiator import LoginError, login
+from clients.initiator import LoginError, login
 from lab.datera.metrics import IO_METRICS, Metrics
-from tests import fio
-from tests.dsdk import Udc, connect, errors
+from fixtures import waiters
+from fixtures import workload as fio
+from tests.support.datera_lab import HOST, LabVolume, make_lab_volume
 
 GiB = 1 << 30
 
 
 def wait_until(predicate, timeout: float = 5.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
+    return waiters.wait_until(predicate, timeout, what, 0.02, error=AssertionError)
 
 
 # ==== in process ================================================================================
@@ -444,88 +441,6 @@ def test_fio_verifies_through_the_data_plane(inproc, tmp_path):
 
 
 # ==== end to end: the session lab through dfs_sdk ================================================
-
-POOL = "/access_network_ip_pools/default"
-
-
-@pytest.fixture(scope="module")
-def lab_api(target):
-    if not target.is_lab or target.section("datera").get("transport") != "lab":
-        pytest.skip("needs the embedded lab's data plane (initiator login + NBD); "
-                    "a real cluster is reached through iSCSI instead")
-    return connect(Udc.load(target.file("datera", "udc"), target.file("datera", "ca_file")))
-
-
-def drop_tenant(api, path: str):
-    for ai in api.app_instances.list(tenant=path):
-        ai.set(admin_state="offline", force=True, tenant=path)
-        ai.delete(force=True, tenant=path)
-    try:
-        api.tenants.get(path.lstrip("/")).delete(tenant="/root")
-    except errors.ApiNotFoundError:
-        pass
-
-
-@pytest.fixture
-def lab_tenant(lab_api):
-    path = f"/root/vdp-{uuid.uuid4().hex[:8]}"
-    lab_api.tenants.create(name=path.rsplit("/", 1)[1])
-    yield path
-    drop_tenant(lab_api, path)
-
-
-@dataclass
-class LabVolume:
-    """One app instance with one volume, as the lab's API made it, seen from a host."""
-    api: object
-    tenant: str
-    ai: object
-    si: object
-    vol: object
-    iqn: str
-    ips: list
-
-    @property
-    def uuid(self) -> str:
-        return self.vol["uuid"]
-
-    def login(self, initiator: str, portal: int = 0, **chap):
-        return login(self.ips[portal], topology.DATERA_LOGIN_PORT, initiator, self.iqn, **chap)
-
-    def points(self, metric: str, since: str = "1m") -> list[dict]:
-        return getattr(self.api.metrics.io, metric).get(uuid=self.uuid, since=since,
-                                                        tenant=self.tenant)[0]["points"]
-
-
-def make_lab_volume(api, tenant: str, *, initiators=(), chap=None, qos=None,
-                    size_gb: int = 1) -> LabVolume:
-    """An app instance whose ACL admits `initiators`, with CHAP (user, secret) and a
-    performance policy when given, online."""
-    ai = api.app_instances.create(
-        tenant=tenant, name=f"vdp-{uuid.uuid4().hex[:8]}", access_control_mode="deny_all",
-        storage_instances=[{"name": "storage-1", "ip_pool": {"path": POOL}, "volumes": [{
-            "name": "volume-1", "size": size_gb, "replica_count": 1}]}])
-    si = ai.storage_instances.list(tenant=tenant)[0]
-    paths = []
-    for iqn in initiators:
-        try:
-            api.initiators.create(id=iqn, name=f"host-{uuid.uuid4().hex[:6]}", force=True,
-                                  tenant=tenant)
-        except errors.ApiConflictError:
-            pass
-        paths.append({"path": f"/initiators/{iqn}"})
-    si.acl_policy.set(initiators=paths, initiator_groups=[], tenant=tenant)
-    if chap:
-        si.auth.set(type="chap", target_user_name=chap[0], target_pswd=chap[1], tenant=tenant)
-    vol = si.volumes.list(tenant=tenant)[0]
-    if qos:
-        vol.performance_policy.create(tenant=tenant, **qos)
-    si = si.reload(tenant=tenant)
-    return LabVolume(api, tenant, ai, si, vol, si["access"]["iqn"], list(si["access"]["ips"]))
-
-
-HOST = "iqn.1993-08.org.debian:01:vdp-host"
-
 
 def test_e2e_nbdinfo_and_fio_verify_then_corruption_is_detected(lab_api, lab_tenant, tmp_path):
     lv = make_lab_volume(lab_api, lab_tenant, initiators=[HOST])

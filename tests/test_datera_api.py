@@ -5,13 +5,14 @@ import asyncio
 import json
 import os
 import threading
-import time
 import uuid
 
 import pytest
 import requests
 
-from tests.dsdk import Udc, connect, errors
+from clients import ports
+from fixtures.waiters import poll_until
+from tests.support.dsdk import Udc, connect, errors
 
 POOL = "/access_network_ip_pools/default"
 IQN_RE = r"^iqn\.2013-05\.com\.daterainc:tc:01:sn:[0-9a-f]{16}$"
@@ -134,7 +135,7 @@ def test_api_schema_is_what_dfs_sdk_and_cinder_read(api, udc):
         assert name in names
     for forbidden in ("access", "tenant", "uuid", "size", "op_state"):
         assert forbidden not in names
-    url = f"https://{udc.mgmt_ip}:7718/v2.2/api"
+    url = f"https://{udc.mgmt_ip}:{ports.DATERA_HTTPS}/v2.2/api"
     doc = requests.get(url, verify=udc.ca_file, timeout=10).json()
     assert "name" in doc["/app_instances"]["create"]["bodyParamSchema"]["properties"]
     assert "iops_write" in doc["/metrics/io/:metric"]["read"]["urlParamSchema"]["metric"]["enum"]
@@ -154,10 +155,10 @@ def test_expired_key_gets_401_and_the_sdk_logs_in_again(api, udc):
     api.system.get()
     old_key = api.context.connection.auth_key
     # End the session behind the SDK's back: to the server the key is now unknown.
-    r = requests.put(f"https://{udc.mgmt_ip}:7718/v2.2/logout", headers={"auth-token": old_key},
+    r = requests.put(f"https://{udc.mgmt_ip}:{ports.DATERA_HTTPS}/v2.2/logout", headers={"auth-token": old_key},
                      verify=udc.ca_file, timeout=10)
     assert r.status_code == 200
-    r = requests.get(f"https://{udc.mgmt_ip}:7718/v2.2/system",
+    r = requests.get(f"https://{udc.mgmt_ip}:{ports.DATERA_HTTPS}/v2.2/system",
                      headers={"Auth-Token": old_key, "tenant": "/root"}, verify=udc.ca_file, timeout=10)
     assert r.status_code == 401
     assert r.json()["name"] == "AuthFailedError"
@@ -450,7 +451,7 @@ def test_raw_paging_metadata(udc, api, tenant):
     for i in range(7):
         api.initiators.create(id=f"iqn.2020-01.lab.raw:{i}", name=f"raw{i}", tenant=tenant)
     headers = {"Auth-Token": api.context.connection.auth_key, "tenant": tenant}
-    url = f"https://{udc.mgmt_ip}:7718/v2.2/initiators"
+    url = f"https://{udc.mgmt_ip}:{ports.DATERA_HTTPS}/v2.2/initiators"
     body = requests.get(url, params={"limit": 3, "offset": 2, "sort": "name"}, headers=headers,
                         verify=udc.ca_file, timeout=10).json()
     assert body["metadata"] == {"total_count": 7, "request_count": 3, "offset": 2, "limit": 3}
@@ -590,7 +591,7 @@ def inproc_lab(target):
 
         async def up():
             await runner.setup()
-            await web.TCPSite(runner, address, 7717).start()
+            await web.TCPSite(runner, address, ports.DATERA_HTTP).start()
         asyncio.run_coroutine_threadsafe(up(), loop).result(10)
         runners.append(runner)
         return Udc(mgmt_ip=address, username="admin", password="inproc-password",
@@ -611,13 +612,11 @@ def test_session_expires_after_ttl_and_sdk_relogs_in(inproc_lab):
     api = connect(udc, secure=False)
     key = api.context.connection.auth_key
     assert api.system.get()["sw_version"]
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:   # wait for the ttl to pass, without a fixed sleep
-        r = requests.get(f"http://{udc.mgmt_ip}:7717/v2.2/system",
-                         headers={"Auth-Token": key, "tenant": "/root"}, timeout=5)
-        if r.status_code == 401:
-            break
-        time.sleep(0.1)
+    # wait for the ttl to pass, without a fixed sleep
+    r = poll_until(lambda: requests.get(f"http://{udc.mgmt_ip}:{ports.DATERA_HTTP}/v2.2/system",
+                                        headers={"Auth-Token": key, "tenant": "/root"},
+                                        timeout=5),
+                   lambda r: r.status_code == 401, 10, 0.1)
     assert r.status_code == 401 and r.json()["message"].startswith("The key provided")
     assert api.system.get()["sw_version"] == "3.3.5.0"
     assert api.context.connection.auth_key != key
@@ -676,7 +675,7 @@ def test_unreachable_directory_is_a_401_naming_it(inproc_lab):
     from lab import topology
     url = f"ldap://{topology.NET}.8.250:{topology.LDAP_PORT}"   # nothing listens there
     udc, _ = inproc_lab(ldap={"gone-ldap": {"url": url, "base_dn": topology.LDAP_BASE_DN}})
-    r = requests.put(f"http://{udc.mgmt_ip}:7717/v2.2/login", timeout=15,
+    r = requests.put(f"http://{udc.mgmt_ip}:{ports.DATERA_HTTP}/v2.2/login", timeout=15,
                      json={"name": "vancouver_ku", "password": "secret-password", "remote_server": "gone-ldap"})
     assert r.status_code == 401 and r.json()["name"] == "AuthFailedError"
     assert "gone-ldap" in r.json()["message"] and "unreachable" in r.json()["message"]
@@ -720,12 +719,10 @@ def test_acl_decides_the_initiator_login_and_io_shows_in_metrics(api, target, te
     copy = subprocess.run(["nbdcopy", str(src), uri], capture_output=True, text=True, timeout=60)
     assert copy.returncode == 0, copy.stderr
     vol = cinder_dvol(api, tenant, vol_id)
-    deadline = time.monotonic() + 10
-    written = 0.0
-    while time.monotonic() < deadline and written < 8 << 20:   # metrics roll once a second
-        points = api.metrics.io.bytes_written.get(uuid=vol["uuid"], since="1m", tenant=tenant)[0]["points"]
-        written = sum(p["value"] for p in points)
-        time.sleep(0.2)
+    written = poll_until(   # metrics roll once a second
+        lambda: sum(p["value"] for p in api.metrics.io.bytes_written.get(
+            uuid=vol["uuid"], since="1m", tenant=tenant)[0]["points"]),
+        lambda w: w >= 8 << 20, 10)
     assert written >= 8 << 20
     codes = [e["code"] for e in api.events.system.list(tenant=tenant)]
     assert "initiator_login_refused" in codes and "initiator_login" in codes

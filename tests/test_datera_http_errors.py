@@ -6,7 +6,8 @@ import uuid
 import pytest
 import requests
 
-from tests.dsdk import Udc
+from clients import ports
+from tests.support.dsdk import Udc
 
 CAP = 30000
 
@@ -26,7 +27,7 @@ def _with_verify(request, ca_file):
 class Http:
     def __init__(self, udc: Udc, version: str = "v2.2"):
         self.udc = udc
-        self.base = f"https://{udc.mgmt_ip}:7718"
+        self.base = f"https://{udc.mgmt_ip}:{ports.DATERA_HTTPS}"
         self.version = version
         self.session = requests.Session()
         # Given per request too: requests lets REQUESTS_CA_BUNDLE override a Session's verify.

@@ -10,12 +10,12 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, LabCli
+from fixtures.waiters import wait_until
+from tests.support.labcli import REPO, LabCli
 
 pytestmark = pytest.mark.slow
 NET = "127.150"
@@ -73,11 +73,11 @@ def _assert_no_secret_written(lab: LabCli, *dirs: Path) -> None:
 
 def _wait_until_running(lab: LabCli, proc: subprocess.Popen, timeout: float = 120) -> None:
     """Until the demo has volumes on the cluster, i.e. iterations are mid-flight."""
-    deadline = time.monotonic() + timeout
-    while not _leftovers(lab):
+    def created():
         assert proc.poll() is None, proc.stdout.read()[-3000:]
-        assert time.monotonic() < deadline, "the demo created nothing on the cluster"
-        time.sleep(0.5)
+        return _leftovers(lab)
+    wait_until(created, timeout, "the demo to create something on the cluster", 0.5,
+               error=AssertionError)
 
 
 def test_endless_bounded_run_uses_every_worker_and_leaves_nothing(demo_lab, tmp_path):

@@ -22,6 +22,9 @@ import pytest
 
 from fixtures.endless import EndlessScheduling, Pacer, parse_duration
 
+# Inner runs bounded by --duration and paced by wall-clock intervals: run alone (make test).
+pytestmark = pytest.mark.serial
+
 ROOT = Path(__file__).resolve().parent.parent
 
 DEMO_YAML = """\

@@ -18,6 +18,9 @@ import pytest
 
 from fixtures import reporting
 
+# Inner runs bounded by --duration and rotated by wall-clock time: run alone (make test).
+pytestmark = pytest.mark.serial
+
 ROOT = Path(__file__).resolve().parent.parent
 
 DEMO_YAML = """\

@@ -10,10 +10,10 @@ import ldap3
 import pytest
 import yaml
 
-from tests.conftest import LabCli, per_worker_net
+from lab.topology import TENANTS
+from tests.support.labcli import LabCli, per_worker_net
 
 BASE = "dc=vancouver,dc=lab"
-TENANTS = ("Vancouver-OM", "Vancouver-ON", "Vancouver-OP", "Vancouver-KU", "Vancouver-VM")
 
 
 @pytest.fixture(scope="module")

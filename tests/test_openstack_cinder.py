@@ -10,7 +10,6 @@ source holding real bytes in a file, as Glance's store does.
 import hashlib
 import os
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
@@ -19,21 +18,23 @@ import pytest
 import requests
 from openstack.block_storage.v3.volume import Volume as SdkVolume
 
-from lab.datera.initiator import LoginError, login
+from clients import ports
+from clients.initiator import LoginError, login
 from lab.openstack import errors
 from lab.openstack.cinder.backends.ceph import CephDriver
 from lab.openstack.cinder.backends.datera import (DateraConfig, DateraDriver, performance_policy,
                                                   policies)
 from lab.openstack.cinder.models import Caller, CinderModel, ImageData, ImageSource
 from lab.openstack.releases import PROFILES
-from tests.dsdk import Udc, connect, errors as dexc
-from tests.test_openstack_keystone import CLOUDS, ost  # noqa: F401 (fixture)
+from fixtures.waiters import poll_until, wait_until
+from tests.support.dsdk import Udc, connect, errors as dexc
+from tests.support.openstack import (CLOUDS, TEST_INITIATOR, ceph_volume_path,
+                                     read_datera_volume, sha256_file, unique_name)
 
 GiB = 1 << 30
 ADMIN = Caller(project_id="admin-project", user_id="admin", is_admin=True)
 TENANT = Caller(project_id="c0ffee00c0ffee00c0ffee00c0ffee00", user_id="demo")
 OTHER = Caller(project_id="0ther000000000000000000000000000", user_id="other")
-LOGIN_PORT = 3260
 
 
 class FileImages(ImageSource):
@@ -90,7 +91,7 @@ def make_cinder(release, udc, tenant, tmp_path) -> CinderModel:
         san_ip=udc.mgmt_ip, san_login=udc.username, san_password=udc.password, tenant=tenant,
         fast_retype=PROFILES[release].datera_fast_retype, ca_file=udc.ca_file,
         host_iqn=f"iqn.2010-10.org.openstack:{tenant}-cinder", host_ip=host_ip,
-        login_port=LOGIN_PORT))
+        login_port=ports.ISCSI))
     ceph = CephDriver(pool_dir=tmp_path / "ceph", monitor="127.0.6.1")
     images = FileImages(tmp_path)
     model = CinderModel(profile=PROFILES[release], host="ctl", images=images,
@@ -156,7 +157,7 @@ def read_volume(model, volume_id, nbytes: int, tmp_path) -> bytes:
             return f.read(nbytes)
 
 
-def volume_sha256(model, volume_id, tmp_path) -> str:
+def volumesha256_file(model, volume_id, tmp_path) -> str:
     driver, ref = model.driver_ref(volume_id)
     with driver.local_access(ref) as src:
         if src.startswith("nbd://"):
@@ -230,7 +231,7 @@ def test_retype_ceph_to_datera_on_demand_keeps_id_and_checksum(cinder, tmp_path)
     image = cinder.images.add(os.urandom(2 << 20))
     vol = wait_status(cinder, cinder.create_volume(TENANT, size=1, volume_type="ceph",
                                                    image_id=image.id).id, "available")
-    before = volume_sha256(cinder, vol.id, tmp_path)
+    before = volumesha256_file(cinder, vol.id, tmp_path)
     # never: a cross-backend retype reverts, asynchronously.
     cinder.retype(TENANT, vol.id, "datera", "never")
     assert cinder.volumes[vol.id].status == "retyping"
@@ -243,7 +244,7 @@ def test_retype_ceph_to_datera_on_demand_keeps_id_and_checksum(cinder, tmp_path)
     assert vol.host == "ctl@datera#datera" and vol.name_id is None
     assert [v.id for v in cinder.volumes.values()] == [vol.id]   # the temporary one is gone
     assert not cinder.drivers["ceph"].local_path(vol.id).exists()
-    assert volume_sha256(cinder, vol.id, tmp_path) == before
+    assert volumesha256_file(cinder, vol.id, tmp_path) == before
     drv, ref = cinder.driver_ref(vol.id)
     assert drv._ai(vol.id)["name"] == f"OS-{vol.id}"
 
@@ -307,15 +308,15 @@ def test_chap_type_gives_connection_info_with_both_vips_and_chap(cinder):
     assert d["target_lun"] == 0 and d["access_mode"] == "rw" and d["qos_specs"] is None
     portal = d["target_portal"].rsplit(":", 1)[0]
     with pytest.raises(LoginError, match="CHAP"):
-        login(portal, LOGIN_PORT, host, d["target_iqn"], chap_user=d["auth_username"],
+        login(portal, ports.ISCSI, host, d["target_iqn"], chap_user=d["auth_username"],
               chap_secret="wrong-secret-00")
     for p in d["target_portals"]:
-        luns = login(p.rsplit(":", 1)[0], LOGIN_PORT, host, d["target_iqn"],
+        luns = login(p.rsplit(":", 1)[0], ports.ISCSI, host, d["target_iqn"],
                      chap_user=d["auth_username"], chap_secret=d["auth_password"])
         assert luns[0].size == GiB
     cinder.terminate_connection(TENANT, vol.id, {"initiator": host})
     with pytest.raises(LoginError):
-        login(portal, LOGIN_PORT, host, d["target_iqn"], chap_user=d["auth_username"],
+        login(portal, ports.ISCSI, host, d["target_iqn"], chap_user=d["auth_username"],
               chap_secret=d["auth_password"])
 
 
@@ -410,156 +411,6 @@ def test_qos_spec_association_reaches_the_datera_policy(cinder):
 # named vancouver-test-*, and are deleted by the fixtures below.
 
 CINDER_MAX = {"mitaka": "3.0", "newton": "3.15", "pike": "3.43"}
-TEST_INITIATOR = "iqn.1993-08.org.debian:01:vancouver-cinder-test"
-
-
-def _name(tag: str) -> str:
-    return f"vancouver-test-{tag}-{uuid.uuid4().hex[:8]}"
-
-
-class CinderClouds:
-    """Per test: SDK connections, raw-request helpers, and everything made, removed after."""
-
-    def __init__(self, ost):
-        self.ost = ost
-        self.volumes, self.types, self.qos, self.images = [], [], [], []
-        self._conns = {}
-
-    def conn(self, cloud: str, admin: bool = False):
-        key = (cloud, admin)
-        if key not in self._conns:
-            self._conns[key] = self.ost.connect(cloud, admin=admin)
-        return self._conns[key]
-
-    def url(self, cloud: str, admin: bool = False) -> str:
-        """http://host:8776/v3/<project>: the catalog's volumev3 endpoint for that token."""
-        return self.conn(cloud, admin).block_storage.get_endpoint().rstrip("/")
-
-    def raw(self, cloud: str, method: str, path: str, admin: bool = False, version=None,
-            **kw) -> requests.Response:
-        headers = {"X-Auth-Token": self.conn(cloud, admin).session.get_token()}
-        if version:
-            headers["OpenStack-API-Version"] = f"volume {version}"
-        headers.update(kw.pop("headers", {}))
-        return requests.request(method, self.url(cloud, admin) + path, headers=headers,
-                                timeout=30, **kw)
-
-    def datera_type(self, cloud: str, **specs):
-        specs = {"volume_backend_name": "datera", "DF:replica_count": "1", **specs}
-        t = self.conn(cloud, True).block_storage.create_type(name=_name("datera"),
-                                                              extra_specs=specs)
-        self.types.append((cloud, t.id))
-        return t
-
-    def ceph_type(self, cloud: str):
-        t = self.conn(cloud, True).block_storage.create_type(
-            name=_name("ceph"), extra_specs={"volume_backend_name": "ceph"})
-        self.types.append((cloud, t.id))
-        return t
-
-    def image(self, cloud: str, data: bytes):
-        img = self.conn(cloud).image.create_image(name=_name("img"), data=data,
-                                                  disk_format="raw", container_format="bare")
-        self.images.append((cloud, img.id))
-        return img
-
-    def volume(self, cloud: str, wait: bool = True, **kw):
-        bs = self.conn(cloud).block_storage
-        vol = bs.create_volume(name=kw.pop("name", _name("vol")), **kw)
-        self.volumes.append((cloud, vol.id))
-        return bs.wait_for_status(vol, "available", failures=["error"], wait=120) if wait \
-            else vol
-
-    def admin_volume(self, cloud: str, volume_id: str) -> dict:
-        resp = self.raw(cloud, "GET", f"/volumes/{volume_id}", admin=True)
-        assert resp.status_code == 200, resp.text
-        return resp.json()["volume"]
-
-    def wait_admin(self, cloud: str, volume_id: str, done, timeout: float = 180) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
-            vol = self.admin_volume(cloud, volume_id)
-            if done(vol) or time.monotonic() > deadline:
-                return vol
-            time.sleep(0.2)
-
-    def cleanup(self) -> None:
-        for cloud, vid in reversed(self.volumes):
-            admin = self.conn(cloud, True).block_storage
-            vol = admin.find_volume(vid, ignore_missing=True, all_projects=True)
-            if vol is None:
-                continue
-            if vol.status not in ("available", "error", "deleting"):
-                self.raw(cloud, "POST", f"/volumes/{vid}/action", admin=True,
-                         json={"os-reset_status": {"status": "available",
-                                                   "attach_status": "detached"}})
-            if vol.status != "deleting":
-                self.raw(cloud, "DELETE", f"/volumes/{vid}?cascade=true", admin=True)
-        for cloud, vid in self.volumes:
-            bs = self.conn(cloud, True).block_storage
-            vol = bs.find_volume(vid, ignore_missing=True, all_projects=True)
-            if vol is not None:
-                bs.wait_for_delete(vol, wait=120)
-        for cloud, qid in self.qos:
-            self.conn(cloud, True).block_storage.delete_qos_spec(qid, force=True,
-                                                                 ignore_missing=True)
-        for cloud, tid in self.types:
-            self.conn(cloud, True).block_storage.delete_type(tid, ignore_missing=True)
-        for cloud, iid in self.images:
-            self.conn(cloud).image.delete_image(iid, ignore_missing=True)
-
-
-@pytest.fixture
-def cc(ost):
-    clouds = CinderClouds(ost)
-    yield clouds
-    clouds.cleanup()
-
-
-def read_datera_volume(cc: CinderClouds, cloud: str, volume_id: str, tmp_path,
-                       nbytes: int | None = None) -> bytes | str:
-    """As a host reads it: os-initialize_connection, the initiator login with the CHAP
-    credentials of connection_info, NBD; then os-terminate_connection. The first nbytes,
-    or the sha256 of the whole volume when nbytes is None."""
-    connector = {"initiator": TEST_INITIATOR, "ip": "127.0.0.1", "host": "cinder-test",
-                 "multipath": False, "platform": "x86_64", "os_type": "linux2"}
-    resp = cc.raw(cloud, "POST", f"/volumes/{volume_id}/action",
-                  json={"os-initialize_connection": {"connector": connector}})
-    assert resp.status_code == 200, resp.text
-    info = resp.json()["connection_info"]
-    assert info["driver_volume_type"] == "iscsi"
-    d = info["data"]
-    try:
-        chap = ({"chap_user": d["auth_username"], "chap_secret": d["auth_password"]}
-                if d.get("auth_method") == "CHAP" else {})
-        luns = login(d["target_portal"].rsplit(":", 1)[0], LOGIN_PORT, TEST_INITIATOR,
-                     d["target_iqn"], **chap)
-        out = tmp_path / f"read-{uuid.uuid4().hex[:6]}"
-        if nbytes is not None:
-            subprocess.run(["nbdcopy", "--", "[", "nbdkit", "--exit-with-parent", "-r",
-                            "--filter=truncate", "nbd", f"uri={luns[0].uri}",
-                            f"truncate={nbytes}", "]", str(out)],
-                           check=True, timeout=120, capture_output=True)
-            return out.read_bytes()[:nbytes]
-        subprocess.run(["nbdcopy", luns[0].uri, str(out)], check=True, timeout=120,
-                       capture_output=True)
-        return _sha256(out)
-    finally:
-        cc.raw(cloud, "POST", f"/volumes/{volume_id}/action",
-               json={"os-terminate_connection": {"connector": connector}})
-
-
-def _sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(8 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def ceph_volume_path(target, cloud: str, info: dict) -> Path:
-    """Where the lab's Ceph node keeps the RBD image connection_info names (pool/volume-id)."""
-    return target.dir.parent / f"openstack-{cloud}" / "data" / "ceph" / info["data"]["name"]
 
 
 # ---- discovery and microversions -----------------------------------------------------------
@@ -622,7 +473,7 @@ def test_sdk_retype_ceph_to_datera_on_demand_keeps_id_and_checksum(cc, target, c
     bs = cc.conn(cloud).block_storage
     info = bs.init_volume_attachment(vol, {"initiator": TEST_INITIATOR, "ip": "127.0.0.1"})
     assert info["driver_volume_type"] == "rbd"
-    before = _sha256(ceph_volume_path(target, cloud, info))
+    before = sha256_file(ceph_volume_path(target, cloud, info))
     # the SDK's default policy is 'never': the retype reverts, asynchronously
     bs.retype_volume(vol, dtype.id)
     done = cc.wait_admin(cloud, vol.id, lambda v: v["status"] != "retyping")
@@ -640,12 +491,8 @@ def test_sdk_retype_ceph_to_datera_on_demand_keeps_id_and_checksum(cc, target, c
 # ---- the same flow through the openstack CLI -----------------------------------------------
 
 def _osc_wait(ost, cloud: str, name: str, done, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        shown = ost.osc(cloud, "volume", "show", name, "-f", "json", admin=True)
-        if done(shown) or time.monotonic() > deadline:
-            return shown
-        time.sleep(0.3)
+    return poll_until(lambda: ost.osc(cloud, "volume", "show", name, "-f", "json", admin=True),
+                      done, timeout, 0.3)
 
 
 @pytest.mark.parametrize("cloud", CLOUDS)
@@ -653,7 +500,7 @@ def test_osc_types_qos_volume_from_image_retype_and_delete(cc, ost, cloud, tmp_p
     src = tmp_path / "img.raw"
     src.write_bytes(os.urandom(1 << 20))
     image = cc.image(cloud, src.read_bytes())
-    dname, cname, qname = _name("gold"), _name("ceph"), _name("qos")
+    dname, cname, qname = unique_name("gold"), unique_name("ceph"), unique_name("qos")
     dtype = ost.osc(cloud, "volume", "type", "create", "--property",
                     "volume_backend_name=datera", "--property", "DF:replica_count=1",
                     "--property", "DF:read_iops_max=500", dname, "-f", "json", admin=True)
@@ -672,7 +519,7 @@ def test_osc_types_qos_volume_from_image_retype_and_delete(cc, ost, cloud, tmp_p
     qshow = ost.osc(cloud, "volume", "qos", "show", qname, "-f", "json", admin=True)
     assert dname in str(qshow["associations"])
     # a volume from the image on ceph, retyped to datera through the CLI
-    vname = _name("osc")
+    vname = unique_name("osc")
     created = ost.osc(cloud, "volume", "create", "--size", "1", "--image", image.id, "--type",
                       cname, vname, "-f", "json")
     cc.volumes.append((cloud, created["id"]))
@@ -690,10 +537,8 @@ def test_osc_types_qos_volume_from_image_retype_and_delete(cc, ost, cloud, tmp_p
     assert vol["os-vol-host-attr:host"].endswith("@datera#datera")
     assert vol["id"] == created["id"]
     ost.osc(cloud, "volume", "delete", vname)
-    deadline = time.monotonic() + 60
-    while ost.osc(cloud, "volume", "show", vname, check=False).returncode == 0:
-        assert time.monotonic() < deadline, "volume delete did not finish"
-        time.sleep(0.3)
+    wait_until(lambda: ost.osc(cloud, "volume", "show", vname, check=False).returncode != 0,
+               60, "volume delete to finish", 0.3, error=AssertionError)
 
 
 # ---- types, QoS, snapshots, clones, quotas and limits through the SDK ----------------------
@@ -708,7 +553,7 @@ def test_sdk_types_qos_snapshots_clones_quotas_and_limits(cc, tmp_path):
     admin.delete_type_extra_specs(ctype, ["demo"])
     assert "demo" not in admin.get_type(ctype.id).extra_specs
     # a private type is invisible to the tenant until access is granted
-    private = admin.create_type(name=_name("private"), is_public=False)
+    private = admin.create_type(name=unique_name("private"), is_public=False)
     cc.types.append((cloud, private.id))
     assert private.is_public is False
     assert cc.raw(cloud, "GET", f"/types/{private.id}").status_code == 404
@@ -717,7 +562,7 @@ def test_sdk_types_qos_snapshots_clones_quotas_and_limits(cc, tmp_path):
     assert [a["project_id"] for a in admin.get_type_access(private)] == \
         [cc.conn(cloud).current_project_id]
     # QoS: flat keys, associate by type id, associations listed
-    qos = admin.create_qos_spec(name=_name("qos"), consumer="back-end", total_iops_sec="900")
+    qos = admin.create_qos_spec(name=unique_name("qos"), consumer="back-end", total_iops_sec="900")
     cc.qos.append((cloud, qos.id))
     assert admin.get_qos_spec(qos.id).specs == {"total_iops_sec": "900"}
     admin.associate_qos_spec(qos, ctype.id)
@@ -728,7 +573,7 @@ def test_sdk_types_qos_snapshots_clones_quotas_and_limits(cc, tmp_path):
                               "id": ctype.id}]}
     # snapshot, volume from snapshot, clone, extend: bytes carried on ceph
     vol = cc.volume(cloud, size=1, volume_type=ctype.name)
-    snap = bs.create_snapshot(volume_id=vol.id, name=_name("snap"))
+    snap = bs.create_snapshot(volume_id=vol.id, name=unique_name("snap"))
     snap = bs.wait_for_status(snap, "available", failures=["error"], wait=60)
     assert snap.volume_id == vol.id and snap.size == 1
     from_snap = cc.volume(cloud, snapshot_id=snap.id)
@@ -737,10 +582,8 @@ def test_sdk_types_qos_snapshots_clones_quotas_and_limits(cc, tmp_path):
     assert from_snap.volume_type == ctype.name and clone.size == 2
     bs.extend_volume(clone, 3)
     assert bs.get_volume(clone.id).status in ("extending", "available")
-    deadline = time.monotonic() + 60
-    while (grown := bs.get_volume(clone.id)).status == "extending":
-        assert time.monotonic() < deadline, "extend did not finish"
-        time.sleep(0.2)
+    grown = wait_until(lambda: (v := bs.get_volume(clone.id)).status != "extending" and v, 60,
+                       "extend to finish", error=AssertionError)
     assert grown.status == "available" and grown.size == 3
     bs.delete_snapshot(snap)
     bs.wait_for_delete(snap, wait=60)
@@ -796,7 +639,7 @@ def test_bad_input_answers_as_cinder(cc, cloud):
                          timeout=10)
     assert wrong.status_code == 400 and "project_id" in wrong.json()["badRequest"]["message"]
     admin_vol = cc.conn(cloud, True).block_storage.create_volume(
-        name=_name("adm"), size=1, volume_type=ctype.name)
+        name=unique_name("adm"), size=1, volume_type=ctype.name)
     cc.volumes.append((cloud, admin_vol.id))
     assert cc.raw(cloud, "GET", f"/volumes/{admin_vol.id}").status_code == 404
     # admin-only calls
@@ -868,7 +711,7 @@ def test_sdk_attachments_api_on_pike_gives_connection_info_and_frees_the_volume(
     info = updated.connection_info
     assert info["driver_volume_type"] == "iscsi" and info["data"]["auth_method"] == "CHAP"
     d = info["data"]
-    luns = login(d["target_portal"].rsplit(":", 1)[0], LOGIN_PORT, TEST_INITIATOR,
+    luns = login(d["target_portal"].rsplit(":", 1)[0], ports.ISCSI, TEST_INITIATOR,
                  d["target_iqn"], chap_user=d["auth_username"], chap_secret=d["auth_password"])
     out = tmp_path / "att.raw"
     subprocess.run(["nbdcopy", "--", "[", "nbdkit", "--exit-with-parent", "-r",
@@ -885,7 +728,7 @@ def test_sdk_attachments_api_on_pike_gives_connection_info_and_frees_the_volume(
     assert bs.get_volume(vol.id).status == "available"
     assert cc.raw(cloud, "GET", f"/attachments/{att.id}", version="3.27").status_code == 404
     with pytest.raises(LoginError):
-        login(d["target_portal"].rsplit(":", 1)[0], LOGIN_PORT, TEST_INITIATOR,
+        login(d["target_portal"].rsplit(":", 1)[0], ports.ISCSI, TEST_INITIATOR,
               d["target_iqn"], chap_user=d["auth_username"], chap_secret=d["auth_password"])
 
 
@@ -908,7 +751,7 @@ def test_attachments_api_bad_input_on_pike(cc):
     assert cc.raw(cloud, "GET", f"/attachments/{att['id']}", version="3.27").status_code == 200
     # an attachment of another project's volume is not there for this tenant
     admin_vol = cc.conn(cloud, True).block_storage.create_volume(
-        name=_name("adm"), size=1, volume_type=ctype.name)
+        name=unique_name("adm"), size=1, volume_type=ctype.name)
     cc.volumes.append((cloud, admin_vol.id))
     cc.conn(cloud, True).block_storage.wait_for_status(admin_vol, "available", wait=60)
     theirs = cc.raw(cloud, "POST", "/attachments", version="3.27", admin=True,

@@ -5,7 +5,7 @@ Datera volume with the migrated one attached, fio's JSON for both devices on the
 a retype of the attached volume to the higher QoS type, and a delete that leaves nothing on
 Cinder or on the Datera cluster.
 
-The Datera side is checked through the unmodified dfs_sdk (tests/dsdk.py) in the cloud's own
+The Datera side is checked through the unmodified dfs_sdk (tests/support/dsdk.py) in the cloud's own
 Datera tenant: app instances are named `OS-<volume id>` (reference §f).
 """
 import base64
@@ -14,11 +14,10 @@ import os
 
 import pytest
 
-from tests.dsdk import Udc, connect, errors as dexc
-from tests.test_openstack_cinder import (_name, _sha256, ceph_volume_path, cc,  # noqa: F401
-                                         read_datera_volume, TEST_INITIATOR)
-from tests.test_openstack_keystone import CLOUDS, ost  # noqa: F401 (fixture)
-from tests.test_openstack_nova import FIO, _console, _fio_reports, _networks
+from tests.support.dsdk import Udc, connect, errors as dexc
+from tests.support.openstack import (CLOUDS, FIO, TEST_INITIATOR, boot_networks,
+                                     ceph_volume_path, console_until, fio_reports,
+                                     read_datera_volume, sha256_file, unique_name)
 
 IMAGE_BYTES = 3 * 1024 * 1024 + 4099          # a few MiB, not a multiple of any block size
 # Caps high enough that reading a whole 1 GiB volume for its checksum stays quick.
@@ -106,7 +105,7 @@ def test_demo_flow(ost, cc, servers, demo_target, cloud, tmp_path):
     # 4. A data volume on Ceph, migrated to Datera on retype: same id, same bytes
     moved = cc.volume(cloud, size=1, volume_type=ceph.name, image_id=image.id)
     info = bs.init_volume_attachment(moved, {"initiator": TEST_INITIATOR, "ip": "127.0.0.1"})
-    before = _sha256(ceph_volume_path(demo_target, cloud, info))
+    before = sha256_file(ceph_volume_path(demo_target, cloud, info))
     bs.retype_volume(moved, silver.name, migration_policy="on-demand")
     done = cc.wait_admin(cloud, moved.id, lambda v: v["status"] != "retyping")
     assert (done["status"], done["volume_type"]) == ("available", silver.name), done
@@ -123,18 +122,18 @@ def test_demo_flow(ost, cc, servers, demo_target, cloud, tmp_path):
     bdm = [{"boot_index": "0", "uuid": boot.id, "source_type": "volume",
             "destination_type": "volume", "delete_on_termination": False},
            {"uuid": moved.id, "source_type": "volume", "destination_type": "volume"}]
-    server = compute.create_server(name=_name("srv"), flavor_id="1", block_device_mapping=bdm,
+    server = compute.create_server(name=unique_name("srv"), flavor_id="1", block_device_mapping=bdm,
                                    user_data=base64.b64encode(script.encode()).decode(),
-                                   **_networks(cloud))
+                                   **boot_networks(cloud))
     servers.append((cloud, server.id))
     server = compute.wait_for_server(server, wait=120)
     assert server.status == "ACTIVE"
     assert [(a.volume_id, a.device) for a in compute.volume_attachments(server)] == [
         (boot.id, "/dev/vda"), (moved.id, "/dev/vdb")]
     assert {bs.get_volume(v).status for v in (boot.id, moved.id)} == {"in-use"}
-    console = _console(conn, server)
+    console = console_until(conn, server)
     assert "user-data exited with status 0" in console
-    reports = _fio_reports(console)
+    reports = fio_reports(console)
     assert [r["jobs"][0]["jobname"] for r in reports] == ["boot", "data"]
     for r in reports:
         job = r["jobs"][0]

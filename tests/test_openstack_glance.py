@@ -9,7 +9,7 @@ import openstack
 import pytest
 import requests
 
-from tests.test_openstack_keystone import CLOUDS, OpenStackTarget, ost  # noqa: F401 (fixture)
+from tests.support.openstack import CLOUDS
 
 DEFAULT_VISIBILITY = {"mitaka": "private", "newton": "private", "pike": "shared"}
 CURRENT = {"mitaka": "v2.3", "newton": "v2.4", "pike": "v2.5"}

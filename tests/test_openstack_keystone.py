@@ -2,94 +2,19 @@
 openstack CLI (python-openstackclient) against Mitaka, Newton and Pike, plus the framework's
 shared behaviour (tokens, microversions, error bodies) that every service relies on.
 
-The helpers at the top (clouds, connect, osc, raw) are shared with test_openstack_glance.py
-and test_openstack_neutron.py.
+The shared helpers (clouds, connect, osc, raw) live in tests/support/openstack.py and the
+`ost` fixture in tests/conftest.py.
 """
-import json
-import os
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import openstack
 import openstack.config
 import pytest
 import requests
 
-CLOUDS = ("mitaka", "newton", "pike")
+from tests.support.openstack import CLOUDS, password_auth
+
 KEYSTONE_V3_ID = {"mitaka": "v3.6", "newton": "v3.7", "pike": "v3.8"}
-OPENSTACK_CLI = str(Path(sys.executable).with_name("openstack"))
-
-
-# ---- shared helpers ----------------------------------------------------------------------
-
-class OpenStackTarget:
-    """The target's `openstack:` section: clouds.yaml and, per cloud, its entries' names."""
-
-    def __init__(self, target):
-        if "openstack" not in target.doc:
-            pytest.skip("the target has no openstack section: it runs no OpenStack cloud "
-                        "(a lab started before the clouds were added, or a real target "
-                        "without them)")
-        self.section = target.section("openstack")
-        self.clouds_yaml = target.file("openstack", "clouds_yaml")
-        self._config = openstack.config.OpenStackConfig(config_files=[str(self.clouds_yaml)])
-
-    def cloud(self, name: str) -> dict:
-        try:
-            return self.section["clouds"][name]
-        except KeyError:
-            pytest.skip(f"the target has no {name} cloud")
-
-    def connect(self, name: str, admin: bool = False) -> openstack.connection.Connection:
-        entry = self.cloud(name)["admin_cloud" if admin else "tenant_cloud"]
-        return openstack.connection.Connection(config=self._config.get_one(cloud=entry))
-
-    def auth(self, name: str, admin: bool = False) -> dict:
-        entry = self.cloud(name)["admin_cloud" if admin else "tenant_cloud"]
-        return self._config.get_one(cloud=entry).config["auth"]
-
-    def osc(self, name: str, *args: str, admin: bool = False, check: bool = True):
-        """Runs `openstack --os-cloud <entry> ARGS -f json`; the parsed output (or the
-        CompletedProcess when check=False)."""
-        entry = self.cloud(name)["admin_cloud" if admin else "tenant_cloud"]
-        env = dict(os.environ, OS_CLIENT_CONFIG_FILE=str(self.clouds_yaml))
-        proc = subprocess.run([OPENSTACK_CLI, "--os-cloud", entry, *args], env=env,
-                              capture_output=True, text=True, timeout=60)
-        if not check:
-            return proc
-        assert proc.returncode == 0, f"openstack {' '.join(args)}: {proc.stderr}"
-        return json.loads(proc.stdout) if "-f" in args and "json" in args else proc.stdout
-
-    def token(self, name: str, admin: bool = False) -> tuple[str, dict]:
-        """(token id, token body) straight from POST /v3/auth/tokens."""
-        auth = self.auth(name, admin)
-        resp = requests.post(f"{auth['auth_url']}/auth/tokens", json=password_auth(auth),
-                             timeout=10)
-        assert resp.status_code == 201, resp.text
-        return resp.headers["X-Subject-Token"], resp.json()["token"]
-
-    def endpoint(self, name: str, service_type: str) -> str:
-        _, token = self.token(name)
-        for svc in token["catalog"]:
-            if svc["type"] == service_type:
-                return next(e["url"] for e in svc["endpoints"] if e["interface"] == "public")
-        raise AssertionError(f"{service_type} is not in {name}'s catalog")
-
-
-def password_auth(auth: dict, password: str | None = None) -> dict:
-    return {"auth": {
-        "identity": {"methods": ["password"], "password": {"user": {
-            "name": auth["username"], "password": password or auth["password"],
-            "domain": {"name": auth.get("user_domain_name", "Default")}}}},
-        "scope": {"project": {"name": auth["project_name"],
-                              "domain": {"name": auth.get("project_domain_name", "Default")}}}}}
-
-
-@pytest.fixture(scope="module")
-def ost(target) -> OpenStackTarget:
-    return OpenStackTarget(target)
 
 
 # ---- discovery ---------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import openstack
 import pytest
 import requests
 
-from tests.test_openstack_keystone import CLOUDS, OpenStackTarget, ost  # noqa: F401 (fixture)
+from tests.support.openstack import CLOUDS
 
 
 @pytest.mark.parametrize("cloud", CLOUDS)

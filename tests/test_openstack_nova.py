@@ -13,45 +13,14 @@ import pytest
 import requests
 
 from lab.openstack.nova.guest import GuestError, IscsiDevice
-from tests.test_openstack_keystone import CLOUDS, OpenStackTarget, ost  # noqa: F401 (fixture)
+from fixtures.waiters import wait_until
+from tests.support.openstack import (CLOUDS, FIO, boot_networks, console_until, fio_reports,
+                                     unique_name)
 
 NOVA_MAX = {"mitaka": "2.25", "newton": "2.38", "pike": "2.53"}
 COMPUTE_HOSTS = {"mitaka": ["openstack-mitaka"],
                  "newton": ["openstack-newton-compute1", "openstack-newton-compute2"],
                  "pike": ["openstack-pike"]}
-FIO = ("fio --name={name} --filename={dev} --rw={rw} --bs=64k --size=4m --ioengine=libaio "
-       "--direct=1 --output-format=json")
-
-
-def _name(tag: str) -> str:
-    return f"vancouver-test-{tag}-{uuid.uuid4().hex[:8]}"
-
-
-def _networks(cloud: str) -> dict:
-    """Newton and Pike require `networks` (reference §e #1); Mitaka refuses strings (#2)."""
-    return {} if cloud == "mitaka" else {"networks": "auto"}
-
-
-def _fio_reports(console: str) -> list[dict]:
-    """Every fio JSON document in a console log."""
-    decoder, out, at = json.JSONDecoder(), [], 0
-    while (at := console.find('{\n  "fio version"', at)) >= 0:
-        doc, end = decoder.raw_decode(console, at)
-        out.append(doc)
-        at = end
-    return out
-
-
-def _wait(predicate, timeout: float, what: str, step: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(step)
-
-
 @pytest.fixture
 def lab(ost):
     """Helpers that create volumes, types and servers and clean them up afterwards."""
@@ -60,7 +29,7 @@ def lab(ost):
     class Lab:
         def volume(self, cloud, size=1, type_name=None):
             conn = ost.connect(cloud)
-            v = conn.block_storage.create_volume(size=size, name=_name("vol"),
+            v = conn.block_storage.create_volume(size=size, name=unique_name("vol"),
                                                  volume_type=type_name)
             made.append(("volume", conn, v))
             return conn.block_storage.wait_for_status(v, "available", wait=120)
@@ -70,7 +39,7 @@ def lab(ost):
             specs = {"volume_backend_name": "datera", "DF:replica_count": "1"}
             if chap:
                 specs["DF:use_chap_auth"] = "True"
-            t = admin.block_storage.create_type(name=_name("type"), extra_specs=specs)
+            t = admin.block_storage.create_type(name=unique_name("type"), extra_specs=specs)
             made.append(("type", admin, t))
             return t
 
@@ -81,8 +50,8 @@ def lab(ost):
             bdm += [{"uuid": v.id, "source_type": "volume", "destination_type": "volume"}
                     for v in more]
             kw = {"user_data": base64.b64encode(script.encode()).decode()} if script else {}
-            s = conn.compute.create_server(name=_name("srv"), flavor_id="1",
-                                           block_device_mapping=bdm, **_networks(cloud), **kw)
+            s = conn.compute.create_server(name=unique_name("srv"), flavor_id="1",
+                                           block_device_mapping=bdm, **boot_networks(cloud), **kw)
             made.append(("server", conn, s))
             return conn.compute.wait_for_server(s, wait=120) if wait else s
 
@@ -96,20 +65,14 @@ def lab(ost):
             v = conn.block_storage.get_volume(obj.id) if conn.block_storage.find_volume(
                 obj.id) else None
             if v is not None:
-                _wait(lambda: conn.block_storage.get_volume(v.id).status != "in-use"
+                wait_until(lambda: conn.block_storage.get_volume(v.id).status != "in-use"
                       and not conn.block_storage.get_volume(v.id).status.endswith("ing"),
-                      60, f"volume {v.id} to settle")
+                      60, f"volume {v.id} to settle", 0.1,
+                           error=AssertionError)
                 conn.block_storage.delete_volume(v.id, ignore_missing=True)
                 conn.block_storage.wait_for_delete(v, wait=120)
         elif kind == "type":
             conn.block_storage.delete_type(obj, ignore_missing=True)
-
-
-def _console(conn, server, until="finished at", timeout=120) -> str:
-    def ready():
-        out = conn.compute.get_server_console_output(server)["output"]
-        return out if until in out else None
-    return _wait(ready, timeout, f"console of {server.id} to say {until!r}", step=0.2)
 
 
 # ---- discovery, flavors, hosts, quotas -----------------------------------------------------
@@ -193,9 +156,9 @@ def test_sdk_boot_from_volume_guest_runs_fio_on_datera_and_ceph(ost, lab, cloud)
     assert [a["id"] for a in server.attached_volumes] == [boot.id, second.id]
     assert server.addresses and not server.image
     assert conn.block_storage.get_volume(boot.id).status == "in-use"
-    console = _console(conn, server)
+    console = console_until(conn, server)
     assert "guest-up" in console and "user-data exited with status 0" in console
-    reports = _fio_reports(console)
+    reports = fio_reports(console)
     assert [r["jobs"][0]["jobname"] for r in reports] == ["boot", "data"]
     assert all(r["jobs"][0]["error"] == 0 for r in reports)
     assert [r["jobs"][0]["job options"].get("ioengine") for r in reports] == ["nbd", "libaio"]
@@ -225,7 +188,7 @@ def test_osc_server_create_add_volume_console_delete(ost, lab, tmp_path, cloud):
     user_data = tmp_path / "user-data.sh"
     user_data.write_text("#!/bin/sh\necho hello from the osc guest\n"
                          + FIO.format(name="osc", dev="/dev/vda", rw="write") + "\n")
-    name = _name("osc")
+    name = unique_name("osc")
     created = ost.osc(cloud, "server", "create", "--volume", boot.id, "--flavor", "m1.tiny",
                       "--nic", f"net-id={net}", "--user-data", str(user_data), "--wait", name,
                       "-f", "json")
@@ -236,10 +199,10 @@ def test_osc_server_create_add_volume_console_delete(ost, lab, tmp_path, cloud):
         shown = ost.osc(cloud, "server", "show", name, "-f", "json")
         assert {v["id"] for v in shown["volumes_attached"]} == {boot.id, extra.id}
         conn = ost.connect(cloud)
-        _console(conn, conn.compute.find_server(name))
+        console_until(conn, conn.compute.find_server(name))
         log = ost.osc(cloud, "console", "log", "show", name)
         assert "hello from the osc guest" in log
-        assert _fio_reports(log)[0]["jobs"][0]["jobname"] == "osc"
+        assert fio_reports(log)[0]["jobs"][0]["jobname"] == "osc"
         listed = ost.osc(cloud, "server", "list", "--name", name, "-f", "json")
         assert [s["ID"] for s in listed] == [created["id"]]
     finally:
@@ -257,8 +220,9 @@ def test_attached_ceph_volume_is_swapped_when_migrated_to_datera(ost, lab):
     conn.compute.create_volume_attachment(server, volume_id=data.id)
     conn.block_storage.wait_for_status(data, "in-use", wait=60)
     conn.block_storage.retype_volume(data, datera.name, migration_policy="on-demand")
-    vol = _wait(lambda: (v := admin.block_storage.get_volume(data.id)).migration_status
-                in ("success", "error") and v.status == "in-use" and v, 120, "the migration")
+    vol = wait_until(lambda: (v := admin.block_storage.get_volume(data.id)).migration_status
+                     in ("success", "error") and v.status == "in-use" and v, 120, "the migration",
+                     0.1, error=AssertionError)
     assert vol.migration_status == "success" and vol.volume_type == datera.name
     assert "@datera" in vol.host
     assert [(a.volume_id, a.device) for a in conn.compute.volume_attachments(server)] == [
@@ -326,7 +290,7 @@ def test_bad_requests_answer_with_nova_faults(ost, lab, cloud):
         r = post(no_nets, **mv)
         assert r.status_code == 400 and "'networks' is a required property" in r.text
     with pytest.raises(openstack.exceptions.BadRequestException):
-        conn.compute.create_server(name="x", flavor_id="999", **_networks(cloud),
+        conn.compute.create_server(name="x", flavor_id="999", **boot_networks(cloud),
                                    block_device_mapping=no_nets["server"][
                                        "block_device_mapping_v2"])
     if "volumev3" not in {s["type"] for s in ost.token(cloud)[1]["catalog"]}:

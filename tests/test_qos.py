@@ -7,8 +7,9 @@ import time
 import pytest
 
 from lab.datera.qos import BURST_SECONDS, Limiter, Pacer, release_time, validate_policy
-from tests import fio
-from tests.test_dataplane import HOST, lab_api, lab_tenant, make_lab_volume  # noqa: F401 (fixtures)
+from fixtures import metrics
+from fixtures import workload as fio
+from tests.support.datera_lab import HOST, make_lab_volume
 
 # ==== the buckets ================================================================================
 
@@ -115,10 +116,10 @@ def test_volume_iops_limit_holds_and_metrics_agree_with_fio(lab_api, lab_tenant,
     assert r.ok, r.stderr
     assert within(r.write.iops, limit), f"fio measured {r.write.iops:.0f} IOPS at a {limit} limit"
     time.sleep(max(0.0, r.ended + 1.1 - time.time()))       # the last second is rolled up
-    lab = fio.steady_mean(lv.points("iops_write"), r.started, r.ended)
+    lab = metrics.steady_mean(lv.points("iops_write"), r.started, r.ended)
     assert within(lab, r.write.iops), f"lab metrics {lab:.0f} IOPS, fio {r.write.iops:.0f}"
     # the latency the lab reports includes the QoS wait, as fio sees it (Little's law)
-    lat = fio.steady_mean(lv.points("lat_avg_write"), r.started, r.ended)
+    lat = metrics.steady_mean(lv.points("lat_avg_write"), r.started, r.ended)
     assert within(lat, r.write.lat_mean_us, 0.25), f"lab {lat:.0f} us, fio {r.write.lat_mean_us:.0f} us"
 
 
@@ -162,5 +163,5 @@ def test_tenant_cap_holds_across_three_busy_volumes(lab_api, lab_tenant, tmp_pat
     started, ended = max(r.started for r in results), min(r.ended for r in results)
     time.sleep(max(0.0, ended + 1.1 - time.time()))
     points = lab_api.metrics.io.iops_write.get(since="1m", tenant=lab_tenant)[0]["points"]
-    lab = fio.steady_mean(points, started, ended)
+    lab = metrics.steady_mean(points, started, ended)
     assert within(lab, 1000), f"the lab's tenant metrics say {lab:.0f} IOPS"

@@ -15,7 +15,10 @@ import pytest
 import requests
 import yaml
 
-from tests.conftest import REPO, process_alive, wait_gone
+from clients import ports
+from fixtures.waiters import process_alive, wait_gone
+from lab.topology import LDAP_PORT
+from tests.support.labcli import REPO
 
 
 
@@ -44,7 +47,7 @@ def test_up_status_down_leaves_no_process(make_lab):
 
     doc = yaml.safe_load(lab.target.read_text())
     assert doc["kind"] == "lab" and doc["components"] == ["ldap"]
-    assert doc["ldap"]["url"] == f"ldap://{lab.address('8.1')}:3890"
+    assert doc["ldap"]["url"] == f"ldap://{lab.address('8.1')}:{LDAP_PORT}"
     users = lab.target.parent / "ldap-users.json"
     assert stat.S_IMODE(users.stat().st_mode) == 0o600
     assert stat.S_IMODE((lab.run_dir / "ldap" / "slapd.conf").stat().st_mode) == 0o600
@@ -53,14 +56,14 @@ def test_up_status_down_leaves_no_process(make_lab):
     assert status.returncode == 0, status.stdout + status.stderr
     supervisor, children = lab.supervisor_pid(), lab.component_pids()
     assert f"pid {children['ldap']}" in status.stdout
-    assert f"{lab.address('8.1')}:3890" in status.stdout and "healthy" in status.stdout
+    assert f"{lab.address('8.1')}:{LDAP_PORT}" in status.stdout and "healthy" in status.stdout
 
     down = lab.run("down")
     assert down.returncode == 0, down.stderr
     assert wait_gone([supervisor, *children.values()], timeout=0.5) == []
     assert not (lab.run_dir / "supervisor.pid").exists()
     assert not lab.target.exists()
-    assert port_free(lab.address("8.1"), 3890)
+    assert port_free(lab.address("8.1"), LDAP_PORT)
     assert lab.run("status").returncode == 1
     assert lab.run("down").returncode == 0   # idempotent
 
@@ -84,12 +87,12 @@ def test_second_up_is_refused_in_one_line(make_lab, tmp_path):
 def test_port_in_use_is_refused_in_one_line(make_lab):
     lab = make_lab("127.204")
     with socket.socket() as squatter:
-        squatter.bind((lab.address("8.1"), 3890))
+        squatter.bind((lab.address("8.1"), LDAP_PORT))
         squatter.listen()
         up = lab.up()
     assert up.returncode == 1
     line = one_line(up.stderr)
-    assert f"{lab.address('8.1')}:3890" in line and "in use" in line
+    assert f"{lab.address('8.1')}:{LDAP_PORT}" in line and "in use" in line
     assert lab.supervisor_pid() is None
 
 
@@ -126,7 +129,7 @@ def test_sigterm_to_supervisor_stops_every_child(make_lab):
     os.kill(supervisor, signal.SIGTERM)
     assert wait_gone([supervisor, *children.values()]) == []
     assert not (lab.run_dir / "supervisor.pid").exists()
-    assert port_free(lab.address("8.1"), 3890)
+    assert port_free(lab.address("8.1"), LDAP_PORT)
 
 
 def test_supervisor_killed_with_sigkill_leaves_no_child(make_lab):
@@ -186,14 +189,14 @@ def test_datera_comes_up_with_tls_and_target_dir(make_lab):
     config = lab.run_dir / "datera" / "config.json"
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
     assert json.loads(config.read_text())["ldap"] == {
-        "vancouver-ldap": {"url": f"ldap://{lab.address('8.1')}:3890",
+        "vancouver-ldap": {"url": f"ldap://{lab.address('8.1')}:{LDAP_PORT}",
                            "base_dn": "dc=vancouver,dc=lab"}}
     # The lab CA verifies the server certificate, addressed by IP as dfs_sdk does.
     ca = str(target / "datera-ca.pem")
-    assert requests.get(f"https://{mgmt}:7718/api_versions", verify=ca,
+    assert requests.get(f"https://{mgmt}:{ports.DATERA_HTTPS}/api_versions", verify=ca,
                         timeout=10).status_code == 200
     with pytest.raises(requests.exceptions.SSLError):
-        requests.get(f"https://{mgmt}:7718/api_versions", timeout=10)   # system CAs only
+        requests.get(f"https://{mgmt}:{ports.DATERA_HTTPS}/api_versions", timeout=10)   # system CAs only
     down = lab.run("down")
     assert down.returncode == 0
-    assert port_free(mgmt, 7717) and port_free(mgmt, 7718)
+    assert port_free(mgmt, ports.DATERA_HTTP) and port_free(mgmt, ports.DATERA_HTTPS)

@@ -38,7 +38,7 @@ open are not affected by a newer login; they are closed when the volume goes off
 
 Open an export with any NBD client (fixed newstyle, NBD_OPT_GO or NBD_OPT_EXPORT_NAME) on the
 same VIP and the announced `nbd_port`, e.g. `nbdinfo nbd://127.0.7.11:10809/<export name>`.
-`lab/datera/initiator.py` is the client side of this protocol.
+`clients/initiator.py` is the client side of this protocol.
 
 Mutual CHAP ("mchap": the initiator also authenticating the target) is not part of this
 protocol; the target's half of the check is what is enforced.

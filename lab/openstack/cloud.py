@@ -36,10 +36,10 @@ from . import faults
 from .config import CloudConfig, ConfigError
 from .microversion import MicroversionSpec
 from .releases import PROFILES, ReleaseProfile
+from lab.topology import OPENSTACK_PORTS as PORTS  # noqa: F401  (one home; services import it from here)
 
 log = logging.getLogger("lab.openstack")
 
-PORTS = {"keystone": 5000, "glance": 9292, "cinder": 8776, "nova": 8774, "neutron": 9696}
 # Catalog order and start order; packages that do not exist (yet) are skipped.
 SERVICE_PACKAGES = ("keystone", "glance", "neutron", "cinder", "nova")
 

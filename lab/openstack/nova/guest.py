@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from lab.datera import initiator
+from clients import initiator
 
 log = logging.getLogger("lab.openstack.nova.guest")
 

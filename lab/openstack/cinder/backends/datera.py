@@ -17,8 +17,6 @@ cluster) through the unmodified dfs_sdk exactly as the real driver did (referenc
 - retype: the fast in-place path (new performance policy live) only where the release's driver
   has it (Pike's 2.4.0); elsewhere False, so Cinder migrates.
 """
-import collections
-import collections.abc
 import contextlib
 import os
 import random
@@ -29,17 +27,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.datera import initiator as lab_initiator
+from clients import initiator as lab_initiator
+from clients import ports
+from clients.dfs_compat import dexc, dfs_sdk
 from lab.openstack.cinder.backends import (BackendError, ModelUpdate, SnapshotRef, VolumeRef,
                                            as_bool)
-
-# dfs_sdk 1.2.27 subclasses collections.Mapping, gone since Python 3.10 (datera-api §0.1).
-for _name in ("Mapping", "MutableMapping", "Sequence", "Iterable", "Callable"):
-    if not hasattr(collections, _name):
-        setattr(collections, _name, getattr(collections.abc, _name))
-
-import dfs_sdk  # noqa: E402  (after the shim, on purpose)
-from dfs_sdk import exceptions as dexc  # noqa: E402
 
 DRIVER_HEADER = {"Datera-Driver": "OpenStack-Cinder-Lab"}
 POLICY_FIELDS = ("total_iops_max", "read_iops_max", "write_iops_max",
@@ -49,7 +41,7 @@ DEFAULTS = {"replica_count": 3, "placement_mode": "hybrid", "placement_policy": 
             "ip_pool": "default", "round_robin": False, "template": "", "use_chap_auth": False,
             "iops_per_gb": 0, "bandwidth_per_gb": 0, **{f: 0 for f in POLICY_FIELDS}}
 SI_POLL_S = 10.0
-ISCSI_PORT = 3260
+ISCSI_PORT = ports.ISCSI
 
 
 def _cast(value):

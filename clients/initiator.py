@@ -1,5 +1,5 @@
-"""The initiator side of the Datera lab's login (protocol: lab/datera/login.py). Stdlib only,
-so tests, the harness and the lab's guests can all use it:
+"""The initiator side of the Datera lab's login (protocol: lab/datera/login.py). Stdlib only
+(plus clients.ports), so tests, the harness and the lab's Nova compute hosts can all use it:
 
     luns = login("127.0.7.11", 3260, "iqn.1993-08.org.debian:01:host1", target_iqn,
                  chap_user="user", chap_secret="secret1234567")
@@ -14,7 +14,9 @@ import socket
 import urllib.parse
 from dataclasses import dataclass
 
-DEFAULT_NBD_PORT = 10809
+from clients import ports
+
+DEFAULT_NBD_PORT = ports.NBD
 MAX_LINE = 64 * 1024
 
 

@@ -1,25 +1,21 @@
-"""dfs_sdk 1.2.27, unmodified, made importable on Python 3.11 and safe for tests.
+"""dfs_sdk 1.2.27, unmodified, for the project's tests: the target's UDC file and a connect()
+with safe settings.
 
-The SDK subclasses collections.Mapping (gone since Python 3.10), so the aliases are restored
-before it is imported (reference datera-api §0.1). `connect()` always disables the SDK's log
-files (they would hold Auth-Token values), uses a private schema cache, fails fast instead of
-retrying for 5 minutes, and gives each API object its own thread_local.
+dfs_sdk comes through clients.dfs_compat (the one copy of its Python 3.11 shim). `connect()`
+always disables the SDK's log files (they would hold Auth-Token values), uses a private
+schema cache per API version, fails fast instead of retrying for 5 minutes, and gives each
+API object its own thread_local (clients.dfs_compat.safe_options).
 """
-import collections
-import collections.abc
 import json
 import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-for _name in ("Mapping", "MutableMapping", "Sequence", "Iterable", "Callable"):
-    if not hasattr(collections, _name):
-        setattr(collections, _name, getattr(collections.abc, _name))
+from clients.dfs_compat import dexc as errors  # noqa: F401  (re-exported for the tests)
+from clients.dfs_compat import dfs_sdk, safe_options
 
-import dfs_sdk  # noqa: E402  (after the shim, on purpose)
-from dfs_sdk import exceptions as errors  # noqa: E402,F401
-
+# A fresh cache per test process: a schema cached by an earlier run (of an older lab) would
+# stick (reference datera-api §0.4).
 _SCHEMA_DIR = Path(tempfile.mkdtemp(prefix="vancouver-dsdk-"))
 
 
@@ -43,6 +39,7 @@ class Udc:
 
 
 def schema_file(tag: str) -> str:
+    """This process's private schema cache for `tag` (an API version such as "v2.2")."""
     return str(_SCHEMA_DIR / f"schema-{tag}.json")
 
 
@@ -51,9 +48,7 @@ def connect(udc: Udc, *, username: str | None = None, password: str | None = Non
             secure: bool = True, **kwargs):
     """get_api() with the test suite's safe settings; https verified against the lab CA."""
     version = version or ("v" + udc.api_version.lstrip("v"))
-    opts = dict(disable_log=True, schema_loc=schema_file(version),
-                retry_connection_type=None, retry_503_type=None,
-                thread_local=threading.local(), secure=secure,
+    opts = dict(safe_options(schema_file(version)), secure=secure,
                 verify=(udc.ca_file or False) if secure else False)
     ldap = udc.ldap if ldap is None else ldap
     if ldap:

@@ -1,0 +1,49 @@
+"""dfs_sdk 1.2.27, unmodified, made importable on Python >= 3.10: the one copy of the shim.
+
+dfs_sdk's base.py subclasses `collections.Mapping`, an alias removed in Python 3.10, so the
+aliases are restored before the SDK is imported (reference datera-api §0.1). Import dfs_sdk
+through this module (`from clients.dfs_compat import dfs_sdk, dexc`), never directly.
+
+`safe_options()` gives the keyword arguments every consumer passes to `dfs_sdk.get_api`,
+because the SDK's defaults are unsafe for a test harness (reference datera-api §0.4, §0.11,
+§0.12): its log files hold Auth-Token values, its schema cache is global and sticky, and it
+retries a dead endpoint for five minutes.
+"""
+import collections
+import collections.abc
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+for _name in ("Mapping", "MutableMapping", "Sequence", "Iterable", "Callable"):
+    if not hasattr(collections, _name):
+        setattr(collections, _name, getattr(collections.abc, _name))
+
+import dfs_sdk  # noqa: E402  (after the shim, on purpose)
+from dfs_sdk import constants as _constants  # noqa: E402
+from dfs_sdk import exceptions as dexc  # noqa: E402
+
+from clients import ports  # noqa: E402
+
+if (_constants.REST_PORT, _constants.REST_PORT_HTTPS) != (ports.DATERA_HTTP, ports.DATERA_HTTPS):
+    raise ImportError(f"dfs_sdk dials {_constants.REST_PORT}/{_constants.REST_PORT_HTTPS}, "
+                      f"clients/ports.py says {ports.DATERA_HTTP}/{ports.DATERA_HTTPS}")
+
+__all__ = ["dfs_sdk", "dexc", "schema_file", "safe_options"]
+
+
+def schema_file(owner: str, tag: str | int | None = None) -> str:
+    """A private schema cache path, `<tmp>/vancouver-<owner>-<uid>/schema-<tag>.json`
+    (tag defaults to the pid): dfs_sdk's default cache is shared by every process and keyed
+    only by API version (reference datera-api §0.4). The directory is created mode 0700."""
+    folder = Path(tempfile.gettempdir()) / f"vancouver-{owner}-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return str(folder / f"schema-{os.getpid() if tag is None else tag}.json")
+
+
+def safe_options(schema_loc: str) -> dict:
+    """get_api() keyword arguments: no SDK log files, a private schema cache, fail fast on a
+    dead endpoint or a 503 (no retries), and a thread_local of this API object's own."""
+    return dict(disable_log=True, schema_loc=schema_loc, retry_connection_type=None,
+                retry_503_type=None, thread_local=threading.local())

@@ -1,0 +1,75 @@
+"""`python -m lab` for tests that start a lab of their own (fixture `make_lab` in
+tests/conftest.py).
+
+Such a test gives its lab a VANCOUVER_LAB_NET no other test uses and a tmp run dir, so it never
+touches the session lab the rest of the suite shares, nor another test's lab when xdist runs
+them side by side. Nets in use: test_supervisor.py 127.201 and 127.203-127.211 (one per test),
+test_ldap.py 127.202 without xdist and 127.240+N on xdist worker gwN (its module-scoped lab is
+started once per worker that runs any of its tests). These nets are the same for every
+checkout, so two checkouts must not run those modules at once (see `make test`).
+"""
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent.parent
+
+
+def per_worker_net(alone: str) -> str:
+    """`alone` without xdist; a net of each worker's own under xdist."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return alone
+    n = int(worker.removeprefix("gw"))
+    if n >= 16:
+        raise pytest.UsageError("tests/support/labcli.py reserves lab nets for 16 xdist workers only")
+    return f"127.{240 + n}"
+
+
+@dataclass
+class LabCli:
+    """`python -m lab` for one test's own lab."""
+    net: str
+    run_dir: Path
+
+    def env(self, **extra: str) -> dict:
+        env = dict(os.environ, VANCOUVER_LAB_NET=self.net)
+        env.update(extra)
+        return env
+
+    def argv(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "lab", *args, "--run-dir", str(self.run_dir)]
+
+    def run(self, *args: str, env: dict | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run(self.argv(*args), cwd=REPO, env=env or self.env(),
+                              capture_output=True, text=True, timeout=timeout,
+                              start_new_session=True)
+
+    def up(self, only: str = "ldap", **kw) -> subprocess.CompletedProcess:
+        return self.run("up", "--only", only, **kw)
+
+    def address(self, suffix: str) -> str:
+        return f"{self.net}.{suffix}"
+
+    @property
+    def target(self) -> Path:
+        return self.run_dir / "target" / "target.yaml"
+
+    def supervisor_pid(self) -> int | None:
+        try:
+            return int((self.run_dir / "supervisor.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def component_pids(self) -> dict[str, int]:
+        try:
+            state = json.loads((self.run_dir / "state.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return {c["name"]: c["pid"] for c in state["components"]}
