@@ -399,7 +399,10 @@ def test_delete_sends_earned_replies_then_closes_and_removes_bytes(inproc, raw_n
     inproc.lt.call(inproc.dp.volume_deleted, vols[0].uuid)
     assert sorted(c.reply()[1] for _ in range(6)) == list(range(6))
     assert c.at_eof()
-    assert not (inproc.dp.data_dir / "volumes" / f"{vols[0].uuid}.img").exists()
+    # The file is unlinked off the event loop (lab/datera/dataplane.py), so it may lag a moment.
+    img = inproc.dp.data_dir / "volumes" / f"{vols[0].uuid}.img"
+    wait_until(lambda: not img.exists(), what="the volume's file to be removed")
+    assert not img.exists()
 
 
 def test_snapshot_clone_restore_copy_sparse_bytes(inproc):
