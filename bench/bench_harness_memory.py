@@ -119,7 +119,6 @@ def main() -> int:
     for name, text in SUITE.items():
         (tmp / name).write_text(textwrap.dedent(text).format(items=args.items))
     env = dict(os.environ, PYTHONPATH=str(ROOT), VANCOUVER_TARGET="/nonexistent/target.yaml")
-    env.pop("VANCOUVER_RUN_ID", None)
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", str(args.workers),
            "--count=0", "--duration", f"{args.duration}s", "--demo-config", "demo.yaml",
            "--demo-profile", "ci", "--report-rotate-results", str(args.rotate_results),

@@ -102,7 +102,6 @@ def env() -> dict:
     e = dict(os.environ)
     e["PYTHONPATH"] = str(ROOT)
     e["VANCOUVER_TARGET"] = "/nonexistent/target.yaml"  # never start the lab
-    e.pop("VANCOUVER_RUN_ID", None)
     e.pop("PYTEST_XDIST_WORKER", None)
     e.pop("PYTEST_ADDOPTS", None)
     return e

@@ -113,7 +113,7 @@ def env() -> dict:
     e = dict(os.environ)
     e["PYTHONPATH"] = str(ROOT)
     e["VANCOUVER_TARGET"] = "/nonexistent/target.yaml"  # never start the lab
-    for k in ("VANCOUVER_RUN_ID", "PYTEST_XDIST_WORKER", "PYTEST_ADDOPTS"):
+    for k in ("PYTEST_XDIST_WORKER", "PYTEST_ADDOPTS"):
         e.pop(k, None)
     return e
 
