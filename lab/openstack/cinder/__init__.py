@@ -1,6 +1,6 @@
 """Cinder v3 of one lab cloud: models/ (one module per family: types and QoS, quotas, volumes,
 attachments, snapshots, retype and migration, and manager.py for the background work),
-backends/ (datera through dfs_sdk, ceph as sparse files), responses.py and urls.py (the HTTP
+backends/ (datera through dfs_sdk, ceph as sparse files), responses/ and urls.py (the HTTP
 layer). make_service builds both backends from config.services["cinder"]:
 
     {"datera": {"mgmt_ip", "http_port", "username", "password", "tenant": "/root/<name>"},

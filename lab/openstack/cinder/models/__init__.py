@@ -8,7 +8,7 @@ openstack-api §c.1 and §c.2. One lock guards every record; drivers run outside
 Who may do what follows Cinder's default policy of these releases: types, extra specs, QoS
 specs, quota updates, migrate and reset-status are admin only; a tenant sees only its own
 volumes and snapshots (others' are 404), and never the `os-vol-*` admin attributes
-(views.volume).
+(responses/volumes.py).
 
 One module per family, composed into CinderModel as moto composes its EC2 backend:
 

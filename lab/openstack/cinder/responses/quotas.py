@@ -1,0 +1,34 @@
+"""Quota sets (show, defaults, update) and the absolute limits derived from them."""
+from ...api import Reply, Rq, ok
+from ..models import Caller
+from .helpers import _caller, _flag, _model
+
+
+def show_quota(rq: Rq) -> Reply:
+    project = rq.p("target_id")
+    quota = _model(rq).get_quota(_caller(rq), project, usage=_flag(rq.query, "usage"))
+    return ok({"quota_set": dict(quota, id=project)})
+
+
+def quota_defaults(rq: Rq) -> Reply:
+    # A project with no overrides has the defaults; an id no project can have asks for them.
+    project = rq.p("target_id")
+    limits = _model(rq).get_quota(Caller(project, rq.auth.user_id, True), "\0defaults")
+    return ok({"quota_set": dict(limits, id=project)})
+
+
+def update_quota(rq: Rq) -> Reply:
+    values = rq.json_object("quota_set")
+    return ok({"quota_set": _model(rq).update_quota(_caller(rq), rq.p("target_id"), values)})
+
+
+def limits(rq: Rq) -> Reply:
+    q = _model(rq).get_quota(_caller(rq), rq.auth.project_id, usage=True)
+    return ok({"limits": {"rate": [], "absolute": {
+        "maxTotalVolumes": q["volumes"]["limit"], "maxTotalSnapshots": q["snapshots"]["limit"],
+        "maxTotalVolumeGigabytes": q["gigabytes"]["limit"],
+        "maxTotalBackups": q["backups"]["limit"],
+        "maxTotalBackupGigabytes": q["backup_gigabytes"]["limit"],
+        "totalVolumesUsed": q["volumes"]["in_use"], "totalSnapshotsUsed": q["snapshots"]["in_use"],
+        "totalGigabytesUsed": q["gigabytes"]["in_use"], "totalBackupsUsed": 0,
+        "totalBackupGigabytesUsed": 0}}})

@@ -1,0 +1,66 @@
+"""Snapshots: the snapshot view, list (plain and detail), create, show, update, delete."""
+from ...api import Reply, Rq, accepted, ok
+from ..models import Snapshot
+from .helpers import _caller, _flag, _model, _page, _sorted
+
+
+def snapshot_view(rq: Rq, s: Snapshot) -> dict:
+    view = {"id": s.id, "name": s.name, "description": s.description, "status": s.status,
+            "size": s.size, "volume_id": s.volume_id, "created_at": s.created_at,
+            "updated_at": s.updated_at, "metadata": dict(s.metadata)}
+    if rq.auth.is_admin or s.project_id == rq.auth.project_id:
+        view["os-extended-snapshot-attributes:project_id"] = s.project_id
+        view["os-extended-snapshot-attributes:progress"] = \
+            "100%" if s.status == "available" else "0%"
+    return view
+
+
+def _snapshot_list(rq: Rq, detail: bool) -> Reply:
+    filters = {k: rq.query[k] for k in ("name", "status", "volume_id") if k in rq.query}
+    snaps = _model(rq).list_snapshots(_caller(rq), all_tenants=_flag(rq.query, "all_tenants"),
+                                      filters=filters)
+    page, links = _page(rq, _sorted(rq, snaps), "snapshots")
+    if detail:
+        body = {"snapshots": [snapshot_view(rq, s) for s in page]}
+    else:
+        body = {"snapshots": [{k: v for k, v in snapshot_view(rq, s).items()
+                               if not k.startswith("os-")} for s in page]}
+    if links:
+        body["snapshots_links"] = links
+    return ok(body)
+
+
+def list_snapshots(rq: Rq) -> Reply:
+    return _snapshot_list(rq, detail=False)
+
+
+def list_snapshots_detail(rq: Rq) -> Reply:
+    return _snapshot_list(rq, detail=True)
+
+
+def create_snapshot(rq: Rq) -> Reply:
+    body = rq.json_object("snapshot")
+    s = _model(rq).create_snapshot(
+        _caller(rq), body.get("volume_id"), name=body.get("name", body.get("display_name")),
+        description=body.get("description", body.get("display_description")),
+        force=body.get("force", False), metadata=body.get("metadata"))
+    return accepted({"snapshot": snapshot_view(rq, s)})
+
+
+def show_snapshot(rq: Rq) -> Reply:
+    s = _model(rq).get_snapshot(_caller(rq), rq.p("snapshot_id"))
+    return ok({"snapshot": snapshot_view(rq, s)})
+
+
+def update_snapshot(rq: Rq) -> Reply:
+    body = rq.json_object("snapshot")
+    s = _model(rq).update_snapshot(_caller(rq), rq.p("snapshot_id"),
+                                   name=body.get("name", body.get("display_name")),
+                                   description=body.get("description",
+                                                        body.get("display_description")))
+    return ok({"snapshot": snapshot_view(rq, s)})
+
+
+def delete_snapshot(rq: Rq) -> Reply:
+    _model(rq).delete_snapshot(_caller(rq), rq.p("snapshot_id"))
+    return accepted()
