@@ -20,7 +20,6 @@ import yaml
 
 from lab import topology
 from lab.ldap import directory, slapd
-from lab.tls import issue_server_cert
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATERA_SW_VERSION = "3.3.5.0"
@@ -133,6 +132,7 @@ def _datera_config_path(run: LabRun) -> Path:
 def _datera_prepare(run: LabRun) -> None:
     work = run.dir("datera")
     (work / "data").mkdir(parents=True, exist_ok=True)
+    from lab.tls import issue_server_cert   # cryptography: only the supervisor needs it
     tls = issue_server_cert(run.run_dir / "tls", topology.DATERA_MGT1.address,
                             topology.DATERA_MGT1.name)
     config = {
