@@ -293,9 +293,10 @@ class Supervisor:
         while pending:
             if self._stop.is_set():
                 raise LabError("interrupted while starting")
-            started = {ch.component.name for ch in self.children}
             for c in pending:
-                if c.name not in started and all(d in healthy for d in c.depends_on):
+                started = {ch.component.name for ch in self.children}
+                ready = healthy if c.needs_deps_to_start else started
+                if c.name not in started and all(d in ready for d in c.depends_on):
                     self._spawn(c)
             for child in self.children:
                 c = child.component
