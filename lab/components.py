@@ -20,7 +20,6 @@ import yaml
 
 from lab import topology
 from lab.ldap import directory, slapd
-from lab.tls import issue_server_cert
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATERA_SW_VERSION = "3.3.5.0"
@@ -51,12 +50,17 @@ class Component:
     name: str
     address: str                                  # shown by `status`
     binds: tuple[tuple[str, int], ...]            # every (address, port) it listens on
-    depends_on: tuple[str, ...]                   # healthy before this one starts
+    depends_on: tuple[str, ...]                   # healthy before this one starts (*)
     binaries: tuple[str, ...]                     # system programs (Debian packages) it needs
     prepare: Callable[[LabRun], None]             # writes its config under run.dir(name)
     argv: Callable[[LabRun], list[str]]
     healthy: Callable[[LabRun], bool]             # quick, never raises
     contribute: Callable[[LabRun, dict], None]    # adds files and a section to the target dir
+    # (*) False: the component uses its dependencies only while serving requests, never while it
+    # starts, so the supervisor starts it as soon as they are started instead of waiting for
+    # them to be healthy (its Python start overlaps theirs). The lab is still reported ready
+    # only when every component is healthy, and stops in reverse start order.
+    needs_deps_to_start: bool = True
 
 
 def new_password() -> str:
@@ -133,6 +137,7 @@ def _datera_config_path(run: LabRun) -> Path:
 def _datera_prepare(run: LabRun) -> None:
     work = run.dir("datera")
     (work / "data").mkdir(parents=True, exist_ok=True)
+    from lab.tls import issue_server_cert   # cryptography: only the supervisor needs it
     tls = issue_server_cert(run.run_dir / "tls", topology.DATERA_MGT1.address,
                             topology.DATERA_MGT1.name)
     config = {
@@ -318,13 +323,15 @@ COMPONENTS: tuple[Component, ...] = (
                (topology.DATERA_MGT1.address, topology.DATERA_HTTPS_PORT),
                *((vip, port) for vip in _DATERA_VIPS
                  for port in (topology.DATERA_LOGIN_PORT, topology.DATERA_NBD_PORT))),
-        # Datera checks LDAP logins against slapd, so the directory is up first.
+        # Datera checks LDAP logins against slapd, so the directory comes along; it connects
+        # only per login, so it starts alongside slapd (the lab is ready when both are healthy).
         depends_on=("ldap",),
         binaries=(),
         prepare=_datera_prepare,
         argv=lambda run: _python_module("lab.datera", _datera_config_path(run)),
         healthy=_datera_healthy,
         contribute=_datera_contribute,
+        needs_deps_to_start=False,
     ),
     *(_openstack_component(oc) for oc in OPENSTACK_CLOUDS),
 )
