@@ -143,7 +143,7 @@ def _scenario_suite(tmp: Path, modules: list[str], keys: list[str]) -> None:
 
 @pytest.mark.parametrize("modules,keys,line", [
     (["tenancy"], ["tenancy", "no_such_module"],
-     "ERROR: demo.yaml profiles.ci.scenarios.no_such_module: no scenario module "
+     "ERROR: demo.yaml: profiles.ci.scenarios.no_such_module: no scenario module "
      "scenarios/test_no_such_module.py"),
     (["tenancy", "stray"], ["tenancy"],
      "ERROR: scenarios/test_stray.py: scenario 'stray' has no key in demo.yaml "
@@ -201,6 +201,27 @@ TARGET_YAML = """\
 kind: real
 datera: {udc: datera.json, transport: iscsi, tenant_qos: per-volume}
 """
+
+
+def test_misspelled_key_names_the_unknown_key():
+    """A renamed key is both unknown and (its right name) missing: the unknown one is named."""
+    doc = base()
+    doc["profiles"]["ci"]["fioo"] = doc["profiles"]["ci"].pop("fio")
+    with pytest.raises(democonfig.ConfigError) as e:
+        democonfig.parse(yaml.safe_dump(doc), "ci", DEMO)
+    assert str(e.value).startswith("profiles.ci.fioo: unknown key (allowed: "), str(e.value)
+
+
+def test_readme_target_example_is_accepted(tmp_path):
+    """The target.yaml example README.md gives for real hardware parses as printed."""
+    from fixtures.target import read_target_file
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## Targets", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "target.yaml"
+    path.write_text(block)
+    parsed = read_target_file(path)
+    assert parsed.kind == "real" and parsed.datera.transport == "iscsi"
+    assert parsed.ldap.users == "tenant-users.json"
 
 
 @pytest.mark.parametrize("text,message", [
