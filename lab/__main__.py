@@ -161,6 +161,7 @@ def _status(run_dir: Path) -> int:
     print(f"lab {topology.NET}: supervisor pid {pid}, run dir {run_dir}")
     run = components.LabRun(run_dir)
     all_healthy = True
+    name_w = max([len(c["name"]) for c in state.get("components", [])] + [10])
     for c in state.get("components", []):
         comp = components.BY_NAME.get(c["name"])
         if not supervisor.alive(c["pid"]):
@@ -170,7 +171,7 @@ def _status(run_dir: Path) -> int:
         else:
             health = "unhealthy" if c["state"] == "healthy" else c["state"]
         all_healthy &= health == "healthy"
-        print(f"  {c['name']:<10} {c['address']:<22} pid {c['pid']:<8} {health}")
+        print(f"  {c['name']:<{name_w}} {c['address']:<22} pid {c['pid']:<8} {health}")
     target = run.target_dir / "target.yaml"
     if target.exists():
         print(f"target: {target}")
