@@ -181,6 +181,25 @@ def test_sdk_boot_from_volume_guest_runs_fio_on_datera_and_ceph(ost, lab, cloud)
         conn.block_storage.wait_for_status(v, "available", wait=60)
 
 
+def test_guest_output_is_bounded_as_on_a_compute_host(ost, lab):
+    """fio's nbd engine prints a line per poll forever once its connection dies; before the
+    guest's output was bounded, one such guest filled the lab machine's disk (13 GB of console
+    log and as much fio output in minutes). A file the guest writes stops at GUEST_FILE_LIMIT
+    (the writer gets SIGXFSZ), the console log rotates at virtlogd's 2 MiB, and the guest goes
+    on with its script."""
+    from lab.openstack.nova.guest import CONSOLE_MAX_SIZE, GUEST_FILE_LIMIT
+    conn = ost.connect("pike")
+    boot = lab.volume("pike")
+    script = ("#!/bin/sh\nyes runaway > spill.txt\nyes runaway | head -c 5000000\n"
+              "echo spill=$(wc -c < spill.txt)\n")
+    server = lab.server("pike", boot, script=script)
+    console = console_until(conn, server)
+    assert f"spill={GUEST_FILE_LIMIT}" in console
+    assert "user-data exited with status 0" in console
+    assert len(console.encode()) <= CONSOLE_MAX_SIZE
+    assert conn.compute.get_server(server.id).status == "ACTIVE"
+
+
 @pytest.mark.parametrize("cloud", CLOUDS)
 def test_osc_server_create_add_volume_console_delete(ost, lab, tmp_path, cloud):
     boot, extra = lab.volume(cloud), lab.volume(cloud)

@@ -9,6 +9,12 @@ script that names one is rewritten before it runs:
   * on a Ceph (RBD) volume, `/dev/vdX` becomes the RBD image's file.
 The script runs under `sh` in the server's directory with a bounded timeout; stdout and stderr
 go to the console log, framed by cloud-init style lines.
+
+A guest's output is bounded as on a real compute host, so a guest that writes without end (fio's
+nbd engine prints a line per poll forever once its connection dies) cannot fill the lab
+machine's disk: the console log rotates as virtlogd rotates it (max_size 2 MiB, 3 backups:
+libvirt's qemu.conf defaults; Nova reads the current file), and every file the guest writes is
+bounded by RLIMIT_FSIZE (a real guest's disk is finite), so such a program ends with SIGXFSZ.
 """
 import logging
 import os
@@ -25,6 +31,10 @@ from typing import Callable
 from clients import initiator
 
 log = logging.getLogger("lab.openstack.nova.guest")
+
+GUEST_FILE_LIMIT = 8 * 1024 * 1024   # bytes per file the guest writes (fio JSON is a few KiB)
+CONSOLE_MAX_SIZE = 2 * 1024 * 1024   # virtlogd max_size
+CONSOLE_BACKUPS = 3                  # virtlogd max_backups
 
 _FIO_FILENAME = re.compile(r"--filename(?:=|\s+)(/dev/vd[a-z])\b")
 _IOENGINE = re.compile(r"\s--ioengine(?:=|\s+)\S+")
@@ -130,6 +140,35 @@ def rewrite_script(script: str, devices: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+class ConsoleLog:
+    """console.log with virtlogd's rotation: past CONSOLE_MAX_SIZE the file becomes
+    console.log.0 (older ones shift to .1, .2; the oldest is dropped) and a new one starts."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._lock = threading.Lock()
+
+    def write(self, data: bytes) -> None:
+        with self._lock:
+            try:
+                size = self.path.stat().st_size
+            except FileNotFoundError:
+                size = 0
+            if size and size + len(data) > CONSOLE_MAX_SIZE:
+                for n in range(CONSOLE_BACKUPS - 1, 0, -1):
+                    older = self.path.with_name(f"{self.path.name}.{n - 1}")
+                    if older.exists():
+                        older.replace(self.path.with_name(f"{self.path.name}.{n}"))
+                self.path.replace(self.path.with_name(f"{self.path.name}.0"))
+            with open(self.path, "ab") as f:
+                f.write(data)
+
+    def pump(self, stream) -> None:
+        """Copy a guest's output into the log until the guest closes it."""
+        while chunk := stream.read1(65536):
+            self.write(chunk)
+
+
 class Guest:
     """One server's guest: `start()` runs the user_data once, `console()` is its log."""
 
@@ -142,6 +181,7 @@ class Guest:
         self.timeout = timeout
         self.hostname = hostname
         self.console_path = self.workdir / "console.log"
+        self._console = ConsoleLog(self.console_path)
         self._proc: subprocess.Popen | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -150,8 +190,7 @@ class Guest:
         self.returncode: int | None = None
 
     def _log(self, text: str) -> None:
-        with open(self.console_path, "a") as f:
-            f.write(text if text.endswith("\n") else text + "\n")
+        self._console.write((text if text.endswith("\n") else text + "\n").encode())
 
     def console(self) -> str:
         try:
@@ -195,19 +234,26 @@ class Guest:
         script.write_text(rewrite_script(text, self.devices))
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HOME": str(self.workdir),
                "HOSTNAME": self.hostname, "LANG": "C.UTF-8"}
-        with open(self.console_path, "a") as console:
-            with self._proc_lock:
-                if self._stopping.is_set():
-                    return
-                self._proc = subprocess.Popen(["sh", str(script)], cwd=self.workdir, env=env,
-                                              stdin=subprocess.DEVNULL, stdout=console,
-                                              stderr=subprocess.STDOUT, start_new_session=True)
-            try:
-                self.returncode = self._proc.wait(timeout=self.timeout)
-            except subprocess.TimeoutExpired:
-                self._kill()
-                self.returncode = self._proc.wait()
-                self._log(f"cloud-init[1]: user-data killed after {self.timeout:.0f} s")
+        with self._proc_lock:
+            if self._stopping.is_set():
+                return
+            # prlimit (util-linux) sets RLIMIT_FSIZE without a preexec_fn in this threaded server
+            self._proc = subprocess.Popen(["prlimit", f"--fsize={GUEST_FILE_LIMIT}",
+                                           "sh", str(script)], cwd=self.workdir, env=env,
+                                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                          stderr=subprocess.STDOUT, start_new_session=True)
+        pump = threading.Thread(target=self._console.pump, args=(self._proc.stdout,),
+                                name=f"console-{self.server_id[:8]}", daemon=True)
+        pump.start()
+        try:
+            self.returncode = self._proc.wait(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            self._kill()
+            self.returncode = self._proc.wait()
+            pump.join(self.timeout)
+            self._log(f"cloud-init[1]: user-data killed after {self.timeout:.0f} s")
+        pump.join(self.timeout)
+        self._proc.stdout.close()
         self._log(f"cloud-init[1]: user-data exited with status {self.returncode}")
 
     def _kill(self) -> None:
