@@ -200,6 +200,28 @@ def test_guest_output_is_bounded_as_on_a_compute_host(ost, lab):
     assert conn.compute.get_server(server.id).status == "ACTIVE"
 
 
+def test_a_guest_job_left_in_the_background_ends_with_its_server(ost, lab):
+    """A background job of the user_data lives on after the script exits, as in a real guest,
+    but not after the server is deleted (before: it outlived the server and, being fio on a
+    dead NBD connection, wrote without end)."""
+    import psutil
+    marker = f"vancouver-bg-{uuid.uuid4().hex[:8]}"
+    conn = ost.connect("pike")
+    boot = lab.volume("pike")
+    script = (f"#!/bin/sh\npython3 -c 'import time; time.sleep(600)' {marker} &\n"
+              "echo started-in-background\n")
+    server = lab.server("pike", boot, script=script)
+    assert "user-data exited with status 0" in console_until(conn, server)
+
+    def jobs():
+        return [p for p in psutil.process_iter(["cmdline"]) if marker in (p.info["cmdline"] or [])]
+    assert len(jobs()) == 1
+    conn.compute.delete_server(server)
+    conn.compute.wait_for_delete(server, wait=60)
+    wait_until(lambda: not jobs(), 10, "the guest's background job to end", 0.1,
+               error=AssertionError)
+
+
 @pytest.mark.parametrize("cloud", CLOUDS)
 def test_osc_server_create_add_volume_console_delete(ost, lab, tmp_path, cloud):
     boot, extra = lab.volume(cloud), lab.volume(cloud)

@@ -164,9 +164,11 @@ class ConsoleLog:
                 f.write(data)
 
     def pump(self, stream) -> None:
-        """Copy a guest's output into the log until the guest closes it."""
-        while chunk := stream.read1(65536):
-            self.write(chunk)
+        """Copy a guest's output into the log until every writer has closed it (the script
+        and any job it left in the background)."""
+        with stream:
+            while chunk := stream.read1(65536):
+                self.write(chunk)
 
 
 class Guest:
@@ -187,6 +189,7 @@ class Guest:
         self._stopping = threading.Event()
         self._proc_lock = threading.Lock()    # stop() never misses a process being started
         self.finished = threading.Event()
+        self._watchdog: threading.Timer | None = None
         self.returncode: int | None = None
 
     def _log(self, text: str) -> None:
@@ -230,6 +233,7 @@ class Guest:
             self._log("cloud-init[1]: #cloud-config user-data is not supported by the lab's "
                       "guests; give a shell script")
             return
+        started = time.monotonic()
         script = self.workdir / "user-data.sh"
         script.write_text(rewrite_script(text, self.devices))
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HOME": str(self.workdir),
@@ -250,23 +254,34 @@ class Guest:
         except subprocess.TimeoutExpired:
             self._kill()
             self.returncode = self._proc.wait()
-            pump.join(self.timeout)
             self._log(f"cloud-init[1]: user-data killed after {self.timeout:.0f} s")
-        pump.join(self.timeout)
-        self._proc.stdout.close()
+        # the script's last lines reach the log before the exit line; a background job that
+        # still holds the console keeps writing to it after that, as on a real console
+        pump.join(1.0)
+        # a job the script left in the background lives on, as in a real guest, until the
+        # server is stopped or the guest's time is up
+        left = self.timeout - (time.monotonic() - started)
+        self._watchdog = threading.Timer(max(left, 0), self._kill)
+        self._watchdog.daemon = True
+        self._watchdog.start()
         self._log(f"cloud-init[1]: user-data exited with status {self.returncode}")
 
     def _kill(self) -> None:
+        """SIGKILL to the guest's whole process group, also after its script has exited: a job
+        the script started in the background must not outlive the server."""
         proc = self._proc
-        if proc is not None and proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        if proc is None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
     def stop(self, timeout: float = 10) -> None:
         with self._proc_lock:
             self._stopping.set()
             self._kill()
+            if self._watchdog is not None:
+                self._watchdog.cancel()
         if self._thread is not None and self._thread.ident is not None:   # started
             self._thread.join(timeout)
