@@ -22,7 +22,7 @@ import pytest
 import uvloop
 
 from lab import topology
-from lab.datera import dataplane as dpm
+from lab.datera import nbd_proto as dpm
 from lab.datera.contract import ChapRequired, LoginRefused, Scope, VolumeHandle
 from lab.datera.dataplane import DataPlane
 from clients.initiator import LoginError, login
@@ -300,7 +300,7 @@ def test_options_refusals_and_export_name(inproc, raw_nbd):
     export = inproc.login(target)[0].export
     c = raw_nbd(inproc.vips[0], inproc.dp.nbd_port)
     assert c.option(3)[-1][0] == dpm.REP_ERR_UNSUP                       # LIST
-    assert c.option(8)[-1][0] == dpm.REP_ERR_UNSUP                       # STRUCTURED_REPLY
+    assert c.option(11)[-1][0] == dpm.REP_ERR_UNSUP                      # EXTENDED_HEADERS
     rtype, msg = c.go(f"{target}:lun0:{'0' * 32}")[-1]
     assert rtype == dpm.REP_ERR_UNKNOWN and b"log in to the target" in msg
     info = c.go(export, opt=dpm.OPT_INFO)
@@ -348,10 +348,13 @@ def test_pipelined_requests_trim_flush_and_bounds(inproc, raw_nbd):
     assert c.reply() == (28, 6, b"")                                   # ENOSPC past the end
     c.send(dpm.CMD_DISC, 7)
     assert c.at_eof()
-    # every READ and WRITE reached the metrics
+    # every READ and WRITE reached the metrics, and the TRIM as one more write op (no bytes)
     wait_until(lambda: sum(p["value"] for p in inproc.metrics.series(
-        "writes", Scope("volume", vols[0].uuid), since=time.time() - 10)) == 64,
-        what="64 writes in the metrics")
+        "writes", Scope("volume", vols[0].uuid), since=time.time() - 10)) == 65,
+        what="64 writes and a trim in the metrics")
+    written = inproc.metrics.series("bytes_written", Scope("volume", vols[0].uuid),
+                                    since=time.time() - 10)
+    assert sum(p["value"] for p in written) == 64 * 4096
     reads = inproc.metrics.series("reads", Scope("tenant", "/root/T1"), since=time.time() - 10)
     assert sum(p["value"] for p in reads) == 65
 
