@@ -210,13 +210,13 @@ def test_block_status_needs_a_context_for_the_export_in_use(inproc, raw_nbd):
 
 def test_zeroes_trim_and_block_status_are_ops_counted_and_paced(inproc, raw_nbd):
     c, vol, _, _ = opened(inproc, raw_nbd, 64 * MiB, structured=True, meta=("base:allocation",))
-    inproc.lt.call(inproc.dp.volume_qos, vol.uuid, {"write_iops_max": 20})
+    inproc.lt.call(inproc.dp.volume_qos, vol.uuid, {"write_iops_max": 10})
     c.sock.sendall(b"".join(c.request(P.CMD_WRITE_ZEROES if i % 2 else P.CMD_TRIM, i, i * MiB,
                                       MiB) for i in range(20)))
     wait_until(lambda: len(inproc.dp.pacer) >= 10, what="zeroing replies held by the volume's QoS")
     assert sorted(c.reply()[1] for _ in range(20)) == list(range(20))
     # the tenant's cap governs block status as read ops
-    inproc.lt.call(inproc.dp.tenant_qos, "/root/T1", {"read_iops_max": 20})
+    inproc.lt.call(inproc.dp.tenant_qos, "/root/T1", {"read_iops_max": 10})
     c.sock.sendall(b"".join(c.request(P.CMD_BLOCK_STATUS, 100 + i, 0, MiB) for i in range(20)))
     wait_until(lambda: len(inproc.dp.pacer) >= 10, what="block status replies held by the tenant")
     assert sorted(c.chunks()[0][2] for _ in range(20)) == [100 + i for i in range(20)]
