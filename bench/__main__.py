@@ -13,6 +13,7 @@ RUNS = [
     ["bench_lab_boot.py"],
     ["bench_datera_api.py"],
     ["bench_dataplane.py"],
+    ["bench_image_convert.py"],
     ["bench_openstack.py"],
     ["bench_openstack_ops.py", "--n", "10"],
     ["bench_harness_memory.py", "--duration", "60"],

@@ -38,13 +38,15 @@ NBD_PORT, LOGIN_PORT = ports.NBD, ports.ISCSI
 
 # ---- the lab's data plane, in a process of its own ------------------------------------------
 
-def serve(data_dir: Path):
+def serve(data_dir: Path, ip: str = LAB_IP, size: int = SIZE):
+    """Serves one volume of `size` bytes to the bench's initiator on ip until stdin closes;
+    prints `ready` once listening (also used by bench/bench_image_convert.py)."""
     import uvloop
     from lab.datera.contract import VolumeHandle
     from lab.datera.dataplane import DataPlane
     from lab.datera.metrics import Metrics
 
-    vol = VolumeHandle("bench-volume", "/root/bench", "bench-ai", SIZE)
+    vol = VolumeHandle("bench-volume", "/root/bench", "bench-ai", size)
 
     class OneTarget:
         """Admits the bench's initiator to the bench's one volume (the model is not measured)."""
@@ -58,7 +60,7 @@ def serve(data_dir: Path):
             return initiator == INITIATOR and vol_uuid == vol.uuid
 
     async def main():
-        dp = DataPlane(data_dir=data_dir, metrics=Metrics(), vips=[LAB_IP], nbd_port=NBD_PORT,
+        dp = DataPlane(data_dir=data_dir, metrics=Metrics(), vips=[ip], nbd_port=NBD_PORT,
                        login_port=LOGIN_PORT)
         dp.bind(OneTarget())
         await dp.start()
@@ -128,9 +130,11 @@ def main() -> int:
     ap.add_argument("--runtime", type=int, default=10, help="seconds per randwrite run")
     ap.add_argument("--rounds", type=int, default=1, help="alternate lab/nbdkit this many times")
     ap.add_argument("--serve", metavar="DATA_DIR", help=argparse.SUPPRESS)
+    ap.add_argument("--serve-ip", default=LAB_IP, help=argparse.SUPPRESS)
+    ap.add_argument("--serve-size", type=int, default=SIZE, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
-        serve(Path(args.serve))
+        serve(Path(args.serve), args.serve_ip, args.serve_size)
         return 0
     from clients.initiator import login
 

@@ -9,6 +9,9 @@ whose stored second does not match the asked second reads as zero.
 
 Units and meanings, per one-second interval:
 - reads, writes: operations completed in the interval (so equal to iops_read, iops_write);
+  as the array counts SCSI commands, NBD WRITE_ZEROES and TRIM (WRITE SAME/UNMAP) are write
+  ops and BLOCK_STATUS (GET LBA STATUS) a read op, all three without bytes
+  (lab/datera/nbd_connection.py);
 - bytes_read, bytes_written: bytes moved in the interval;
 - iops_read, iops_write: operations per second; thpt_read, thpt_write: bytes per second;
 - lat_*: microseconds from request received to reply sent (QoS waiting included):

@@ -7,6 +7,10 @@ until the latest slot over every bucket that applies (the volume's and its tenan
 what the initiator sees as the limit. A little burst credit lets the pace survive the event
 loop's millisecond timer resolution without exceeding the limit over any second.
 
+Every NBD command that does work on the volume is an op here: WRITE_ZEROES and TRIM reserve
+in the write buckets, BLOCK_STATUS in the read buckets, with 0 bytes (no payload), so they
+count against IOPS limits and never against bandwidth (lab/datera/nbd_connection.py).
+
 A policy change replaces the rates in place, so open connections feed the new pace at once;
 `next` is kept, so at most the replies already queued keep the old pace.
 """
