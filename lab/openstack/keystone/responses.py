@@ -253,6 +253,16 @@ def update_user(rq: Rq) -> Reply:
                                                            rq.json_object("user")))})
 
 
+def change_password(rq: Rq) -> Reply:
+    """POST /v3/users/{user_id}/password: the user itself (policy admin_or_owner)."""
+    uid = rq.p("user_id")
+    if uid != rq.auth.user_id:
+        _admin(rq, "identity:change_password")
+    body = rq.json_object("user")
+    _model(rq).change_password(uid, body.get("original_password"), body.get("password"))
+    return no_content()
+
+
 def delete_user(rq: Rq) -> Reply:
     _admin(rq, "identity:delete_user")
     _model(rq).delete_user(rq.p("user_id"))
@@ -285,6 +295,12 @@ def get_role(rq: Rq) -> Reply:
 def create_role(rq: Rq) -> Reply:
     _admin(rq, "identity:create_role")
     return created({"role": role_view(rq, _model(rq).create_role(rq.json_object("role")))})
+
+
+def update_role(rq: Rq) -> Reply:
+    _admin(rq, "identity:update_role")
+    r = _model(rq).update_role(rq.p("role_id"), rq.json_object("role"))
+    return ok({"role": role_view(rq, r)})
 
 
 def delete_role(rq: Rq) -> Reply:

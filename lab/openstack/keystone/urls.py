@@ -33,10 +33,12 @@ ROUTES: list[Route] = [
     Route("PATCH", "/v3/users/{user_id}", r.update_user),
     Route("DELETE", "/v3/users/{user_id}", r.delete_user),
     Route("GET", "/v3/users/{user_id}/projects", r.user_projects),
+    Route("POST", "/v3/users/{user_id}/password", r.change_password),
     # roles and assignments
     Route("GET", "/v3/roles", r.list_roles),
     Route("POST", "/v3/roles", r.create_role),
     Route("GET", "/v3/roles/{role_id}", r.get_role),
+    Route("PATCH", "/v3/roles/{role_id}", r.update_role),
     Route("DELETE", "/v3/roles/{role_id}", r.delete_role),
     Route("GET", "/v3/projects/{pid}/users/{user_id}/roles", r.list_grants),
     Route("PUT", "/v3/projects/{pid}/users/{user_id}/roles/{role_id}", r.grant_role),
