@@ -209,6 +209,7 @@ def test_rescoped_token_keeps_expiry_and_audit_chain(tenant, cloud):
     second = scoped.auth.get_access(scoped)
     assert second.project_id == tenant.project.id
     assert second.expires == first.expires
+    assert set(second.methods) == {"password", "token"}
     assert second.audit_id != first.audit_id and second.audit_chain_id == first.audit_id
     again = ks_session.Session(auth=v3.Token(auth_url=tenant.auth_url, token=second.auth_token,
                                              project_id=tenant.project.id))

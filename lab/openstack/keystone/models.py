@@ -1,5 +1,6 @@
 """Keystone's state and behaviour: domains, projects, users, roles, role assignments; tokens
-are in tokens.py (revocation events in revoke.py), the name rules in schema.py.
+are in tokens.py (revocation events in revoke.py), credentials in credentials.py, the name
+rules in schema.py.
 
 State changes that revoke tokens record an event as Keystone's notifications do: user disabled,
 deleted or given a new password; project disabled or deleted; domain disabled.
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from ..errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from ..config import CloudConfig
 from . import schema
+from .credentials import CredentialMixin
 from .tokens import TOKEN_TTL_S, Token, TokenMixin  # noqa: F401  (re-exported)
 
 DEFAULT_DOMAIN_ID = "default"
@@ -87,7 +89,7 @@ def _hash(salt: bytes, password: str) -> bytes:
     return hashlib.pbkdf2_hmac("sha256", password.encode(), salt, 1000)
 
 
-class IdentityModel(TokenMixin):
+class IdentityModel(TokenMixin, CredentialMixin):
     def __init__(self, config: CloudConfig):
         self.config = config
         self.domains: dict[str, Domain] = {}
@@ -96,6 +98,7 @@ class IdentityModel(TokenMixin):
         self.roles: dict[str, Role] = {}
         self.assignments: set[Assignment] = set()
         self._init_tokens()
+        self._init_credentials()
         self._seed()
 
     # -- seed ----------------------------------------------------------------------------
@@ -243,6 +246,7 @@ class IdentityModel(TokenMixin):
         self.get_project(project_id)
         del self.projects[project_id]
         self.assignments = {a for a in self.assignments if a.project_id != project_id}
+        self.drop_credentials(project_id=project_id)
         self.revoke_by(project_id=project_id)
 
     def create_user(self, body: dict) -> User:
@@ -299,6 +303,7 @@ class IdentityModel(TokenMixin):
         self.get_user(user_id)
         del self.users[user_id]
         self.assignments = {a for a in self.assignments if a.user_id != user_id}
+        self.drop_credentials(user_id=user_id)
         self.revoke_by(user_id=user_id)
 
     def create_role(self, body: dict) -> Role:

@@ -5,6 +5,7 @@ a user may read itself, list its own projects and validate its own tokens.
 """
 from ..errors import BadRequest, Forbidden, NotFound, Unauthorized
 from ..api import Reply, Rq, created, no_content, ok
+from .credentials import Credential
 from .models import Domain, IdentityModel, Project, Role, Token, User, iso
 
 
@@ -370,3 +371,80 @@ def list_role_assignments(rq: Rq) -> Reply:
                     "links": {"assignment": f"{rq.base_url}/v3/{link}/users/{a.user_id}"
                                             f"/roles/{a.role_id}"}})
     return ok({"role_assignments": out, "links": _list_links(rq)})
+
+
+# ---- credentials and OS-EC2 ----------------------------------------------------------------
+
+def credential_view(rq: Rq, c: Credential) -> dict:
+    return {"id": c.id, "user_id": c.user_id, "project_id": c.project_id, "type": c.type,
+            "blob": c.blob, "links": _self_link(rq, "credentials", c.id)}
+
+
+def ec2_view(rq: Rq, c: Credential) -> dict:
+    blob = c.ec2()
+    return {"user_id": c.user_id, "tenant_id": c.project_id, "access": blob.get("access"),
+            "secret": blob.get("secret"), "trust_id": blob.get("trust_id"),
+            "links": _self_link(rq, "users", c.user_id, "credentials", "OS-EC2",
+                                str(blob.get("access")))}
+
+
+def list_credentials(rq: Rq) -> Reply:
+    _admin(rq, "identity:list_credentials")
+    creds = _model(rq).list_credentials(rq.query.get("user_id"), rq.query.get("type"))
+    return ok({"credentials": [credential_view(rq, c) for c in creds], "links": _list_links(rq)})
+
+
+def create_credential(rq: Rq) -> Reply:
+    _admin(rq, "identity:create_credential")
+    c = _model(rq).create_credential(rq.json_object("credential"))
+    return created({"credential": credential_view(rq, c)})
+
+
+def get_credential(rq: Rq) -> Reply:
+    _admin(rq, "identity:get_credential")
+    return ok({"credential": credential_view(rq, _model(rq).get_credential(rq.p("cred_id")))})
+
+
+def update_credential(rq: Rq) -> Reply:
+    _admin(rq, "identity:update_credential")
+    c = _model(rq).update_credential(rq.p("cred_id"), rq.json_object("credential"))
+    return ok({"credential": credential_view(rq, c)})
+
+
+def delete_credential(rq: Rq) -> Reply:
+    _admin(rq, "identity:delete_credential")
+    _model(rq).delete_credential(rq.p("cred_id"))
+    return no_content()
+
+
+def _ec2_owner(rq: Rq, action: str) -> str:
+    """Policy admin_or_owner of the OS-EC2 calls: the user itself or an admin."""
+    uid = rq.p("user_id")
+    if uid != rq.auth.user_id:
+        _admin(rq, f"identity:{action}")
+    return uid
+
+
+def create_ec2(rq: Rq) -> Reply:
+    uid = _ec2_owner(rq, "ec2_create_credential")
+    c = _model(rq).create_ec2(uid, rq.json_object().get("tenant_id"))
+    return created({"credential": ec2_view(rq, c)})
+
+
+def list_ec2(rq: Rq) -> Reply:
+    uid = _ec2_owner(rq, "ec2_list_credentials")
+    m = _model(rq)
+    m.get_user(uid)
+    return ok({"credentials": [ec2_view(rq, c) for c in m.list_credentials(uid, "ec2")],
+               "links": _list_links(rq)})
+
+
+def get_ec2(rq: Rq) -> Reply:
+    uid = _ec2_owner(rq, "ec2_get_credential")
+    return ok({"credential": ec2_view(rq, _model(rq).get_ec2(uid, rq.p("access")))})
+
+
+def delete_ec2(rq: Rq) -> Reply:
+    uid = _ec2_owner(rq, "ec2_delete_credential")
+    _model(rq).delete_ec2(uid, rq.p("access"))
+    return no_content()

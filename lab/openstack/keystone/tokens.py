@@ -7,8 +7,9 @@ Behaviour of keystone 12.0.0 (Pike, fernet provider; Mitaka and Newton behave th
   left on the scope (roles are recomputed at each validation: providers/common.py
   _populate_roles);
 - a project or domain scope is only issued when the user holds a role there (401 otherwise);
-- the token method (keystone/auth/plugins/token.py) keeps the parent's expiry and puts the
-  parent's audit chain id second: audit_ids = [new, parent.audit_ids[-1]].
+- the token method (keystone/auth/plugins/token.py) keeps the parent's expiry and methods
+  (plus "token") and puts the parent's audit chain id second:
+  audit_ids = [new, parent.audit_ids[-1]].
 """
 import secrets
 import time
@@ -76,6 +77,8 @@ class TokenMixin:
                 raise Unauthorized(UNAUTHENTICATED) from None
             user = self.get_user(parent.user_id)
             audit_ids, expires_at = [_audit_id(), parent.audit_ids[-1]], parent.expires_at
+            # the token method adds the parent's methods (plugins/token.py authenticate)
+            methods = ["token"] + [m for m in parent.methods if m != "token"]
         else:
             raise Unauthorized("Attempted to authenticate with an unsupported method.",
                                kind="AuthMethodNotSupported")

@@ -49,4 +49,14 @@ ROUTES: list[Route] = [
     Route("HEAD", "/v3/domains/{domain_id}/users/{user_id}/roles/{role_id}", r.check_grant),
     Route("DELETE", "/v3/domains/{domain_id}/users/{user_id}/roles/{role_id}", r.revoke_grant),
     Route("GET", "/v3/role_assignments", r.list_role_assignments),
+    # credentials and OS-EC2
+    Route("GET", "/v3/credentials", r.list_credentials),
+    Route("POST", "/v3/credentials", r.create_credential),
+    Route("GET", "/v3/credentials/{cred_id}", r.get_credential),
+    Route("PATCH", "/v3/credentials/{cred_id}", r.update_credential),
+    Route("DELETE", "/v3/credentials/{cred_id}", r.delete_credential),
+    Route("GET", "/v3/users/{user_id}/credentials/OS-EC2", r.list_ec2),
+    Route("POST", "/v3/users/{user_id}/credentials/OS-EC2", r.create_ec2),
+    Route("GET", "/v3/users/{user_id}/credentials/OS-EC2/{access}", r.get_ec2),
+    Route("DELETE", "/v3/users/{user_id}/credentials/OS-EC2/{access}", r.delete_ec2),
 ]
