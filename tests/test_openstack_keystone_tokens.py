@@ -209,7 +209,7 @@ def test_rescoped_token_keeps_expiry_and_audit_chain(tenant, cloud):
     second = scoped.auth.get_access(scoped)
     assert second.project_id == tenant.project.id
     assert second.expires == first.expires
-    assert set(second.methods) == {"password", "token"}
+    assert set(second._data["token"]["methods"]) == {"password", "token"}
     assert second.audit_id != first.audit_id and second.audit_chain_id == first.audit_id
     again = ks_session.Session(auth=v3.Token(auth_url=tenant.auth_url, token=second.auth_token,
                                              project_id=tenant.project.id))
@@ -249,3 +249,38 @@ def test_names_follow_keystone_schemas(ost, cloud):
     for create, attrs in bad:
         with pytest.raises(openstack.exceptions.BadRequestException):
             create(**attrs)
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_roles_through_groups_and_inheritance_count_and_their_removal_revokes(tenant, cloud):
+    """A role held through a group, or inherited from the domain (OS-INHERIT), scopes a token;
+    removing the user from the group (Keystone revokes the user's tokens) or the inherited
+    grant (roles recomputed) leaves the token invalid everywhere."""
+    conn, auth_url = tenant.conn, tenant.auth_url
+    revoke_role(tenant, "")          # no direct role left
+    member = conn.identity.find_role("_member_")
+    group = conn.identity.create_group(name=f"{tenant.project.name}-g", domain_id=tenant.domain.id)
+    conn.identity.add_user_to_group(tenant.user, group)
+    conn.identity.assign_project_role_to_group(tenant.project, group, member)
+    sess = tenant.session()
+    token = sess.get_token()
+    assert tenant.validate(token) == 200
+    assert set(service_statuses(sess, token).values()) == {200}
+    conn.identity.remove_user_from_group(tenant.user, group)
+    assert tenant.validate(token) == 404
+    assert service_statuses(sess, token) == dict.fromkeys(SERVICE_LISTS, 401)
+
+    # inherited from the domain to its projects (not to the domain itself)
+    path = (f"{auth_url}/OS-INHERIT/domains/{tenant.domain.id}/users/{tenant.user.id}"
+            f"/roles/{member.id}/inherited_to_projects")
+    assert conn.session.put(path).status_code == 204
+    sess = tenant.session()
+    token = sess.get_token()
+    assert tenant.validate(token) == 200
+    assigned = conn.session.get(f"{auth_url}/role_assignments", params={
+        "effective": "", "user.id": tenant.user.id}).json()["role_assignments"]
+    assert [a["scope"] for a in assigned] == [{"project": {"id": tenant.project.id}}]
+    assert assigned[0]["links"]["assignment"].endswith("/inherited_to_projects")
+    assert conn.session.delete(path).status_code == 204
+    assert tenant.validate(token) == 404
+    assert service_statuses(sess, token) == dict.fromkeys(SERVICE_LISTS, 401)

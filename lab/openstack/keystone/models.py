@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from ..errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from ..config import CloudConfig
 from . import schema
+from .assignments import Assignment, AssignmentMixin  # noqa: F401  (Assignment re-exported)
 from .credentials import CredentialMixin
 from .tokens import TOKEN_TTL_S, Token, TokenMixin  # noqa: F401  (re-exported)
 
@@ -51,6 +52,7 @@ class Project:
     domain_id: str
     description: str = ""
     enabled: bool = True
+    parent_id: str | None = None     # None: a top project (its parent is its domain)
 
 
 @dataclass
@@ -77,26 +79,18 @@ class Role:
     name: str
 
 
-@dataclass(frozen=True)
-class Assignment:
-    role_id: str
-    user_id: str
-    project_id: str | None = None
-    domain_id: str | None = None
-
-
 def _hash(salt: bytes, password: str) -> bytes:
     return hashlib.pbkdf2_hmac("sha256", password.encode(), salt, 1000)
 
 
-class IdentityModel(TokenMixin, CredentialMixin):
+class IdentityModel(TokenMixin, CredentialMixin, AssignmentMixin):
     def __init__(self, config: CloudConfig):
         self.config = config
         self.domains: dict[str, Domain] = {}
         self.projects: dict[str, Project] = {}
         self.users: dict[str, User] = {}
         self.roles: dict[str, Role] = {}
-        self.assignments: set[Assignment] = set()
+        self._init_assignments()
         self._init_tokens()
         self._init_credentials()
         self._seed()
@@ -209,22 +203,36 @@ class IdentityModel(TokenMixin, CredentialMixin):
         if d.enabled:
             raise Forbidden("Cannot delete a domain that is enabled, please disable it first.",
                             kind="ForbiddenAction")
-        for p in [p for p in self.projects.values() if p.domain_id == d.id]:
+        # leaves first: a project with children cannot be deleted
+        for p in sorted([p for p in self.projects.values() if p.domain_id == d.id],
+                        key=lambda p: -len(self._ancestry(p.id))):
             self.delete_project(p.id)
         for u in [u for u in self.users.values() if u.domain_id == d.id]:
             self.delete_user(u.id)
+        for g in [g for g in self.groups.values() if g.domain_id == d.id]:
+            self.delete_group(g.id)
         self.assignments = {a for a in self.assignments if a.domain_id != domain_id}
         del self.domains[domain_id]
 
     def create_project(self, body: dict) -> Project:
         self._checked(body, "project", create=True)
         name = body["name"]
-        domain_id = body.get("domain_id") or DEFAULT_DOMAIN_ID
+        parent_id = body.get("parent_id")
+        domain_id = body.get("domain_id")
+        if parent_id:
+            # resource/core.py: a child lives in its parent's domain
+            parent = self.get_project(parent_id)
+            if domain_id and domain_id != parent.domain_id:
+                raise BadRequest("Cannot create project, since it specifies its domain_id "
+                                 f"{domain_id}, but specifies a parent in a different domain "
+                                 f"({parent.domain_id}).", kind="ValidationError")
+            domain_id = parent.domain_id
+        domain_id = domain_id or DEFAULT_DOMAIN_ID
         self.get_domain(domain_id)
         self._unique("project", name,
                      [p for p in self.projects.values() if p.domain_id == domain_id])
         p = Project(new_id(), name, domain_id, body.get("description") or "",
-                    body.get("enabled", True))
+                    body.get("enabled", True), parent_id or None)
         self.projects[p.id] = p
         return p
 
@@ -242,8 +250,19 @@ class IdentityModel(TokenMixin, CredentialMixin):
             self.revoke_by(project_id=p.id)
         return p
 
+    def _ancestry(self, project_id: str) -> list[str]:
+        chain, p = [], self.projects.get(project_id)
+        while p is not None and p.parent_id:
+            chain.append(p.parent_id)
+            p = self.projects.get(p.parent_id)
+        return chain
+
     def delete_project(self, project_id: str) -> None:
         self.get_project(project_id)
+        if any(p.parent_id == project_id for p in self.projects.values()):
+            raise Forbidden(f"Cannot delete the project {project_id} since it is not a leaf in "
+                            "the hierarchy. Use the cascade option if you want to delete a "
+                            "whole subtree.", kind="ForbiddenNotSecurity")
         del self.projects[project_id]
         self.assignments = {a for a in self.assignments if a.project_id != project_id}
         self.drop_credentials(project_id=project_id)
@@ -302,7 +321,7 @@ class IdentityModel(TokenMixin, CredentialMixin):
     def delete_user(self, user_id: str) -> None:
         self.get_user(user_id)
         del self.users[user_id]
-        self.assignments = {a for a in self.assignments if a.user_id != user_id}
+        self.forget_actor(user_id=user_id)
         self.drop_credentials(user_id=user_id)
         self.revoke_by(user_id=user_id)
 
@@ -326,46 +345,6 @@ class IdentityModel(TokenMixin, CredentialMixin):
         self.get_role(role_id)
         del self.roles[role_id]
         self.assignments = {a for a in self.assignments if a.role_id != role_id}
-
-    # -- role assignments ----------------------------------------------------------------
-
-    def _assignment(self, role_id: str, user_id: str, project_id=None, domain_id=None):
-        self.get_role(role_id)
-        self.get_user(user_id)
-        if project_id is not None:
-            self.get_project(project_id)
-        if domain_id is not None:
-            self.get_domain(domain_id)
-        return Assignment(role_id, user_id, project_id, domain_id)
-
-    def grant(self, role_id: str, user_id: str, *, project_id=None, domain_id=None) -> None:
-        self.assignments.add(self._assignment(role_id, user_id, project_id, domain_id))
-
-    def has_grant(self, role_id: str, user_id: str, *, project_id=None, domain_id=None) -> bool:
-        a = self._assignment(role_id, user_id, project_id, domain_id)
-        if a not in self.assignments:
-            raise NotFound(f"Could not find role assignment with role: {role_id}, user or "
-                           f"group: {user_id}, project, domain, or system: "
-                           f"{project_id or domain_id}.", kind="RoleAssignmentNotFound")
-        return True
-
-    def revoke(self, role_id: str, user_id: str, *, project_id=None, domain_id=None) -> None:
-        self.has_grant(role_id, user_id, project_id=project_id, domain_id=domain_id)
-        self.assignments.discard(Assignment(role_id, user_id, project_id, domain_id))
-
-    def roles_for(self, user_id: str, *, project_id=None, domain_id=None) -> list[Role]:
-        return sorted((self.roles[a.role_id] for a in self.assignments
-                       if a.user_id == user_id and a.project_id == project_id
-                       and a.domain_id == domain_id and a.role_id in self.roles),
-                      key=lambda r: r.name)
-
-    def user_projects(self, user_id: str) -> list[Project]:
-        ids = {a.project_id for a in self.assignments if a.user_id == user_id and a.project_id}
-        return [p for p in self.projects.values() if p.id in ids]
-
-    def user_domains(self, user_id: str) -> list[Domain]:
-        ids = {a.domain_id for a in self.assignments if a.user_id == user_id and a.domain_id}
-        return [d for d in self.domains.values() if d.id in ids]
 
 
 def _password(body: dict) -> str | None:

@@ -50,7 +50,7 @@ def domain_view(rq: Rq, d: Domain) -> dict:
 
 def project_view(rq: Rq, p: Project) -> dict:
     return {"id": p.id, "name": p.name, "domain_id": p.domain_id, "description": p.description,
-            "enabled": p.enabled, "parent_id": p.domain_id, "is_domain": False,
+            "enabled": p.enabled, "parent_id": p.parent_id or p.domain_id, "is_domain": False,
             "links": _self_link(rq, "projects", p.id)}
 
 
@@ -308,69 +308,6 @@ def delete_role(rq: Rq) -> Reply:
     _admin(rq, "identity:delete_role")
     _model(rq).delete_role(rq.p("role_id"))
     return no_content()
-
-
-def _target(rq: Rq) -> dict:
-    if "pid" in rq.params:
-        return {"project_id": rq.p("pid")}
-    return {"domain_id": rq.p("domain_id")}
-
-
-def grant_role(rq: Rq) -> Reply:
-    _admin(rq, "identity:create_grant")
-    _model(rq).grant(rq.p("role_id"), rq.p("user_id"), **_target(rq))
-    return no_content()
-
-
-def check_grant(rq: Rq) -> Reply:
-    _admin(rq, "identity:check_grant")
-    _model(rq).has_grant(rq.p("role_id"), rq.p("user_id"), **_target(rq))
-    return no_content()
-
-
-def revoke_grant(rq: Rq) -> Reply:
-    _admin(rq, "identity:revoke_grant")
-    _model(rq).revoke(rq.p("role_id"), rq.p("user_id"), **_target(rq))
-    return no_content()
-
-
-def list_grants(rq: Rq) -> Reply:
-    _admin(rq, "identity:list_grants")
-    m = _model(rq)
-    m.get_user(rq.p("user_id"))
-    roles = m.roles_for(rq.p("user_id"), **_target(rq))
-    return ok({"roles": [role_view(rq, r) for r in roles], "links": _list_links(rq)})
-
-
-def list_role_assignments(rq: Rq) -> Reply:
-    m = _model(rq)
-    user_filter = rq.query.get("user.id")
-    if not (user_filter and user_filter == rq.auth.user_id):
-        _admin(rq, "identity:list_role_assignments")
-    names = "include_names" in rq.query
-    out = []
-    for a in sorted(m.assignments, key=lambda a: (a.user_id, a.project_id or "",
-                                                   a.domain_id or "", a.role_id)):
-        if ((user_filter and a.user_id != user_filter)
-                or (rq.query.get("role.id") and a.role_id != rq.query["role.id"])
-                or (rq.query.get("scope.project.id") and a.project_id != rq.query["scope.project.id"])
-                or (rq.query.get("scope.domain.id") and a.domain_id != rq.query["scope.domain.id"])):
-            continue
-        role, user = {"id": a.role_id}, {"id": a.user_id}
-        if a.project_id:
-            scope, link = {"project": {"id": a.project_id}}, f"projects/{a.project_id}"
-        else:
-            scope, link = {"domain": {"id": a.domain_id}}, f"domains/{a.domain_id}"
-        if names:
-            role["name"] = m.roles[a.role_id].name
-            user["name"] = m.users[a.user_id].name
-            key = "project" if a.project_id else "domain"
-            target = m.projects[a.project_id] if a.project_id else m.domains[a.domain_id]
-            scope[key]["name"] = target.name
-        out.append({"role": role, "user": user, "scope": scope,
-                    "links": {"assignment": f"{rq.base_url}/v3/{link}/users/{a.user_id}"
-                                            f"/roles/{a.role_id}"}})
-    return ok({"role_assignments": out, "links": _list_links(rq)})
 
 
 # ---- credentials and OS-EC2 ----------------------------------------------------------------
