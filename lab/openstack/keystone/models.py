@@ -1,6 +1,7 @@
 """Keystone's state and behaviour: domains, projects, users, roles, role assignments; tokens
-are in tokens.py (revocation events in revoke.py), credentials in credentials.py, the name
-rules in schema.py.
+are in tokens.py (revocation events in revoke.py), groups and grants in assignments.py,
+credentials in credentials.py, catalog administration in catalog.py, the name rules in
+schema.py.
 
 State changes that revoke tokens record an event as Keystone's notifications do: user disabled,
 deleted or given a new password; project disabled or deleted; domain disabled.
@@ -22,6 +23,7 @@ from ..errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from ..config import CloudConfig
 from . import schema
 from .assignments import Assignment, AssignmentMixin  # noqa: F401  (Assignment re-exported)
+from .catalog import CatalogMixin
 from .credentials import CredentialMixin
 from .tokens import TOKEN_TTL_S, Token, TokenMixin  # noqa: F401  (re-exported)
 
@@ -83,7 +85,7 @@ def _hash(salt: bytes, password: str) -> bytes:
     return hashlib.pbkdf2_hmac("sha256", password.encode(), salt, 1000)
 
 
-class IdentityModel(TokenMixin, CredentialMixin, AssignmentMixin):
+class IdentityModel(TokenMixin, CredentialMixin, AssignmentMixin, CatalogMixin):
     def __init__(self, config: CloudConfig):
         self.config = config
         self.domains: dict[str, Domain] = {}
@@ -93,6 +95,7 @@ class IdentityModel(TokenMixin, CredentialMixin, AssignmentMixin):
         self._init_assignments()
         self._init_tokens()
         self._init_credentials()
+        self._init_catalog(config.region)
         self._seed()
 
     # -- seed ----------------------------------------------------------------------------
@@ -266,6 +269,8 @@ class IdentityModel(TokenMixin, CredentialMixin, AssignmentMixin):
         del self.projects[project_id]
         self.assignments = {a for a in self.assignments if a.project_id != project_id}
         self.drop_credentials(project_id=project_id)
+        self.project_endpoints = {x for x in self.project_endpoints if x[0] != project_id}
+        self.project_groups = {x for x in self.project_groups if x[0] != project_id}
         self.revoke_by(project_id=project_id)
 
     def create_user(self, body: dict) -> User:

@@ -90,7 +90,7 @@ def token_view(rq: Rq, t: Token, *, catalog: bool = True) -> dict:
     if t.project_id or t.domain_id:
         body["roles"] = [{"id": r.id, "name": r.name} for r in m.token_roles(t)]
         if catalog:
-            body["catalog"] = rq.cloud.catalog(t.project_id)
+            body["catalog"] = _model(rq).catalog_for(t.project_id)
     return {"token": body}
 
 
@@ -150,7 +150,7 @@ def revoke_token(rq: Rq) -> Reply:
 def auth_catalog(rq: Rq) -> Reply:
     if rq.auth.project_id is None and rq.auth.domain_id is None:
         raise Unauthorized("The service catalog is empty.")
-    return ok({"catalog": rq.cloud.catalog(rq.auth.project_id), "links": _list_links(rq)})
+    return ok({"catalog": _model(rq).catalog_for(rq.auth.project_id), "links": _list_links(rq)})
 
 
 def auth_projects(rq: Rq) -> Reply:

@@ -1,6 +1,7 @@
 """Keystone v3's one route table."""
 from ..api import Route
 from . import assignment_responses as a
+from . import catalog_responses as c
 from . import responses as r
 
 ACTORS = ("users/{user_id}", "groups/{group_id}")
@@ -95,4 +96,35 @@ ROUTES: list[Route] = [
     Route("POST", "/v3/users/{user_id}/credentials/OS-EC2", r.create_ec2),
     Route("GET", "/v3/users/{user_id}/credentials/OS-EC2/{access}", r.get_ec2),
     Route("DELETE", "/v3/users/{user_id}/credentials/OS-EC2/{access}", r.delete_ec2),
+    # catalog administration
+    Route("GET", "/v3/regions", c.list_regions),
+    Route("POST", "/v3/regions", c.create_region),
+    Route("GET", "/v3/regions/{region_id}", c.get_region),
+    Route("PUT", "/v3/regions/{region_id}", c.create_region_with_id),
+    Route("PATCH", "/v3/regions/{region_id}", c.update_region),
+    Route("DELETE", "/v3/regions/{region_id}", c.delete_region),
+    Route("GET", "/v3/services", c.list_services),
+    Route("POST", "/v3/services", c.create_service),
+    Route("GET", "/v3/services/{service_id}", c.get_service),
+    Route("PATCH", "/v3/services/{service_id}", c.update_service),
+    Route("DELETE", "/v3/services/{service_id}", c.delete_service),
+    Route("GET", "/v3/endpoints", c.list_endpoints),
+    Route("POST", "/v3/endpoints", c.create_endpoint),
+    Route("GET", "/v3/endpoints/{endpoint_id}", c.get_endpoint),
+    Route("PATCH", "/v3/endpoints/{endpoint_id}", c.update_endpoint),
+    Route("DELETE", "/v3/endpoints/{endpoint_id}", c.delete_endpoint),
+    Route("GET", "/v3/OS-EP-FILTER/endpoint_groups", c.list_endpoint_groups),
+    Route("POST", "/v3/OS-EP-FILTER/endpoint_groups", c.create_endpoint_group),
+    Route("GET", "/v3/OS-EP-FILTER/endpoint_groups/{group_id}", c.get_endpoint_group),
+    Route("PATCH", "/v3/OS-EP-FILTER/endpoint_groups/{group_id}", c.update_endpoint_group),
+    Route("DELETE", "/v3/OS-EP-FILTER/endpoint_groups/{group_id}", c.delete_endpoint_group),
+    Route("GET", "/v3/OS-EP-FILTER/endpoint_groups/{group_id}/endpoints", c.group_endpoints),
+    Route("PUT", "/v3/OS-EP-FILTER/endpoint_groups/{group_id}/projects/{pid}", c.associate),
+    Route("HEAD", "/v3/OS-EP-FILTER/endpoint_groups/{group_id}/projects/{pid}",
+          c.check_association),
+    Route("DELETE", "/v3/OS-EP-FILTER/endpoint_groups/{group_id}/projects/{pid}", c.dissociate),
+    Route("GET", "/v3/OS-EP-FILTER/projects/{pid}/endpoints", c.project_endpoints),
+    Route("PUT", "/v3/OS-EP-FILTER/projects/{pid}/endpoints/{endpoint_id}", c.associate),
+    Route("HEAD", "/v3/OS-EP-FILTER/projects/{pid}/endpoints/{endpoint_id}", c.check_association),
+    Route("DELETE", "/v3/OS-EP-FILTER/projects/{pid}/endpoints/{endpoint_id}", c.dissociate),
 ]
