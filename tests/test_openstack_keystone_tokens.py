@@ -284,3 +284,42 @@ def test_roles_through_groups_and_inheritance_count_and_their_removal_revokes(te
     assert conn.session.delete(path).status_code == 204
     assert tenant.validate(token) == 404
     assert service_statuses(sess, token) == dict.fromkeys(SERVICE_LISTS, 401)
+
+
+def test_expiry_ends_a_token_and_its_rescopes_in_the_model(tmp_path, monkeypatch):
+    """Expiry needs an hour of waiting on a live cloud, so the model's clock is moved instead:
+    at expires_at a token and every token re-scoped from it (same expiry) stop validating, for
+    Keystone's GET (404) and for every service (401), and cannot be re-scoped again."""
+    from lab.openstack import errors
+    from lab.openstack.config import CloudConfig, Credentials
+    from lab.openstack.keystone import revoke, tokens
+    from lab.openstack.keystone.models import IdentityModel
+
+    config = CloudConfig(cloud="pike", release="pike", address="127.0.0.1", data_dir=tmp_path,
+                         admin=Credentials("admin", "pw-a", "admin"),
+                         tenant=Credentials("tenant", "pw-t", "Vancouver-OP"))
+    model = IdentityModel(config)
+    now = [1_000_000.0]
+    monkeypatch.setattr(tokens, "_clock", lambda: now[0])
+    password = {"identity": {"methods": ["password"], "password": {"user": {
+        "name": "tenant", "password": "pw-t", "domain": {"id": "default"}}}}}
+    first_id, first = model.authenticate(password)          # default project scope
+    now[0] += 1800
+    child_id, child = model.authenticate({"identity": {"methods": ["token"],
+                                                       "token": {"id": first_id}}})
+    assert child.expires_at == first.expires_at == int(1_000_000 + tokens.TOKEN_TTL_S)
+    assert model.validate(child_id).project_name == "Vancouver-OP"
+    now[0] = first.expires_at
+    for token_id in (first_id, child_id):
+        with pytest.raises(errors.NotFound):
+            model.token(token_id)
+        with pytest.raises(errors.Unauthorized):
+            model.validate(token_id)
+    with pytest.raises(errors.Unauthorized):
+        model.authenticate({"identity": {"methods": ["token"], "token": {"id": child_id}}})
+    # events older than a token lifetime are forgotten: nothing they match is alive
+    model.revoke_by(user_id="nobody")
+    now[0] += tokens.TOKEN_TTL_S + 1
+    model.revoke_by(user_id="nobody-else")
+    assert [e.user_id for e in model.revocations.events] == ["nobody-else"]
+    assert isinstance(model.revocations.events[0], revoke.RevokeEvent)

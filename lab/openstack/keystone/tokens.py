@@ -21,6 +21,7 @@ from .revoke import RevocationList, RevokeEvent, TokenValues
 
 TOKEN_TTL_S = 3600.0                 # Keystone's default [token] expiration
 UNAUTHENTICATED = "The request you have made requires authentication."
+_clock = time.time                   # epoch seconds; tests move it to reach expiry
 
 
 @dataclass
@@ -48,7 +49,7 @@ class TokenMixin:
     # -- revocation events (called by the identity model when state changes) --------------
 
     def revoke_by(self, **fields) -> None:
-        self.revocations.add(RevokeEvent(issued_before=time.time(), **fields))
+        self.revocations.add(RevokeEvent(issued_before=_clock(), **fields))
 
     # -- issue ---------------------------------------------------------------------------
 
@@ -62,7 +63,7 @@ class TokenMixin:
         methods = identity.get("methods")
         if not isinstance(methods, list) or not methods:
             raise _malformed("methods")
-        now = time.time()
+        now = _clock()
         if methods == ["password"]:
             user = self._password_user(identity.get("password"))
             # Keystone trims the expiry to the second (providers/common.py default_expire_time)
@@ -179,7 +180,7 @@ class TokenMixin:
         t = self.tokens.get(token_id)
         if t is None:
             raise InvalidToken("unknown token")
-        if t.expires_at <= time.time():
+        if t.expires_at <= _clock():
             raise InvalidToken("expired")
         user = self.users.get(t.user_id)
         if user is None:
