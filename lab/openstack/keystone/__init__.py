@@ -16,4 +16,6 @@ class KeystoneService(Service):
 
 
 def make_service(cloud: Cloud) -> KeystoneService:
-    return KeystoneService(cloud, IdentityModel(cloud.config))
+    model = IdentityModel(cloud.config)
+    model.builtin = cloud.catalog      # the services the cloud runs head the catalog
+    return KeystoneService(cloud, model)

@@ -5,6 +5,7 @@ a user may read itself, list its own projects and validate its own tokens.
 """
 from ..errors import BadRequest, Forbidden, NotFound, Unauthorized
 from ..api import Reply, Rq, created, no_content, ok
+from .credentials import Credential
 from .models import Domain, IdentityModel, Project, Role, Token, User, iso
 
 
@@ -49,7 +50,7 @@ def domain_view(rq: Rq, d: Domain) -> dict:
 
 def project_view(rq: Rq, p: Project) -> dict:
     return {"id": p.id, "name": p.name, "domain_id": p.domain_id, "description": p.description,
-            "enabled": p.enabled, "parent_id": p.domain_id, "is_domain": False,
+            "enabled": p.enabled, "parent_id": p.parent_id or p.domain_id, "is_domain": False,
             "links": _self_link(rq, "projects", p.id)}
 
 
@@ -89,7 +90,7 @@ def token_view(rq: Rq, t: Token, *, catalog: bool = True) -> dict:
     if t.project_id or t.domain_id:
         body["roles"] = [{"id": r.id, "name": r.name} for r in m.token_roles(t)]
         if catalog:
-            body["catalog"] = rq.cloud.catalog(t.project_id)
+            body["catalog"] = _model(rq).catalog_for(t.project_id)
     return {"token": body}
 
 
@@ -149,7 +150,7 @@ def revoke_token(rq: Rq) -> Reply:
 def auth_catalog(rq: Rq) -> Reply:
     if rq.auth.project_id is None and rq.auth.domain_id is None:
         raise Unauthorized("The service catalog is empty.")
-    return ok({"catalog": rq.cloud.catalog(rq.auth.project_id), "links": _list_links(rq)})
+    return ok({"catalog": _model(rq).catalog_for(rq.auth.project_id), "links": _list_links(rq)})
 
 
 def auth_projects(rq: Rq) -> Reply:
@@ -253,6 +254,16 @@ def update_user(rq: Rq) -> Reply:
                                                            rq.json_object("user")))})
 
 
+def change_password(rq: Rq) -> Reply:
+    """POST /v3/users/{user_id}/password: the user itself (policy admin_or_owner)."""
+    uid = rq.p("user_id")
+    if uid != rq.auth.user_id:
+        _admin(rq, "identity:change_password")
+    body = rq.json_object("user")
+    _model(rq).change_password(uid, body.get("original_password"), body.get("password"))
+    return no_content()
+
+
 def delete_user(rq: Rq) -> Reply:
     _admin(rq, "identity:delete_user")
     _model(rq).delete_user(rq.p("user_id"))
@@ -287,70 +298,90 @@ def create_role(rq: Rq) -> Reply:
     return created({"role": role_view(rq, _model(rq).create_role(rq.json_object("role")))})
 
 
+def update_role(rq: Rq) -> Reply:
+    _admin(rq, "identity:update_role")
+    r = _model(rq).update_role(rq.p("role_id"), rq.json_object("role"))
+    return ok({"role": role_view(rq, r)})
+
+
 def delete_role(rq: Rq) -> Reply:
     _admin(rq, "identity:delete_role")
     _model(rq).delete_role(rq.p("role_id"))
     return no_content()
 
 
-def _target(rq: Rq) -> dict:
-    if "pid" in rq.params:
-        return {"project_id": rq.p("pid")}
-    return {"domain_id": rq.p("domain_id")}
+# ---- credentials and OS-EC2 ----------------------------------------------------------------
+
+def credential_view(rq: Rq, c: Credential) -> dict:
+    return {"id": c.id, "user_id": c.user_id, "project_id": c.project_id, "type": c.type,
+            "blob": c.blob, "links": _self_link(rq, "credentials", c.id)}
 
 
-def grant_role(rq: Rq) -> Reply:
-    _admin(rq, "identity:create_grant")
-    _model(rq).grant(rq.p("role_id"), rq.p("user_id"), **_target(rq))
+def ec2_view(rq: Rq, c: Credential) -> dict:
+    blob = c.ec2()
+    return {"user_id": c.user_id, "tenant_id": c.project_id, "access": blob.get("access"),
+            "secret": blob.get("secret"), "trust_id": blob.get("trust_id"),
+            "links": _self_link(rq, "users", c.user_id, "credentials", "OS-EC2",
+                                str(blob.get("access")))}
+
+
+def list_credentials(rq: Rq) -> Reply:
+    _admin(rq, "identity:list_credentials")
+    creds = _model(rq).list_credentials(rq.query.get("user_id"), rq.query.get("type"))
+    return ok({"credentials": [credential_view(rq, c) for c in creds], "links": _list_links(rq)})
+
+
+def create_credential(rq: Rq) -> Reply:
+    _admin(rq, "identity:create_credential")
+    c = _model(rq).create_credential(rq.json_object("credential"))
+    return created({"credential": credential_view(rq, c)})
+
+
+def get_credential(rq: Rq) -> Reply:
+    _admin(rq, "identity:get_credential")
+    return ok({"credential": credential_view(rq, _model(rq).get_credential(rq.p("cred_id")))})
+
+
+def update_credential(rq: Rq) -> Reply:
+    _admin(rq, "identity:update_credential")
+    c = _model(rq).update_credential(rq.p("cred_id"), rq.json_object("credential"))
+    return ok({"credential": credential_view(rq, c)})
+
+
+def delete_credential(rq: Rq) -> Reply:
+    _admin(rq, "identity:delete_credential")
+    _model(rq).delete_credential(rq.p("cred_id"))
     return no_content()
 
 
-def check_grant(rq: Rq) -> Reply:
-    _admin(rq, "identity:check_grant")
-    _model(rq).has_grant(rq.p("role_id"), rq.p("user_id"), **_target(rq))
-    return no_content()
+def _ec2_owner(rq: Rq, action: str) -> str:
+    """Policy admin_or_owner of the OS-EC2 calls: the user itself or an admin."""
+    uid = rq.p("user_id")
+    if uid != rq.auth.user_id:
+        _admin(rq, f"identity:{action}")
+    return uid
 
 
-def revoke_grant(rq: Rq) -> Reply:
-    _admin(rq, "identity:revoke_grant")
-    _model(rq).revoke(rq.p("role_id"), rq.p("user_id"), **_target(rq))
-    return no_content()
+def create_ec2(rq: Rq) -> Reply:
+    uid = _ec2_owner(rq, "ec2_create_credential")
+    c = _model(rq).create_ec2(uid, rq.json_object().get("tenant_id"))
+    return created({"credential": ec2_view(rq, c)})
 
 
-def list_grants(rq: Rq) -> Reply:
-    _admin(rq, "identity:list_grants")
+def list_ec2(rq: Rq) -> Reply:
+    uid = _ec2_owner(rq, "ec2_list_credentials")
     m = _model(rq)
-    m.get_user(rq.p("user_id"))
-    roles = m.roles_for(rq.p("user_id"), **_target(rq))
-    return ok({"roles": [role_view(rq, r) for r in roles], "links": _list_links(rq)})
+    m.get_user(uid)
+    return ok({"credentials": [ec2_view(rq, c) for c in m.list_credentials(uid, "ec2")],
+               "links": _list_links(rq)})
 
 
-def list_role_assignments(rq: Rq) -> Reply:
-    m = _model(rq)
-    user_filter = rq.query.get("user.id")
-    if not (user_filter and user_filter == rq.auth.user_id):
-        _admin(rq, "identity:list_role_assignments")
-    names = "include_names" in rq.query
-    out = []
-    for a in sorted(m.assignments, key=lambda a: (a.user_id, a.project_id or "",
-                                                   a.domain_id or "", a.role_id)):
-        if ((user_filter and a.user_id != user_filter)
-                or (rq.query.get("role.id") and a.role_id != rq.query["role.id"])
-                or (rq.query.get("scope.project.id") and a.project_id != rq.query["scope.project.id"])
-                or (rq.query.get("scope.domain.id") and a.domain_id != rq.query["scope.domain.id"])):
-            continue
-        role, user = {"id": a.role_id}, {"id": a.user_id}
-        if a.project_id:
-            scope, link = {"project": {"id": a.project_id}}, f"projects/{a.project_id}"
-        else:
-            scope, link = {"domain": {"id": a.domain_id}}, f"domains/{a.domain_id}"
-        if names:
-            role["name"] = m.roles[a.role_id].name
-            user["name"] = m.users[a.user_id].name
-            key = "project" if a.project_id else "domain"
-            target = m.projects[a.project_id] if a.project_id else m.domains[a.domain_id]
-            scope[key]["name"] = target.name
-        out.append({"role": role, "user": user, "scope": scope,
-                    "links": {"assignment": f"{rq.base_url}/v3/{link}/users/{a.user_id}"
-                                            f"/roles/{a.role_id}"}})
-    return ok({"role_assignments": out, "links": _list_links(rq)})
+def get_ec2(rq: Rq) -> Reply:
+    uid = _ec2_owner(rq, "ec2_get_credential")
+    return ok({"credential": ec2_view(rq, _model(rq).get_ec2(uid, rq.p("access")))})
+
+
+def delete_ec2(rq: Rq) -> Reply:
+    uid = _ec2_owner(rq, "ec2_delete_credential")
+    _model(rq).delete_ec2(uid, rq.p("access"))
+    return no_content()
