@@ -8,7 +8,13 @@ from ..models import Volume
 from .helpers import _caller, _flag, _link, _model, _page, _sorted
 
 
-def volume_view(rq: Rq, v: Volume) -> dict:
+def volume_view(rq: Rq, v: Volume, *, extensions: bool = True) -> dict:
+    """Cinder's volume `detail` view (api/v2/views/volumes.py + the v3 additions).
+
+    extensions: show and detail-list answers also carry what Cinder's API extensions add
+    there (os-vol-tenant-attr for the owner and admins, os-vol-host-attr and
+    os-vol-mig-status-attr for admins, volume_image_metadata); create and update answers do
+    not (Tempest's create_volume/update_volume schemas forbid them)."""
     model = _model(rq)
     vt = model.volume_type_of(v)
     admin = rq.auth.is_admin
@@ -25,14 +31,18 @@ def volume_view(rq: Rq, v: Volume) -> dict:
                          "server_id": a.instance_uuid, "host_name": a.attached_host,
                          "device": a.mountpoint, "attached_at": a.attached_at}
                         for a in v.attachments],
-        "os-vol-tenant-attr:tenant_id": v.project_id,
     }
-    if admin:
-        view["os-vol-host-attr:host"] = v.host
-        view["os-vol-mig-status-attr:migstat"] = v.migration_status
-        view["os-vol-mig-status-attr:name_id"] = v.name_id
-    if v.image_metadata is not None:
-        view["volume_image_metadata"] = dict(v.image_metadata)
+    if admin:   # the base view's admin-only key, on every answer
+        view["migration_status"] = v.migration_status
+    if extensions:
+        if admin or v.project_id == rq.auth.project_id:
+            view["os-vol-tenant-attr:tenant_id"] = v.project_id
+        if admin:
+            view["os-vol-host-attr:host"] = v.host
+            view["os-vol-mig-status-attr:migstat"] = v.migration_status
+            view["os-vol-mig-status-attr:name_id"] = v.name_id
+        if v.image_metadata is not None:
+            view["volume_image_metadata"] = dict(v.image_metadata)
     if rq.at_least("3.13"):
         view["group_id"] = None
     if rq.at_least("3.21") and admin:
@@ -100,7 +110,7 @@ def create_volume(rq: Rq) -> Reply:
         snapshot_id=body.get("snapshot_id"), source_volid=body.get("source_volid"),
         metadata=body.get("metadata"), availability_zone=body.get("availability_zone"),
         multiattach=bool(body.get("multiattach", False)))
-    return accepted({"volume": volume_view(rq, vol)})
+    return accepted({"volume": volume_view(rq, vol, extensions=False)})
 
 
 def show_volume(rq: Rq) -> Reply:
@@ -113,7 +123,7 @@ def update_volume(rq: Rq) -> Reply:
         _caller(rq), rq.p("volume_id"), name=body.get("name", body.get("display_name")),
         description=body.get("description", body.get("display_description")),
         metadata=body.get("metadata"))
-    return ok({"volume": volume_view(rq, vol)})
+    return ok({"volume": volume_view(rq, vol, extensions=False)})
 
 
 def delete_volume(rq: Rq) -> Reply:
