@@ -138,14 +138,32 @@ class OwnLab:
         self._lab("down", timeout=120)
 
 
-def ensure_reader_role(target_dir: Path, cloud: str) -> None:
-    """Creates Keystone's `reader` role if the cloud lacks it (Tempest 47's project_reader)."""
+IMAGE_NAME = "tempest-conformance-raw"
+
+
+def prepare_cloud(target_dir: Path, cloud: str) -> dict:
+    """Creates what Tempest needs on the cloud and returns the tempest.conf values it names:
+    Keystone's `reader` role if missing (Tempest 47's project_reader credentials), a public
+    1 MiB raw image for the volume-from-image tests ([compute] image_ref) and the smallest
+    flavor ([compute] flavor_ref)."""
     import yaml
     entry = yaml.safe_load((target_dir / "target.yaml").read_text())["openstack"]["clouds"][cloud]
     conn = _connect(target_dir, entry["admin_cloud"])
-    if conn.identity.find_role("reader") is None:
-        conn.identity.create_role(name="reader")
-    conn.close()
+    try:
+        if conn.identity.find_role("reader") is None:
+            conn.identity.create_role(name="reader")
+        image = conn.image.find_image(IMAGE_NAME)
+        if image is None:
+            image = conn.image.create_image(name=IMAGE_NAME, disk_format="raw",
+                                            container_format="bare", visibility="public",
+                                            data=b"\0" * (1 << 20))
+        flavors = sorted(conn.compute.flavors(), key=lambda f: (f.ram, f.disk, f.id))
+        extra = {"compute": {"image_ref": image.id, "image_ref_alt": image.id}}
+        if flavors:
+            extra["compute"].update(flavor_ref=flavors[0].id, flavor_ref_alt=flavors[0].id)
+        return extra
+    finally:
+        conn.close()
 
 
 def _connect(target_dir: Path, cloud: str):
@@ -174,9 +192,9 @@ def run_profile(venv: Path, target_dir: Path, cloud: str, suite: str, workdir: P
         r = tempest(venv, workspace.parent, "tempest", "init", workspace.name)
         if r.returncode != 0:
             raise SystemExit(f"conformance: tempest init {workspace} failed: {r.stdout[-300:]}")
+    extra = prepare_cloud(target_dir, cloud)
     write_conf(target_dir, cloud, workspace / "etc" / "tempest.conf",
-               log_dir=workspace / "logs")
-    ensure_reader_role(target_dir, cloud)
+               log_dir=workspace / "logs", extra=extra)
     import yaml
     release = yaml.safe_load((target_dir / "target.yaml").read_text()
                              )["openstack"]["clouds"][cloud]["release"]

@@ -39,8 +39,9 @@ def _load(target_dir: Path, cloud: str) -> tuple[dict, dict, str]:
     return admin, entry, entry["release"]
 
 
-def tempest_conf(target_dir: Path, cloud: str, *, log_dir: Path | None = None
-                 ) -> configparser.ConfigParser:
+def tempest_conf(target_dir: Path, cloud: str, *, log_dir: Path | None = None,
+                 extra: dict | None = None) -> configparser.ConfigParser:
+    """extra: {section: {option: value}} the job found on the cloud (image_ref, ...)."""
     admin, entry, release = _load(Path(target_dir), cloud)
     auth = admin["auth"]
     cinder_max, nova_max = MAX_MICROVERSIONS[release]
@@ -101,11 +102,14 @@ def tempest_conf(target_dir: Path, cloud: str, *, log_dir: Path | None = None
     c["network"] = {"catalog_type": "network", "region": region}
     c["network-feature-enabled"] = {"api_extensions": "", "ipv6": "false"}
     c["validation"] = {"run_validation": "false"}
+    for section, values in (extra or {}).items():
+        c[section].update(values)
     return c
 
 
-def write_conf(target_dir: Path, cloud: str, path: Path, *, log_dir: Path | None = None) -> None:
-    conf = tempest_conf(target_dir, cloud, log_dir=log_dir)
+def write_conf(target_dir: Path, cloud: str, path: Path, *, log_dir: Path | None = None,
+               extra: dict | None = None) -> None:
+    conf = tempest_conf(target_dir, cloud, log_dir=log_dir, extra=extra)
     with open(path, "w") as f:
         conf.write(f)
 

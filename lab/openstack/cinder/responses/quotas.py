@@ -22,6 +22,15 @@ def update_quota(rq: Rq) -> Reply:
     return ok({"quota_set": _model(rq).update_quota(_caller(rq), rq.p("target_id"), values)})
 
 
+def delete_quota(rq: Rq) -> Reply:
+    """Back to the defaults (Cinder: the project's quota rows are destroyed)."""
+    rq.require_admin("volume_extension:quotas:delete")
+    project = rq.p("target_id")
+    defaults = _model(rq).get_quota(Caller(project, rq.auth.user_id, True), "\0defaults")
+    _model(rq).update_quota(_caller(rq), project, dict(defaults))
+    return ok()
+
+
 def limits(rq: Rq) -> Reply:
     q = _model(rq).get_quota(_caller(rq), rq.auth.project_id, usage=True)
     return ok({"limits": {"rate": [], "absolute": {

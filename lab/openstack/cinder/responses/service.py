@@ -19,7 +19,12 @@ def services(rq: Rq) -> Reply:
     rows += [("cinder-volume", f"{model.host}@{name}") for name in model.drivers]
     binary, host = rq.query.get("binary"), rq.query.get("host")
     return ok({"services": [_service_view(rq, b, h) for b, h in rows
-                            if binary in (None, b) and host in (None, h)]})
+                            if binary in (None, b) and _on_host(h, host)]})
+
+
+def _on_host(service_host: str, wanted: str | None) -> bool:
+    """Cinder's host filter matches the host itself and each `host@backend` on it."""
+    return wanted is None or service_host == wanted or service_host.startswith(wanted + "@")
 
 
 def _service_view(rq: Rq, binary: str, host: str) -> dict:

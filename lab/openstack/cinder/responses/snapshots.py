@@ -1,4 +1,5 @@
 """Snapshots: the snapshot view, list (plain and detail), create, show, update, delete."""
+from ... import errors
 from ...api import Reply, Rq, accepted, ok
 from ..models import Snapshot
 from .helpers import _caller, _flag, _model, _page, _sorted
@@ -24,7 +25,7 @@ def _snapshot_list(rq: Rq, detail: bool) -> Reply:
     filters = {k: rq.query[k] for k in ("name", "status", "volume_id") if k in rq.query}
     snaps = _model(rq).list_snapshots(_caller(rq), all_tenants=_flag(rq.query, "all_tenants"),
                                       filters=filters)
-    page, links = _page(rq, _sorted(rq, snaps), "snapshots")
+    page, links = _page(rq, _sorted(rq, snaps), "snapshots/detail" if detail else "snapshots")
     if detail:
         body = {"snapshots": [snapshot_view(rq, s) for s in page]}
     else:
@@ -44,6 +45,10 @@ def list_snapshots_detail(rq: Rq) -> Reply:
 
 def create_snapshot(rq: Rq) -> Reply:
     body = rq.json_object("snapshot")
+    if "volume_id" in body and body["volume_id"] is None:
+        # Cinder looks the volume up by the id given: a null id is a volume not found (404);
+        # only a missing key is the 400 "'volume_id' must be specified".
+        raise errors.NotFound("Volume None could not be found.", kind="VolumeNotFound")
     s = _model(rq).create_snapshot(
         _caller(rq), body.get("volume_id"), name=body.get("name", body.get("display_name")),
         description=body.get("description", body.get("display_description")),
