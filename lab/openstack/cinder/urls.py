@@ -1,4 +1,5 @@
-"""Cinder v3's one route table: version documents, then /v3/{project_id}/... resources."""
+"""Cinder's one route table: version documents, then /v3/{project_id}/... resources (and the
+same resources under /v2/{project_id}, minus those that need a microversion)."""
 from ..api import Route
 from .responses import (admin_views, attachments, metadata, quotas, service, snapshot_actions,
                         snapshots, volume_actions, volume_types, volumes)
@@ -13,6 +14,7 @@ METADATA = (("GET", "", metadata.show_metadata), ("POST", "", metadata.create_me
 ROUTES: list[Route] = [
     Route("GET", "/", service.root, public=True),
     Route("GET", "/v3", service.v3_root, public=True),
+    Route("GET", "/v2", service.v2_root, public=True),
     # volumes ("detail" is declared before {volume_id} so it is not read as an id)
     Route("GET", "/v3/{project_id}/volumes", volumes.list_volumes),
     Route("GET", "/v3/{project_id}/volumes/detail", volumes.list_volumes_detail),
@@ -87,6 +89,7 @@ ROUTES: list[Route] = [
     Route("GET", "/v3/{project_id}/os-quota-sets/{target_id}/defaults", quotas.quota_defaults),
     Route("GET", "/v3/{project_id}/limits", quotas.limits),
     Route("GET", "/v3/{project_id}/os-services", service.services),
+    Route("PUT", "/v3/{project_id}/os-services/{action}", service.service_action),
     Route("GET", "/v3/{project_id}/os-availability-zone", service.availability_zones),
     Route("GET", "/v3/{project_id}/extensions", admin_views.extensions),
     Route("GET", "/v3/{project_id}/os-hosts", admin_views.list_hosts),
@@ -94,3 +97,9 @@ ROUTES: list[Route] = [
     Route("GET", "/v3/{project_id}/scheduler-stats/get_pools", admin_views.get_pools),
     Route("GET", "/v3/{project_id}/capabilities/{host}", admin_views.capabilities),
 ]
+
+
+# Cinder v2 is the v3 API without microversions (the /v3 microversion middleware does not
+# apply to it): every v3 resource that needs no microversion, under /v2/{project_id}.
+ROUTES += [Route(r.method, "/v2" + r.path[3:], r.handler)
+           for r in list(ROUTES) if r.path.startswith("/v3/{project_id}") and not r.min_version]

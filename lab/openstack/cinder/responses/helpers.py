@@ -25,8 +25,14 @@ def _caller(rq: Rq) -> Caller:
                   is_admin=rq.auth.is_admin)
 
 
+def _api(rq: Rq) -> str:
+    """The API version segment the request used: "v3" or "v2"."""
+    return "v2" if rq.path.startswith("/v2/") else "v3"
+
+
 def _link(rq: Rq, kind: str, obj_id: str) -> list:
-    return [{"rel": "self", "href": f"{rq.base_url}/v3/{rq.auth.project_id}/{kind}/{obj_id}"},
+    return [{"rel": "self",
+             "href": f"{rq.base_url}/{_api(rq)}/{rq.auth.project_id}/{kind}/{obj_id}"},
             {"rel": "bookmark", "href": f"{rq.base_url}/{rq.auth.project_id}/{kind}/{obj_id}"}]
 
 
@@ -69,7 +75,7 @@ def _page(rq: Rq, items: list, kind: str) -> tuple[list, list | None]:
     if more and page:
         params = [(k, v) for k, v in rq.query.items() if k != "marker"]
         params.append(("marker", page[-1].id))
-        links = [{"rel": "next", "href": f"{rq.base_url}/v3/{rq.auth.project_id}/{kind}?"
+        links = [{"rel": "next", "href": f"{rq.base_url}/{_api(rq)}/{rq.auth.project_id}/{kind}?"
                                          + urlencode(params)}]
     return page, links
 

@@ -34,6 +34,8 @@ def _update_status(rq: Rq, snapshot_id: str, args: dict) -> Reply:
             raise errors.BadRequest(f"Provided snapshot status {status} not allowed for "
                                     f"snapshot with status {s.status}.")
         s.status = status
+        if "progress" in args:
+            s.progress = str(args["progress"])
     return accepted()
 
 

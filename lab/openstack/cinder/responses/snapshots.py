@@ -17,7 +17,7 @@ def snapshot_view(rq: Rq, s: Snapshot, *, extensions: bool = True) -> dict:
     if extensions and (rq.auth.is_admin or s.project_id == rq.auth.project_id):
         view["os-extended-snapshot-attributes:project_id"] = s.project_id
         view["os-extended-snapshot-attributes:progress"] = \
-            "100%" if s.status == "available" else "0%"
+            s.progress or ("100%" if s.status == "available" else "0%")
     return view
 
 
