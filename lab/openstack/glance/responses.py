@@ -187,3 +187,28 @@ async def download(rq: Rq):
             await resp.write(chunk)
     await resp.write_eof()
     return resp
+
+
+# ---- actions (Glance v2.3+: images/{id}/actions/deactivate|reactivate) -------------------
+
+def _set_active(rq: Rq, action: str, to: str) -> Reply:
+    """Glance's image actions: only an admin (policy deactivate/reactivate = role:admin in
+    the releases' policy.json), only between `active` and `deactivated` (403 otherwise);
+    204 with no body."""
+    from ..errors import Forbidden
+    image = _image(rq)
+    if not rq.auth.is_admin:
+        raise Forbidden(f"You are not authorized to {action} this image.")
+    if image.status not in ("active", "deactivated"):
+        raise Forbidden(f"Not allowed to {action} image in status '{image.status}'")
+    image.status = to   # the model's handlers run on the event loop: no lock needed
+    image.touch()
+    return no_content()
+
+
+def deactivate(rq: Rq) -> Reply:
+    return _set_active(rq, "deactivate", "deactivated")
+
+
+def reactivate(rq: Rq) -> Reply:
+    return _set_active(rq, "reactivate", "active")
