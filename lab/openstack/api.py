@@ -126,23 +126,24 @@ def no_content(headers: dict | None = None) -> Reply:
 
 
 def paginate(items: list, query, *, key: str = "id", default_limit: int = 1000,
-             full_page_has_more: bool = False):
-    """(page, more) for ?limit=&marker=&offset=: the items after the one whose `key` is the
-    marker, then `offset` more skipped (Cinder and Glance read offset after the marker).
+             full_page_has_more: bool = False, offset: bool = False):
+    """(page, more) for ?limit=&marker= (and ?offset= where the service has it, `offset`:
+    Cinder skips that many more items after the marker): the items after the one whose
+    `key` is the marker.
     more: items remain after the page; with full_page_has_more, also when the page is full
     (Cinder's and Nova's _get_collection_links: a `next` link whenever len(page) == limit,
     even on the last page). Raises errors.BadRequest for a bad limit or offset and
     LookupError for an unknown marker (each service answers that its own way)."""
     marker = query.get("marker")
     limit = _non_negative(query.get("limit"), "limit", default_limit)
-    offset = _non_negative(query.get("offset"), "offset", 0)
+    skip = _non_negative(query.get("offset"), "offset", 0) if offset else 0
     start = 0
     if marker:
         ids = [i[key] if isinstance(i, dict) else getattr(i, key) for i in items]
         if marker not in ids:
             raise LookupError(marker)
         start = ids.index(marker) + 1
-    start += offset
+    start += skip
     page = items[start:start + limit]
     more = start + limit < len(items) or (full_page_has_more and 0 < limit == len(page))
     return page, more

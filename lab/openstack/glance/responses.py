@@ -84,7 +84,7 @@ def list_images(rq: Rq) -> Reply:
         images.sort(key=lambda i: (getattr(i, sort_key) is None, getattr(i, sort_key) or ""),
                     reverse=sort_dir == "desc")
     try:
-        page, more = paginate(images, rq.query, default_limit=25)
+        page, more = paginate(images, rq.query, default_limit=25, full_page_has_more=True)
     except LookupError:
         raise BadRequest(f"Invalid marker. Image {rq.query.get('marker')} could not be "
                          "found.") from None

@@ -67,7 +67,7 @@ def _sorted(rq: Rq, items: list) -> list:
 
 def _page(rq: Rq, items: list, kind: str) -> tuple[list, list | None]:
     try:
-        page, more = paginate(items, rq.query, full_page_has_more=True)
+        page, more = paginate(items, rq.query, full_page_has_more=True, offset=True)
     except LookupError:
         raise errors.NotFound(f"Marker {rq.query.get('marker')} could not be found.",
                               kind="MarkerNotFound") from None
