@@ -32,7 +32,12 @@ def delete_quota(rq: Rq) -> Reply:
 
 
 def limits(rq: Rq) -> Reply:
-    q = _model(rq).get_quota(_caller(rq), rq.auth.project_id, usage=True)
+    """3.39: an admin may ask for another project's limits with ?project_id= (ignored
+    below 3.39, as by Cinder)."""
+    project = rq.auth.project_id
+    if rq.at_least("3.39") and rq.query.get("project_id") and rq.auth.is_admin:
+        project = rq.query["project_id"]
+    q = _model(rq).get_quota(_caller(rq), project, usage=True)
     return ok({"limits": {"rate": [], "absolute": {
         "maxTotalVolumes": q["volumes"]["limit"], "maxTotalSnapshots": q["snapshots"]["limit"],
         "maxTotalVolumeGigabytes": q["gigabytes"]["limit"],

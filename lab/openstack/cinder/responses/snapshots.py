@@ -3,6 +3,7 @@ from ... import errors
 from ...api import Reply, Rq, accepted, ok
 from ..models import Snapshot
 from .helpers import _caller, _flag, _model, _page, _sorted
+from .volumes import _dict_filter
 
 
 def snapshot_view(rq: Rq, s: Snapshot, *, extensions: bool = True) -> dict:
@@ -25,6 +26,9 @@ def _snapshot_list(rq: Rq, detail: bool) -> Reply:
     filters = {k: rq.query[k] for k in ("name", "status", "volume_id") if k in rq.query}
     snaps = _model(rq).list_snapshots(_caller(rq), all_tenants=_flag(rq.query, "all_tenants"),
                                       filters=filters)
+    if rq.at_least("3.22") and rq.query.get("metadata") is not None:   # snapshot metadata filter
+        want = _dict_filter(rq.query["metadata"], "metadata")
+        snaps = [s for s in snaps if all(s.metadata.get(k) == str(x) for k, x in want.items())]
     page, links = _page(rq, _sorted(rq, snaps), "snapshots/detail" if detail else "snapshots")
     if detail:
         body = {"snapshots": [snapshot_view(rq, s) for s in page]}

@@ -57,6 +57,16 @@ def _volume_filters(rq: Rq, vols: list) -> list:
         want = q.get(key)
         if want is not None:
             vols = [v for v in vols if getattr(v, key) == want]
+        # 3.34: "like" filters, key~=text matches a substring (Cinder's inexact filters)
+        like = q.get(f"{key}~") if rq.at_least("3.34") else None
+        if like is not None:
+            vols = [v for v in vols if like in (getattr(v, key) or "")]
+    if rq.at_least("3.4") and q.get("glance_metadata") is not None:
+        want = _dict_filter(q["glance_metadata"], "glance_metadata")
+        vols = [v for v in vols if all((v.image_metadata or {}).get(k) == str(x)
+                                       for k, x in want.items())]
+    if rq.at_least("3.10") and q.get("group_id") is not None:
+        vols = []   # the lab has no generic groups, so no volume is in the group asked for
     if q.get("bootable") is not None:
         want = _flag(q, "bootable")
         vols = [v for v in vols if v.bootable == want]
@@ -67,14 +77,20 @@ def _volume_filters(rq: Rq, vols: list) -> list:
     if q.get("project_id") is not None and rq.auth.is_admin:
         vols = [v for v in vols if v.project_id == q["project_id"]]
     if q.get("metadata") is not None:
-        try:
-            want = ast.literal_eval(q["metadata"])
-            assert isinstance(want, dict)
-        except (ValueError, SyntaxError, AssertionError):
-            raise errors.BadRequest("Invalid input received: metadata filter must be a dict",
-                                    kind="InvalidInput") from None
+        want = _dict_filter(q["metadata"], "metadata")
         vols = [v for v in vols if all(v.metadata.get(k) == str(x) for k, x in want.items())]
     return vols
+
+
+def _dict_filter(text: str, name: str) -> dict:
+    """A dict-valued filter as Cinder parses it (ast.literal_eval): 400 when it is not one."""
+    try:
+        want = ast.literal_eval(text)
+        assert isinstance(want, dict)
+    except (ValueError, SyntaxError, AssertionError):
+        raise errors.BadRequest(f"Invalid input received: {name} filter must be a dict",
+                                kind="InvalidInput") from None
+    return want
 
 
 def _volume_list(rq: Rq, detail: bool) -> Reply:
