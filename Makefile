@@ -91,5 +91,7 @@ $(TEMPEST_VENV)/.installed:
 
 # Starts a lab of its own on a free net (or VANCOUVER_LAB_NET), runs Tempest's volume tests on
 # Pike and Mitaka and identity v3 on Pike, prints the counts; fails under 95% on a profile.
+# TARGET=dir uses a running lab (or real target) and leaves it running.
 conformance: setup
-	$(PY) -m conformance.run --tempest-venv $(TEMPEST_VENV) --profiles $(CONFORMANCE_PROFILES)
+	$(PY) -m conformance.run --tempest-venv $(TEMPEST_VENV) --profiles $(CONFORMANCE_PROFILES) \
+	  $(if $(TARGET),--target $(TARGET))

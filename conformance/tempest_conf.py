@@ -77,7 +77,7 @@ def tempest_conf(target_dir: Path, cloud: str, *, log_dir: Path | None = None,
     c["volume"] = {
         "catalog_type": "volumev3", "endpoint_type": "publicURL", "region": region,
         "min_microversion": "3.0", "max_microversion": cinder_max,
-        "backend_names": "datera,ceph", "build_interval": "1", "build_timeout": "60",
+        "backend_names": "datera,ceph", "build_interval": "1", "build_timeout": "30",
         "storage_protocol": "iSCSI", "vendor_name": "Datera",
     }
     c["volume-feature-enabled"] = {
