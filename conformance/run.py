@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -136,6 +137,7 @@ class OwnLab:
 
     def down(self) -> None:
         self._lab("down", timeout=120)
+        shutil.rmtree(self.run_dir, ignore_errors=True)
 
 
 IMAGE_NAME = "tempest-conformance-raw"
