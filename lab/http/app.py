@@ -62,16 +62,18 @@ def normalize(raw_path: str) -> str:
 
 
 async def _empty_id(request: web.Request, raw: str) -> bool:
-    """True when an empty segment of `raw` stands where a matching route has a parameter."""
-    parts = raw.split("/")
-    for i in range(1, len(parts)):
-        if parts[i]:
+    """True when an empty segment of `raw` stands where a matching route has a parameter
+    (the path probed in normalized form with a placeholder in that segment)."""
+    parts = raw.split("/")[1:]
+    for i, part in enumerate(parts):
+        if part:
             continue
-        probe = "/".join(parts[:i] + ["\x00id"] + parts[i + 1:])
+        before = [p for p in parts[:i] if p]
+        probe = "/" + "/".join(before + ["x-empty-id"] + [p for p in parts[i + 1:] if p])
         match = await request.app.router.resolve(request.clone(rel_url=probe))
         if match.http_exception is None:
-            template = match.route.resource.canonical.split("/")
-            if i < len(template) and template[i].startswith("{"):
+            template = match.route.resource.canonical.split("/")[1:]
+            if template[len(before)].startswith("{"):
                 return True
     return False
 
