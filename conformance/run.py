@@ -205,6 +205,8 @@ def make_workspace(venv: Path, path: Path) -> Path:
 def run_profile(venv: Path, target_dir: Path, cloud: str, suite: str, workdir: Path,
                 concurrency: int) -> tuple[Counts, float]:
     workspace = make_workspace(venv, workdir / f"{cloud}-{suite}")
+    if not (workspace / ".stestr").exists():
+        tempest(venv, workspace, "stestr", "init")
     extra = prepare_cloud(target_dir, cloud)
     write_conf(target_dir, cloud, workspace / "etc" / "tempest.conf",
                log_dir=workspace / "logs", extra=extra)

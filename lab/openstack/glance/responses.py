@@ -192,12 +192,12 @@ async def download(rq: Rq):
 # ---- actions (Glance v2.3+: images/{id}/actions/deactivate|reactivate) -------------------
 
 def _set_active(rq: Rq, action: str, to: str) -> Reply:
-    """Glance's image actions: only an admin (policy deactivate/reactivate = role:admin in
-    the releases' policy.json), only between `active` and `deactivated` (403 otherwise);
-    204 with no body."""
+    """Glance's image actions: policy deactivate/reactivate = "" in the releases'
+    policy.json, so the owner or an admin (another project's image is immutable to it: 403);
+    only between `active` and `deactivated` (403 otherwise); 204 with no body."""
     from ..errors import Forbidden
     image = _image(rq)
-    if not rq.auth.is_admin:
+    if image.owner != rq.auth.project_id and not rq.auth.is_admin:
         raise Forbidden(f"You are not authorized to {action} this image.")
     if image.status not in ("active", "deactivated"):
         raise Forbidden(f"Not allowed to {action} image in status '{image.status}'")
