@@ -37,7 +37,8 @@ from .tempest_conf import ConfError, write_conf
 REPO = Path(__file__).resolve().parent.parent
 EXCLUDE_DIR = Path(__file__).resolve().parent / "exclude"
 # identity: the v3 API tests, admin (tempest.api.identity.admin.v3) and not
-SUITES = {"volume": r"tempest\.api\.volume\.", "identity": r"tempest\.api\.identity\.(admin\.)?v3\."}
+SUITES = {"volume": r"tempest\.api\.volume\.",
+          "identity": r"tempest\.api\.identity\.(admin\.)?v3\."}
 DEFAULT_PROFILES = "pike:volume,mitaka:volume,pike:identity"
 RESULTS_SCRIPT = Path(__file__).resolve().parent / "subunit_results.py"
 
