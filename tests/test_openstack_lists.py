@@ -69,13 +69,10 @@ def test_volume_list_sort_key_lists_and_offset(cc, cloud):
 
 
 @pytest.mark.parametrize("cloud", CLOUDS)
-@pytest.mark.parametrize("path", ["/volumes/", "/snapshots/", "/types/", "/qos-specs/",
-                                  "/volumes//action"])
+@pytest.mark.parametrize("path", ["/volumes/", "/snapshots/", "/types/", "/qos-specs/"])
 def test_cinder_empty_id_is_404(cc, cloud, path):
-    method = "POST" if path.endswith("action") else "GET"
-    r = cc.raw(cloud, method, path, admin=True, json={"os-extend": {"new_size": 2}}
-               if method == "POST" else None)
-    assert r.status_code == 404, f"{method} {path}: {r.status_code} {r.text[:200]}"
+    r = cc.raw(cloud, "GET", path, admin=True)
+    assert r.status_code == 404, f"GET {path}: {r.status_code} {r.text[:200]}"
     assert "itemNotFound" in r.json()
 
 
