@@ -125,26 +125,38 @@ def no_content(headers: dict | None = None) -> Reply:
     return Reply(204, None, headers or {})
 
 
-def paginate(items: list, query, *, key: str = "id", default_limit: int = 1000):
-    """(page, more) for ?limit=&marker=: the items after the one whose `key` is the marker.
-    Raises errors.BadRequest for a bad limit and LookupError for an unknown marker (each
-    service answers that its own way)."""
+def paginate(items: list, query, *, key: str = "id", default_limit: int = 1000,
+             full_page_has_more: bool = False, offset: bool = False):
+    """(page, more) for ?limit=&marker= (and ?offset= where the service has it, `offset`:
+    Cinder skips that many more items after the marker): the items after the one whose
+    `key` is the marker.
+    more: items remain after the page; with full_page_has_more, also when the page is full
+    (Cinder's and Nova's _get_collection_links: a `next` link whenever len(page) == limit,
+    even on the last page). Raises errors.BadRequest for a bad limit or offset and
+    LookupError for an unknown marker (each service answers that its own way)."""
     marker = query.get("marker")
-    limit_text = query.get("limit")
-    try:
-        limit = default_limit if limit_text in (None, "") else int(limit_text)
-    except ValueError:
-        raise errors.BadRequest("limit param must be an integer") from None
-    if limit < 0:
-        raise errors.BadRequest("limit param must be positive")
+    limit = _non_negative(query.get("limit"), "limit", default_limit)
+    skip = _non_negative(query.get("offset"), "offset", 0) if offset else 0
     start = 0
     if marker:
         ids = [i[key] if isinstance(i, dict) else getattr(i, key) for i in items]
         if marker not in ids:
             raise LookupError(marker)
         start = ids.index(marker) + 1
+    start += skip
     page = items[start:start + limit]
-    return page, start + limit < len(items)
+    more = start + limit < len(items) or (full_page_has_more and 0 < limit == len(page))
+    return page, more
+
+
+def _non_negative(text, name: str, default: int) -> int:
+    try:
+        value = default if text in (None, "") else int(text)
+    except ValueError:
+        raise errors.BadRequest(f"{name} param must be an integer") from None
+    if value < 0:
+        raise errors.BadRequest(f"{name} param must be positive")
+    return value
 
 
 def to_response(reply) -> web.StreamResponse:

@@ -99,8 +99,13 @@ class ReleaseProfile:
                 "media-types": [{"base": "application/json",
                                  "type": f"application/vnd.openstack.volume+json;version={major}"}]}
 
+    # The lab deploys Cinder as with enable_v1_api = False (a documented cinder.conf option;
+    # Cinder's versions controller then drops v1.0 from the root document): v1 is neither
+    # served nor advertised; v2 and v3 are both served (cinder/urls.py).
+    CINDER_SERVED = (2, 3)
+
     def cinder_root(self, base: str) -> dict:
-        return {"versions": [self._cinder_entry(base, m) for m in (1, 2, 3)]}
+        return {"versions": [self._cinder_entry(base, m) for m in self.CINDER_SERVED]}
 
     def cinder_version(self, base: str, major: int) -> dict:
         """GET /v3/ (or /v2/): a one-element `versions` list, not a `version` object."""

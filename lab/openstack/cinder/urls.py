@@ -1,21 +1,32 @@
-"""Cinder v3's one route table: version documents, then /v3/{project_id}/... resources."""
+"""Cinder's one route table: version documents, then /v3/{project_id}/... resources (and the
+same resources under /v2/{project_id}, minus those that need a microversion)."""
 from ..api import Route
-from .responses import (attachments, quotas, service, snapshots, volume_actions,
-                        volume_types, volumes)
+from .responses import (admin_views, attachments, metadata, quotas, service, snapshot_actions,
+                        snapshots, volume_actions, volume_types, volumes)
 
 ATTACHMENTS = "3.27"          # Ocata's; so Pike has them and Mitaka/Newton answer 404
+
+METADATA = (("GET", "", metadata.show_metadata), ("POST", "", metadata.create_metadata),
+            ("PUT", "", metadata.update_metadata), ("GET", "/{key}", metadata.show_metadata_item),
+            ("PUT", "/{key}", metadata.update_metadata_item),
+            ("DELETE", "/{key}", metadata.delete_metadata_item))
 
 ROUTES: list[Route] = [
     Route("GET", "/", service.root, public=True),
     Route("GET", "/v3", service.v3_root, public=True),
+    Route("GET", "/v2", service.v2_root, public=True),
     # volumes ("detail" is declared before {volume_id} so it is not read as an id)
     Route("GET", "/v3/{project_id}/volumes", volumes.list_volumes),
     Route("GET", "/v3/{project_id}/volumes/detail", volumes.list_volumes_detail),
     Route("POST", "/v3/{project_id}/volumes", volumes.create_volume),
+    Route("GET", "/v3/{project_id}/volumes/summary", admin_views.volume_summary,
+          min_version="3.12"),
     Route("GET", "/v3/{project_id}/volumes/{volume_id}", volumes.show_volume),
     Route("PUT", "/v3/{project_id}/volumes/{volume_id}", volumes.update_volume),
     Route("DELETE", "/v3/{project_id}/volumes/{volume_id}", volumes.delete_volume),
     Route("POST", "/v3/{project_id}/volumes/{volume_id}/action", volume_actions.volume_action),
+    *[Route(method, f"/v3/{{project_id}}/{kind}/{{{kind[:-1]}_id}}/metadata{tail}", handler)
+      for kind in ("volumes", "snapshots") for method, tail, handler in METADATA],
     # volume types, extra specs, type access
     Route("GET", "/v3/{project_id}/types", volume_types.list_types),
     Route("POST", "/v3/{project_id}/types", volume_types.create_type),
@@ -54,6 +65,8 @@ ROUTES: list[Route] = [
     Route("GET", "/v3/{project_id}/snapshots/{snapshot_id}", snapshots.show_snapshot),
     Route("PUT", "/v3/{project_id}/snapshots/{snapshot_id}", snapshots.update_snapshot),
     Route("DELETE", "/v3/{project_id}/snapshots/{snapshot_id}", snapshots.delete_snapshot),
+    Route("POST", "/v3/{project_id}/snapshots/{snapshot_id}/action",
+          snapshot_actions.snapshot_action),
     # the attachments API; os-complete needs 3.44 (Queens), beyond Pike's 3.43
     Route("GET", "/v3/{project_id}/attachments", attachments.list_attachments,
           min_version=ATTACHMENTS),
@@ -71,9 +84,22 @@ ROUTES: list[Route] = [
           attachments.attachment_action, min_version="3.44"),
     # quotas, limits, services, zones
     Route("GET", "/v3/{project_id}/os-quota-sets/{target_id}", quotas.show_quota),
+    Route("DELETE", "/v3/{project_id}/os-quota-sets/{target_id}", quotas.delete_quota),
     Route("PUT", "/v3/{project_id}/os-quota-sets/{target_id}", quotas.update_quota),
     Route("GET", "/v3/{project_id}/os-quota-sets/{target_id}/defaults", quotas.quota_defaults),
     Route("GET", "/v3/{project_id}/limits", quotas.limits),
     Route("GET", "/v3/{project_id}/os-services", service.services),
+    Route("PUT", "/v3/{project_id}/os-services/{action}", service.service_action),
     Route("GET", "/v3/{project_id}/os-availability-zone", service.availability_zones),
+    Route("GET", "/v3/{project_id}/extensions", admin_views.extensions),
+    Route("GET", "/v3/{project_id}/os-hosts", admin_views.list_hosts),
+    Route("GET", "/v3/{project_id}/os-hosts/{host}", admin_views.show_host),
+    Route("GET", "/v3/{project_id}/scheduler-stats/get_pools", admin_views.get_pools),
+    Route("GET", "/v3/{project_id}/capabilities/{host}", admin_views.capabilities),
 ]
+
+
+# Cinder v2 is the v3 API without microversions (the /v3 microversion middleware does not
+# apply to it): every v3 resource that needs no microversion, under /v2/{project_id}.
+ROUTES += [Route(r.method, "/v2" + r.path[3:], r.handler)
+           for r in list(ROUTES) if r.path.startswith("/v3/{project_id}") and not r.min_version]

@@ -84,7 +84,7 @@ def list_images(rq: Rq) -> Reply:
         images.sort(key=lambda i: (getattr(i, sort_key) is None, getattr(i, sort_key) or ""),
                     reverse=sort_dir == "desc")
     try:
-        page, more = paginate(images, rq.query, default_limit=25)
+        page, more = paginate(images, rq.query, default_limit=25, full_page_has_more=True)
     except LookupError:
         raise BadRequest(f"Invalid marker. Image {rq.query.get('marker')} could not be "
                          "found.") from None
@@ -187,3 +187,28 @@ async def download(rq: Rq):
             await resp.write(chunk)
     await resp.write_eof()
     return resp
+
+
+# ---- actions (Glance v2.3+: images/{id}/actions/deactivate|reactivate) -------------------
+
+def _set_active(rq: Rq, action: str, to: str) -> Reply:
+    """Glance's image actions: policy deactivate/reactivate = "" in the releases'
+    policy.json, so the owner or an admin (another project's image is immutable to it: 403);
+    only between `active` and `deactivated` (403 otherwise); 204 with no body."""
+    from ..errors import Forbidden
+    image = _image(rq)
+    if image.owner != rq.auth.project_id and not rq.auth.is_admin:
+        raise Forbidden(f"You are not authorized to {action} this image.")
+    if image.status not in ("active", "deactivated"):
+        raise Forbidden(f"Not allowed to {action} image in status '{image.status}'")
+    image.status = to   # the model's handlers run on the event loop: no lock needed
+    image.touch()
+    return no_content()
+
+
+def deactivate(rq: Rq) -> Reply:
+    return _set_active(rq, "deactivate", "deactivated")
+
+
+def reactivate(rq: Rq) -> Reply:
+    return _set_active(rq, "reactivate", "active")

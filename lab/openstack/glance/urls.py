@@ -14,4 +14,6 @@ ROUTES: list[Route] = [
     Route("GET", "/v2/images/{image_id}/file", r.download),
     Route("PUT", "/v2/images/{image_id}/tags/{tag}", r.add_tag),
     Route("DELETE", "/v2/images/{image_id}/tags/{tag}", r.remove_tag),
+    Route("POST", "/v2/images/{image_id}/actions/deactivate", r.deactivate),
+    Route("POST", "/v2/images/{image_id}/actions/reactivate", r.reactivate),
 ]

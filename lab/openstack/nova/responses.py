@@ -247,7 +247,7 @@ def _server_list(rq: Rq, detail: bool) -> Reply:
                                       name=rq.query.get("name"), status=rq.query.get("status"),
                                       host=rq.query.get("host"))
     try:
-        page, more = paginate(servers, rq.query)
+        page, more = paginate(servers, rq.query, full_page_has_more=True)
     except LookupError:
         raise BadRequest(f"marker [{rq.query.get('marker')}] not found") from None
     if detail:

@@ -67,6 +67,7 @@ class Snapshot:
     updated_at: str | None = None
     metadata: dict = field(default_factory=dict)
     provider_location: str | None = None
+    progress: str | None = None     # set by os-update_snapshot_status (Nova-assisted snapshots)
 
 
 @dataclass

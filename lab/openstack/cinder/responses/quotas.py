@@ -22,8 +22,22 @@ def update_quota(rq: Rq) -> Reply:
     return ok({"quota_set": _model(rq).update_quota(_caller(rq), rq.p("target_id"), values)})
 
 
+def delete_quota(rq: Rq) -> Reply:
+    """Back to the defaults (Cinder: the project's quota rows are destroyed)."""
+    rq.require_admin("volume_extension:quotas:delete")
+    project = rq.p("target_id")
+    defaults = _model(rq).get_quota(Caller(project, rq.auth.user_id, True), "\0defaults")
+    _model(rq).update_quota(_caller(rq), project, dict(defaults))
+    return ok()
+
+
 def limits(rq: Rq) -> Reply:
-    q = _model(rq).get_quota(_caller(rq), rq.auth.project_id, usage=True)
+    """3.39: an admin may ask for another project's limits with ?project_id= (ignored
+    below 3.39, as by Cinder)."""
+    project = rq.auth.project_id
+    if rq.at_least("3.39") and rq.query.get("project_id") and rq.auth.is_admin:
+        project = rq.query["project_id"]
+    q = _model(rq).get_quota(_caller(rq), project, usage=True)
     return ok({"limits": {"rate": [], "absolute": {
         "maxTotalVolumes": q["volumes"]["limit"], "maxTotalSnapshots": q["snapshots"]["limit"],
         "maxTotalVolumeGigabytes": q["gigabytes"]["limit"],

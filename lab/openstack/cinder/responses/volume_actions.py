@@ -97,7 +97,39 @@ def _force_delete(rq, m, c, vid, a):
     return accepted()
 
 
+def _image_metadata(m, c, vid) -> dict:
+    return dict(m.get_volume(c, vid).image_metadata or {})
+
+
+def _set_image_metadata(rq, m, c, vid, a):
+    meta = a.get("metadata")
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise errors.BadRequest("Malformed request body: metadata must be an object of strings")
+    with m.lock:
+        v = m.get_volume(c, vid)
+        v.image_metadata = dict(v.image_metadata or {}, **meta)
+        return ok({"metadata": dict(v.image_metadata)})
+
+
+def _unset_image_metadata(rq, m, c, vid, a):
+    key = a.get("key")
+    with m.lock:
+        v = m.get_volume(c, vid)
+        if not isinstance(key, str) or key not in (v.image_metadata or {}):
+            raise errors.NotFound(f"Glance metadata for volume {vid} with key {key} "
+                                  f"could not be found.", kind="GlanceMetadataNotFound")
+        del v.image_metadata[key]
+    return ok()
+
+
+def _show_image_metadata(rq, m, c, vid, a):
+    return ok({"metadata": _image_metadata(m, c, vid)})
+
+
 ACTIONS = {
+    "os-set_image_metadata": _set_image_metadata,
+    "os-unset_image_metadata": _unset_image_metadata,
+    "os-show_image_metadata": _show_image_metadata,
     "os-extend": _extend, "os-retype": _retype, "os-reset_status": _reset_status,
     "os-initialize_connection": _initialize, "os-terminate_connection": _terminate,
     "os-attach": _attach, "os-detach": _detach, "os-reserve": _simple("reserve"),

@@ -5,10 +5,18 @@ from ..models import QosSpec, VolumeType
 from .helpers import _action_args, _caller, _flag, _link, _model
 
 
-def type_view(vt: VolumeType) -> dict:
-    return {"id": vt.id, "name": vt.name, "description": vt.description,
-            "is_public": vt.is_public, "extra_specs": dict(vt.extra_specs),
-            "qos_specs_id": vt.qos_specs_id, "os-volume-type-access:is_public": vt.is_public}
+def type_view(rq: Rq, vt: VolumeType, *, action: str = "show") -> dict:
+    """Cinder's type view (api/v2/views/types.py) per action: `qos_specs_id` for admins on
+    show and list (policy volume_extension:access_types_qos_specs_id = admin_api);
+    `os-volume-type-access:is_public` added by the type-access extension to show, list and
+    create; update answers carry neither (Tempest's update_volume_types schema)."""
+    view = {"id": vt.id, "name": vt.name, "description": vt.description,
+            "is_public": vt.is_public, "extra_specs": dict(vt.extra_specs)}
+    if action in ("show", "list") and rq.auth.is_admin:
+        view["qos_specs_id"] = vt.qos_specs_id
+    if action != "update":
+        view["os-volume-type-access:is_public"] = vt.is_public
+    return view
 
 
 def qos_view(q: QosSpec) -> dict:
@@ -19,11 +27,11 @@ def qos_view(q: QosSpec) -> dict:
 
 def list_types(rq: Rq) -> Reply:
     types = _model(rq).list_types(_caller(rq), rq.query.get("is_public"))
-    return ok({"volume_types": [type_view(t) for t in types]})
+    return ok({"volume_types": [type_view(rq, t, action="list") for t in types]})
 
 
 def show_type(rq: Rq) -> Reply:
-    return ok({"volume_type": type_view(_model(rq).get_type(_caller(rq), rq.p("type_id")))})
+    return ok({"volume_type": type_view(rq, _model(rq).get_type(_caller(rq), rq.p("type_id")))})
 
 
 def create_type(rq: Rq) -> Reply:
@@ -32,7 +40,7 @@ def create_type(rq: Rq) -> Reply:
     vt = _model(rq).create_type(_caller(rq), body.get("name"), body.get("description"),
                                 True if is_public is None else is_public,
                                 body.get("extra_specs"))
-    return ok({"volume_type": type_view(vt)})
+    return ok({"volume_type": type_view(rq, vt, action="create")})
 
 
 def update_type(rq: Rq) -> Reply:
@@ -40,7 +48,7 @@ def update_type(rq: Rq) -> Reply:
     vt = _model(rq).update_type(_caller(rq), rq.p("type_id"), name=body.get("name"),
                                 description=body.get("description"),
                                 is_public=body.get("is_public"))
-    return ok({"volume_type": type_view(vt)})
+    return ok({"volume_type": type_view(rq, vt, action="update")})
 
 
 def delete_type(rq: Rq) -> Reply:

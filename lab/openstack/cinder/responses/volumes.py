@@ -8,7 +8,13 @@ from ..models import Volume
 from .helpers import _caller, _flag, _link, _model, _page, _sorted
 
 
-def volume_view(rq: Rq, v: Volume) -> dict:
+def volume_view(rq: Rq, v: Volume, *, extensions: bool = True) -> dict:
+    """Cinder's volume `detail` view (api/v2/views/volumes.py + the v3 additions).
+
+    extensions: show and detail-list answers also carry what Cinder's API extensions add
+    there (os-vol-tenant-attr for the owner and admins, os-vol-host-attr and
+    os-vol-mig-status-attr for admins, volume_image_metadata); create and update answers do
+    not (Tempest's create_volume/update_volume schemas forbid them)."""
     model = _model(rq)
     vt = model.volume_type_of(v)
     admin = rq.auth.is_admin
@@ -25,14 +31,18 @@ def volume_view(rq: Rq, v: Volume) -> dict:
                          "server_id": a.instance_uuid, "host_name": a.attached_host,
                          "device": a.mountpoint, "attached_at": a.attached_at}
                         for a in v.attachments],
-        "os-vol-tenant-attr:tenant_id": v.project_id,
     }
-    if admin:
-        view["os-vol-host-attr:host"] = v.host
-        view["os-vol-mig-status-attr:migstat"] = v.migration_status
-        view["os-vol-mig-status-attr:name_id"] = v.name_id
-    if v.image_metadata is not None:
-        view["volume_image_metadata"] = dict(v.image_metadata)
+    if admin:   # the base view's admin-only key, on every answer
+        view["migration_status"] = v.migration_status
+    if extensions:
+        if admin or v.project_id == rq.auth.project_id:
+            view["os-vol-tenant-attr:tenant_id"] = v.project_id
+        if admin:
+            view["os-vol-host-attr:host"] = v.host
+            view["os-vol-mig-status-attr:migstat"] = v.migration_status
+            view["os-vol-mig-status-attr:name_id"] = v.name_id
+        if v.image_metadata is not None:
+            view["volume_image_metadata"] = dict(v.image_metadata)
     if rq.at_least("3.13"):
         view["group_id"] = None
     if rq.at_least("3.21") and admin:
@@ -47,6 +57,16 @@ def _volume_filters(rq: Rq, vols: list) -> list:
         want = q.get(key)
         if want is not None:
             vols = [v for v in vols if getattr(v, key) == want]
+        # 3.34: "like" filters, key~=text matches a substring (Cinder's inexact filters)
+        like = q.get(f"{key}~") if rq.at_least("3.34") else None
+        if like is not None:
+            vols = [v for v in vols if like in (getattr(v, key) or "")]
+    if rq.at_least("3.4") and q.get("glance_metadata") is not None:
+        want = _dict_filter(q["glance_metadata"], "glance_metadata")
+        vols = [v for v in vols if all((v.image_metadata or {}).get(k) == str(x)
+                                       for k, x in want.items())]
+    if rq.at_least("3.10") and q.get("group_id") is not None:
+        vols = []   # the lab has no generic groups, so no volume is in the group asked for
     if q.get("bootable") is not None:
         want = _flag(q, "bootable")
         vols = [v for v in vols if v.bootable == want]
@@ -57,14 +77,20 @@ def _volume_filters(rq: Rq, vols: list) -> list:
     if q.get("project_id") is not None and rq.auth.is_admin:
         vols = [v for v in vols if v.project_id == q["project_id"]]
     if q.get("metadata") is not None:
-        try:
-            want = ast.literal_eval(q["metadata"])
-            assert isinstance(want, dict)
-        except (ValueError, SyntaxError, AssertionError):
-            raise errors.BadRequest("Invalid input received: metadata filter must be a dict",
-                                    kind="InvalidInput") from None
+        want = _dict_filter(q["metadata"], "metadata")
         vols = [v for v in vols if all(v.metadata.get(k) == str(x) for k, x in want.items())]
     return vols
+
+
+def _dict_filter(text: str, name: str) -> dict:
+    """A dict-valued filter as Cinder parses it (ast.literal_eval): 400 when it is not one."""
+    try:
+        want = ast.literal_eval(text)
+        assert isinstance(want, dict)
+    except (ValueError, SyntaxError, AssertionError):
+        raise errors.BadRequest(f"Invalid input received: {name} filter must be a dict",
+                                kind="InvalidInput") from None
+    return want
 
 
 def _volume_list(rq: Rq, detail: bool) -> Reply:
@@ -100,7 +126,7 @@ def create_volume(rq: Rq) -> Reply:
         snapshot_id=body.get("snapshot_id"), source_volid=body.get("source_volid"),
         metadata=body.get("metadata"), availability_zone=body.get("availability_zone"),
         multiattach=bool(body.get("multiattach", False)))
-    return accepted({"volume": volume_view(rq, vol)})
+    return accepted({"volume": volume_view(rq, vol, extensions=False)})
 
 
 def show_volume(rq: Rq) -> Reply:
@@ -113,7 +139,7 @@ def update_volume(rq: Rq) -> Reply:
         _caller(rq), rq.p("volume_id"), name=body.get("name", body.get("display_name")),
         description=body.get("description", body.get("display_description")),
         metadata=body.get("metadata"))
-    return ok({"volume": volume_view(rq, vol)})
+    return ok({"volume": volume_view(rq, vol, extensions=False)})
 
 
 def delete_volume(rq: Rq) -> Reply:
