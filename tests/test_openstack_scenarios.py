@@ -240,3 +240,95 @@ def test_bad_cloud_is_one_error_line_in_seconds(os_target, tmp_path, case):
         assert word in errors[0], errors[0]
     assert "not-the-password" not in text
     print(f"{case}: {took:.1f} s")
+
+
+# ---- cleanup (item 8) and the kill -9 of a run ---------------------------------------------
+
+def _cleanup(os_target, *args):
+    return subprocess.run([sys.executable, "-m", "fixtures.cleanup", "--target",
+                           str(os_target.path), *args], cwd=REPO, env=_env(),
+                          capture_output=True, text=True, timeout=600)
+
+
+def _demo_left(clouds, datera_api, os_target) -> list[str]:
+    """Demo-prefixed servers, volumes, snapshots and images in every cloud (openstacksdk), and
+    app instances of demo volumes in the clouds' Datera tenants (dfs_sdk)."""
+    left = []
+    for key in clouds.clouds:
+        admin = clouds.connect(key, admin=True)
+        vols = list(admin.block_storage.volumes(all_projects=True))
+        left += [f"{key} server {s.name}" for s in admin.compute.servers(all_projects=True)
+                 if (s.name or "").startswith("vancouver-")]
+        left += [f"{key} volume {v.name}" for v in vols if (v.name or "").startswith("vancouver-")]
+        left += [f"{key} snapshot {s.name}" for s in
+                 admin.block_storage.snapshots(all_projects=True)
+                 if (s.name or "").startswith("vancouver-")]
+        left += [f"{key} image {i.name}" for i in admin.image.images()
+                 if (i.name or "").startswith("vancouver-")]
+        live = {v.id for v in vols}
+        tenant = f"/root/{clouds.cloud(key).datera_tenant}"
+        left += [f"{key} app_instance {ai['name']}" for ai in
+                 datera_api.app_instances.list(tenant=tenant)
+                 if ai["name"].startswith("OS-") and ai["name"][3:] not in live]
+    return left
+
+
+@pytest.mark.serial  # --delete sweeps every demo-prefixed resource of the session lab
+def test_cleanup_finds_openstack_leftovers_in_dependency_order(made, clouds, datera_api,
+                                                              os_target, tmp_path):
+    f = made("newton")
+    conn = f.conn
+    img = images.make_qcow2(tmp_path, f.set_name("image"), 1)
+    image = images.upload(conn, img.path.stem, img, 1)
+    boot = f.volume(type_role="bronze", size_gib=1, image_id=image.id, name=f.name("boot"))
+    server = f.server(name=f.name("srv"), boot_volume_id=boot.id,
+                      user_data="#!/bin/sh\necho hello\n")
+    dry = _cleanup(os_target)
+    assert dry.returncode == 0, dry.stderr
+    lines = [ln for ln in dry.stdout.splitlines() if ln.startswith("would delete")]
+    order = [next(i for i, ln in enumerate(lines) if what in ln)
+             for what in (server.name, boot.name, image.name)]
+    assert order == sorted(order), lines        # servers, then volumes, then images
+    assert any(f"OS-{boot.id}" in ln for ln in lines), lines
+    done = _cleanup(os_target, "--delete")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[-1].endswith(", 0 left"), done.stdout
+    assert _demo_left(clouds, datera_api, os_target) == []
+
+
+@pytest.mark.serial
+@pytest.mark.slow
+def test_kill_9_of_openstack_scenarios_then_cleanup_leaves_nothing(clouds, datera_api,
+                                                                  os_target, tmp_path):
+    cmd = [sys.executable, "-m", "pytest", "scenarios/openstack/test_ceph_migration.py",
+           "scenarios/openstack/test_image_rotation.py", "--target", str(os_target.path),
+           "-n", "2", "--count=0", "--demo-profile", "ci", "-p", "no:cacheprovider",
+           "--html", str(tmp_path / "report.html")]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_until(lambda: any(" volume " in x for x in _demo_left(clouds, datera_api,
+                                                                   os_target)),
+                   180, "the run to create Ceph volumes", 0.5)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    assert _demo_left(clouds, datera_api, os_target), "the killed run left resources"
+    done = _cleanup(os_target, "--delete")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _demo_left(clouds, datera_api, os_target) == []
+
+
+@pytest.mark.serial   # times its inner run (--duration) and sweeps the lab afterwards
+@pytest.mark.slow
+def test_bounded_pass_of_the_openstack_scenarios(clouds, datera_api, os_target, tmp_path):
+    """`make test`'s bounded pass (ci profile): every OpenStack piece on every cloud, then
+    nothing demo-prefixed is left (openstacksdk, dfs_sdk)."""
+    cmd = [sys.executable, "-m", "pytest", "scenarios/openstack/", "--target",
+           str(os_target.path), "-n", "3", "--count=1", "--demo-profile", "ci",
+           "-p", "no:cacheprovider", "--html", str(tmp_path / "report.html")]
+    proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True,
+                          timeout=1500)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    assert "test_server_lifecycle[pike]" in proc.stdout or "12 passed" in proc.stdout
+    assert _demo_left(clouds, datera_api, os_target) == []
