@@ -3,6 +3,8 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEB_PACKAGES := fio slapd ldap-utils libnbd-bin nbdkit openssl
+# qemu-img: the demo images (qcow2) and the lab Cinder's image -> volume conversion
+DEB_PACKAGES += qemu-utils
 PYTEST_ARGS ?=
 # xdist workers for the parallel phase of `make test` (most tests wait on labs, not on a CPU).
 TEST_WORKERS ?= 4
