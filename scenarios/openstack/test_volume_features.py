@@ -54,7 +54,7 @@ def test_volume_features(openstack_cloud, os_factory, demo, proof, datera_admin,
         device = tp.connect(portal=portal, initiator=os_host_iqn, target=data["target_iqn"],
                             label=vol.name, chap=(user, secret))
         res = run_fio(device, FioJob(rw="randwrite", bs="4k", iodepth=8, runtime_s=None,
-                                     size="8M", verify="crc32c"))
+                                     size="2M", verify="crc32c"))
         tp.disconnect(device, portal=portal, target=data["target_iqn"])
         proof.table("CHAP attach", [{"attempt": "wrong secret", "result": str(refused.value)},
                                     {"attempt": "right secret", "result":
