@@ -21,7 +21,7 @@ from fixtures.datera import connect as datera_connect, settings_from_target
 from fixtures.openstack import datera_view, images, quirks, setup as os_setup
 from fixtures.openstack.clouds import Clouds, clouds_of
 from fixtures.openstack.factories import Factory, read_prefix_sha256
-from fixtures.openstack.resources import Undo, set_pattern
+from fixtures.openstack.resources import Undo
 from fixtures.waiters import wait_until
 from tests.support.labcli import REPO
 

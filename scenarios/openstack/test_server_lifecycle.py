@@ -38,7 +38,8 @@ def _follows(measured: float, tier: int, tenant: float, cap: int) -> bool:
     return at_most and bound
 
 
-def test_server_lifecycle(openstack_cloud, os_factory, demo, proof, datera_admin, tmp_path):
+def test_server_lifecycle(openstack_cloud, os_factory, demo, proof, datera_admin,
+                          datera_settings, tmp_path):
     dc, conn = openstack_cloud, openstack_cloud.conn
     tiers = sorted(demo.tiers.values(), key=lambda t: t.total_iops_max)
     low, high = tiers[0], tiers[-1]
@@ -46,6 +47,8 @@ def test_server_lifecycle(openstack_cloud, os_factory, demo, proof, datera_admin
     seconds = max(3, int(demo.fio.runtime_s))          # steady seconds per side of the retype
     name = os_factory.set_name(KIND)
     proof.figure("cloud", f"{dc.key} ({dc.cloud.project}, {dc.release.name})")
+    proof.figure("tenant QoS", f"{cap} IOPS on {dc.datera_tenant} via "
+                               f"{datera_settings.tenant_qos}")
 
     with proof.step("create a bootable Datera volume from the newest image"):
         image = images.newest_or_publish(os_factory, demo, tmp_path)
