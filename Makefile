@@ -3,7 +3,8 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEB_PACKAGES := fio slapd ldap-utils libnbd-bin nbdkit openssl
-# qemu-img, qemu-io: images converted onto lab volumes over NBD (tests/test_nbd_zeroes.py, bench)
+# qemu-img: the demo images (qcow2), the lab Cinder's image -> volume conversion, and images
+# converted onto lab volumes over NBD (tests/test_nbd_zeroes.py, bench)
 DEB_PACKAGES += qemu-utils
 PYTEST_ARGS ?=
 # xdist workers for the parallel phase of `make test` (most tests wait on labs, not on a CPU).

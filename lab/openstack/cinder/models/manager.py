@@ -17,6 +17,7 @@ from dataclasses import replace
 
 from lab.openstack.background import BackgroundWork
 from lab.openstack.cinder.backends import BackendError, SnapshotRef, VolumeRef
+from lab.openstack.cinder import image_convert
 from lab.openstack.cinder.backends.copy import copy_bytes
 from lab.openstack.ports import ImageData
 
@@ -55,7 +56,11 @@ class VolumeManager(BackgroundWork):
                     vol.status = "downloading"
                     self._touch(vol)
                 with driver.local_access(ref) as dst:
-                    copy_bytes(image.path, dst, vol.size * GiB)
+                    if image_convert.needs_conversion(image.disk_format):
+                        image_convert.convert_to_volume(image.id, image.path, image.disk_format,
+                                                        dst, vol.size)
+                    else:
+                        copy_bytes(image.path, dst, vol.size * GiB)
             elif (snap_ref or src_ref) and src_backend != backend:
                 # Cross-backend clone: a fresh volume, then the bytes through the host.
                 update = driver.create_volume(ref)

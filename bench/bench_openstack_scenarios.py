@@ -1,0 +1,154 @@
+"""The OpenStack pieces of the demo: iterations per minute per piece and cloud with `-n 5`,
+a p50/p95 table of step durations (so demo.yaml's booth pacing is set from numbers), and the
+time the lab's Cinder takes to make a Datera volume from a large-virtual qcow2 (qemu-img
+convert onto the volume over NBD), with `nbdinfo --map` of the result.
+
+    .venv/bin/python bench/bench_openstack_scenarios.py [--duration 300] [--workers 5]
+        [--profile ci] [--target TARGET_YAML] [--convert-gib 10] [--skip-run]
+
+Without --target it starts a lab of its own (VANCOUVER_LAB_NET, default 127.232, tmp run
+dir) and stops it after. A measurement, never an assertion.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def lab(*args, run_dir: Path, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lab", *args, "--run-dir", str(run_dir)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+def pct(values, q):
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))] if s else float("nan")
+
+
+def run_scenarios(target: Path, args, env, tmp: Path) -> None:
+    jsonl = tmp / "reports" / "results.jsonl"
+    cmd = [sys.executable, "-m", "pytest", "scenarios/openstack/", "-p", "no:cacheprovider",
+           "--target", str(target), "-n", str(args.workers), "--count=0",
+           "--duration", f"{args.duration:.0f}s", "--demo-profile", args.profile,
+           "--html", str(tmp / "reports" / "report.html")]
+    t0 = time.monotonic()
+    subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   timeout=args.duration + 1800)
+    wall = time.monotonic() - t0
+    rows = [json.loads(x) for x in jsonl.read_text().splitlines() if x.strip()]
+    print(f"scenarios/openstack/ -n {args.workers} --duration {args.duration:.0f}s "
+          f"({args.profile}): {len(rows)} iterations in {wall:.0f} s wall")
+    per = defaultdict(list)
+    for r in rows:
+        per[r["nodeid"].split("::", 1)[1]].append(r)
+    print(f"{'piece [cloud]':42} {'iter':>5} {'passed':>6} {'iter/min':>8} {'mean s':>7}")
+    for node, rs in sorted(per.items()):
+        ok = sum(r["outcome"] == "passed" for r in rs)
+        print(f"{node:42} {len(rs):5d} {ok:6d} {len(rs) / (args.duration / 60):8.2f} "
+              f"{statistics.mean(r['duration'] for r in rs):7.1f}")
+    steps = defaultdict(list)
+    for r in rows:
+        piece = r["nodeid"].split("::", 1)[1].split("[", 1)[0]
+        for name, d in (r.get("steps") or {}).items():
+            steps[(piece, name)].append(d)
+    print(f"\n{'piece':22} {'step':62} {'n':>4} {'p50 s':>7} {'p95 s':>7}")
+    for (piece, name), ds in sorted(steps.items()):
+        print(f"{piece:22} {name[:62]:62} {len(ds):4d} {pct(ds, .5):7.2f} {pct(ds, .95):7.2f}")
+
+
+def convert(target: Path, gib: int, tmp: Path) -> None:
+    """Cinder create-from-image of a `gib`-GiB-virtual qcow2 holding a few MiB, on Datera."""
+    from fixtures import transport
+    from fixtures.datera import settings_from_target
+    from fixtures.openstack import images
+    from fixtures.openstack.clouds import Clouds
+    from fixtures.openstack.factories import connector
+    from fixtures.target import Target
+    t = Target.load(target)
+    clouds = Clouds(t)
+    key = next(iter(clouds.clouds))
+    conn = clouds.connect(key)
+    admin = clouds.connect(key, admin=True)
+    name = f"vancouver-bench-convert-{os.getpid()}"
+    img = images.make_qcow2(tmp, name, gib)
+    image = images.upload(conn, name, img, gib)
+    vt = admin.block_storage.create_type(name=name, extra_specs={
+        "volume_backend_name": clouds.cloud(key).datera_backend, "DF:replica_count": "1"})
+    vol = None
+    try:
+        t0 = time.monotonic()
+        vol = conn.block_storage.create_volume(name=name, size=gib, image_id=image.id,
+                                               volume_type=vt.name)
+        vol = conn.block_storage.wait_for_status(vol, "available", failures=["error"],
+                                                 wait=3600)
+        took = time.monotonic() - t0
+        print(f"\nCinder volume from a {gib} GiB-virtual qcow2 holding "
+              f"{img.data_bytes / 2**20:.1f} MiB (qemu-img convert -O raw -n over NBD): "
+              f"{took:.1f} s (goal for 100 GiB: under 2 s)")
+        iqn = f"iqn.2026-11.lab.vancouver:{name}"
+        info = conn.block_storage.init_volume_attachment(vol, connector(iqn))["data"]
+        chap = ((info["auth_username"], info["auth_password"])
+                if info.get("auth_method") == "CHAP" else None)
+        dev = transport.for_settings(settings_from_target(t)).connect(
+            portal=info["target_portal"].rsplit(":", 1)[0], initiator=iqn,
+            target=info["target_iqn"], label=name, chap=chap)
+        mp = subprocess.run(["nbdinfo", "--map", dev.nbd_uri], capture_output=True, text=True,
+                            timeout=120)
+        lines = (mp.stdout or mp.stderr).strip().splitlines()
+        print(f"nbdinfo --map ({len(lines)} extents):")
+        for ln in lines[:6]:
+            print(f"  {ln}")
+        conn.block_storage.terminate_volume_attachment(vol, connector(iqn))
+    finally:
+        if vol is not None:
+            conn.block_storage.delete_volume(vol.id, ignore_missing=True)
+            conn.block_storage.wait_for_delete(vol, wait=600)
+        conn.image.delete_image(image.id, ignore_missing=True)
+        admin.block_storage.delete_type(vt.id, ignore_missing=True)
+
+
+def main(argv) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--duration", type=float, default=300.0, help="seconds (default 300)")
+    ap.add_argument("--workers", type=int, default=5)
+    ap.add_argument("--profile", default="ci", choices=("ci", "booth"))
+    ap.add_argument("--target", help="an existing target.yaml (default: a lab of its own)")
+    ap.add_argument("--convert-gib", type=int, default=10,
+                    help="virtual GiB of the conversion test (the issue: 100)")
+    ap.add_argument("--skip-run", action="store_true", help="only the conversion figure")
+    args = ap.parse_args(argv)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-os-"))
+    env = dict(os.environ, VANCOUVER_LAB_NET=os.environ.get("VANCOUVER_LAB_NET", "127.232"))
+    env.pop("VANCOUVER_TARGET", None)
+    run_dir = tmp / "lab"
+    if args.target:
+        target = Path(args.target).resolve()
+    else:
+        up = lab("up", run_dir=run_dir, env=env)
+        if up.returncode != 0:
+            print(f"bench_openstack_scenarios: lab did not start: {up.stderr.strip()}",
+                  file=sys.stderr)
+            return 1
+        target = run_dir / "target" / "target.yaml"
+    try:
+        if not args.skip_run:
+            run_scenarios(target, args, env, tmp)
+        if args.convert_gib:
+            convert(target, args.convert_gib, tmp)
+    finally:
+        if not args.target:
+            lab("down", run_dir=run_dir, env=env)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
