@@ -181,6 +181,26 @@ def test_sdk_boot_from_volume_guest_runs_fio_on_datera_and_ceph(ost, lab, cloud)
         conn.block_storage.wait_for_status(v, "available", wait=60)
 
 
+def test_negative_boot_index_is_a_data_disk(ost, lab):
+    """Nova reads a negative boot_index as "not bootable" (compute API _validate_bdm counts only
+    indexes >= 0); the lab refused it as an invalid boot sequence."""
+    conn = ost.connect("pike")
+    boot, data = lab.volume("pike"), lab.volume("pike")
+    bdm = [{"boot_index": 0, "uuid": boot.id, "source_type": "volume",
+            "destination_type": "volume"},
+           {"boot_index": -1, "uuid": data.id, "source_type": "volume",
+            "destination_type": "volume"}]
+    server = conn.compute.create_server(name=unique_name("srv"), flavor_id="1",
+                                        block_device_mapping=bdm, **boot_networks("pike"))
+    try:
+        server = conn.compute.wait_for_server(server, wait=120)
+        assert [(a.volume_id, a.device) for a in conn.compute.volume_attachments(server)] == [
+            (boot.id, "/dev/vda"), (data.id, "/dev/vdb")]
+    finally:
+        conn.compute.delete_server(server, ignore_missing=True)
+        conn.compute.wait_for_delete(server, wait=120)
+
+
 def test_guest_output_is_bounded_as_on_a_compute_host(ost, lab):
     """fio's nbd engine prints a line per poll forever once its connection dies; before the
     guest's output was bounded, one such guest filled the lab machine's disk (13 GB of console

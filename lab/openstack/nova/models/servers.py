@@ -80,6 +80,8 @@ class ServersMixin:
             except (TypeError, ValueError):
                 raise errors.BadRequest(f"Block Device Mapping is Invalid: Boot index {boot!r} "
                                         "is invalid.") from None
+            if boot is not None and boot < 0:   # Nova: a negative index is "not bootable"
+                boot = None
             src, dst = b.get("source_type", "volume"), b.get("destination_type", "volume")
             if src not in ("volume", "image", "snapshot", "blank") or dst not in ("local",
                                                                                  "volume"):
