@@ -1,6 +1,6 @@
 """Cinder v3's one route table: version documents, then /v3/{project_id}/... resources."""
 from ..api import Route
-from .responses import (attachments, quotas, service, snapshots, volume_actions,
+from .responses import (attachments, messages, quotas, service, snapshots, volume_actions,
                         volume_types, volumes)
 
 ATTACHMENTS = "3.27"          # Ocata's; so Pike has them and Mitaka/Newton answer 404
@@ -69,6 +69,12 @@ ROUTES: list[Route] = [
           min_version=ATTACHMENTS),
     Route("POST", "/v3/{project_id}/attachments/{attachment_id}/action",
           attachments.attachment_action, min_version="3.44"),
+    # user messages (Newton's 3.3)
+    Route("GET", "/v3/{project_id}/messages", messages.list_messages, min_version="3.3"),
+    Route("GET", "/v3/{project_id}/messages/{message_id}", messages.show_message,
+          min_version="3.3"),
+    Route("DELETE", "/v3/{project_id}/messages/{message_id}", messages.delete_message,
+          min_version="3.3"),
     # quotas, limits, services, zones
     Route("GET", "/v3/{project_id}/os-quota-sets/{target_id}", quotas.show_quota),
     Route("PUT", "/v3/{project_id}/os-quota-sets/{target_id}", quotas.update_quota),

@@ -96,6 +96,8 @@ class DateraConfig:
     login_port: int = ISCSI_PORT        # the lab's initiator login stands in for iSCSI
     backend_name: str = "datera"
     pool: str = "datera"
+    driver_version: str = "2.4.0"       # the release's driver: 2.0 Mitaka, 2.2 Newton, 2.4.0 Pike
+    capacity_gib: int = 10240           # what the stats report (the lab's cluster is sparse)
 
 
 class DateraDriver:
@@ -106,6 +108,15 @@ class DateraDriver:
         self.tenant_path = f"/root/{config.tenant}"
         self._local = threading.local()
         self._schema_dir = Path(tempfile.gettempdir()) / f"vancouver-cinder-dsdk-{os.getuid()}"
+
+    def volume_stats(self) -> dict:
+        """The driver's get_volume_stats (datera_api21._update_cluster_stats), static: the
+        lab reports its nominal capacity instead of asking /system on every schedule."""
+        c = self.config
+        return {"volume_backend_name": c.backend_name, "vendor_name": "Datera",
+                "driver_version": c.driver_version, "storage_protocol": "iSCSI",
+                "total_capacity_gb": c.capacity_gib, "free_capacity_gb": c.capacity_gib,
+                "reserved_percentage": 0, "QoS_support": True}
 
     # -- session (one per worker thread: dfs_sdk keeps per-thread state) ------------------------
     def _api(self):
@@ -388,6 +399,8 @@ class DateraDriver:
 
     def delete_snapshot(self, snap: SnapshotRef, ref: VolumeRef) -> None:
         t = self.tenant_path
+        if not snap.provider_location:
+            return        # never made on Datera (its creation failed): nothing to delete
         try:
             _, vol = self._si_vol(self._ai(ref.id))
             vol.snapshots.get(snap.provider_location, tenant=t).delete(tenant=t)

@@ -67,6 +67,15 @@ class Snapshot:
     updated_at: str | None = None
     metadata: dict = field(default_factory=dict)
     provider_location: str | None = None
+    volume_type_id: str | None = None   # the volume's type when the snapshot was taken
+    # Where the snapshot's bytes live: the volume's host and backend object at snapshot time.
+    # Cinder never moves a volume that has snapshots, so these stay the volume's own.
+    host: str | None = None
+    backend_volume_id: str | None = None
+
+    @property
+    def backend(self) -> str | None:
+        return self.host.split("@", 1)[1].split("#", 1)[0] if self.host else None
 
 
 @dataclass

@@ -53,9 +53,11 @@ class SnapshotsMixin:
             self._check_quota(v.project_id, None, v.size, count_volume=False)
             s = Snapshot(id=str(uuid.uuid4()), volume_id=v.id, project_id=v.project_id,
                          user_id=caller.user_id, name=name, description=description,
-                         size=v.size, metadata=dict(metadata or {}))
+                         size=v.size, metadata=dict(metadata or {}),
+                         volume_type_id=v.volume_type_id, host=v.host,
+                         backend_volume_id=v.backend_id)
             self.snapshots[s.id] = s
-            self._submit(self._snapshot_worker, s.id)
+            self._submit(self._snapshot_worker, s.id, on_crash=self._crashed(s, "error"))
             return s
 
     def update_snapshot(self, caller: Caller, snapshot_id: str, *, name=None,
@@ -81,4 +83,5 @@ class SnapshotsMixin:
                                         kind="InvalidSnapshot")
             s.status = "deleting"
             self._touch(s)
-            self._submit(self._delete_snapshot_worker, s.id)
+            self._submit(self._delete_snapshot_worker, s.id,
+                         on_crash=self._crashed(s, "error_deleting"))

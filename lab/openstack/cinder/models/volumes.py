@@ -49,13 +49,6 @@ class VolumesMixin:
                          display_name=v.name or "", extra_specs=specs, qos_specs=qos,
                          provider_auth=v.provider_auth, provider_location=v.provider_location)
 
-    def _backend_for(self, vt: VolumeType | None) -> str | None:
-        """The scheduler's choice: volume_backend_name, else the default backend."""
-        want = vt.extra_specs.get("volume_backend_name") if vt else None
-        if want is None:
-            return self.default_backend
-        return next((n for n, d in self.drivers.items() if d.backend_name == want), None)
-
     def create_volume(self, caller: Caller, *, size=None, name=None, description=None,
                       volume_type=None, image_id=None, snapshot_id=None, source_volid=None,
                       metadata=None, availability_zone=None, multiattach=False) -> Volume:
@@ -98,6 +91,9 @@ class VolumesMixin:
         with self.lock:
             if volume_type is not None:
                 vt = self._type(caller, volume_type)
+                self._check_source_type(vt, snap, source if source_volid else None)
+            elif snap is not None:
+                vt = self.types.get(snap.volume_type_id) if snap.volume_type_id else None
             elif source is not None:
                 vt = self.volume_type_of(source)   # clones keep the source's type
             else:
@@ -130,8 +126,29 @@ class VolumesMixin:
                          multiattach=bool(multiattach))
             self.volumes[vol.id] = vol
             self._submit(self._create_worker, vol.id, image, snap.id if snap else None,
-                         source.id if source is not None and source_volid else None)
+                         source.id if source is not None and source_volid else None,
+                         on_crash=self._crashed(vol, "error"))
             return vol
+
+    def _check_source_type(self, vt: VolumeType, snap, source) -> None:
+        """A type other than the source's must name the same volume_backend_name
+        (cinder/volume/api.py create, _retype_is_possible; the same in 8.0.0-11.0.0)."""
+        def same_backend(old_type_id):
+            old = self.types.get(old_type_id) if old_type_id else None
+            a = (old.extra_specs if old else {}).get("volume_backend_name")
+            b = vt.extra_specs.get("volume_backend_name")
+            return len(self.drivers) == 1 or bool(a and b and a == b)
+        if source is not None and vt.id != source.volume_type_id \
+                and not same_backend(source.volume_type_id):
+            raise errors.BadRequest(f"Invalid input received: Invalid volume_type provided: "
+                                    f"{vt.id} (requested type is not compatible; either match "
+                                    "source volume, or omit type argument).",
+                                    kind="InvalidInput")
+        if snap is not None and vt.id != snap.volume_type_id \
+                and not same_backend(snap.volume_type_id):
+            raise errors.BadRequest(f"Invalid input received: Invalid volume_type provided: "
+                                    f"{vt.id} (requested type is not compatible; recommend "
+                                    "omitting the type argument).", kind="InvalidInput")
 
     def _image(self, caller: Caller, image_id: str) -> ImageData:
         if self.images is None:
@@ -189,7 +206,8 @@ class VolumesMixin:
                 s.status = "deleting"
             v.status = "deleting"
             self._touch(v)
-            self._submit(self._delete_worker, v.id, [s.id for s in snaps])
+            self._submit(self._delete_worker, v.id, [s.id for s in snaps],
+                         on_crash=self._crashed(v, "error_deleting", *snaps))
 
     def extend_volume(self, caller: Caller, volume_id: str, new_size) -> None:
         """os-extend: an available volume grows to new_size GiB (extending -> available)."""
@@ -208,7 +226,8 @@ class VolumesMixin:
                               count_volume=False)
             v.status = "extending"
             self._touch(v)
-            self._submit(self._extend_worker, v.id, new_size)
+            self._submit(self._extend_worker, v.id, new_size,
+                         on_crash=self._crashed(v, "error_extending"))
 
     def reset_status(self, caller: Caller, volume_id: str, *, status=None,
                      attach_status=None, migration_status=None) -> None:
