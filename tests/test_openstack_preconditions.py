@@ -1,0 +1,155 @@
+"""Preconditions of Cinder's state-changing actions and its scheduler, through openstacksdk and
+raw requests against the target's three clouds (issue 8, items 3 and 8).
+
+Facts, per release: cinder/volume/api.py migrate_volume (8.0.0 checks one by one, 9.0.0 and
+11.0.0 in one conditional update whose message formats a dict into %s), volume/manager.py
+retype ("Volume must not have snapshots."), scheduler/filters/capabilities_filter.py, the
+messages API (3.3: Newton's defined_messages, Pike's message_field), api/contrib/services.py.
+"""
+import pytest
+
+from fixtures.waiters import poll_until
+from tests.support.openstack import CLOUDS, unique_name
+
+
+def _host(cc, cloud, vol_id) -> str:
+    return cc.admin_volume(cloud, vol_id)["os-vol-host-attr:host"]
+
+
+def _ceph_volume_with_snapshot(cc, cloud):
+    ctype = cc.ceph_type(cloud)
+    vol = cc.volume(cloud, size=1, volume_type=ctype.name)
+    bs = cc.conn(cloud).block_storage
+    snap = bs.create_snapshot(volume_id=vol.id, name=unique_name("snap"))
+    bs.wait_for_status(snap, "available", failures=["error"], wait=60)
+    return ctype, vol, snap
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_migrate_refuses_a_volume_with_snapshots(cc, cloud):
+    _, vol, _ = _ceph_volume_with_snapshot(cc, cloud)
+    host = _host(cc, cloud, vol.id)
+    datera = host.split("@")[0] + "@datera#datera"
+    resp = cc.raw(cloud, "POST", f"/volumes/{vol.id}/action", admin=True,
+                  json={"os-migrate_volume": {"host": datera, "force_host_copy": False}})
+    assert resp.status_code == 400, resp.text
+    message = resp.json()["badRequest"]["message"]
+    if cloud == "mitaka":
+        assert message == f"Invalid volume: Volume {vol.id} must not have snapshots."
+    else:
+        assert message.startswith("Invalid volume: Volume {'vol_id': u'%s'} status must be "
+                                  "available or in-use, must not be migrating, have snapshots"
+                                  % vol.id), message
+    after = cc.admin_volume(cloud, vol.id)
+    assert after["os-vol-host-attr:host"] == host and after["status"] == "available"
+    assert after["os-vol-mig-status-attr:migstat"] is None
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_migrate_to_an_unknown_backend_is_invalid_host(cc, cloud):
+    vol = cc.volume(cloud, size=1)
+    host = _host(cc, cloud, vol.id).split("@")[0] + "@nowhere#x"
+    resp = cc.raw(cloud, "POST", f"/volumes/{vol.id}/action", admin=True,
+                  json={"os-migrate_volume": {"host": host}})
+    assert resp.status_code == 400
+    named = f"'{host}'" if cloud == "pike" else host
+    assert resp.json()["badRequest"]["message"] == \
+        f"Invalid host: No available service named {named}"
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_retype_needing_migration_with_snapshots_is_accepted_then_abandoned(cc, cloud):
+    ctype, vol, snap = _ceph_volume_with_snapshot(cc, cloud)
+    dtype = cc.datera_type(cloud)
+    bs = cc.conn(cloud).block_storage
+    bs.retype_volume(vol, dtype.name, migration_policy="on-demand")    # 202
+    done = cc.wait_admin(cloud, vol.id, lambda v: v["status"] != "retyping")
+    assert done["status"] == "available" and done["volume_type"] == ctype.name
+    assert done["os-vol-host-attr:host"].split("@")[1].startswith("ceph")
+    assert done["os-vol-mig-status-attr:migstat"] is None
+    # the snapshot still serves a new volume, on the snapshot's own backend
+    clone = cc.volume(cloud, snapshot_id=snap.id)
+    assert clone.status == "available"
+    assert _host(cc, cloud, clone.id) == done["os-vol-host-attr:host"]
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_snapshot_clone_and_cascade_delete_follow_a_migrated_volume(cc, cloud):
+    """The issue's TypeError siblings: every path that follows a volume's backend after a
+    migration (snapshot, volume from it, clone, cascade delete)."""
+    ctype, dtype = cc.ceph_type(cloud), cc.datera_type(cloud)
+    vol = cc.volume(cloud, size=1, volume_type=ctype.name)
+    bs = cc.conn(cloud).block_storage
+    bs.retype_volume(vol, dtype.name, migration_policy="on-demand")
+    done = cc.wait_admin(cloud, vol.id, lambda v: v["status"] != "retyping")
+    assert done["os-vol-mig-status-attr:migstat"] == "success", done
+    snap = bs.create_snapshot(volume_id=vol.id, name=unique_name("snap"))
+    bs.wait_for_status(snap, "available", failures=["error"], wait=60)
+    from_snap = cc.volume(cloud, snapshot_id=snap.id)
+    clone = cc.volume(cloud, source_volid=vol.id)
+    for v in (from_snap, clone):
+        assert v.status == "available" and _host(cc, cloud, v.id).split("@")[1] == \
+            "datera#datera"
+    for v in (from_snap, clone):
+        bs.delete_volume(v)
+        bs.wait_for_delete(v, wait=60)
+    resp = cc.raw(cloud, "DELETE", f"/volumes/{vol.id}?cascade=true")
+    assert resp.status_code == 202, resp.text
+    bs.wait_for_delete(vol, wait=60)
+    assert bs.find_snapshot(snap.id, ignore_missing=True) is None
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_capabilities_scoped_specs_schedule_like_unscoped_ones(cc, cloud):
+    admin = cc.conn(cloud, True).block_storage
+    cases = {"datera": {"capabilities:volume_backend_name": "datera"},
+             "datera#": {"capabilities:QoS_support": "<is> True",
+                         "storage_protocol": "<in> iSCSI"},
+             "ceph": {"capabilities:storage_protocol": "<or> ceph <or> rbd",
+                      "vendor:anything": "ignored", "DF:replica_count": "1"}}
+    for want, specs in cases.items():
+        t = admin.create_type(name=unique_name("caps"), extra_specs=specs)
+        cc.types.append((cloud, t.id))
+        vol = cc.volume(cloud, size=1, volume_type=t.name)
+        assert _host(cc, cloud, vol.id).split("@")[1].startswith(want.rstrip("#")), specs
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_type_no_backend_satisfies_ends_in_error_with_a_user_message(cc, cloud):
+    admin = cc.conn(cloud, True).block_storage
+    t = admin.create_type(name=unique_name("nowhere"),
+                          extra_specs={"capabilities:volume_backend_name": "nowhere"})
+    cc.types.append((cloud, t.id))
+    vol = cc.volume(cloud, wait=False, size=1, volume_type=t.name)
+    bs = cc.conn(cloud).block_storage
+    vol = poll_until(lambda: bs.get_volume(vol.id), lambda v: v.status != "creating", 60)
+    assert vol.status == "error"
+    resp = cc.raw(cloud, "GET", "/messages", version="3.3")
+    if cloud == "mitaka":          # no messages API below 3.3
+        assert resp.status_code in (404, 406), resp.text
+        return
+    assert resp.status_code == 200, resp.text
+    [msg] = [m for m in resp.json()["messages"] if m["resource_uuid"] == vol.id]
+    if cloud == "newton":
+        assert msg["event_id"] == "000002"
+        assert msg["user_message"].startswith("No storage could be allocated for this volume")
+    else:
+        assert msg["event_id"] == "VOLUME_VOLUME_001_003"
+        assert msg["user_message"] == ("schedule allocate volume:Could not find any "
+                                       "available weighted backend.")
+    assert msg["message_level"] == "ERROR" and msg["resource_type"] == "VOLUME"
+    shown = cc.raw(cloud, "GET", f"/messages/{msg['id']}", version="3.3")
+    assert shown.status_code == 200 and shown.json()["message"]["id"] == msg["id"]
+    assert cc.raw(cloud, "DELETE", f"/messages/{msg['id']}", version="3.3").status_code == 204
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_services_list_cinder_volume_per_backend_and_filters(cc, cloud):
+    admin = cc.conn(cloud, True).block_storage
+    rows = [(s.binary, s.host) for s in admin.services()]
+    hosts = {h for b, h in rows if b == "cinder-volume"}
+    ctl = next(h for b, h in rows if b == "cinder-scheduler")
+    assert hosts == {f"{ctl}@ceph", f"{ctl}@datera"}
+    only = cc.raw(cloud, "GET", f"/os-services?binary=cinder-volume&host={ctl}@datera",
+                  admin=True).json()["services"]
+    assert [(s["binary"], s["host"]) for s in only] == [("cinder-volume", f"{ctl}@datera")]
