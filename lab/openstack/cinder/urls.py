@@ -1,7 +1,7 @@
 """Cinder v3's one route table: version documents, then /v3/{project_id}/... resources."""
 from ..api import Route
-from .responses import (attachments, messages, quotas, service, snapshots, volume_actions,
-                        volume_types, volumes)
+from .responses import (attachments, messages, quotas, service, snapshot_actions, snapshots,
+                        volume_actions, volume_types, volumes)
 
 ATTACHMENTS = "3.27"          # Ocata's; so Pike has them and Mitaka/Newton answer 404
 
@@ -54,6 +54,8 @@ ROUTES: list[Route] = [
     Route("GET", "/v3/{project_id}/snapshots/{snapshot_id}", snapshots.show_snapshot),
     Route("PUT", "/v3/{project_id}/snapshots/{snapshot_id}", snapshots.update_snapshot),
     Route("DELETE", "/v3/{project_id}/snapshots/{snapshot_id}", snapshots.delete_snapshot),
+    Route("POST", "/v3/{project_id}/snapshots/{snapshot_id}/action",
+          snapshot_actions.snapshot_action),
     # the attachments API; os-complete needs 3.44 (Queens), beyond Pike's 3.43
     Route("GET", "/v3/{project_id}/attachments", attachments.list_attachments,
           min_version=ATTACHMENTS),

@@ -13,6 +13,8 @@ from ..guest import Guest, GuestError, device_for
 from .records import DEVICE_LETTERS, BlockDevice, ComputeHost, Server, now_iso
 
 log = logging.getLogger("lab.openstack.nova")
+# NovaException's default text: what a fault says when the cause is no modelled failure.
+UNKNOWN = "An unknown exception occurred."
 
 
 class ComputeManager(BackgroundWork):
@@ -48,8 +50,12 @@ class ComputeManager(BackgroundWork):
                     server.pending.remove(request)
             self._set(server, task_state="networking")
             self._set(server, task_state="spawning")
-        except (errors.ApiError, GuestError) as e:
-            message = getattr(e, "message", str(e))
+        except Exception as e:
+            if isinstance(e, (errors.ApiError, GuestError)):
+                message = getattr(e, "message", str(e))
+            else:     # a lab bug: the traceback to the log, Nova's generic words to the user
+                log.exception("server %s: unexpected failure while building", server_id)
+                message = UNKNOWN
             log.warning("server %s failed to build: %s", server_id, message)
             self._set(server, status="ERROR", vm_state="error", task_state=None,
                       fault={"code": 500, "message": message, "created": now_iso()})
@@ -127,8 +133,10 @@ class ComputeManager(BackgroundWork):
         try:
             cinder.terminate_connection(cc, dev.volume_id, server.host.connector())
             cinder.detach(cc, dev.volume_id, dev.attachment_id)
-        except errors.ApiError as e:
-            log.warning("detach of %s from %s failed: %s", dev.volume_id, server.id, e.message)
+        except Exception as e:     # the volume goes back to in-use, as Nova's detach does
+            log.warning("detach of %s from %s failed: %s", dev.volume_id, server.id,
+                        getattr(e, "message", None) or UNKNOWN, exc_info=not isinstance(
+                            e, errors.ApiError))
             cinder.roll_detaching(cc, dev.volume_id)
             return
         with self.lock:
@@ -178,9 +186,10 @@ class ComputeManager(BackgroundWork):
                 cinder.detach(cc, dev.volume_id, dev.attachment_id)
                 if dev.delete_on_termination:
                     cinder.delete_volume(cc, dev.volume_id)
-            except errors.ApiError as e:
+            except Exception as e:   # the server goes anyway, as Nova's delete does
                 log.warning("server %s delete: volume %s: %s", server.id, dev.volume_id,
-                            e.message)
+                            getattr(e, "message", None) or UNKNOWN,
+                            exc_info=not isinstance(e, errors.ApiError))
         with self.lock:
             self.servers.pop(server.id, None)
             self.changed.notify_all()
