@@ -153,3 +153,119 @@ def test_services_list_cinder_volume_per_backend_and_filters(cc, cloud):
     only = cc.raw(cloud, "GET", f"/os-services?binary=cinder-volume&host={ctl}@datera",
                   admin=True).json()["services"]
     assert [(s["binary"], s["host"]) for s in only] == [("cinder-volume", f"{ctl}@datera")]
+
+
+# ---- action by action: the status each action needs, in each release's words ----------------
+
+def _action(cc, cloud, vol_id, body, admin=False):
+    return cc.raw(cloud, "POST", f"/volumes/{vol_id}/action", admin=admin, json=body)
+
+
+def _reset(cc, cloud, vol_id, **fields):
+    resp = _action(cc, cloud, vol_id, {"os-reset_status": fields}, admin=True)
+    assert resp.status_code == 202, resp.text
+
+
+def _bad(resp) -> str:
+    assert resp.status_code == 400, resp.text
+    return resp.json()["badRequest"]["message"]
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_delete_with_snapshots_and_cascade_rules(cc, cloud):
+    _, vol, snap = _ceph_volume_with_snapshot(cc, cloud)
+    message = _bad(cc.raw(cloud, "DELETE", f"/volumes/{vol.id}"))
+    tail = {"mitaka": "belong to a consistency group or have snapshots.",
+            "newton": "belong to a group or have snapshots.",
+            "pike": "belong to a group, have snapshots or be disassociated from snapshots "
+                    "after volume transfer."}[cloud]
+    states = "available or error or error_restoring or error_extending" + \
+        (" or error_managing" if cloud == "pike" else "")
+    assert message == (f"Invalid volume: Volume status must be {states} and must not be "
+                       f"migrating, attached, {tail}")
+    # a cascade with a snapshot that cannot be deleted is refused too
+    resp = cc.raw(cloud, "POST", f"/snapshots/{snap.id}/action", admin=True,
+                  json={"os-reset_status": {"status": "error_deleting"}})
+    assert resp.status_code == 202, resp.text
+    _bad(cc.raw(cloud, "DELETE", f"/volumes/{vol.id}?cascade=true"))
+    # the snapshot's own delete refuses error_deleting; the admin's force-delete clears it
+    assert cc.raw(cloud, "DELETE", f"/snapshots/{snap.id}").status_code == 400
+    resp = cc.raw(cloud, "POST", f"/snapshots/{snap.id}/action", admin=True,
+                  json={"os-force_delete": {}})
+    assert resp.status_code == 202, resp.text
+    bs = cc.conn(cloud).block_storage
+    poll_until(lambda: bs.find_snapshot(snap.id, ignore_missing=True), lambda s: s is None, 60)
+    assert cc.raw(cloud, "DELETE", f"/volumes/{vol.id}").status_code == 202
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_extend_checks_in_each_releases_order(cc, cloud):
+    vol = cc.volume(cloud, size=1)
+    _reset(cc, cloud, vol.id, status="in-use")
+    smaller = _bad(_action(cc, cloud, vol.id, {"os-extend": {"new_size": 1}}))
+    bigger = _bad(_action(cc, cloud, vol.id, {"os-extend": {"new_size": 2}}))
+    if cloud == "mitaka":         # status first
+        assert smaller == bigger == (f"Invalid volume: Volume {vol.id} status must be "
+                                     "available to extend, but current status is: in-use.")
+        return
+    assert smaller.startswith("Invalid input received: New size for extend must be greater")
+    assert bigger == ({"newton": f"Invalid volume: Volume {vol.id} status must be available "
+                                 "to extend.",
+                       "pike": f"Invalid volume: Volume {vol.id} status must be "
+                               "'{'status': 'available'}' to extend, currently in-use."}[cloud])
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_snapshot_of_an_in_use_volume_needs_force(cc, cloud):
+    vol = cc.volume(cloud, size=1)
+    _reset(cc, cloud, vol.id, status="in-use")
+    resp = cc.raw(cloud, "POST", "/snapshots", json={"snapshot": {"volume_id": vol.id}})
+    assert _bad(resp) == (f"Invalid volume: Volume {vol.id} status must be available, but "
+                          "current status is: in-use.")
+    _reset(cc, cloud, vol.id, status="maintenance")
+    resp = cc.raw(cloud, "POST", "/snapshots",
+                  json={"snapshot": {"volume_id": vol.id, "force": True}})
+    assert _bad(resp) == ("Invalid volume: The snapshot cannot be created when the volume is "
+                          "in maintenance mode.")
+    _reset(cc, cloud, vol.id, status="in-use")
+    resp = cc.raw(cloud, "POST", "/snapshots",
+                  json={"snapshot": {"volume_id": vol.id, "force": True}})
+    assert resp.status_code == 202, resp.text
+    bs = cc.conn(cloud).block_storage
+    snap = bs.wait_for_status(bs.get_snapshot(resp.json()["snapshot"]["id"]), "available",
+                              failures=["error"], wait=60)
+    bs.delete_snapshot(snap)
+    bs.wait_for_delete(snap, wait=60)
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_reset_status_accepts_only_cinders_lists(cc, cloud):
+    vol = cc.volume(cloud, size=1)
+    for body, message in (({"status": "reserved"}, "Must specify a valid status"),
+                          ({"status": "bogus"}, "Must specify a valid status"),
+                          ({"attach_status": "half"}, "Must specify a valid attach status"),
+                          ({"migration_status": "x"}, "Must specify a valid migration status"),
+                          ({}, "Must specify 'status', 'attach_status' or 'migration_status' "
+                               "for update.")):
+        assert _bad(_action(cc, cloud, vol.id, {"os-reset_status": body}, admin=True)) == \
+            message
+    _reset(cc, cloud, vol.id, status="ERROR", migration_status="none")
+    assert cc.admin_volume(cloud, vol.id)["status"] == "error"
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_readonly_flag_needs_available_and_forces_ro_attach(cc, cloud):
+    vol = cc.volume(cloud, size=1)
+    assert _action(cc, cloud, vol.id, {"os-update_readonly_flag": {}}).status_code == 400
+    assert _bad(_action(cc, cloud, vol.id, {"os-update_readonly_flag": {"readonly": "maybe"}})) \
+        == "Bad value for 'readonly'"
+    resp = _action(cc, cloud, vol.id, {"os-update_readonly_flag": {"readonly": True}})
+    assert resp.status_code == 202, resp.text
+    resp = _action(cc, cloud, vol.id, {"os-attach": {"host_name": "h1", "mountpoint": "/x",
+                                                     "mode": "rw"}})
+    assert _bad(resp) == f"Invalid attaching mode 'rw' for volume {vol.id}."
+    _reset(cc, cloud, vol.id, status="in-use")
+    assert _bad(_action(cc, cloud, vol.id, {"os-update_readonly_flag": {"readonly": False}})) \
+        == (f"Invalid volume: Volume {vol.id} status must be available to update readonly "
+            "flag, but current status is: in-use.")
+    _reset(cc, cloud, vol.id, status="available")

@@ -98,6 +98,9 @@ class AttachmentsMixin:
             if not v.multiattach and any(a.instance_uuid for a in v.attachments):
                 raise errors.BadRequest("Invalid volume: volume already attached",
                                         kind="InvalidVolume")
+            if v.readonly and mode != "ro":    # volume/manager.py attach_volume
+                raise errors.BadRequest(f"Invalid attaching mode '{mode}' for volume {v.id}.",
+                                        kind="InvalidVolumeAttachMode")
             a = Attachment(id=str(uuid.uuid4()), volume_id=v.id, instance_uuid=instance_uuid,
                            attached_host=host_name, mountpoint=mountpoint,
                            attach_status="attached", attach_mode=mode, attached_at=now_iso())

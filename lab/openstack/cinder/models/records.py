@@ -105,6 +105,7 @@ class Volume:
     provider_location: str | None = None
     attachments: list = field(default_factory=list)
     multiattach: bool = False
+    readonly: bool = False            # admin metadata `readonly` (os-update_readonly_flag)
     error_reason: str | None = None   # the lab's log of why the manager set `error`
 
     @property

@@ -187,6 +187,24 @@ class VolumesMixin:
             self._touch(v)
             return v
 
+    def update_readonly_flag(self, caller: Caller, volume_id: str, readonly) -> None:
+        """os-update_readonly_flag (cinder/volume/api.py update_readonly_flag): available
+        volumes only; a read-only volume attaches only with mode ro."""
+        if isinstance(readonly, str) and readonly.lower() in ("true", "false", "1", "0", "yes",
+                                                               "no", "on", "off", "t", "f",
+                                                               "y", "n"):
+            readonly = readonly.lower() in ("true", "1", "yes", "on", "t", "y")
+        if not isinstance(readonly, bool):
+            raise errors.BadRequest("Bad value for 'readonly'")
+        with self.lock:
+            v = self._volume(caller, volume_id)
+            if v.status != "available":
+                raise errors.BadRequest(f"Invalid volume: Volume {v.id} status must be available "
+                                        f"to update readonly flag, but current status is: "
+                                        f"{v.status}.", kind="InvalidVolume")
+            v.readonly = readonly
+            self._touch(v)
+
     def set_bootable(self, caller: Caller, volume_id: str, bootable) -> None:
         with self.lock:
             v = self._volume(caller, volume_id)

@@ -97,6 +97,13 @@ def _force_delete(rq, m, c, vid, a):
     return accepted()
 
 
+def _readonly(rq, m, c, vid, a):
+    if "readonly" not in a:
+        raise errors.BadRequest("Must specify readonly in request.")
+    m.update_readonly_flag(c, vid, a["readonly"])
+    return accepted()
+
+
 ACTIONS = {
     "os-extend": _extend, "os-retype": _retype, "os-reset_status": _reset_status,
     "os-initialize_connection": _initialize, "os-terminate_connection": _terminate,
@@ -104,4 +111,5 @@ ACTIONS = {
     "os-unreserve": _simple("unreserve"), "os-begin_detaching": _simple("begin_detaching"),
     "os-roll_detaching": _simple("roll_detaching"), "os-set_bootable": _set_bootable,
     "os-migrate_volume": _migrate, "os-force_delete": _force_delete,
+    "os-update_readonly_flag": _readonly,
 }
