@@ -171,3 +171,26 @@ def test_clone_and_snapshot_volume_stay_on_the_source_backend(model):
         c = model.create_volume(TENANT, **kw)
         c = _wait(model, c.id, lambda c: c.status != "creating")
         assert c.status == "available" and c.host == v.host, vars(c)
+
+
+def test_snapshot_taken_before_a_move_stays_usable_and_cascade_deletes(model, tmp_path):
+    """The issue's TypeError: a snapshot taken on one backend, its volume moved to another
+    (the API now refuses that, so the move is forced here), then a volume from the snapshot
+    and a cascade delete: both follow the snapshot's own backend."""
+    v = _volume(model, "ceph")
+    with open(model.drivers["ceph"].local_path(v.id), "r+b") as f:
+        f.write(b"before the move")
+    s = model.create_snapshot(TENANT, v.id)
+    assert model.wait_for(lambda: s.status == "available", 30)
+    model._migrate(v.id, "other", model.volumes[v.id].volume_type_id)
+    assert v.host.startswith("ctl@other") and v.migration_status == "success"
+    c = model.create_volume(TENANT, snapshot_id=s.id)
+    c = _wait(model, c.id, lambda c: c.status != "creating")
+    assert c.status == "available" and c.host.startswith("ctl@ceph"), vars(c)
+    with open(model.drivers["ceph"].local_path(c.id), "rb") as f:
+        assert f.read(15) == b"before the move"
+    model.delete_volume(TENANT, c.id)
+    model.delete_volume(TENANT, v.id, cascade=True)
+    assert model.wait_for(lambda: not model.volumes and not model.snapshots, 30), \
+        [(x.id, x.status) for x in (*model.volumes.values(), *model.snapshots.values())]
+    assert not list(model.drivers["ceph"].dir.iterdir())
