@@ -4,15 +4,23 @@ initialize_connection -> initiator login -> attach, then the guest), detaches, C
 a migrating volume (the Compute port, lab/openstack/ports.py) and deletes run here, on the
 model's worker threads; Cinder, the data plane and the guests run outside the lock."""
 import logging
+import time
 
 from lab.openstack import errors
 from lab.openstack.background import BackgroundWork
 from lab.openstack.caller import Caller
+from lab.openstack.microversion import Microversion
 
 from ..guest import Guest, GuestError, device_for
 from .records import DEVICE_LETTERS, BlockDevice, ComputeHost, Server, now_iso
 
 log = logging.getLogger("lab.openstack.nova")
+
+
+class BuildAborted(errors.ApiError):
+    """nova.exception.BuildAbortException: the server goes to ERROR with this fault."""
+    kind = "BuildAbortException"
+
 # NovaException's default text: what a fault says when the cause is no modelled failure.
 UNKNOWN = "An unknown exception occurred."
 
@@ -39,15 +47,10 @@ class ComputeManager(BackgroundWork):
         cinder, cc = self.cinder(), caller
         try:
             self._set(server, task_state="block_device_mapping")
-            for request in list(server.pending):
-                vol_id = self._volume_for(cinder, cc, server, request)
-                letter = DEVICE_LETTERS[len(server.devices)]
-                dev = BlockDevice(vol_id, f"/dev/vd{letter}", request["boot_index"],
-                                  request["delete_on_termination"])
-                self._attach(cinder, cc, server, dev)
-                with self.lock:
-                    server.devices.append(dev)
-                    server.pending.remove(request)
+            try:
+                self._prep_block_devices(cinder, cc, server)
+            except Exception as e:
+                raise BuildAborted(self._bdm_failure(server, e)) from None
             self._set(server, task_state="networking")
             self._set(server, task_state="spawning")
         except Exception as e:
@@ -65,6 +68,30 @@ class ComputeManager(BackgroundWork):
         if not server.deleting:
             self._start_guest(server)
 
+    def _bdm_failure(self, server: Server, e: Exception) -> str:
+        """The fault of a build whose block devices failed (compute/manager.py
+        _prep_block_device -> InvalidBDM -> BuildAbortException): Mitaka to Ocata say only
+        InvalidBDM's default; Pike (16.0.0) keeps the cause's own message."""
+        if not isinstance(e, (errors.ApiError, GuestError)):
+            log.error("server %s: block device setup failed", server.id, exc_info=e)
+        if self.profile.nova_max > Microversion(2, 42) and isinstance(
+                e, (errors.ApiError, GuestError)):
+            reason = getattr(e, "message", None) or str(e)
+        else:
+            reason = "Block Device Mapping is Invalid."
+        return f"Build of instance {server.id} aborted: {reason}"
+
+    def _prep_block_devices(self, cinder, cc, server: Server) -> None:
+        for request in list(server.pending):
+                vol_id = self._volume_for(cinder, cc, server, request)
+                letter = DEVICE_LETTERS[len(server.devices)]
+                dev = BlockDevice(vol_id, f"/dev/vd{letter}", request["boot_index"],
+                                  request["delete_on_termination"])
+                self._attach(cinder, cc, server, dev)
+                with self.lock:
+                    server.devices.append(dev)
+                    server.pending.remove(request)
+
     def _volume_for(self, cinder, cc, server: Server, request: dict) -> str:
         """The volume a BDM names, or the one Nova has Cinder create for image/blank sources."""
         if request["source"] == "volume":
@@ -76,10 +103,14 @@ class ComputeManager(BackgroundWork):
             kwargs["snapshot_id"] = request["ref"]
             kwargs.pop("size")
         vol = cinder.create_volume(cc, **kwargs)
+        started = time.monotonic()
         status = cinder.wait_for_volume(vol.id, ("available", "error"), 600)
         if status != "available":
-            raise errors.ApiError(f"Build of instance {server.id} aborted: Volume {vol.id} did "
-                                  f"not finish being created (status {status}).")
+            # nova.exception.VolumeNotCreated; Nova polls every 3 s (block_device_allocate_*)
+            waited = int(time.monotonic() - started)
+            raise errors.ApiError(f"Volume {vol.id} did not finish being created even after "
+                                  f"we waited {waited} seconds or {waited // 3 + 1} attempts. "
+                                  f"And its status is {status}.", kind="VolumeNotCreated")
         return vol.id
 
     def _attach(self, cinder, cc, server: Server, dev: BlockDevice) -> None:
