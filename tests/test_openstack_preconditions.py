@@ -276,3 +276,60 @@ def test_readonly_flag_needs_available_and_forces_ro_attach(cc, cloud):
         == (f"Invalid volume: Volume {vol.id} status must be available to update readonly "
             "flag, but current status is: in-use.")
     _reset(cc, cloud, vol.id, status="available")
+
+
+# ---- Nova: a build whose block device fails, and what an ERROR server still allows ----------
+
+def _drop_app_instance(lab_api, volume_id: str) -> None:
+    """A bad backend state: the volume's app instance removed on Datera behind Cinder."""
+    name = f"OS-{volume_id}"
+    for tenant in lab_api.tenants.list(tenant="/root"):
+        path = f"/root/{tenant['name']}"
+        for ai in lab_api.app_instances.list(tenant=path):
+            if ai["name"] == name:
+                ai.set(admin_state="offline", force=True, tenant=path)
+                ai.delete(force=True, tenant=path)
+                return
+    raise AssertionError(f"no app instance {name} on the lab's Datera")
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_failed_build_is_error_with_novas_fault_and_can_be_deleted(cc, lab_api, cloud):
+    from tests.support.openstack import boot_networks
+    vol = cc.volume(cloud, size=1, volume_type=cc.datera_type(cloud).name)
+    spare = cc.volume(cloud, size=1)
+    _drop_app_instance(lab_api, vol.id)
+    conn = cc.conn(cloud)
+    server = conn.compute.create_server(
+        name=unique_name("srv"), flavor_id="1", **boot_networks(cloud),
+        block_device_mapping=[{"boot_index": "0", "uuid": vol.id, "source_type": "volume",
+                               "destination_type": "volume", "delete_on_termination": False}])
+    try:
+        server = poll_until(lambda: conn.compute.get_server(server.id),
+                            lambda s: s.status != "BUILD", 120)
+        assert server.status == "ERROR"
+        fault = server.fault
+        assert fault["code"] == 500
+        prefix = f"Build of instance {server.id} aborted: "
+        if cloud == "pike":     # Pike keeps the cause's words: Cinder's backend error
+            assert fault["message"].startswith(prefix) and "not found" in fault["message"]
+        else:
+            assert fault["message"] == prefix + "Block Device Mapping is Invalid."
+        assert "Traceback" not in fault["message"] and "Error:" not in fault["message"]
+        # the volume is free again, and an ERROR server takes no attachment (409)
+        assert conn.block_storage.get_volume(vol.id).status == "available"
+        base = conn.compute.get_endpoint().rstrip("/")
+        resp = conn.session.post(f"{base}/servers/{server.id}/os-volume_attachments",
+                                 json={"volumeAttachment": {"volumeId": spare.id}},
+                                 raise_exc=False)
+        assert resp.status_code == 409, resp.text
+        assert resp.json()["conflictingRequest"]["message"] == (
+            f"Cannot 'attach_volume' instance {server.id} while it is in vm_state error")
+        # detaching a volume that is not attached: 404 with Nova's words
+        resp = conn.session.delete(f"{base}/servers/{server.id}/os-volume_attachments/"
+                                   f"{spare.id}", raise_exc=False)
+        assert resp.status_code == 404
+        assert resp.json()["itemNotFound"]["message"] == f"volume_id not found: {spare.id}"
+    finally:
+        conn.compute.delete_server(server.id, ignore_missing=True)
+        conn.compute.wait_for_delete(server, wait=120)
