@@ -333,3 +333,38 @@ def test_failed_build_is_error_with_novas_fault_and_can_be_deleted(cc, lab_api, 
     finally:
         conn.compute.delete_server(server.id, ignore_missing=True)
         conn.compute.wait_for_delete(server, wait=120)
+
+
+# ---- quotas (413 with Cinder's body) and Glance's protected images (403) --------------------
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_over_quota_create_and_extend_are_413_over_limit(cc, cloud):
+    bs = cc.conn(cloud).block_storage
+    quota = bs.get_quota_set(cc.conn(cloud).current_project_id, usage=True)
+    limit = quota.gigabytes["limit"] if isinstance(quota.gigabytes, dict) else quota.gigabytes
+    resp = cc.raw(cloud, "POST", "/volumes", json={"volume": {"size": limit + 1}})
+    assert resp.status_code == 413, resp.text
+    message = resp.json()["overLimit"]["message"]
+    assert message.startswith("VolumeSizeExceedsAvailableQuota: Requested volume or snapshot "
+                              f"exceeds allowed gigabytes quota. Requested {limit + 1}G, quota "
+                              f"is {limit}G and ")
+    vol = cc.volume(cloud, size=1)
+    resp = _action(cc, cloud, vol.id, {"os-extend": {"new_size": limit + 1}})
+    assert resp.status_code == 413 and "overLimit" in resp.json()
+    assert cc.admin_volume(cloud, vol.id)["status"] == "available"      # nothing changed
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_protected_image_delete_is_403_until_unprotected(cc, cloud):
+    import openstack.exceptions
+    image = cc.image(cloud, b"\x01" * 4096)
+    glance = cc.conn(cloud).image
+    glance.update_image(image, is_protected=True)
+    with pytest.raises(openstack.exceptions.HttpException) as e:
+        glance.delete_image(image)
+    assert e.value.status_code == 403
+    assert f"Image {image.id} is protected and cannot be deleted." in e.value.response.text
+    assert glance.get_image(image.id).status == "active"
+    glance.update_image(image, is_protected=False)
+    glance.delete_image(image)
+    assert glance.find_image(image.id, ignore_missing=True) is None
