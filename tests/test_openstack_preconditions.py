@@ -271,6 +271,13 @@ def test_readonly_flag_needs_available_and_forces_ro_attach(cc, cloud):
     resp = _action(cc, cloud, vol.id, {"os-attach": {"host_name": "h1", "mountpoint": "/x",
                                                      "mode": "rw"}})
     assert _bad(resp) == f"Invalid attaching mode 'rw' for volume {vol.id}."
+    # the export says ro, which is the mode Nova attaches with
+    connector = {"initiator": "iqn.1993-08.org.debian:01:vct-ro", "ip": "127.0.0.1",
+                 "host": "vct-ro"}
+    resp = _action(cc, cloud, vol.id, {"os-initialize_connection": {"connector": connector}})
+    assert resp.status_code == 200 and \
+        resp.json()["connection_info"]["data"]["access_mode"] == "ro"
+    _action(cc, cloud, vol.id, {"os-terminate_connection": {"connector": connector}})
     _reset(cc, cloud, vol.id, status="in-use")
     assert _bad(_action(cc, cloud, vol.id, {"os-update_readonly_flag": {"readonly": False}})) \
         == (f"Invalid volume: Volume {vol.id} status must be available to update readonly "

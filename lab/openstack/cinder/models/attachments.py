@@ -57,6 +57,7 @@ class AttachmentsMixin:
                                         kind="InvalidVolume")
             driver, ref = self.drivers[v.backend], self._ref(v)
             qos = self.front_end_qos(v.volume_type_id)
+            readonly = v.readonly
         try:
             driver.create_export(ref, connector)
             info = driver.initialize_connection(ref, connector)
@@ -69,7 +70,8 @@ class AttachmentsMixin:
             data["qos_specs"] = _expand_per_gb(qos, ref.size_gib)
         else:
             data["qos_specs"] = None
-        data.setdefault("access_mode", "rw")
+        # a read-only volume is exported ro, and Nova attaches it with that mode
+        data["access_mode"] = "ro" if readonly else data.get("access_mode", "rw")
         data.setdefault("encrypted", False)
         return info
 

@@ -123,7 +123,8 @@ class ComputeManager(BackgroundWork):
             try:
                 self.device(info, server.host, dev.volume_id).check()   # os-brick's connect_volume
                 att = cinder.attach(cc, dev.volume_id, instance_uuid=server.id,
-                                    host_name=server.host.name, mountpoint=dev.device)
+                                    host_name=server.host.name, mountpoint=dev.device,
+                                    mode=info.get("data", {}).get("access_mode", "rw"))
             except Exception:
                 cinder.terminate_connection(cc, dev.volume_id, connector)
                 raise
