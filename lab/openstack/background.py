@@ -16,13 +16,24 @@ class BackgroundWork:
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
         self._worker_name, self._worker_log = name, log
 
-    def _submit(self, fn, *args) -> Future:
+    def _submit(self, fn, *args, on_crash=None) -> Future:
+        """Runs fn(*args) on a worker. A worker models its failures itself; an exception that
+        escapes it is a lab bug: logged with its traceback, and `on_crash()` (called under the
+        lock) puts the resource in the error state the real service would, so nothing is left
+        in a transitional state that no API call can clear."""
         def run():
             try:
                 fn(*args)
-            except Exception:   # a bug, not a modelled failure: keep the worker alive, say why
+            except Exception:
                 self._worker_log.exception("%s task %s failed", self._worker_name,
                                            getattr(fn, "__name__", fn))
+                if on_crash is not None:
+                    with self.changed:
+                        try:
+                            on_crash()
+                        except Exception:
+                            self._worker_log.exception("could not mark the failed resource")
+                        self.changed.notify_all()
         return self.pool.submit(run)
 
     def wait_for(self, predicate, timeout: float) -> bool:

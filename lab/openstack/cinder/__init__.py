@@ -30,6 +30,10 @@ from .models import Caller, CinderModel
 from .urls import ROUTES
 
 
+# The Datera driver each release shipped (cinder/volume/drivers/datera*: VERSION).
+DATERA_DRIVER_VERSIONS = {"mitaka": "2.0", "newton": "2.2", "pike": "2.4.0"}
+
+
 class CinderService(Service):
     name = "cinder"
     port = PORTS["cinder"]
@@ -110,7 +114,8 @@ def _drivers(cloud: Cloud) -> dict:
             host_iqn=f"iqn.2010-10.org.openstack:{cfg.cloud}-cinder", host_ip=cfg.address,
             # The lab's config names the plain-HTTP REST port; dfs_sdk uses 7717 unsecured.
             secure=datera.http_port is None, ca_file=datera.ca_file,
-            ldap_server=datera.ldap_server))
+            ldap_server=datera.ldap_server,
+            driver_version=DATERA_DRIVER_VERSIONS.get(cloud.profile.name, "2.4.0")))
     ceph = settings.ceph
     if ceph is not None:
         drivers["ceph"] = CephDriver(pool_dir=cfg.data_dir / "ceph",

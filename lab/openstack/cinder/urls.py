@@ -1,8 +1,8 @@
 """Cinder's one route table: version documents, then /v3/{project_id}/... resources (and the
 same resources under /v2/{project_id}, minus those that need a microversion)."""
 from ..api import Route
-from .responses import (admin_views, attachments, metadata, quotas, service, snapshot_actions,
-                        snapshots, volume_actions, volume_types, volumes)
+from .responses import (admin_views, attachments, messages, metadata, quotas, service,
+                        snapshot_actions, snapshots, volume_actions, volume_types, volumes)
 
 ATTACHMENTS = "3.27"          # Ocata's; so Pike has them and Mitaka/Newton answer 404
 
@@ -82,6 +82,12 @@ ROUTES: list[Route] = [
           min_version=ATTACHMENTS),
     Route("POST", "/v3/{project_id}/attachments/{attachment_id}/action",
           attachments.attachment_action, min_version="3.44"),
+    # user messages (Newton's 3.3)
+    Route("GET", "/v3/{project_id}/messages", messages.list_messages, min_version="3.3"),
+    Route("GET", "/v3/{project_id}/messages/{message_id}", messages.show_message,
+          min_version="3.3"),
+    Route("DELETE", "/v3/{project_id}/messages/{message_id}", messages.delete_message,
+          min_version="3.3"),
     # quotas, limits, services, zones
     Route("GET", "/v3/{project_id}/os-quota-sets/{target_id}", quotas.show_quota),
     Route("DELETE", "/v3/{project_id}/os-quota-sets/{target_id}", quotas.delete_quota),

@@ -29,6 +29,17 @@ class CephDriver:
         self.dir = Path(pool_dir) / pool
         self.dir.mkdir(parents=True, exist_ok=True)
 
+    def volume_stats(self) -> dict:
+        """The RBD driver's stats (cinder/volume/drivers/rbd.py _update_volume_stats): thin,
+        no multiattach, capacity from the pool's filesystem."""
+        st = os.statvfs(self.dir)
+        total, free = st.f_blocks * st.f_frsize / GiB, st.f_bavail * st.f_frsize / GiB
+        return {"volume_backend_name": self.backend_name, "vendor_name": "Open Source",
+                "driver_version": "1.2.0", "storage_protocol": "ceph",
+                "total_capacity_gb": round(total, 2), "free_capacity_gb": round(free, 2),
+                "reserved_percentage": 0, "multiattach": False,
+                "thin_provisioning_support": True, "max_over_subscription_ratio": 20.0}
+
     # -- names --------------------------------------------------------------------------------
     def local_path(self, volume_id: str) -> Path:
         return self.dir / f"volume-{volume_id}"

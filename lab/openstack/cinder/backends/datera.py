@@ -96,6 +96,8 @@ class DateraConfig:
     login_port: int = ISCSI_PORT        # the lab's initiator login stands in for iSCSI
     backend_name: str = "datera"
     pool: str = "datera"
+    driver_version: str = "2.4.0"       # the release's driver: 2.0 Mitaka, 2.2 Newton, 2.4.0 Pike
+    capacity_gib: int = 10240           # what the stats report (the lab's cluster is sparse)
 
 
 class DateraDriver:
@@ -106,6 +108,15 @@ class DateraDriver:
         self.tenant_path = f"/root/{config.tenant}"
         self._local = threading.local()
         self._schema_dir = Path(tempfile.gettempdir()) / f"vancouver-cinder-dsdk-{os.getuid()}"
+
+    def volume_stats(self) -> dict:
+        """The driver's get_volume_stats (datera_api21._update_cluster_stats), static: the
+        lab reports its nominal capacity instead of asking /system on every schedule."""
+        c = self.config
+        return {"volume_backend_name": c.backend_name, "vendor_name": "Datera",
+                "driver_version": c.driver_version, "storage_protocol": "iSCSI",
+                "total_capacity_gb": c.capacity_gib, "free_capacity_gb": c.capacity_gib,
+                "reserved_percentage": 0, "QoS_support": True}
 
     # -- session (one per worker thread: dfs_sdk keeps per-thread state) ------------------------
     def _api(self):
@@ -148,6 +159,15 @@ class DateraDriver:
         except dexc.ApiConflictError:
             pass
 
+    def _ai_required(self, volume_id: str):
+        """_ai for the paths where a missing app instance is a failure (export, attach,
+        snapshot, extend, copies): a BackendError naming it."""
+        try:
+            return self._ai(volume_id)
+        except dexc.ApiNotFoundError:
+            raise BackendError(f"Datera app_instance {self.ai_name(volume_id)} not found in "
+                               f"{self.tenant_path}") from None
+
     def _ai(self, volume_id: str):
         """cvol_to_ai: the first app instance whose name matches the volume id."""
         api, t = self._api(), self.tenant_path
@@ -182,11 +202,11 @@ class DateraDriver:
         return self._chap_update(ref, pol)
 
     def create_cloned_volume(self, ref: VolumeRef, src: VolumeRef) -> ModelUpdate:
-        _, src_vol = self._si_vol(self._ai(src.id))
+        _, src_vol = self._si_vol(self._ai_required(src.id))
         return self._clone(ref, {"clone_volume_src": {"path": src_vol["path"]}}, src.size_gib)
 
     def create_volume_from_snapshot(self, ref: VolumeRef, snap: SnapshotRef) -> ModelUpdate:
-        _, src_vol = self._si_vol(self._ai(snap.volume_id))
+        _, src_vol = self._si_vol(self._ai_required(snap.volume_id))
         t = self.tenant_path
         dsnap = self._call("snapshot lookup", src_vol.snapshots.get, snap.provider_location,
                            tenant=t)
@@ -216,7 +236,7 @@ class DateraDriver:
             ai.set(tenant=t, admin_state="online")
 
     def extend_volume(self, ref: VolumeRef, new_size_gib: int) -> None:
-        self._extend(self._ai(ref.id), new_size_gib)
+        self._extend(self._ai_required(ref.id), new_size_gib)
 
     def delete_volume(self, ref: VolumeRef) -> None:
         t = self.tenant_path
@@ -275,7 +295,7 @@ class DateraDriver:
     def create_export(self, ref: VolumeRef, connector: dict) -> None:
         api, t = self._api(), self.tenant_path
         pol = policies(ref.extra_specs, ref.qos_specs)
-        ai = self._ai(ref.id)
+        ai = self._ai_required(ref.id)
         ai.set(tenant=t, admin_state="offline", force=True)
         si, _ = self._si_vol(ai)
         if connector.get("ip") and not (ai.get("app_template") or {}).get("path"):
@@ -339,7 +359,7 @@ class DateraDriver:
     def initialize_connection(self, ref: VolumeRef, connector: dict) -> dict:
         t = self.tenant_path
         pol = policies(ref.extra_specs, ref.qos_specs)
-        ai = self._ai(ref.id)
+        ai = self._ai_required(ref.id)
         ai.set(tenant=t, admin_state="online")
         si, _ = self._si_vol(ai)
         ips, iqn = list(si["access"]["ips"]), si["access"]["iqn"]
@@ -376,7 +396,7 @@ class DateraDriver:
     # -- snapshots --------------------------------------------------------------------------------
     def create_snapshot(self, snap: SnapshotRef, ref: VolumeRef) -> ModelUpdate:
         t = self.tenant_path
-        _, vol = self._si_vol(self._ai(ref.id))
+        _, vol = self._si_vol(self._ai_required(ref.id))
         dsnap = self._call("snapshot create", vol.snapshots.create, tenant=t, uuid=snap.id)
         deadline = time.monotonic() + 20
         while dsnap.get("op_state") != "available":
@@ -388,6 +408,8 @@ class DateraDriver:
 
     def delete_snapshot(self, snap: SnapshotRef, ref: VolumeRef) -> None:
         t = self.tenant_path
+        if not snap.provider_location:
+            return        # never made on Datera (its creation failed): nothing to delete
         try:
             _, vol = self._si_vol(self._ai(ref.id))
             vol.snapshots.get(snap.provider_location, tenant=t).delete(tenant=t)
@@ -402,7 +424,7 @@ class DateraDriver:
             return False
         t = self.tenant_path
         old, new = policies(ref.extra_specs, ref.qos_specs), policies(new_specs, new_qos)
-        ai = self._ai(ref.id)
+        ai = self._ai_required(ref.id)
         self._update_qos(ai, ref, new, clear_old=True)
         si, vol = self._si_vol(ai)
         if (new["replica_count"] != old["replica_count"] or new["ip_pool"] != old["ip_pool"]):

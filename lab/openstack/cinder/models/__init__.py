@@ -16,6 +16,7 @@ One module per family, composed into CinderModel as moto composes its EC2 backen
     quotas.py         quota sets, usage, limit checks      volumes.py       volumes (API half)
     attachments.py    attach flow, attachments API         snapshots.py     snapshots (API half)
     migration.py      retype, migrate (the Ceph-to-Datera migration's steps)
+    scheduler.py      the backend choice (CapabilitiesFilter)   messages.py  user messages
     manager.py        every background worker: the only place state changes off the request
 """
 from lab.openstack.caller import Caller
@@ -24,8 +25,10 @@ from lab.openstack.ports import Compute, ImageData, ImageSource
 from .attachments import AttachmentsMixin
 from .helpers import _boolish
 from .manager import VolumeManager, log
+from .messages import MessagesMixin
 from .migration import MigrationMixin
 from .quotas import QuotasMixin
+from .scheduler import SchedulerMixin
 from .records import Attachment, QosSpec, Snapshot, Volume, VolumeType, now_iso
 from .snapshots import SnapshotsMixin
 from .volume_types import TypesMixin
@@ -36,7 +39,7 @@ __all__ = ["Attachment", "Caller", "CinderModel", "Compute", "ImageData", "Image
 
 
 class CinderModel(TypesMixin, QuotasMixin, VolumesMixin, AttachmentsMixin, SnapshotsMixin,
-                  MigrationMixin, VolumeManager):
+                  MigrationMixin, SchedulerMixin, MessagesMixin, VolumeManager):
     """Cinder of one cloud. `drivers` maps a backend name to its driver (backends/); `images`
     is the Glance port and `compute` the Nova port (ports.py), None where the cloud has none:
     then creating from an image is refused and an attached volume cannot be migrated."""
@@ -57,6 +60,7 @@ class CinderModel(TypesMixin, QuotasMixin, VolumesMixin, AttachmentsMixin, Snaps
         self.qos: dict[str, QosSpec] = {}
         self.quotas: dict[str, dict] = {}
         self.attachments: dict[str, Attachment] = {}
+        self.messages: dict[str, dict] = {}
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)

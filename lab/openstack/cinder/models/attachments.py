@@ -57,6 +57,7 @@ class AttachmentsMixin:
                                         kind="InvalidVolume")
             driver, ref = self.drivers[v.backend], self._ref(v)
             qos = self.front_end_qos(v.volume_type_id)
+            readonly = v.readonly
         try:
             driver.create_export(ref, connector)
             info = driver.initialize_connection(ref, connector)
@@ -69,7 +70,8 @@ class AttachmentsMixin:
             data["qos_specs"] = _expand_per_gb(qos, ref.size_gib)
         else:
             data["qos_specs"] = None
-        data.setdefault("access_mode", "rw")
+        # a read-only volume is exported ro, and Nova attaches it with that mode
+        data["access_mode"] = "ro" if readonly else data.get("access_mode", "rw")
         data.setdefault("encrypted", False)
         return info
 
@@ -98,6 +100,9 @@ class AttachmentsMixin:
             if not v.multiattach and any(a.instance_uuid for a in v.attachments):
                 raise errors.BadRequest("Invalid volume: volume already attached",
                                         kind="InvalidVolume")
+            if v.readonly and mode != "ro":    # volume/manager.py attach_volume
+                raise errors.BadRequest(f"Invalid attaching mode '{mode}' for volume {v.id}.",
+                                        kind="InvalidVolumeAttachMode")
             a = Attachment(id=str(uuid.uuid4()), volume_id=v.id, instance_uuid=instance_uuid,
                            attached_host=host_name, mountpoint=mountpoint,
                            attach_status="attached", attach_mode=mode, attached_at=now_iso())

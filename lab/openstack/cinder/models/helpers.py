@@ -1,6 +1,7 @@
 """Small parsers every Cinder family shares: Cinder's boolean and size rules, a driver
 failure's one-line reason, the per-GB QoS expansion Nova receives."""
 from lab.openstack import errors
+from lab.openstack.cinder.backends import BackendError
 from lab.openstack.microversion import Microversion
 
 
@@ -8,9 +9,18 @@ def _mv(text: str) -> Microversion:
     return Microversion.parse(text)
 
 
-def _reason(e: Exception) -> str:
-    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    return text[:300]
+UNKNOWN_ERROR = "An unknown error occurred."
+
+
+def _reason(e: Exception, log=None) -> str:
+    """A worker failure's one-line reason: a driver's own (BackendError: secret-free, the
+    backend's words); anything else is a lab bug, whose traceback goes to `log` while the
+    record gets Cinder's generic text, never Python's."""
+    if isinstance(e, BackendError) and str(e).strip():
+        return str(e).strip().splitlines()[0][:300]
+    if log is not None:
+        log.error("unexpected failure in the volume manager", exc_info=e)
+    return UNKNOWN_ERROR
 
 
 def _boolish(value, name: str) -> bool:

@@ -22,6 +22,7 @@ from lab.openstack.cinder.backends.copy import copy_bytes
 from lab.openstack.ports import ImageData
 
 from .helpers import _reason
+from .scheduler import satisfies
 from .records import GiB, Volume, now_iso
 
 log = logging.getLogger("lab.openstack.cinder")
@@ -33,19 +34,23 @@ class VolumeManager(BackgroundWork):
                        source_id: str | None) -> None:
         with self.lock:
             vol = self.volumes[vol_id]
-            backend = self._backend_for(self.volume_type_of(vol))
+            snap = self.snapshots.get(snap_id) if snap_id else None
+            src = self.volumes.get(source_id) if source_id else None
+            if (snap_id and snap is None) or (source_id and src is None):
+                return self._fail(vol, "the source was deleted before the volume was created")
+            # A snapshot's or a clone's volume lands on its source's backend (Cinder sends
+            # those requests to the source's host), if that backend passes the filters.
+            only = snap.backend if snap else (src.backend if src else None)
+            backend = self._schedule(self.volume_type_of(vol), vol.size, only=only)
             if backend is None:
+                self._user_message(vol.project_id, vol.id, "no_valid_backend")
                 return self._fail(vol, "No valid backend was found. No weighed backends "
                                        "available")
             vol.host = self.host_of(backend)
             ref = self._ref(vol)
-            snap = self.snapshots.get(snap_id) if snap_id else None
-            src = self.volumes.get(source_id) if source_id else None
             src_ref = self._ref(src) if src else None
-            snap_ref = (SnapshotRef(snap.id, self.volumes[snap.volume_id].backend_id, snap.size,
+            snap_ref = (SnapshotRef(snap.id, snap.backend_volume_id, snap.size,
                                     snap.provider_location) if snap else None)
-            src_backend = (src or (self.volumes.get(snap.volume_id) if snap else None))
-            src_backend = src_backend.backend if src_backend else None
         driver = self.drivers[backend]
         try:
             if image is not None:
@@ -61,20 +66,15 @@ class VolumeManager(BackgroundWork):
                                                         dst, vol.size)
                     else:
                         copy_bytes(image.path, dst, vol.size * GiB)
-            elif (snap_ref or src_ref) and src_backend != backend:
-                # Cross-backend clone: a fresh volume, then the bytes through the host.
-                update = driver.create_volume(ref)
-                ref = replace(ref, provider_auth=update.provider_auth)
-                self._copy_between(src_backend, src_ref, backend, ref, vol.size)
             elif snap_ref is not None:
                 update = driver.create_volume_from_snapshot(ref, snap_ref)
             elif src_ref is not None:
                 update = driver.create_cloned_volume(ref, src_ref)
             else:
                 update = driver.create_volume(ref)
-        except (BackendError, Exception) as e:   # the manager marks the volume, never crashes
+        except Exception as e:   # the manager marks the volume, never crashes
             with self.lock:
-                return self._fail(vol, _reason(e))
+                return self._fail(vol, _reason(e, log))
         with self.lock:
             vol.provider_auth = update.provider_auth
             vol.provider_location = update.provider_location
@@ -93,6 +93,37 @@ class VolumeManager(BackgroundWork):
             vol.launched_at = now_iso()
             self._touch(vol)
 
+    def _crashed(self, record, state: str, *more):
+        """on_crash for a worker: the record (and `more`) in the error state `state`."""
+        def mark():
+            for r in (record, *more):
+                r.status = state
+                if hasattr(r, "error_reason"):
+                    r.error_reason = "An unknown error occurred."
+                self._touch(r)
+        return mark
+
+    def _crashed_migration(self, vol: Volume):
+        """on_crash for retype and migration: Cinder's _retype_error/_migrate_volume_set_error:
+        the previous status back, migration_status error, type and host unchanged."""
+        def mark():
+            for tmp in [t for t in self.volumes.values()
+                        if t.migration_status == f"target:{vol.id}"]:
+                tmp.status = "error"                  # the temporary volume, for the admin
+            self._end_retype(vol, "error", "An unknown error occurred.")
+        return mark
+
+    def _migrate_to_host(self, vol_id: str, backend: str) -> None:
+        """os-migrate_volume's scheduler step (migrate_volume_to_host): the destination must
+        pass the volume type's filters; else migration_status error, status back."""
+        with self.lock:
+            vol = self.volumes[vol_id]
+            vt = self.volume_type_of(vol)
+            if not satisfies(self.capabilities(backend), vt.extra_specs if vt else {}):
+                return self._end_retype(vol, "error", f"No valid host was found. Cannot place "
+                                                      f"volume {vol.id} on {backend}")
+        self._migrate(vol_id, backend, vol.volume_type_id)
+
     def _copy_between(self, src_backend: str, src_ref: VolumeRef, dst_backend: str,
                       dst_ref: VolumeRef, size_gib: int) -> None:
         with self.drivers[src_backend].local_access(src_ref) as src, \
@@ -106,28 +137,52 @@ class VolumeManager(BackgroundWork):
         self._touch(vol)
 
     def _delete_worker(self, vol_id: str, snap_ids: list) -> None:
+        """Deletes the cascade's snapshots (each on the backend holding it), then the volume.
+        A failure leaves error_deleting on what is left, which reset-status and force-delete
+        clear, as in Cinder."""
         with self.lock:
             vol = self.volumes[vol_id]
             ref, backend = self._ref(vol), vol.backend
-            snaps = [self.snapshots[s] for s in snap_ids if s in self.snapshots]
-        try:
-            if backend is not None:
-                driver = self.drivers[backend]
-                for s in snaps:
-                    driver.delete_snapshot(SnapshotRef(s.id, ref.id, s.size, s.provider_location),
-                                           ref)
-                driver.delete_volume(ref)
-        except Exception as e:
+            snaps = [(s, self._snap_target(s)) for s in
+                     (self.snapshots[i] for i in snap_ids if i in self.snapshots)]
+        failed = None
+        for s, (driver, sref, vref) in snaps:
+            try:
+                if driver is not None:
+                    driver.delete_snapshot(sref, vref)
+            except Exception as e:
+                failed = _reason(e, log)
+                with self.lock:
+                    log.warning("snapshot %s: delete failed: %s", s.id, failed)
+                    s.status = "error_deleting"
+                    self._touch(s)
+                continue
             with self.lock:
-                log.warning("volume %s: delete failed: %s", vol_id, _reason(e))
-                vol.status = "error_deleting"
+                self.snapshots.pop(s.id, None)
+                self.changed.notify_all()
+        try:
+            if failed is None and backend is not None:
+                self.drivers[backend].delete_volume(ref)
+        except Exception as e:
+            failed = _reason(e, log)
+        if failed is not None:
+            with self.lock:
+                log.warning("volume %s: delete failed: %s", vol_id, failed)
+                vol.status, vol.error_reason = "error_deleting", failed
                 self._touch(vol)
             return
         with self.lock:
-            for s in snaps:
-                self.snapshots.pop(s.id, None)
             self.volumes.pop(vol_id, None)
             self.changed.notify_all()
+
+    def _snap_target(self, s) -> tuple:
+        """(driver, SnapshotRef, VolumeRef) for the backend that holds a snapshot's bytes."""
+        vol = self.volumes.get(s.volume_id)
+        if s.backend is None or vol is None:
+            return None, None, None
+        vref = replace(self._ref(vol), id=s.backend_volume_id or vol.backend_id)
+        return (self.drivers[s.backend],
+                SnapshotRef(s.id, vref.id, s.size, s.provider_location), vref)
 
     def _extend_worker(self, vol_id: str, new_size: int) -> None:
         with self.lock:
@@ -137,7 +192,7 @@ class VolumeManager(BackgroundWork):
             driver.extend_volume(ref, new_size)
         except Exception as e:
             with self.lock:
-                log.warning("volume %s: extend failed: %s", vol_id, _reason(e))
+                log.warning("volume %s: extend failed: %s", vol_id, _reason(e, log))
                 vol.status = "error_extending"
                 self._touch(vol)
             return
@@ -150,13 +205,14 @@ class VolumeManager(BackgroundWork):
     def _snapshot_worker(self, snap_id: str) -> None:
         with self.lock:
             s = self.snapshots[snap_id]
-            vol = self.volumes[s.volume_id]
-            ref, driver = self._ref(vol), self.drivers[vol.backend]
+            driver, sref, ref = self._snap_target(s)
         try:
-            update = driver.create_snapshot(SnapshotRef(s.id, ref.id, s.size), ref)
+            if driver is None:
+                raise BackendError("the volume has no backend")
+            update = driver.create_snapshot(sref, ref)
         except Exception as e:
             with self.lock:
-                log.warning("snapshot %s: %s", s.id, _reason(e))
+                log.warning("snapshot %s: %s", s.id, _reason(e, log))
                 s.status = "error"
                 self._touch(s)
             return
@@ -168,16 +224,13 @@ class VolumeManager(BackgroundWork):
     def _delete_snapshot_worker(self, snap_id: str) -> None:
         with self.lock:
             s = self.snapshots[snap_id]
-            vol = self.volumes.get(s.volume_id)
-            ref = self._ref(vol) if vol else None
-            driver = self.drivers[vol.backend] if vol and vol.backend else None
+            driver, sref, ref = self._snap_target(s)
         try:
-            if driver is not None and s.status != "error":
-                driver.delete_snapshot(SnapshotRef(s.id, ref.id, s.size, s.provider_location),
-                                       ref)
+            if driver is not None:
+                driver.delete_snapshot(sref, ref)
         except Exception as e:
             with self.lock:
-                log.warning("snapshot %s: delete failed: %s", s.id, _reason(e))
+                log.warning("snapshot %s: delete failed: %s", s.id, _reason(e, log))
                 s.status = "error_deleting"
                 self._touch(s)
             return
@@ -187,29 +240,45 @@ class VolumeManager(BackgroundWork):
 
     # ---- retype and the Ceph-to-Datera migration (migration.py has the steps) --------------
     def _retype_worker(self, vol_id: str, type_id: str, policy: str) -> None:
+        """cinder/scheduler/manager.py retype + volume/manager.py retype (8.0.0-11.0.0)."""
         with self.lock:
             vol = self.volumes[vol_id]
             vt = self.types.get(type_id)
-            target = self._backend_for(vt)
-            if vt is None or target is None:
-                return self._end_retype(vol, None, "No valid backend was found")
-            same = target == vol.backend
-            ref = self._ref(vol)
+            if vt is None or vol.backend is None:
+                return self._end_retype(vol, None, "the volume or its new type is gone")
+            # find_retype_backend: the current backend when it passes the new type's filters;
+            # another one only when the policy allows a migration.
+            if satisfies(self.capabilities(vol.backend), vt.extra_specs):
+                target = vol.backend
+            elif policy == "on-demand":
+                target = self._schedule(vt, vol.size)
+            else:
+                target = None
+            if target is None:
+                return self._end_retype(vol, None, f"Could not find a host for volume "
+                                                   f"{vol.id} with type {vt.id}.")
+            old = self._specs_of(vol.volume_type_id)[:2], self._qos_of(vol.volume_type_id)
             new_specs, new_qos, _ = self._specs_of(type_id)
-        if same:
+            all_equal = old == ((new_specs, new_qos), self._qos_of(type_id))
+            ref = self._ref(vol)
+            has_snapshots = any(s.volume_id == vol.id for s in self.snapshots.values())
+        retyped = all_equal
+        if not retyped and target == vol.backend:
             try:
-                done = self.drivers[target].retype(ref, new_specs, new_qos, {})
-            except Exception as e:
-                with self.lock:
-                    return self._end_retype(vol, None, f"driver retype failed: {_reason(e)}")
-            if done:
-                with self.lock:
-                    vol.volume_type_id = type_id
-                    return self._end_retype(vol, None, None)
-        if policy == "never":
+                retyped = bool(self.drivers[target].retype(ref, new_specs, new_qos, {}))
+            except Exception as e:   # Cinder falls back to the generic mechanism
+                log.warning("volume %s: driver error when trying to retype, falling back to "
+                            "generic mechanism: %s", vol_id, _reason(e, log))
+        if retyped:
             with self.lock:
-                return self._end_retype(vol, None, "retype needs a migration and "
-                                                   "migration_policy is 'never'")
+                vol.volume_type_id = type_id
+                return self._end_retype(vol, None, None)
+        with self.lock:
+            if policy == "never":
+                return self._end_retype(vol, None, "Retype requires migration but is not "
+                                                   "allowed.")
+            if has_snapshots:
+                return self._end_retype(vol, None, "Volume must not have snapshots.")
         self._migrate(vol_id, target, type_id)
 
     def _end_retype(self, vol: Volume, migstat: str | None, failure: str | None) -> None:
@@ -259,7 +328,7 @@ class VolumeManager(BackgroundWork):
             self.drivers[src_backend].delete_volume(src_ref)
             final = dst.update_migrated_volume(replace(src_ref, id=vol.id), tmp_ref)
         except Exception as e:
-            reason = _reason(e)
+            reason = _reason(e, log)
             with self.lock:
                 tmp.status = "deleting"
                 self._touch(tmp)

@@ -68,6 +68,15 @@ class Snapshot:
     metadata: dict = field(default_factory=dict)
     provider_location: str | None = None
     progress: str | None = None     # set by os-update_snapshot_status (Nova-assisted snapshots)
+    volume_type_id: str | None = None   # the volume's type when the snapshot was taken
+    # Where the snapshot's bytes live: the volume's host and backend object at snapshot time.
+    # Cinder never moves a volume that has snapshots, so these stay the volume's own.
+    host: str | None = None
+    backend_volume_id: str | None = None
+
+    @property
+    def backend(self) -> str | None:
+        return self.host.split("@", 1)[1].split("#", 1)[0] if self.host else None
 
 
 @dataclass
@@ -97,6 +106,7 @@ class Volume:
     provider_location: str | None = None
     attachments: list = field(default_factory=list)
     multiattach: bool = False
+    readonly: bool | None = None      # admin metadata `readonly`: None until os-update_readonly_flag
     error_reason: str | None = None   # the lab's log of why the manager set `error`
 
     @property

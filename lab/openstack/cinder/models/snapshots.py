@@ -8,6 +8,10 @@ from lab.openstack.caller import Caller
 from .helpers import _boolish
 from .records import RETYPE_MIGSTATS, Snapshot
 
+# fields.SnapshotStatus.ALL in 11.0.0
+SNAPSHOT_STATUSES = ("error", "available", "creating", "deleting", "deleted", "updating",
+                     "error_deleting", "unmanaging", "backing-up", "restoring")
+
 
 class SnapshotsMixin:
     def _snapshot(self, caller: Caller, snapshot_id: str) -> Snapshot:
@@ -38,12 +42,21 @@ class SnapshotsMixin:
         force = _boolish(force, "force")
         with self.lock:
             v = self._volume(caller, volume_id)
-            if v.status != "available" and not (force and v.status == "in-use"):
+            # cinder/volume/api.py _create_snapshot, in its order (8.0.0-11.0.0); force lets
+            # any status through (an in-use volume is the case Nova uses).
+            if not v.host:
+                raise errors.BadRequest("Invalid volume: The snapshot cannot be created because "
+                                        "volume has not been scheduled to any host.",
+                                        kind="InvalidVolume")
+            if v.status == "maintenance":
+                raise errors.BadRequest("Invalid volume: The snapshot cannot be created when the "
+                                        "volume is in maintenance mode.", kind="InvalidVolume")
+            if v.migration_status not in RETYPE_MIGSTATS:
+                raise errors.BadRequest("Invalid volume: Snapshot cannot be created while volume "
+                                        "is migrating.", kind="InvalidVolume")
+            if not force and v.status != "available":
                 raise errors.BadRequest(f"Invalid volume: Volume {v.id} status must be "
                                         f"available, but current status is: {v.status}.",
-                                        kind="InvalidVolume")
-            if v.migration_status not in RETYPE_MIGSTATS:
-                raise errors.BadRequest("Invalid volume: Volume is migrating.",
                                         kind="InvalidVolume")
             limits, used = self._limits(v.project_id), self._usage(v.project_id)
             if limits["snapshots"] >= 0 and used["snapshots"] + 1 > limits["snapshots"]:
@@ -53,9 +66,11 @@ class SnapshotsMixin:
             self._check_quota(v.project_id, None, v.size, count_volume=False)
             s = Snapshot(id=str(uuid.uuid4()), volume_id=v.id, project_id=v.project_id,
                          user_id=caller.user_id, name=name, description=description,
-                         size=v.size, metadata=dict(metadata or {}))
+                         size=v.size, metadata=dict(metadata or {}),
+                         volume_type_id=v.volume_type_id, host=v.host,
+                         backend_volume_id=v.backend_id)
             self.snapshots[s.id] = s
-            self._submit(self._snapshot_worker, s.id)
+            self._submit(self._snapshot_worker, s.id, on_crash=self._crashed(s, "error"))
             return s
 
     def update_snapshot(self, caller: Caller, snapshot_id: str, *, name=None,
@@ -81,4 +96,29 @@ class SnapshotsMixin:
                                         kind="InvalidSnapshot")
             s.status = "deleting"
             self._touch(s)
-            self._submit(self._delete_snapshot_worker, s.id)
+            self._submit(self._delete_snapshot_worker, s.id,
+                         on_crash=self._crashed(s, "error_deleting"))
+
+    # ---- admin actions (cinder/api/contrib/admin_actions.py SnapshotAdminController) -------
+    def reset_snapshot_status(self, caller: Caller, snapshot_id: str, status) -> None:
+        if not caller.is_admin:
+            raise errors.policy_forbids("volume_extension:snapshot_admin_actions:reset_status")
+        if not isinstance(status, str):
+            raise errors.BadRequest("Must specify 'status'")
+        if status.lower() not in SNAPSHOT_STATUSES:
+            raise errors.BadRequest("Must specify a valid status")
+        with self.lock:
+            s = self._snapshot(caller, snapshot_id)
+            s.status = status.lower()
+            self._touch(s)
+
+    def force_delete_snapshot(self, caller: Caller, snapshot_id: str) -> None:
+        """os-force_delete: the delete whatever the status (an error_deleting one too)."""
+        if not caller.is_admin:
+            raise errors.policy_forbids("volume_extension:snapshot_admin_actions:force_delete")
+        with self.lock:
+            s = self._snapshot(caller, snapshot_id)
+            s.status = "deleting"
+            self._touch(s)
+            self._submit(self._delete_snapshot_worker, s.id,
+                         on_crash=self._crashed(s, "error_deleting"))

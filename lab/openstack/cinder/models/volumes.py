@@ -6,11 +6,18 @@ import uuid
 
 from lab.openstack import errors
 from lab.openstack.caller import Caller
+from lab.openstack.microversion import Microversion
 from lab.openstack.cinder.backends import VolumeRef
 from lab.openstack.ports import ImageData
 
 from .helpers import _boolish, _positive_int
 from .records import DELETABLE, GiB, Volume, VolumeType
+
+# os-reset_status's lists (cinder/api/contrib/admin_actions.py, 8.0.0-11.0.0).
+RESET_STATUSES = ("creating", "available", "deleting", "error", "error_deleting",
+                  "error_managing", "managing", "attaching", "in-use", "detaching",
+                  "maintenance")
+RESET_MIGSTATS = ("migrating", "error", "success", "completing", "none", "starting")
 
 
 class VolumesMixin:
@@ -48,13 +55,6 @@ class VolumesMixin:
         return VolumeRef(id=backend_id or v.backend_id, size_gib=v.size, project_id=v.project_id,
                          display_name=v.name or "", extra_specs=specs, qos_specs=qos,
                          provider_auth=v.provider_auth, provider_location=v.provider_location)
-
-    def _backend_for(self, vt: VolumeType | None) -> str | None:
-        """The scheduler's choice: volume_backend_name, else the default backend."""
-        want = vt.extra_specs.get("volume_backend_name") if vt else None
-        if want is None:
-            return self.default_backend
-        return next((n for n, d in self.drivers.items() if d.backend_name == want), None)
 
     def create_volume(self, caller: Caller, *, size=None, name=None, description=None,
                       volume_type=None, image_id=None, snapshot_id=None, source_volid=None,
@@ -98,6 +98,9 @@ class VolumesMixin:
         with self.lock:
             if volume_type is not None:
                 vt = self._type(caller, volume_type)
+                self._check_source_type(vt, snap, source if source_volid else None)
+            elif snap is not None:
+                vt = self.types.get(snap.volume_type_id) if snap.volume_type_id else None
             elif source is not None:
                 vt = self.volume_type_of(source)   # clones keep the source's type
             else:
@@ -130,8 +133,29 @@ class VolumesMixin:
                          multiattach=bool(multiattach))
             self.volumes[vol.id] = vol
             self._submit(self._create_worker, vol.id, image, snap.id if snap else None,
-                         source.id if source is not None and source_volid else None)
+                         source.id if source is not None and source_volid else None,
+                         on_crash=self._crashed(vol, "error"))
             return vol
+
+    def _check_source_type(self, vt: VolumeType, snap, source) -> None:
+        """A type other than the source's must name the same volume_backend_name
+        (cinder/volume/api.py create, _retype_is_possible; the same in 8.0.0-11.0.0)."""
+        def same_backend(old_type_id):
+            old = self.types.get(old_type_id) if old_type_id else None
+            a = (old.extra_specs if old else {}).get("volume_backend_name")
+            b = vt.extra_specs.get("volume_backend_name")
+            return len(self.drivers) == 1 or bool(a and b and a == b)
+        if source is not None and vt.id != source.volume_type_id \
+                and not same_backend(source.volume_type_id):
+            raise errors.BadRequest(f"Invalid input received: Invalid volume_type provided: "
+                                    f"{vt.id} (requested type is not compatible; either match "
+                                    "source volume, or omit type argument).",
+                                    kind="InvalidInput")
+        if snap is not None and vt.id != snap.volume_type_id \
+                and not same_backend(snap.volume_type_id):
+            raise errors.BadRequest(f"Invalid input received: Invalid volume_type provided: "
+                                    f"{vt.id} (requested type is not compatible; recommend "
+                                    "omitting the type argument).", kind="InvalidInput")
 
     def _image(self, caller: Caller, image_id: str) -> ImageData:
         if self.images is None:
@@ -163,6 +187,24 @@ class VolumesMixin:
             self._touch(v)
             return v
 
+    def update_readonly_flag(self, caller: Caller, volume_id: str, readonly) -> None:
+        """os-update_readonly_flag (cinder/volume/api.py update_readonly_flag): available
+        volumes only; a read-only volume attaches only with mode ro."""
+        if isinstance(readonly, str) and readonly.lower() in ("true", "false", "1", "0", "yes",
+                                                               "no", "on", "off", "t", "f",
+                                                               "y", "n"):
+            readonly = readonly.lower() in ("true", "1", "yes", "on", "t", "y")
+        if not isinstance(readonly, bool):
+            raise errors.BadRequest("Bad value for 'readonly'")
+        with self.lock:
+            v = self._volume(caller, volume_id)
+            if v.status != "available":
+                raise errors.BadRequest(f"Invalid volume: Volume {v.id} status must be available "
+                                        f"to update readonly flag, but current status is: "
+                                        f"{v.status}.", kind="InvalidVolume")
+            v.readonly = readonly
+            self._touch(v)
+
     def set_bootable(self, caller: Caller, volume_id: str, bootable) -> None:
         with self.lock:
             v = self._volume(caller, volume_id)
@@ -176,55 +218,81 @@ class VolumesMixin:
             if force and not caller.is_admin:
                 raise errors.policy_forbids("volume_extension:volume_admin_actions:force_delete")
             snaps = [s for s in self.snapshots.values() if s.volume_id == v.id]
-            ok_state = v.status in DELETABLE or (force and v.status not in ("deleting",))
+            mv = self.profile.cinder_max
+            # Error_managing is deletable from Ocata (3.16+); groups replace consistency
+            # groups in Newton's words (cinder/volume/api.py delete, 8.0.0/9.0.0/11.0.0).
+            deletable = DELETABLE if mv >= Microversion(3, 16) else DELETABLE[:-1]
+            ok_state = v.status in deletable or (force and v.status != "deleting")
+            undeletable_snaps = [s for s in snaps if s.status not in ("available", "error")]
             if (not ok_state or v.attachments or v.migration_status in ("migrating", "starting",
                                                                          "completing")
-                    or (snaps and not cascade)):
-                raise errors.BadRequest(
-                    "Invalid volume: Volume status must be available or error or "
-                    "error_restoring or error_extending or error_managing and must not be "
-                    "migrating, attached, belong to a group, have snapshots or be "
-                    "disassociated from snapshots after volume transfer.", kind="InvalidVolume")
+                    or (snaps and not cascade) or (cascade and not force and undeletable_snaps)):
+                status = "" if force else "status must be %s and" % " or ".join(deletable)
+                tail = ("belong to a group, have snapshots or be disassociated from snapshots "
+                        "after volume transfer." if mv >= Microversion(3, 16) else
+                        "belong to a group or have snapshots." if mv > Microversion(3, 0) else
+                        "belong to a consistency group or have snapshots.")
+                raise errors.BadRequest(f"Invalid volume: Volume {status} must not be "
+                                        f"migrating, attached, {tail}", kind="InvalidVolume")
             for s in snaps:
                 s.status = "deleting"
             v.status = "deleting"
             self._touch(v)
-            self._submit(self._delete_worker, v.id, [s.id for s in snaps])
+            self._submit(self._delete_worker, v.id, [s.id for s in snaps],
+                         on_crash=self._crashed(v, "error_deleting", *snaps))
 
     def extend_volume(self, caller: Caller, volume_id: str, new_size) -> None:
         """os-extend: an available volume grows to new_size GiB (extending -> available)."""
         new_size = _positive_int(new_size)
         with self.lock:
             v = self._volume(caller, volume_id)
-            if v.status != "available":
-                raise errors.BadRequest(f"Invalid volume: Volume status must be available to "
-                                        f"extend, but current status is: {v.status}.",
-                                        kind="InvalidVolume")
+            mv = self.profile.cinder_max
+            # Mitaka checks the status first; Newton on check the size first, and word the
+            # status failure each its own way (cinder/volume/api.py extend/_extend).
+            if mv == Microversion(3, 0) and v.status != "available":
+                raise errors.BadRequest(f"Invalid volume: Volume {v.id} status must be "
+                                        f"available to extend, but current status is: "
+                                        f"{v.status}.", kind="InvalidVolume")
             if new_size <= v.size:
                 raise errors.BadRequest(f"Invalid input received: New size for extend must be "
                                         f"greater than current size. (current: {v.size}, "
                                         f"extended: {new_size}).", kind="InvalidInput")
+            if v.status != "available":
+                raise errors.BadRequest(
+                    f"Invalid volume: Volume {v.id} status must be available to extend."
+                    if mv < Microversion(3, 16) else
+                    f"Invalid volume: Volume {v.id} status must be '{{'status': 'available'}}' "
+                    f"to extend, currently {v.status}.", kind="InvalidVolume")
             self._check_quota(v.project_id, self.volume_type_of(v), new_size - v.size,
                               count_volume=False)
             v.status = "extending"
             self._touch(v)
-            self._submit(self._extend_worker, v.id, new_size)
+            self._submit(self._extend_worker, v.id, new_size,
+                         on_crash=self._crashed(v, "error_extending"))
 
     def reset_status(self, caller: Caller, volume_id: str, *, status=None,
                      attach_status=None, migration_status=None) -> None:
+        """Admin os-reset_status: any of status, attach_status, migration_status, each from
+        Cinder's list (cinder/api/contrib/admin_actions.py VolumeAdminController)."""
         if not caller.is_admin:
             raise errors.policy_forbids("volume_extension:volume_admin_actions:reset_status")
-        allowed = ("creating", "available", "deleting", "error", "error_deleting",
-                   "error_managing", "managing", "attaching", "in-use", "detaching",
-                   "maintenance", "reserved")
-        if status is not None and status not in allowed:
-            raise errors.BadRequest(f"Invalid input received: Must specify a valid status",
-                                    kind="InvalidInput")
+        status, attach_status, migration_status = (
+            x.lower() if isinstance(x, str) else x
+            for x in (status, attach_status, migration_status))
+        if status and status not in RESET_STATUSES:
+            raise errors.BadRequest("Must specify a valid status")
+        if attach_status and attach_status not in ("attached", "detached"):
+            raise errors.BadRequest("Must specify a valid attach status")
+        if migration_status and migration_status not in RESET_MIGSTATS:
+            raise errors.BadRequest("Must specify a valid migration status")
+        if not (status or attach_status or migration_status):
+            raise errors.BadRequest("Must specify 'status', 'attach_status' or "
+                                    "'migration_status' for update.")
         with self.lock:
             v = self._volume(caller, volume_id)
-            if status is not None:
+            if status:
                 v.status = status
-            if migration_status is not None:
+            if migration_status:
                 v.migration_status = None if migration_status == "none" else migration_status
             if attach_status == "detached":
                 v.attachments.clear()

@@ -3,6 +3,7 @@ import weakref
 
 from ... import errors
 from ...api import Reply, Rq, ok
+from ...microversion import Microversion
 from ..models.records import now_iso
 from .helpers import _model
 
@@ -23,13 +24,16 @@ def services(rq: Rq) -> Reply:
     rq.require_admin("volume_extension:services:index")
     rows = _rows(rq)
     binary, host = rq.query.get("binary"), rq.query.get("host")
+    if binary is None and rq.profile.cinder_max < Microversion(3, 16):
+        binary = rq.query.get("service")      # the deprecated alias, gone in Pike's index
     return ok({"services": [_service_view(rq, b, h) for b, h in rows
                             if binary in (None, b) and _on_host(h, host)]})
 
 
 def _on_host(service_host: str, wanted: str | None) -> bool:
-    """Cinder's host filter matches the host itself and each `host@backend` on it."""
-    return wanted is None or service_host == wanted or service_host.startswith(wanted + "@")
+    """Cinder's db host filter: the host itself, each `host@backend` on it and its pools."""
+    return (wanted is None or service_host == wanted
+            or service_host.startswith((wanted + "@", wanted + "#")))
 
 
 def _service_view(rq: Rq, binary: str, host: str) -> dict:

@@ -5,21 +5,13 @@ from ... import errors
 from ...api import Reply, Rq, accepted
 from .helpers import _action_args, _caller, _model
 
-SNAPSHOT_STATUSES = ("creating", "available", "deleting", "error", "error_deleting",
-                     "unmanaging", "backing-up", "restoring")
 # os-update_snapshot_status: current status -> the statuses it may move to (Cinder's table)
 UPDATE_TRANSITIONS = {"creating": ("creating", "available", "error"),
                       "deleting": ("deleting", "error_deleting")}
 
 
 def _reset_status(rq: Rq, snapshot_id: str, args: dict) -> Reply:
-    rq.require_admin("volume_extension:snapshot_admin_actions:reset_status")
-    status = args.get("status")
-    if status not in SNAPSHOT_STATUSES:
-        raise errors.BadRequest("Invalid input received: Must specify a valid status",
-                                kind="InvalidInput")
-    with _model(rq).lock:
-        _model(rq).get_snapshot(_caller(rq), snapshot_id).status = status
+    _model(rq).reset_snapshot_status(_caller(rq), snapshot_id, args.get("status"))
     return accepted()
 
 
@@ -40,14 +32,7 @@ def _update_status(rq: Rq, snapshot_id: str, args: dict) -> Reply:
 
 
 def _force_delete(rq: Rq, snapshot_id: str, args: dict) -> Reply:
-    rq.require_admin("volume_extension:snapshot_admin_actions:force_delete")
-    model = _model(rq)
-    with model.lock:
-        s = model.get_snapshot(_caller(rq), snapshot_id)
-        # force skips the status check of a plain delete (Cinder: delete_snapshot(force=True))
-        if s.status not in ("available", "error"):
-            s.status = "error"
-        model.delete_snapshot(_caller(rq), snapshot_id)
+    _model(rq).force_delete_snapshot(_caller(rq), snapshot_id)
     return accepted()
 
 

@@ -126,6 +126,13 @@ def _show_image_metadata(rq, m, c, vid, a):
     return ok({"metadata": _image_metadata(m, c, vid)})
 
 
+def _readonly(rq, m, c, vid, a):
+    if "readonly" not in a:
+        raise errors.BadRequest("Must specify readonly in request.")
+    m.update_readonly_flag(c, vid, a["readonly"])
+    return accepted()
+
+
 ACTIONS = {
     "os-set_image_metadata": _set_image_metadata,
     "os-unset_image_metadata": _unset_image_metadata,
@@ -136,4 +143,5 @@ ACTIONS = {
     "os-unreserve": _simple("unreserve"), "os-begin_detaching": _simple("begin_detaching"),
     "os-roll_detaching": _simple("roll_detaching"), "os-set_bootable": _set_bootable,
     "os-migrate_volume": _migrate, "os-force_delete": _force_delete,
+    "os-update_readonly_flag": _readonly,
 }

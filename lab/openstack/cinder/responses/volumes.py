@@ -8,6 +8,15 @@ from ..models import Volume
 from .helpers import _caller, _flag, _link, _model, _page, _sorted
 
 
+def _visible_metadata(v: Volume) -> dict:
+    """The volume's metadata plus the admin metadata Cinder shows in it
+    (utils.add_visible_admin_metadata): `readonly` once os-update_readonly_flag set it."""
+    meta = dict(v.metadata)
+    if v.readonly is not None:
+        meta["readonly"] = str(v.readonly)
+    return meta
+
+
 def volume_view(rq: Rq, v: Volume, *, extensions: bool = True) -> dict:
     """Cinder's volume `detail` view (api/v2/views/volumes.py + the v3 additions).
 
@@ -23,7 +32,7 @@ def volume_view(rq: Rq, v: Volume, *, extensions: bool = True) -> dict:
         "size": v.size, "availability_zone": v.availability_zone, "created_at": v.created_at,
         "updated_at": v.updated_at, "volume_type": vt.name if vt else None,
         "snapshot_id": v.snapshot_id, "source_volid": v.source_volid,
-        "metadata": dict(v.metadata), "links": _link(rq, "volumes", v.id),
+        "metadata": _visible_metadata(v), "links": _link(rq, "volumes", v.id),
         "user_id": v.user_id, "bootable": "true" if v.bootable else "false",
         "encrypted": False, "replication_status": None, "consistencygroup_id": None,
         "multiattach": v.multiattach,

@@ -4,15 +4,25 @@ initialize_connection -> initiator login -> attach, then the guest), detaches, C
 a migrating volume (the Compute port, lab/openstack/ports.py) and deletes run here, on the
 model's worker threads; Cinder, the data plane and the guests run outside the lock."""
 import logging
+import time
 
 from lab.openstack import errors
 from lab.openstack.background import BackgroundWork
 from lab.openstack.caller import Caller
+from lab.openstack.microversion import Microversion
 
 from ..guest import Guest, GuestError, device_for
 from .records import DEVICE_LETTERS, BlockDevice, ComputeHost, Server, now_iso
 
 log = logging.getLogger("lab.openstack.nova")
+
+
+class BuildAborted(errors.ApiError):
+    """nova.exception.BuildAbortException: the server goes to ERROR with this fault."""
+    kind = "BuildAbortException"
+
+# NovaException's default text: what a fault says when the cause is no modelled failure.
+UNKNOWN = "An unknown exception occurred."
 
 
 class ComputeManager(BackgroundWork):
@@ -37,19 +47,18 @@ class ComputeManager(BackgroundWork):
         cinder, cc = self.cinder(), caller
         try:
             self._set(server, task_state="block_device_mapping")
-            for request in list(server.pending):
-                vol_id = self._volume_for(cinder, cc, server, request)
-                letter = DEVICE_LETTERS[len(server.devices)]
-                dev = BlockDevice(vol_id, f"/dev/vd{letter}", request["boot_index"],
-                                  request["delete_on_termination"])
-                self._attach(cinder, cc, server, dev)
-                with self.lock:
-                    server.devices.append(dev)
-                    server.pending.remove(request)
+            try:
+                self._prep_block_devices(cinder, cc, server)
+            except Exception as e:
+                raise BuildAborted(self._bdm_failure(server, e)) from None
             self._set(server, task_state="networking")
             self._set(server, task_state="spawning")
-        except (errors.ApiError, GuestError) as e:
-            message = getattr(e, "message", str(e))
+        except Exception as e:
+            if isinstance(e, (errors.ApiError, GuestError)):
+                message = getattr(e, "message", str(e))
+            else:     # a lab bug: the traceback to the log, Nova's generic words to the user
+                log.exception("server %s: unexpected failure while building", server_id)
+                message = UNKNOWN
             log.warning("server %s failed to build: %s", server_id, message)
             self._set(server, status="ERROR", vm_state="error", task_state=None,
                       fault={"code": 500, "message": message, "created": now_iso()})
@@ -58,6 +67,30 @@ class ComputeManager(BackgroundWork):
                   launched_at=now_iso())
         if not server.deleting:
             self._start_guest(server)
+
+    def _bdm_failure(self, server: Server, e: Exception) -> str:
+        """The fault of a build whose block devices failed (compute/manager.py
+        _prep_block_device -> InvalidBDM -> BuildAbortException): Mitaka to Ocata say only
+        InvalidBDM's default; Pike (16.0.0) keeps the cause's own message."""
+        if not isinstance(e, (errors.ApiError, GuestError)):
+            log.error("server %s: block device setup failed", server.id, exc_info=e)
+        if self.profile.nova_max > Microversion(2, 42) and isinstance(
+                e, (errors.ApiError, GuestError)):
+            reason = getattr(e, "message", None) or str(e)
+        else:
+            reason = "Block Device Mapping is Invalid."
+        return f"Build of instance {server.id} aborted: {reason}"
+
+    def _prep_block_devices(self, cinder, cc, server: Server) -> None:
+        for request in list(server.pending):
+                vol_id = self._volume_for(cinder, cc, server, request)
+                letter = DEVICE_LETTERS[len(server.devices)]
+                dev = BlockDevice(vol_id, f"/dev/vd{letter}", request["boot_index"],
+                                  request["delete_on_termination"])
+                self._attach(cinder, cc, server, dev)
+                with self.lock:
+                    server.devices.append(dev)
+                    server.pending.remove(request)
 
     def _volume_for(self, cinder, cc, server: Server, request: dict) -> str:
         """The volume a BDM names, or the one Nova has Cinder create for image/blank sources."""
@@ -70,10 +103,14 @@ class ComputeManager(BackgroundWork):
             kwargs["snapshot_id"] = request["ref"]
             kwargs.pop("size")
         vol = cinder.create_volume(cc, **kwargs)
+        started = time.monotonic()
         status = cinder.wait_for_volume(vol.id, ("available", "error"), 600)
         if status != "available":
-            raise errors.ApiError(f"Build of instance {server.id} aborted: Volume {vol.id} did "
-                                  f"not finish being created (status {status}).")
+            # nova.exception.VolumeNotCreated; Nova polls every 3 s (block_device_allocate_*)
+            waited = int(time.monotonic() - started)
+            raise errors.ApiError(f"Volume {vol.id} did not finish being created even after "
+                                  f"we waited {waited} seconds or {waited // 3 + 1} attempts. "
+                                  f"And its status is {status}.", kind="VolumeNotCreated")
         return vol.id
 
     def _attach(self, cinder, cc, server: Server, dev: BlockDevice) -> None:
@@ -86,7 +123,8 @@ class ComputeManager(BackgroundWork):
             try:
                 self.device(info, server.host, dev.volume_id).check()   # os-brick's connect_volume
                 att = cinder.attach(cc, dev.volume_id, instance_uuid=server.id,
-                                    host_name=server.host.name, mountpoint=dev.device)
+                                    host_name=server.host.name, mountpoint=dev.device,
+                                    mode=info.get("data", {}).get("access_mode", "rw"))
             except Exception:
                 cinder.terminate_connection(cc, dev.volume_id, connector)
                 raise
@@ -127,8 +165,10 @@ class ComputeManager(BackgroundWork):
         try:
             cinder.terminate_connection(cc, dev.volume_id, server.host.connector())
             cinder.detach(cc, dev.volume_id, dev.attachment_id)
-        except errors.ApiError as e:
-            log.warning("detach of %s from %s failed: %s", dev.volume_id, server.id, e.message)
+        except Exception as e:     # the volume goes back to in-use, as Nova's detach does
+            log.warning("detach of %s from %s failed: %s", dev.volume_id, server.id,
+                        getattr(e, "message", None) or UNKNOWN, exc_info=not isinstance(
+                            e, errors.ApiError))
             cinder.roll_detaching(cc, dev.volume_id)
             return
         with self.lock:
@@ -178,9 +218,10 @@ class ComputeManager(BackgroundWork):
                 cinder.detach(cc, dev.volume_id, dev.attachment_id)
                 if dev.delete_on_termination:
                     cinder.delete_volume(cc, dev.volume_id)
-            except errors.ApiError as e:
+            except Exception as e:   # the server goes anyway, as Nova's delete does
                 log.warning("server %s delete: volume %s: %s", server.id, dev.volume_id,
-                            e.message)
+                            getattr(e, "message", None) or UNKNOWN,
+                            exc_info=not isinstance(e, errors.ApiError))
         with self.lock:
             self.servers.pop(server.id, None)
             self.changed.notify_all()
