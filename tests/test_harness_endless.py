@@ -491,13 +491,45 @@ def test_timeout_command_stops_gracefully(tmp_path):
     process group; the proof is complete and timeout reports its own 124."""
     make_suite(tmp_path, {"a": dict(n=1, sleep=0.5), "b": dict(n=1, sleep=0.5)})
     cmd = ["timeout", "30", sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
-           "--demo-config", "demo.yaml", "--demo-profile", "ci", "-n", "2", "--count=0", "--timeout=120"]
+           "--demo-config", "demo.yaml", "--demo-profile", "ci", "-n", "2", "--count=0",
+           "--timeout=120"]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env(), capture_output=True, text=True,
                           timeout=60)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 124, out[-3000:]  # timeout's "timed out"; pytest itself: 0
     assert "SIGTERM: stopping" in out and "Traceback" not in out, out[-3000:]
     assert results(tmp_path)
+    assert_proof(tmp_path, "stopped by SIGTERM")
+
+
+def test_service_manager_stop_writes_the_proof(tmp_path):
+    """Debian's start-stop-daemon runs the demo as a daemon and stops it the way init
+    scripts do (`--stop --retry TERM/60/KILL/5`: SIGTERM to the main process, SIGKILL only
+    if it is still there after 60 s): the run stops gracefully and the proof is complete."""
+    make_suite(tmp_path, {"a": dict(n=1, sleep=0.5), "b": dict(n=1, sleep=0.5)})
+    pidfile, log = tmp_path / "demo.pid", tmp_path / "demo.log"
+    subprocess.run(["start-stop-daemon", "--start", "--background", "--make-pidfile",
+                    "--pidfile", str(pidfile), "--chdir", str(tmp_path), "--output", str(log),
+                    "--exec", sys.executable, "--", "-m", "pytest", "-p", "no:cacheprovider",
+                    "--demo-config", "demo.yaml", "--demo-profile", "ci", "-n", "2",
+                    "--count=0", "--timeout=120"], env=env(), check=True, timeout=30)
+    pid = int(pidfile.read_text())
+    try:
+        deadline = time.monotonic() + 60
+        while len(results(tmp_path)) < 4:
+            assert os.path.exists(f"/proc/{pid}"), log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "no 4 results in 60 s"
+            time.sleep(0.05)
+        stop = subprocess.run(["start-stop-daemon", "--stop", "--pidfile", str(pidfile),
+                               "--retry", "TERM/60/KILL/5", "--remove-pidfile"],
+                              capture_output=True, text=True, timeout=90)
+    finally:
+        if os.path.exists(f"/proc/{pid}"):
+            os.killpg(pid, signal.SIGKILL)
+    assert stop.returncode == 0, stop.stderr
+    out = log.read_text()
+    assert "SIGTERM: stopping" in out and "Traceback" not in out, out[-3000:]
+    assert re.search(r"=+ \d+ passed in ", out), out[-3000:]
     assert_proof(tmp_path, "stopped by SIGTERM")
 
 
