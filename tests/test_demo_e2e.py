@@ -38,11 +38,28 @@ def _env(lab: LabCli) -> dict:
     return env
 
 
+_started: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_demo_left_running():
+    """A test that fails while its demo runs must not leave it creating volumes on the lab
+    the next test checks."""
+    yield
+    while _started:
+        proc = _started.pop()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+
+
 def _demo(lab: LabCli, out: Path, *args: str) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "pytest", "scenarios/", "--target", str(lab.target),
            "--html", str(out / "report.html"), "-p", "no:cacheprovider", *args]
-    return subprocess.Popen(cmd, cwd=REPO, env=_env(lab), stdout=subprocess.PIPE,
+    proc = subprocess.Popen(cmd, cwd=REPO, env=_env(lab), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    _started.append(proc)
+    return proc
 
 
 def _leftovers(lab: LabCli) -> list[str]:

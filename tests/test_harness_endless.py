@@ -470,6 +470,40 @@ def _running(tmp: Path) -> int:
     return sum(1 for v in open_.values() if v > 0)
 
 
+STARTUP_HOLD = """
+
+# Each xdist worker, while importing this conftest (before any plugin of ours is configured
+# in it), says so and waits for the test's go.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    here = os.path.dirname(__file__)
+    open(os.path.join(here, "starting-" + os.environ["PYTEST_XDIST_WORKER"]), "w").close()
+    deadline = time.monotonic() + 30
+    while not os.path.exists(os.path.join(here, "go")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+"""
+
+
+def test_signal_during_worker_start_up_is_a_graceful_stop(tmp_path):
+    """SIGTERM to the group while the workers are still starting (the controller spawns them
+    with the stop signals held): no worker dies of it, none is replaced, status 0."""
+    make_suite(tmp_path, {"a": dict(n=1, sleep=0.2), "b": dict(n=1, sleep=0.2)})
+    (tmp_path / "conftest.py").write_text(CONFTEST + STARTUP_HOLD)
+    run = Watched(start(tmp_path, "-n", "2", "--count=0", "--timeout=120"))
+    try:
+        run.wait_for(lambda: len(list(tmp_path.glob("starting-gw*"))) == 2, "workers starting")
+        os.killpg(run.proc.pid, signal.SIGTERM)
+        run.wait_for(run.saw("SIGTERM: stopping"), "the stop line")
+        (tmp_path / "go").write_text("")
+        out = run.finish(60)
+    finally:
+        if run.proc.poll() is None:
+            os.killpg(run.proc.pid, signal.SIGKILL)
+    assert run.proc.returncode == 0, out[-3000:]
+    for bad in ("Traceback", "INTERNALERROR", "node down", "replacing crashed worker"):
+        assert bad not in out, out[-3000:]
+    assert_proof(tmp_path, "stopped by SIGTERM")
+
+
 def test_sigterm_to_controller_alone_stops_gracefully(tmp_path):
     """A service manager that signals only the main process (start-stop-daemon --stop,
     systemd KillMode=mixed): the workers learn of the stop from the controller."""
