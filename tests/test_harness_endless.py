@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.endless import EndlessScheduling, Pacer, parse_duration
+from fixtures.endless.stop import REPEAT_S
 
 # Inner runs bounded by --duration and paced by wall-clock intervals: run alone (make test).
 pytestmark = pytest.mark.serial
@@ -424,16 +425,24 @@ def test_second_signal_aborts_cuts_and_still_tears_down(tmp_path, first, second)
     cut, torn down and recorded as "aborted" with their duration; status 2, no traceback,
     and a third signal during teardown changes nothing."""
     make_suite(tmp_path, {"a": dict(n=1, sleep=0.3), "b": dict(n=1, sleep=0.3)})
-    # The iterations after the first four last long, so the stop finds them running.
+    # Iterations starting once the file "slow" exists last long: the stop finds them running.
     (tmp_path / "scenarios" / "test_a.py").write_text(SCENARIO_SLOW_AFTER)
     (tmp_path / "scenarios" / "test_b.py").write_text(SCENARIO_SLOW_AFTER)
     run = Watched(start(tmp_path, "-n", "2", "--count=0"))
     try:
         run.wait_for(lambda: len(results(tmp_path)) >= 4, "4 results")
-        run.wait_for(lambda: _running(tmp_path) == 2, "two running iterations")
+        slow_from = time.time()
+        (tmp_path / "slow").write_text("")
+        run.wait_for(lambda: _running(tmp_path, since=slow_from) == 2,
+                     "two long iterations running")
         os.killpg(run.proc.pid, SIGNALS[first])
         run.wait_for(run.saw(f"{SHOWN[first]}: stopping: waiting for 2 running iterations"),
                      "the graceful stop")
+        if first == second != "INT":
+            # A repeat within REPEAT_S is the same request (coreutils timeout signals the
+            # command and its group): the test's second signal is a later, separate one.
+            seen = time.monotonic()
+            run.wait_for(lambda: time.monotonic() - seen > REPEAT_S, "a separate signal")
         os.killpg(run.proc.pid, SIGNALS[second])
         run.wait_for(run.saw(f"second signal ({SHOWN[second]}): aborting"), "the abort")
         os.killpg(run.proc.pid, signal.SIGINT)  # a third, impatient one
@@ -454,20 +463,20 @@ SCENARIO_SLOW_AFTER = """\
 import os, time
 
 def test_step(func):
-    done = os.path.join(os.path.dirname(__file__), os.pardir, "reports", "results.jsonl")
-    n = sum(1 for _ in open(done)) if os.path.exists(done) else 0
-    time.sleep(0.3 if n < 4 else 30)
+    slow = os.path.exists(os.path.join(os.path.dirname(__file__), os.pardir, "slow"))
+    time.sleep(30 if slow else 0.3)
 """
 
 
-def _running(tmp: Path) -> int:
-    open_ = Counter()
-    for kind, what, worker, _ in events(tmp):
+def _running(tmp: Path, since: float) -> int:
+    """Workers inside an iteration that started after `since`."""
+    open_ = {}
+    for kind, what, worker, ts in events(tmp):
         if kind == "start":
-            open_[worker] += 1
+            open_[worker] = ts
         elif kind == "end":
-            open_[worker] -= 1
-    return sum(1 for v in open_.values() if v > 0)
+            open_.pop(worker, None)
+    return sum(1 for ts in open_.values() if ts > since)
 
 
 STARTUP_HOLD = """
@@ -532,7 +541,7 @@ def test_timeout_command_stops_gracefully(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 124, out[-3000:]  # timeout's "timed out"; pytest itself: 0
     assert "SIGTERM: stopping" in out and "Traceback" not in out, out[-3000:]
-    assert results(tmp_path)
+    assert "aborting" not in out, out[-3000:]  # timeout's two SIGTERMs are one request
     assert_proof(tmp_path, "stopped by SIGTERM")
 
 
@@ -859,10 +868,18 @@ def test_memory_guard_prunes_finalizers_and_stats(tmp_path):
             with open("sizes.log", "a") as f:
                 f.write(f"{finalizers} {kept}\\n")
     """))
-    code, out = run(tmp_path, "--count=0", "--duration", "2s", "--endless-trim-every", "50")
-    assert code == 0, out[-3000:]
-    sizes = [tuple(map(int, x.split())) for x in (tmp_path / "sizes.log").read_text().split("\n")
-             if x]
+    sizes_log = tmp_path / "sizes.log"
+    proc = start(tmp_path, "--count=0", "--endless-trim-every", "50")
+    try:
+        wait_for(proc, lambda: sizes_log.exists() and
+                 sizes_log.read_text().count("\n") > 300, 120, "300 results")
+        proc.send_signal(signal.SIGINT)
+        out = finish(proc, 60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, out[-3000:]
+    sizes = [tuple(map(int, x.split())) for x in sizes_log.read_text().split("\n") if x]
     assert len(sizes) > 300
     assert max(f for f, _ in sizes) <= 60  # pruned every 50 results, not one per test forever
     assert max(k for _, k in sizes[-50:]) <= 60  # distinct passed reports kept stay bounded
