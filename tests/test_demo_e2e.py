@@ -38,11 +38,28 @@ def _env(lab: LabCli) -> dict:
     return env
 
 
+_started: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_demo_left_running():
+    """A test that fails while its demo runs must not leave it creating volumes on the lab
+    the next test checks."""
+    yield
+    while _started:
+        proc = _started.pop()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+
+
 def _demo(lab: LabCli, out: Path, *args: str) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "pytest", "scenarios/", "--target", str(lab.target),
            "--html", str(out / "report.html"), "-p", "no:cacheprovider", *args]
-    return subprocess.Popen(cmd, cwd=REPO, env=_env(lab), stdout=subprocess.PIPE,
+    proc = subprocess.Popen(cmd, cwd=REPO, env=_env(lab), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    _started.append(proc)
+    return proc
 
 
 def _leftovers(lab: LabCli) -> list[str]:
@@ -101,6 +118,44 @@ def test_sigint_mid_run_finishes_iterations_and_cleans_up(demo_lab, tmp_path):
     assert proc.returncode == 0, out[-5000:]
     assert "passed" in out.splitlines()[-1]
     assert (tmp_path / "index.html").is_file()
+    assert _leftovers(demo_lab) == []
+    _assert_no_secret_written(demo_lab, tmp_path)
+
+
+def _read_lines(proc: subprocess.Popen) -> list[str]:
+    import threading
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")),
+                     daemon=True).start()
+    return lines
+
+
+@pytest.mark.parametrize("signals", [("SIGTERM",), ("SIGTERM", "SIGHUP")])
+def test_sigterm_to_process_group_finishes_or_cuts_and_cleans_up(demo_lab, tmp_path, signals):
+    """What `timeout`, a CI runner or systemd do (SIGTERM to every process of the run): the
+    first lets running iterations finish, a second cuts them; either way everything created
+    is deleted and the proof is written (issue 8 item 1)."""
+    proc = _demo(demo_lab, tmp_path, "-n", "2", "--count=0")
+    lines = _read_lines(proc)
+    _wait_until_running(demo_lab, proc)
+    os.killpg(proc.pid, signal.SIGTERM)
+    wait_until(lambda: any("SIGTERM: stopping: waiting for" in ln for ln in lines), 30,
+               "the stop line", 0.1, error=AssertionError)
+    if len(signals) == 2:
+        os.killpg(proc.pid, getattr(signal, signals[1]))
+    proc.wait(timeout=300)
+    out = "".join(lines)
+    assert proc.returncode == (0 if len(signals) == 1 else 2), out[-5000:]
+    assert "Traceback" not in out, out[-5000:]
+    results = [json.loads(ln) for ln in (tmp_path / "results.jsonl").read_text().splitlines()]
+    index = (tmp_path / "index.html").read_text()
+    assert ("stopped by SIGTERM" if len(signals) == 1 else "aborted") in index
+    assert "running" not in index
+    for href in re.findall(r'href="([^"]+)"', index):
+        assert (tmp_path / href).is_file(), href
+    assert re.search(rf"<tr class='all' data-total='{len(results)}'", index)
+    if len(signals) == 1:
+        assert results and all(r["outcome"] == "passed" for r in results), results
     assert _leftovers(demo_lab) == []
     _assert_no_secret_written(demo_lab, tmp_path)
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.endless import EndlessScheduling, Pacer, parse_duration
+from fixtures.endless.stop import REPEAT_S
 
 # Inner runs bounded by --duration and paced by wall-clock intervals: run alone (make test).
 pytestmark = pytest.mark.serial
@@ -214,7 +215,7 @@ def test_sigint_to_controller_stops_gracefully(tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0, out[-3000:]
-    assert "Ctrl-C: stopping" in out
+    assert "Ctrl-C: stopping: waiting for" in out
     evts = events(tmp_path)
     assert_balanced(evts)  # the running iterations finished, every fixture was torn down
     assert_no_self_overlap(runs_by_item(evts))
@@ -305,7 +306,7 @@ def test_sigint_to_process_group_thrice_still_tears_down_and_reports(tmp_path):
         os.killpg(run.proc.pid, signal.SIGINT)   # terminal Ctrl-C: controller and workers
         run.wait_for(run.saw("Ctrl-C: stopping"), "the graceful stop")
         os.killpg(run.proc.pid, signal.SIGINT)   # the operator's second Ctrl-C
-        run.wait_for(run.saw("second Ctrl-C: aborting"), "the abort")
+        run.wait_for(run.saw("second signal (Ctrl-C): aborting"), "the abort")
         os.killpg(run.proc.pid, signal.SIGINT)   # and a third, impatient one during teardown
         out = run.finish(30)
     finally:
@@ -328,7 +329,7 @@ def test_sigint_landing_in_unconfigure_is_no_traceback(tmp_path, before):
         run.wait_for(run.saw("Ctrl-C: stopping"), "the graceful stop")
         if before == 2:
             os.killpg(run.proc.pid, signal.SIGINT)
-            run.wait_for(run.saw("second Ctrl-C: aborting"), "the abort")
+            run.wait_for(run.saw("second signal (Ctrl-C): aborting"), "the abort")
         run.wait_for(_in_unconfigure(tmp_path), "pytest_unconfigure")
         os.killpg(run.proc.pid, signal.SIGINT)
         run.wait_for(lambda: run.out.count("[vancouver]") == 2 or before == 2,
@@ -348,6 +349,308 @@ def test_one_item_repeats_on_xdist_without_p3_failure(tmp_path):
     runs = runs_by_item(events(tmp_path))
     assert len(runs["scenarios/test_a.py::test_step[0]"]) >= 5
     assert_balanced(events(tmp_path))
+
+
+# --------------------------------------------------------------------------- stop signals
+# SIGTERM and SIGHUP (timeout, CI runners, service managers) behave like the first Ctrl-C; a
+# second signal of any kind aborts, cuts the running iterations (recorded as "aborted") and
+# still tears everything down. Issue 8 item 1: SIGTERM used to kill the run without report.
+
+def results(tmp: Path) -> list[dict]:
+    import json
+    path = tmp / "reports" / "results.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def assert_proof(tmp: Path, state: str) -> dict:
+    """The report parts, index.html and results.jsonl of an ended run: every started
+    iteration finished its teardown and has one result line; index.html names the end
+    `state`, links only files that exist and counts what results.jsonl holds."""
+    evts = events(tmp)
+    assert_balanced(evts)  # every iteration and fixture that started was torn down
+    lines = results(tmp)
+    starts = sum(1 for e in evts if e[0] == "start")
+    assert len(lines) == starts, (len(lines), starts)
+    reports = tmp / "reports"
+    assert list(reports.glob("report-*.html")), sorted(p.name for p in reports.iterdir())
+    index = (reports / "index.html").read_text()
+    assert re.search(r"<p class='state'>" + state, index), index[:600]
+    assert "running" not in index and 'http-equiv="refresh"' not in index
+    for href in re.findall(r'href="([^"]+)"', index):
+        assert (reports / href).is_file(), f"index.html links {href}, never written"
+    counts = Counter(r["outcome"] for r in lines)
+    header = re.findall(r"<th>(\w+)</th>", index)
+    outcomes = header[header.index("to") + 1:-1]
+    row = re.search(r"<tr class='all'.*?</tr>", index, re.S).group(0)
+    shown = [int(x) for x in re.findall(r"<td><b>(\d+)</b></td>", row)]
+    assert dict(zip(outcomes, shown[:-1])) == {k: counts.get(k, 0) for k in outcomes}
+    assert shown[-1] == len(lines)
+    return counts
+
+
+SIGNALS = {"TERM": signal.SIGTERM, "HUP": signal.SIGHUP, "INT": signal.SIGINT}
+SHOWN = {"TERM": "SIGTERM", "HUP": "SIGHUP", "INT": "Ctrl-C"}
+
+
+@pytest.mark.parametrize("sig", list(SIGNALS))
+def test_first_signal_to_process_group_stops_gracefully(tmp_path, sig):
+    """kill -<sig> to the process group after 4 results (as `timeout`, a CI runner or a
+    terminal does): the running iterations finish, everything is torn down, status 0, and
+    the proof is written."""
+    make_suite(tmp_path, {"a": dict(n=1, sleep=0.5), "b": dict(n=1, sleep=0.5)})
+    run = Watched(start(tmp_path, "-n", "2", "--count=0", "--timeout=120"))
+    try:
+        run.wait_for(lambda: len(results(tmp_path)) >= 4, "4 results")
+        os.killpg(run.proc.pid, SIGNALS[sig])
+        out = run.finish(40)
+    finally:
+        if run.proc.poll() is None:
+            os.killpg(run.proc.pid, signal.SIGKILL)
+    assert run.proc.returncode == 0, out[-3000:]
+    assert "Traceback" not in out, out[-3000:]
+    # One line at once, saying what happens and how to abort.
+    assert re.search(rf"\[vancouver\] {SHOWN[sig]}: stopping: waiting for [0-2] running "
+                     r"iterations? to finish \(at most \d+s\); press Ctrl-C again to abort",
+                     out), out[-3000:]
+    counts = assert_proof(tmp_path, f"stopped by {SHOWN[sig]}")
+    assert set(counts) == {"passed"}, counts
+
+
+@pytest.mark.parametrize("first,second", [("TERM", "INT"), ("HUP", "TERM"), ("INT", "HUP"),
+                                          ("TERM", "TERM")])
+def test_second_signal_aborts_cuts_and_still_tears_down(tmp_path, first, second):
+    """A second signal, of any kind, while both workers are inside long iterations: they are
+    cut, torn down and recorded as "aborted" with their duration; status 2, no traceback,
+    and a third signal during teardown changes nothing."""
+    make_suite(tmp_path, {"a": dict(n=1, sleep=0.3), "b": dict(n=1, sleep=0.3)})
+    # Iterations starting once the file "slow" exists last long: the stop finds them running.
+    (tmp_path / "scenarios" / "test_a.py").write_text(SCENARIO_SLOW_AFTER)
+    (tmp_path / "scenarios" / "test_b.py").write_text(SCENARIO_SLOW_AFTER)
+    run = Watched(start(tmp_path, "-n", "2", "--count=0"))
+    try:
+        run.wait_for(lambda: len(results(tmp_path)) >= 4, "4 results")
+        slow_from = time.time()
+        (tmp_path / "slow").write_text("")
+        run.wait_for(lambda: _running(tmp_path, since=slow_from) == 2,
+                     "two long iterations running")
+        os.killpg(run.proc.pid, SIGNALS[first])
+        run.wait_for(run.saw(f"{SHOWN[first]}: stopping: waiting for 2 running iterations"),
+                     "the graceful stop")
+        if first == second != "INT":
+            # A repeat within REPEAT_S is the same request (coreutils timeout signals the
+            # command and its group): the test's second signal is a later, separate one.
+            seen = time.monotonic()
+            run.wait_for(lambda: time.monotonic() - seen > REPEAT_S, "a separate signal")
+        os.killpg(run.proc.pid, SIGNALS[second])
+        run.wait_for(run.saw(f"second signal ({SHOWN[second]}): aborting"), "the abort")
+        os.killpg(run.proc.pid, signal.SIGINT)  # a third, impatient one
+        out = run.finish(60)
+    finally:
+        if run.proc.poll() is None:
+            os.killpg(run.proc.pid, signal.SIGKILL)
+    assert run.proc.returncode == 2, out[-3000:]
+    assert "Traceback" not in out, out[-3000:]
+    counts = assert_proof(tmp_path, "aborted")
+    assert counts["aborted"] == 2, counts
+    cut = [r for r in results(tmp_path) if r["outcome"] == "aborted"]
+    assert all(r["duration"] > 0 and r["worker"] in ("gw0", "gw1") for r in cut), cut
+    assert re.search(r"ABORTED round \d+ scenarios/test_[ab]\.py", out), out[-3000:]
+
+
+SCENARIO_SLOW_AFTER = """\
+import os, time
+
+def test_step(func):
+    slow = os.path.exists(os.path.join(os.path.dirname(__file__), os.pardir, "slow"))
+    time.sleep(30 if slow else 0.3)
+"""
+
+
+def _running(tmp: Path, since: float) -> int:
+    """Workers inside an iteration that started after `since`."""
+    open_ = {}
+    for kind, what, worker, ts in events(tmp):
+        if kind == "start":
+            open_[worker] = ts
+        elif kind == "end":
+            open_.pop(worker, None)
+    return sum(1 for ts in open_.values() if ts > since)
+
+
+STARTUP_HOLD = """
+
+# Each xdist worker, while importing this conftest (before any plugin of ours is configured
+# in it), says so and waits for the test's go.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    here = os.path.dirname(__file__)
+    open(os.path.join(here, "starting-" + os.environ["PYTEST_XDIST_WORKER"]), "w").close()
+    deadline = time.monotonic() + 30
+    while not os.path.exists(os.path.join(here, "go")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+"""
+
+
+def test_signal_during_worker_start_up_is_a_graceful_stop(tmp_path):
+    """SIGTERM to the group while the workers are still starting (the controller spawns them
+    with the stop signals held): no worker dies of it, none is replaced, status 0."""
+    make_suite(tmp_path, {"a": dict(n=1, sleep=0.2), "b": dict(n=1, sleep=0.2)})
+    (tmp_path / "conftest.py").write_text(CONFTEST + STARTUP_HOLD)
+    run = Watched(start(tmp_path, "-n", "2", "--count=0", "--timeout=120"))
+    try:
+        run.wait_for(lambda: len(list(tmp_path.glob("starting-gw*"))) == 2, "workers starting")
+        os.killpg(run.proc.pid, signal.SIGTERM)
+        run.wait_for(run.saw("SIGTERM: stopping"), "the stop line")
+        (tmp_path / "go").write_text("")
+        out = run.finish(60)
+    finally:
+        if run.proc.poll() is None:
+            os.killpg(run.proc.pid, signal.SIGKILL)
+    assert run.proc.returncode == 0, out[-3000:]
+    for bad in ("Traceback", "INTERNALERROR", "node down", "replacing crashed worker"):
+        assert bad not in out, out[-3000:]
+    assert_proof(tmp_path, "stopped by SIGTERM")
+
+
+def test_sigterm_to_controller_alone_stops_gracefully(tmp_path):
+    """A service manager that signals only the main process (start-stop-daemon --stop,
+    systemd KillMode=mixed): the workers learn of the stop from the controller."""
+    make_suite(tmp_path, {"a": dict(n=1, sleep=0.5), "b": dict(n=1, sleep=0.5)})
+    run = Watched(start(tmp_path, "-n", "2", "--count=0"))
+    try:
+        run.wait_for(lambda: len(results(tmp_path)) >= 4, "4 results")
+        run.proc.send_signal(signal.SIGTERM)
+        out = run.finish(40)
+    finally:
+        if run.proc.poll() is None:
+            os.killpg(run.proc.pid, signal.SIGKILL)
+    assert run.proc.returncode == 0, out[-3000:]
+    assert_proof(tmp_path, "stopped by SIGTERM")
+
+
+def test_timeout_command_stops_gracefully(tmp_path):
+    """`timeout 30 pytest -n 2 --count=0`: coreutils timeout sends SIGTERM to the run's
+    process group; the proof is complete and timeout reports its own 124."""
+    make_suite(tmp_path, {"a": dict(n=1, sleep=0.5), "b": dict(n=1, sleep=0.5)})
+    cmd = ["timeout", "30", sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+           "--demo-config", "demo.yaml", "--demo-profile", "ci", "-n", "2", "--count=0",
+           "--timeout=120"]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env(), capture_output=True, text=True,
+                          timeout=60)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 124, out[-3000:]  # timeout's "timed out"; pytest itself: 0
+    assert "SIGTERM: stopping" in out and "Traceback" not in out, out[-3000:]
+    assert "aborting" not in out, out[-3000:]  # timeout's two SIGTERMs are one request
+    assert_proof(tmp_path, "stopped by SIGTERM")
+
+
+def test_service_manager_stop_writes_the_proof(tmp_path):
+    """Debian's start-stop-daemon runs the demo as a daemon and stops it the way init
+    scripts do (`--stop --retry TERM/60/KILL/5`: SIGTERM to the main process, SIGKILL only
+    if it is still there after 60 s): the run stops gracefully and the proof is complete."""
+    make_suite(tmp_path, {"a": dict(n=1, sleep=0.5), "b": dict(n=1, sleep=0.5)})
+    pidfile, log = tmp_path / "demo.pid", tmp_path / "demo.log"
+    subprocess.run(["start-stop-daemon", "--start", "--background", "--make-pidfile",
+                    "--pidfile", str(pidfile), "--chdir", str(tmp_path), "--output", str(log),
+                    "--exec", sys.executable, "--", "-m", "pytest", "-p", "no:cacheprovider",
+                    "--demo-config", "demo.yaml", "--demo-profile", "ci", "-n", "2",
+                    "--count=0", "--timeout=120"], env=env(), check=True, timeout=30)
+    pid = int(pidfile.read_text())
+    try:
+        deadline = time.monotonic() + 60
+        while len(results(tmp_path)) < 4:
+            assert os.path.exists(f"/proc/{pid}"), log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "no 4 results in 60 s"
+            time.sleep(0.05)
+        stop = subprocess.run(["start-stop-daemon", "--stop", "--pidfile", str(pidfile),
+                               "--retry", "TERM/60/KILL/5", "--remove-pidfile"],
+                              capture_output=True, text=True, timeout=90)
+    finally:
+        if os.path.exists(f"/proc/{pid}"):
+            os.killpg(pid, signal.SIGKILL)
+    assert stop.returncode == 0, stop.stderr
+    out = log.read_text()
+    assert "SIGTERM: stopping" in out and "Traceback" not in out, out[-3000:]
+    assert re.search(r"=+ \d+ passed in ", out), out[-3000:]
+    assert_proof(tmp_path, "stopped by SIGTERM")
+
+
+# --------------------------------------------------------------------------- fixture scopes
+# Issue 8 item 2: with as many items as workers every iteration ran with nextitem=None and
+# all scopes were torn down each time.
+
+def _per_worker(evts, kind, what) -> Counter:
+    return Counter(w for k, x, w, _ in evts if (k, x) == (kind, what))
+
+
+@pytest.mark.parametrize("workers,items", [(2, 2), (2, 1)])
+def test_session_fixture_once_per_worker(tmp_path, workers, items):
+    make_suite(tmp_path, {f"m{i}": dict(n=1, sleep=0.01) for i in range(items)})
+    code, out = run(tmp_path, "-n", str(workers), "--count=0", "--duration", "3s")
+    assert code == 0, out[-3000:]
+    evts = events(tmp_path)
+    ran = Counter(w for k, _, w, _ in evts if k == "start")
+    assert len(ran) == items and min(ran.values()) >= 5, ran
+    assert _per_worker(evts, "setup", "session") == Counter({w: 1 for w in ran})
+    assert _per_worker(evts, "teardown", "session") == Counter({w: 1 for w in ran})
+    # Each worker keeps its own item (exclusive, one item per worker): one module too.
+    assert _per_worker(evts, "setup", "module") == Counter({w: 1 for w in ran})
+    assert_balanced(evts)
+
+
+def test_session_fixture_once_in_single_process_and_modules_follow_pytest(tmp_path):
+    make_suite(tmp_path, {"a": dict(n=2, sleep=0.01), "b": dict(n=1, sleep=0.01)})
+    code, out = run(tmp_path, "--count=0", "--duration", "2s")
+    assert code == 0, out[-3000:]
+    evts = events(tmp_path)
+    assert _per_worker(evts, "setup", "session") == Counter({"master": 1})
+    assert _per_worker(evts, "teardown", "session") == Counter({"master": 1})
+    # A module's fixture is set up again exactly when the next item is in another module.
+    modules = [what.split("::")[0] for k, what, _, _ in evts if k == "start"]
+    switches = 1 + sum(1 for a, b in zip(modules, modules[1:]) if a != b)
+    assert _per_worker(evts, "setup", "module")["master"] == switches
+    assert_balanced(evts)
+
+
+def test_session_fixture_torn_down_once_on_a_signal_stop(tmp_path):
+    make_suite(tmp_path, {"a": dict(n=1, sleep=0.2)})
+    run = Watched(start(tmp_path, "--count=0"))
+    try:
+        run.wait_for(lambda: len(results(tmp_path)) >= 3, "3 results")
+        os.killpg(run.proc.pid, signal.SIGTERM)
+        out = run.finish(30)
+    finally:
+        if run.proc.poll() is None:
+            os.killpg(run.proc.pid, signal.SIGKILL)
+    assert run.proc.returncode == 0, out[-3000:]
+    evts = events(tmp_path)
+    assert _per_worker(evts, "setup", "session") == Counter({"master": 1})
+    assert _per_worker(evts, "teardown", "session") == Counter({"master": 1})
+    assert_proof(tmp_path, "stopped by SIGTERM")
+
+
+# --------------------------------------------------------------------------- bad options
+
+@pytest.mark.parametrize("args,names", [
+    (["--duration", "-5s"], "--duration -5s"),
+    (["--duration=0"], "--duration 0"),
+    (["--endless-trim-every", "abc"], "--endless-trim-every abc"),
+    (["--endless-trim-every", "-1"], "--endless-trim-every -1"),
+    (["--report-rotate", "-1m"], "--report-rotate -1m"),
+    (["--report-rotate-results", "x"], "--report-rotate-results x"),
+    (["--report-keep", "0"], "--report-keep 0"),
+])
+def test_bad_harness_option_is_one_line(tmp_path, args, names):
+    make_suite(tmp_path, {"a": dict(n=1, sleep=0)})
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                           "--demo-config", "demo.yaml", "--demo-profile", "ci", "--count=0",
+                           *args], cwd=tmp_path, env=env(), capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 4, proc.stdout[-2000:] + proc.stderr
+    lines = [x for x in proc.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"ERROR: {names}: expected"), proc.stderr
+    assert "usage:" not in proc.stderr + proc.stdout
 
 
 # --------------------------------------------------------------------------- one process
@@ -565,10 +868,18 @@ def test_memory_guard_prunes_finalizers_and_stats(tmp_path):
             with open("sizes.log", "a") as f:
                 f.write(f"{finalizers} {kept}\\n")
     """))
-    code, out = run(tmp_path, "--count=0", "--duration", "2s", "--endless-trim-every", "50")
-    assert code == 0, out[-3000:]
-    sizes = [tuple(map(int, x.split())) for x in (tmp_path / "sizes.log").read_text().split("\n")
-             if x]
+    sizes_log = tmp_path / "sizes.log"
+    proc = start(tmp_path, "--count=0", "--endless-trim-every", "50")
+    try:
+        wait_for(proc, lambda: sizes_log.exists() and
+                 sizes_log.read_text().count("\n") > 300, 120, "300 results")
+        proc.send_signal(signal.SIGINT)
+        out = finish(proc, 60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, out[-3000:]
+    sizes = [tuple(map(int, x.split())) for x in sizes_log.read_text().split("\n") if x]
     assert len(sizes) > 300
     assert max(f for f, _ in sizes) <= 60  # pruned every 50 results, not one per test forever
     assert max(k for _, k in sizes[-50:]) <= 60  # distinct passed reports kept stay bounded

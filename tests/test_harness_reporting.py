@@ -181,6 +181,7 @@ def test_rotation_by_results_index_counts_sum(tmp_path):
     assert all(p == 40 for p in parts[:-1])
     files = sorted(reports.glob("report-*-*.html"))
     assert len(files) == 3 + 1  # --report-keep 3 finished parts, plus the final part
+    assert_index_links_only_written(reports, "finished \\(duration reached\\)")
     lines = (reports / "results.jsonl").read_text().splitlines()
     assert len(lines) == passed
     rounds = [json.loads(x)["round"] for x in lines]
@@ -199,6 +200,30 @@ def test_rotation_by_time_under_xdist(tmp_path):
     assert len(parts) >= 3 and sum(parts) == total == passed
     for f in reports.glob("report-*-*.html"):
         assert "Round" in f.read_text()
+
+
+def assert_index_links_only_written(reports: Path, state: str) -> None:
+    """index.html of an ended run: names how it ended, never "running", links only files
+    that exist, and its total is the number of lines of results.jsonl."""
+    index = (reports / "index.html").read_text()
+    assert re.search("<p class='state'>" + state, index), index[:500]
+    assert "running" not in index and "refresh" not in index
+    for href in re.findall(r'href="([^"]+)"', index):
+        assert (reports / href).is_file(), f"index.html links {href}, never written"
+    lines = (reports / "results.jsonl").read_text().splitlines()
+    assert index_parts(index)[1] == len(lines)
+
+
+def test_index_never_links_a_part_never_written(tmp_path):
+    """Without pytest-html no part is written: the index says so instead of linking it."""
+    (tmp_path / "conftest.py").write_text(PLAIN_CONFTEST)
+    (tmp_path / "test_plain.py").write_text(PLAIN_TEST % 2)
+    code, out = run(tmp_path, "-p", "no:html")
+    assert code == 0, out[-3000:]
+    reports = tmp_path / "reports"
+    assert not list(reports.glob("*.html.part")) and not (reports / "report.html").exists()
+    assert_index_links_only_written(reports, "finished")
+    assert "report.html not written" in (reports / "index.html").read_text()
 
 
 def test_mask_function():
