@@ -7,4 +7,5 @@ pytest_plugins = [
     "fixtures.endless",           # --count=0, --duration: scheduler, pacing (needs config), stop
     "fixtures.reporting.plugin",  # run events, report, results.jsonl; reads round, demo, target
     "fixtures.datera",            # Datera helpers and fixtures; needs target and reporting
+    "fixtures.dashboard.plugin",  # live channel, dashboard, terminal view; reads the bus
 ]
