@@ -17,6 +17,7 @@ RUNS = [
     ["bench_openstack_ops.py", "--n", "10"],
     ["bench_harness_memory.py", "--duration", "60"],
     ["bench_demo.py", "--duration", "120"],
+    ["bench_dashboard.py", "--duration", "60", "--rate-duration", "40"],
 ]
 
 
