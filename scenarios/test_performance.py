@@ -13,8 +13,6 @@ volumes (the slower path decides).
 """
 import collections
 
-import pytest
-
 from fixtures.workload import FioJob, FioRun, parse_output
 
 ROOT = "/root"

@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -23,9 +20,8 @@ from fixtures.dashboard.state import FEED_MAX, FIO_HISTORY, RunState, scenario_o
 from fixtures.reporting import events as ev
 from fixtures.reporting.bus import EventBus, Outbox, packed
 from fixtures.waiters import wait_until
-from tests.test_harness_reporting import env
+from tests.support.inner_run import start as _inner
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 class Report:  # what Outbox.pack writes onto (a TestReport stand-in)
@@ -207,53 +203,6 @@ def test_unreachable_datera_is_a_notice_and_polling_goes_on():
 
 
 # ------------------------------------------------------------------------ inner runs
-CONFTEST = """\
-pytest_plugins = ["fixtures.config", "fixtures.endless", "fixtures.reporting",
-                  "fixtures.dashboard.plugin"]
-"""
-DEMO_YAML = """\
-tenants:
-  - {name: Vancouver-KU, platform: kubernetes}
-profiles:
-  ci:
-    tenant_qos: {total_iops_max: 1000}
-    tiers: {bronze: {total_iops_max: 500}, silver: {total_iops_max: 1000},
-            gold: {total_iops_max: 2000}}
-    images: {size_gib: 1}
-    volumes: {size_gib: 1}
-    rolling: {images: 1, ceph_volumes: 1, servers: 1}
-    fio: {runtime_s: 1, block_size: 4k, iodepth: 1, rw: randrw}
-    scenarios:
-      live: {interval_s: 0}
-"""
-# Each test holds its step until the outer test writes release-<n>: the outer test sees
-# the step live, while the phase report (the old channel) has not been sent yet.
-LIVE_TEST = """\
-import pathlib, time
-import pytest
-
-@pytest.mark.parametrize("n", range(2))
-def test_live(n, proof):
-    proof.resource("volume", f"vol-{n}")
-    with proof.step(f"holding {n}"):
-        gate = pathlib.Path(f"release-{n}")
-        deadline = time.time() + 60
-        while not gate.exists() and time.time() < deadline:
-            time.sleep(0.05)
-    proof.figure("n", n)
-"""
-
-
-def _inner(tmp: Path, *args: str) -> subprocess.Popen:
-    (tmp / "conftest.py").write_text(CONFTEST)
-    (tmp / "demo.yaml").write_text(DEMO_YAML)
-    (tmp / "test_live.py").write_text(LIVE_TEST)
-    return subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
-                             "--demo-config", "demo.yaml", "--demo-profile", "ci", *args],
-                            cwd=tmp, env=env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-
-
 @pytest.mark.parametrize("workers", [["-n", "2"], []], ids=["xdist", "one-process"])
 def test_current_step_is_live_and_every_event_counted_once(tmp_path, workers):
     proc = _inner(tmp_path, *workers, "--dashboard", "127.0.0.1:0", "--live-view", "plain")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.waiters import wait_until
-from tests.test_harness_reporting import env
+from tests.support.inner_run import env
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -64,7 +64,7 @@ def test_dashboard_live_in_chromium(target, browser, tmp_path):
          "scenarios/test_tenancy.py", "--demo-profile", "ci", "--duration", "240s",
          "--target", str(target.path), "--dashboard", "127.0.0.1:0", "--live-view", "plain",
          "--html", str(tmp_path / "report.html")],
-        cwd=ROOT, env={**env(), "VANCOUVER_TARGET": str(target.path)},
+        cwd=ROOT, env=env(str(target.path)),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         first = proc.stdout.readline()

@@ -9,7 +9,7 @@ from rich.console import Console
 from fixtures.dashboard.state import RunState
 from fixtures.reporting import events as ev
 from fixtures.reporting.terminal import plain_lines, scenario_table, worker_table
-from tests.test_dashboard import _inner
+from tests.support.inner_run import release_all, start as _inner
 
 NID = "scenarios/openstack/test_image_rotation.py::test_rotate[Vancouver-ON]"
 
@@ -43,13 +43,8 @@ def test_plain_lines_name_scenario_figures_and_worker_steps():
     assert any(line.startswith(f"[live] gw1: {NID} > upload image (") for line in lines)
 
 
-def _release_all(tmp):
-    for n in range(2):
-        (tmp / f"release-{n}").write_text("")
-
-
 def test_not_a_terminal_gives_plain_lines_after_the_where_line(tmp_path):
-    _release_all(tmp_path)
+    release_all(tmp_path)
     proc = _inner(tmp_path, "-n", "2", "--live-view", "plain")
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out
@@ -61,7 +56,7 @@ def test_not_a_terminal_gives_plain_lines_after_the_where_line(tmp_path):
 
 
 def test_rich_view_draws_the_table_on_a_terminal(tmp_path):
-    _release_all(tmp_path)
+    release_all(tmp_path)
     proc = _inner(tmp_path, "-n", "2", "--live-view", "rich")
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out
