@@ -53,6 +53,28 @@ def test_each_event_published_once_whichever_channel_brings_it_first():
     assert [e.value for e in seen] == [0, 1, 2, 3, 4]
 
 
+def test_next_items_live_events_wait_for_the_current_items_report():
+    """Endless rounds repeat a nodeid on one worker: round 2's live events must not reach the
+    consumers before round 1's report (they would join round 1's report row)."""
+    bus, outbox = EventBus(), Outbox("gw0")
+    seen = collect(bus)
+    live = []
+    outbox.tap(live.append)
+    outbox.nodeid = "scenarios/test_x.py::test_x"
+    outbox.emit(ev.Figure(name="round", value=1))
+    teardown = Report()
+    teardown.when = "teardown"
+    outbox.pack(teardown)                      # round 1 ends (its report is in flight)
+    outbox.emit(ev.Figure(name="round", value=2))
+    assert not bus.deliver(live[1], live=True)  # round 2, live, first: held
+    assert seen == []
+    for wire in packed(teardown):
+        bus.deliver(wire)
+    bus.publish(ev.TestResult(outcome="passed", duration_s=1.0, worker="gw0"))
+    bus.close_item("gw0", teardown.vancouver_item)
+    assert [getattr(e, "value", e.kind) for e in seen] == [1, "test_result", 2]
+
+
 def test_live_channel_streams_events_in_order_over_loopback():
     bus = EventBus()
     seen = collect(bus)
