@@ -85,7 +85,8 @@ def run(tmp: Path, duration: float, workers: int, viewers: int, target: str | No
            "VANCOUVER_TARGET": target or "/nonexistent/target.yaml"}
     args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-n", str(workers),
             "--count=0", "--duration", f"{duration:.0f}s", "--demo-config", "demo.yaml",
-            "--demo-profile", "ci", "--dashboard", "127.0.0.1:0", "--live-view", "off"]
+            "--demo-profile", "ci", "--dashboard", "127.0.0.1:0", "--live-view", "off",
+            "--rootdir", str(tmp)]  # reports/ under tmp, wherever --target points
     if target:
         args += ["--target", target]
     proc = subprocess.Popen(args, cwd=tmp, env=env, stdout=subprocess.PIPE,
