@@ -7,12 +7,24 @@ DEB_PACKAGES := fio slapd ldap-utils libnbd-bin nbdkit openssl
 # converted onto lab volumes over NBD (tests/test_nbd_zeroes.py, bench)
 DEB_PACKAGES += qemu-utils
 PYTEST_ARGS ?=
+# Expensive downloads and builds live outside the clone, so a second clone skips them.
+VANCOUVER_CACHE ?= $(HOME)/.cache/vancouver
+export VANCOUVER_CACHE
+# The live dashboard (issue 12): headless Chromium for its browser test; npm (for the chart
+# library) is installed by dashboard-assets only when no npm is there (a NodeSource nodejs
+# ships its own and conflicts with Debian's npm package).
+DEB_PACKAGES += chromium chromium-driver
+DASHBOARD ?= 127.0.0.1:8050
+UPLOT_VERSION := 1.6.32
+DASHBOARD_ASSETS := $(VANCOUVER_CACHE)/dashboard-assets/node_modules/uplot/dist/uPlot.iife.min.js
 # xdist workers for the parallel phase of `make test` (most tests wait on labs, not on a CPU).
 TEST_WORKERS ?= 4
 
+.PHONY: dashboard-assets
 .PHONY: setup deb venv test demo lab-up lab-down lab-status clean-demo bench clean
 
 setup: deb venv
+setup: dashboard-assets
 
 # Debian packages the lab and its tests need (fio with the nbd engine, slapd, libnbd tools).
 deb:
@@ -51,8 +63,20 @@ test: setup
 	exit $$rc
 
 # The live booth demo: endless, five workers, the plan's numbers; Ctrl-C stops it cleanly.
+# The dashboard is on (DASHBOARD= to change the address); its URL is the first line.
 demo: setup
-	$(PY) -m pytest -n 5 --count=0 scenarios/ --demo-profile booth --report-rotate 10m --report-keep 48
+	$(PY) -m pytest -n 5 --count=0 scenarios/ --demo-profile booth --report-rotate 10m --report-keep 48 --dashboard $(DASHBOARD)
+
+# The dashboard's chart library (uPlot) from npm, cached outside the clone; served by the
+# run itself (fixtures/dashboard/server.py), never from a CDN.
+dashboard-assets: $(DASHBOARD_ASSETS)
+
+$(DASHBOARD_ASSETS): | deb
+	@command -v npm >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 npm >/dev/null; }
+	@mkdir -p $(VANCOUVER_CACHE)/dashboard-assets
+	cd $(VANCOUVER_CACHE)/dashboard-assets && npm install --no-audit --no-fund --silent --no-save uplot@$(UPLOT_VERSION)
+	@test -f $@
 
 # Deletes every demo resource left on the target (the running lab unless TARGET=...).
 clean-demo: venv

@@ -8,4 +8,5 @@ pytest_plugins = [
     "fixtures.reporting.plugin",  # run events, report, results.jsonl; reads round, demo, target
     "fixtures.datera",            # Datera helpers and fixtures; needs target and reporting
     "fixtures.openstack.plugin",  # OpenStack clouds, Tenants setup, factories; needs datera
+    "fixtures.dashboard.plugin",  # live channel, dashboard, terminal view; reads the bus
 ]
