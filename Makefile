@@ -4,6 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEB_PACKAGES := fio slapd ldap-utils libnbd-bin nbdkit openssl
 PYTEST_ARGS ?=
+# Expensive builds live outside the clone, so a second clone, CI and later runs skip them.
+VANCOUVER_CACHE ?= $(HOME)/.cache/vancouver
 # xdist workers for the parallel phase of `make test` (most tests wait on labs, not on a CPU).
 TEST_WORKERS ?= 4
 
@@ -19,6 +21,25 @@ deb:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 $$missing >/dev/null; \
+	fi
+
+# ---- Kubernetes (lab/kubernetes): Debian's etcd, and Go + rsync + jq to build the control plane
+DEB_PACKAGES += golang-go etcd-server rsync jq
+setup: kubernetes
+.PHONY: kubernetes kubectl-deb
+# kube-apiserver, -controller-manager, -scheduler from Debian's `kubernetes` source package
+# into $(VANCOUVER_CACHE)/kubernetes-<version>/ (~5 min once; skipped when cached).
+kubernetes: deb kubectl-deb
+	@bash lab/kubernetes/build.sh "$(VANCOUVER_CACHE)"
+# Debian's kubectl (kubernetes-client), unless /usr/bin/kubectl is already there (the gcloud
+# image's kubectl package owns that path): the build unpacks Debian's kubectl into the cache.
+kubectl-deb: deb
+	@if dpkg-query -W -f='$${Status}\n' kubernetes-client 2>/dev/null | grep -q 'install ok installed'; then :; \
+	elif [ -e /usr/bin/kubectl ]; then \
+	  echo "kubectl: keeping /usr/bin/kubectl ($$(dpkg -S /usr/bin/kubectl 2>/dev/null | cut -d: -f1 || echo no package)); Debian's kubectl goes to $(VANCOUVER_CACHE)"; \
+	else \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 kubernetes-client >/dev/null; \
 	fi
 
 venv: $(VENV)/.installed
