@@ -343,6 +343,7 @@ def _k8s_prepare(run: LabRun) -> None:
         "address": node.address, "apiserver_port": topology.KUBERNETES_APISERVER_PORT,
         "etcd_port": topology.KUBERNETES_ETCD_PORT,
         "etcd_peer_port": topology.KUBERNETES_ETCD_PEER_PORT,
+        "kubelet_port": topology.KUBERNETES_KUBELET_PORT,
         "bin_dir": str(bin_dir), "work_dir": str(work), "token_file": str(work / "tokens.csv"),
         "kubeconfig": str(work / "kubeconfig"), "tls_cert": str(tls.cert),
         "tls_key": str(tls.key), "ca_file": str(tls.ca), "sa_key": str(work / "sa.key"),
@@ -413,7 +414,7 @@ COMPONENTS: tuple[Component, ...] = (
         address=f"{topology.KUBERNETES.address}:{topology.KUBERNETES_APISERVER_PORT}",
         binds=tuple((topology.KUBERNETES.address, port) for port in (
             topology.KUBERNETES_APISERVER_PORT, topology.KUBERNETES_ETCD_PORT,
-            topology.KUBERNETES_ETCD_PEER_PORT)),
+            topology.KUBERNETES_ETCD_PEER_PORT, topology.KUBERNETES_KUBELET_PORT)),
         # The CSI controller drives Datera, but only per PVC: start alongside it.
         depends_on=("datera",),
         binaries=("etcd",),

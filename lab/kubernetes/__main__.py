@@ -18,6 +18,8 @@ from .config import Config, ConfigError
 
 log = logging.getLogger("lab.kubernetes")
 READY_TIMEOUT_S = 60
+# The node's initiator name (what /etc/iscsi/initiatorname.iscsi holds on a real node).
+NODE_IQN = "iqn.1993-08.org.debian:01:vancouver-kubernetes"
 STOP_TIMEOUT_S = 5
 
 
@@ -86,7 +88,9 @@ def main(argv=None) -> int:
     try:
         from .csi_controller import CsiController
         from .datera_csi import DateraCsi
+        from .logserver import serve_logs
         from .node_agent import NodeAgent
+        from .pods import PodRunner
         api = api_client(c)
         _wait_ready(c, procs, stop)
         if stop.is_set():
@@ -95,11 +99,16 @@ def main(argv=None) -> int:
         csi = DateraCsi(c.datera)
         controller = CsiController(api, csi, c.driver)
         controller.register_driver()
-        node = NodeAgent(api, c.node_name, c.address, c.driver)
+        node = NodeAgent(api, c.node_name, c.address, c.driver, c.kubelet_port)
+        runner = PodRunner(node.core, csi, c.node_name, c.address, c.driver, c.work_dir,
+                           NODE_IQN)
+        serve_logs(c.address, c.kubelet_port, str(c.tls_cert), str(c.tls_key), runner.log_file)
         node.register()
         agents = [controller, node]
         controller.start()
         threading.Thread(target=node.run, name="node-heartbeat", daemon=True).start()
+        threading.Thread(target=node.watch_pods, args=(runner.on_pod,), name="node-pods",
+                         daemon=True).start()
         # The tenant is created once Datera answers (it may start after us).
         threading.Thread(target=_ensure_tenant, args=(csi, stop), daemon=True).start()
         (c.work_dir / "ready").write_text(f"{time.monotonic() - t0:.2f}\n")

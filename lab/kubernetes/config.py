@@ -1,6 +1,6 @@
 """The config file `python -m lab.kubernetes` reads (written by lab/components.py).
 
-Shape (JSON): address, apiserver_port, etcd_port, etcd_peer_port, bin_dir, work_dir,
+Shape (JSON): address, apiserver_port, etcd_port, etcd_peer_port, kubelet_port, bin_dir, work_dir,
 token_file, kubeconfig, tls_cert, tls_key, ca_file, sa_key, sa_pub, node_name, driver,
 datera {mgmt_ip, http_port, username, password, tenant}.
 """
@@ -31,6 +31,7 @@ class Config:
     apiserver_port: int
     etcd_port: int
     etcd_peer_port: int
+    kubelet_port: int
     bin_dir: Path
     work_dir: Path
     token_file: Path
@@ -57,6 +58,7 @@ class Config:
                                                 "sa_pub")}
             return cls(address=doc["address"], apiserver_port=int(doc["apiserver_port"]),
                        etcd_port=int(doc["etcd_port"]), etcd_peer_port=int(doc["etcd_peer_port"]),
+                       kubelet_port=int(doc["kubelet_port"]),
                        node_name=doc["node_name"], driver=doc["driver"],
                        datera=DateraAccess(**doc["datera"]), **paths)
         except OSError as e:

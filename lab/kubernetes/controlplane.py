@@ -68,6 +68,8 @@ def apiserver_argv(c: Config) -> list[str]:
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             # Pods need no `default` ServiceAccount token (the node agent mounts none).
             "--disable-admission-plugins=ServiceAccount",
+            # The node's name does not resolve; reach its log endpoint by address.
+            "--kubelet-preferred-address-types=InternalIP",
             "--profiling=false", "--v=0"]
 
 

@@ -204,3 +204,56 @@ class DateraCsi:
             pass
         except dexc.ApiError as e:
             raise CsiError("Unknown", (getattr(e, "message", None) or str(e)).splitlines()[0][:300]) from None
+
+    # -- node service: NodeStage / NodeUnstage (reference §10.5) -----------------------------
+    def node_stage(self, volume_id: str, initiator_iqn: str, node_name: str,
+                   secret: dict[str, str] | None, login) -> str:
+        """GetVolume -> this host's Initiator (get or create) -> RegisterAcl -> Online ->
+        login (CHAP from the node-stage secret). `login(ip, iqn, chap_user, chap_secret)`
+        returns the LUN's nbd URI or raises. -> the URI. Raises CsiError."""
+        api, t = self._api(), self.tenant
+        ai = self._find(volume_id)
+        if ai is None:
+            raise CsiError("NotFound", f"app_instance {volume_id} not found")
+        try:
+            api.initiators.create(id=initiator_iqn, name=node_name, force=True, tenant=t)
+        except dexc.ApiConflictError:
+            pass
+        try:
+            si = ai.storage_instances.list(tenant=t)[0]
+            acl = [{"path": i["path"]} for i in si["acl_policy"]["initiators"]
+                   if not i.get("tenant")]
+            if not any(i["path"].endswith("/" + initiator_iqn) for i in acl):
+                si.acl_policy.set(tenant=t, initiators=acl + [{"path": f"/initiators/{initiator_iqn}"}])
+            if ai["admin_state"] != "online":
+                ai.set(tenant=t, admin_state="online")
+            si = si.reload(tenant=t)
+        except dexc.ApiError as e:
+            raise CsiError("Unknown", (getattr(e, "message", None) or str(e)).splitlines()[0][:300]) from None
+        chap = {}
+        if secret and "node.session.auth.username" in secret:
+            chap = {"chap_user": secret["node.session.auth.username"],
+                    "chap_secret": secret.get("node.session.auth.password", "")}
+        reasons = []
+        for ip in si["access"]["ips"]:
+            try:
+                return login(ip, si["access"]["iqn"], **chap)
+            except Exception as e:   # clients.initiator.LoginError: one secret-free line
+                reasons.append(f"{ip}: {getattr(e, 'reason', e)}")
+                if not str(getattr(e, "reason", "")).startswith("cannot reach"):
+                    break
+        raise CsiError("Internal", f"iSCSI login to {si['access']['iqn']} failed: "
+                                   + "; ".join(reasons))
+
+    def node_unstage(self, volume_id: str, initiator_iqn: str) -> None:
+        """UnregisterAcl: drops this host from the storage instance's ACL."""
+        ai = self._find(volume_id)
+        if ai is None:
+            return
+        try:
+            si = ai.storage_instances.list(tenant=self.tenant)[0]
+            acl = [{"path": i["path"]} for i in si["acl_policy"]["initiators"]
+                   if not i.get("tenant") and not i["path"].endswith("/" + initiator_iqn)]
+            si.acl_policy.set(tenant=self.tenant, initiators=acl)
+        except dexc.ApiError:
+            pass

@@ -10,6 +10,8 @@ import threading
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from .watchloop import watch_forever
+
 log = logging.getLogger(__name__)
 HEARTBEAT_S = 10
 LEASE_S = 40
@@ -25,13 +27,15 @@ def _now_micro() -> datetime.datetime:
 
 
 class NodeAgent:
-    def __init__(self, api: client.ApiClient, node_name: str, address: str, driver: str):
+    def __init__(self, api: client.ApiClient, node_name: str, address: str, driver: str,
+                 kubelet_port: int):
         self.core = client.CoreV1Api(api)
         self.coord = client.CoordinationV1Api(api)
         self.storage = client.StorageV1Api(api)
         self.name = node_name
         self.address = address
         self.driver = driver
+        self.kubelet_port = kubelet_port
         self.stop = threading.Event()
 
     def _ready_condition(self) -> dict:
@@ -55,6 +59,7 @@ class NodeAgent:
                        "addresses": [{"type": "InternalIP", "address": self.address},
                                      {"type": "Hostname", "address": self.name}],
                        "conditions": [self._ready_condition()],
+                       "daemonEndpoints": {"kubeletEndpoint": {"Port": self.kubelet_port}},
                        "nodeInfo": {"kubeletVersion": KUBELET_VERSION,
                                     "kubeProxyVersion": KUBELET_VERSION,
                                     "operatingSystem": "linux", "architecture": arch,
@@ -94,6 +99,11 @@ class NodeAgent:
                 raise
             self.coord.create_namespaced_lease("kube-node-lease", client.V1Lease.from_dict(
                 {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", **body}))
+
+    def watch_pods(self, on_pod) -> None:
+        """Pods bound to this node, handed to on_pod(kind, pod) (pods.PodRunner)."""
+        watch_forever("pods", self.core.list_pod_for_all_namespaces, on_pod, self.stop,
+                      field_selector=f"spec.nodeName={self.name}")
 
     def run(self) -> None:
         while not self.stop.wait(HEARTBEAT_S):
