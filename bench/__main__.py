@@ -15,6 +15,7 @@ RUNS = [
     ["bench_dataplane.py"],
     ["bench_openstack.py"],
     ["bench_openstack_ops.py", "--n", "10"],
+    ["bench_kubernetes.py", "--runs", "2"],
     ["bench_harness_memory.py", "--duration", "60"],
     ["bench_demo.py", "--duration", "120"],
 ]

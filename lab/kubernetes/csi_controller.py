@@ -61,7 +61,7 @@ class CsiController:
         body = client.V1CSIDriver.from_dict({
             "apiVersion": "storage.k8s.io/v1", "kind": "CSIDriver",
             "metadata": {"name": self.driver},
-            "spec": {"attachRequired": False, "podInfoOnMount": True,
+            "spec": {"attachRequired": False, "podInfoOnMount": True, "fsGroupPolicy": "File",
                      "volumeLifecycleModes": ["Persistent"]}})
         try:
             self.storage.create_csi_driver(body)
