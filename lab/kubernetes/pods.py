@@ -53,6 +53,7 @@ class Guest:
     proc: subprocess.Popen | None = None
     staged: list = field(default_factory=list)      # volume handles
     fuse: list = field(default_factory=list)        # nbdfuse mount dirs
+    fuse_procs: list = field(default_factory=list)
 
     @property
     def log_path(self) -> Path:
@@ -135,7 +136,16 @@ class PodRunner:
 
     def _unstage(self, g: Guest) -> None:
         for d in g.fuse:
-            subprocess.run(["fusermount3", "-u", str(d)], capture_output=True)
+            # fusermount3 (Debian fuse3) when installed; root can umount a FUSE mount itself
+            unmount = ["fusermount3", "-u"] if shutil.which("fusermount3") else ["umount"]
+            subprocess.run([*unmount, str(d)], capture_output=True, timeout=30)
+        for p in g.fuse_procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        g.fuse.clear()
+        g.fuse_procs.clear()
         for handle in g.staged:
             try:
                 self.csi.node_unstage(handle, self.iqn)
@@ -226,12 +236,25 @@ class PodRunner:
         return "\n".join(out)
 
     def _fuse_file(self, g: Guest, path: str, uri: str) -> str:
+        """The LUN as a file: nbdfuse serves it in the foreground until unmounted; its pid
+        file appears once the mount is ready."""
         mnt = g.dir / ("fuse-" + path.strip("/").replace("/", "-"))
         if mnt not in g.fuse:
             mnt.mkdir(exist_ok=True)
-            subprocess.run(["nbdfuse", str(mnt), uri], check=True, capture_output=True,
-                           timeout=30)
+            pidfile = g.dir / (mnt.name + ".pid")
+            proc = subprocess.Popen(["nbdfuse", "-P", str(pidfile), str(mnt), uri],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE)
+            deadline = time.monotonic() + 30
+            while not pidfile.exists():
+                if proc.poll() is not None:
+                    raise OSError(f"nbdfuse exited {proc.returncode}: "
+                                  f"{proc.stderr.read().decode(errors='replace').strip()[:200]}")
+                if time.monotonic() > deadline or g.stop.wait(0.05):
+                    proc.kill()
+                    raise OSError("nbdfuse did not mount within 30 s")
             g.fuse.append(mnt)
+            g.fuse_procs.append(proc)
         return str(mnt / "nbd")
 
     def _run(self, g: Guest, pod) -> None:
