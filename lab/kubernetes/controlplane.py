@@ -50,8 +50,7 @@ def etcd_argv(c: Config) -> list[str]:
             "--listen-client-urls", client, "--advertise-client-urls", client,
             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
             "--initial-cluster", f"default={peer}",
-            # A lab store: fsync per write would make every object create wait on the disk.
-            "--unsafe-no-fsync", "--log-level", "warn"]
+            "--logger", "zap", "--log-level", "warn"]
 
 
 def apiserver_argv(c: Config) -> list[str]:
