@@ -61,6 +61,9 @@ class Component:
     # them to be healthy (its Python start overlaps theirs). The lab is still reported ready
     # only when every component is healthy, and stops in reverse start order.
     needs_deps_to_start: bool = True
+    # Seconds it may take to become healthy (None: the supervisor's default). Kubernetes'
+    # apiserver starts in ~3 s on an idle machine but takes minutes on a loaded one.
+    health_timeout_s: float | None = None
 
 
 def new_password() -> str:
@@ -427,6 +430,7 @@ COMPONENTS: tuple[Component, ...] = (
         healthy=_k8s_healthy,
         contribute=_k8s_contribute,
         needs_deps_to_start=False,
+        health_timeout_s=180.0,
     ),
 )
 

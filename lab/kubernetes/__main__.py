@@ -17,7 +17,7 @@ from . import controlplane
 from .config import Config, ConfigError
 
 log = logging.getLogger("lab.kubernetes")
-READY_TIMEOUT_S = 60
+READY_TIMEOUT_S = 170   # within the component's health_timeout_s (lab/components.py)
 # The node's initiator name (what /etc/iscsi/initiatorname.iscsi holds on a real node).
 NODE_IQN = "iqn.1993-08.org.debian:01:vancouver-kubernetes"
 STOP_TIMEOUT_S = 5
@@ -78,12 +78,11 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     (c.work_dir / "ready").unlink(missing_ok=True)
     t0 = time.monotonic()
-    # All four at once: the apiserver retries etcd, the others retry the apiserver.
+    # etcd and the apiserver at once (it retries etcd); the controller-manager gives up
+    # (exit 255) when the apiserver is not healthy soon enough, so it and the scheduler start
+    # once the apiserver is ready.
     procs = {"etcd": _spawn(c, "etcd", controlplane.etcd_argv(c)),
-             "kube-apiserver": _spawn(c, "kube-apiserver", controlplane.apiserver_argv(c)),
-             "kube-controller-manager": _spawn(c, "kube-controller-manager",
-                                               controlplane.controller_manager_argv(c)),
-             "kube-scheduler": _spawn(c, "kube-scheduler", controlplane.scheduler_argv(c))}
+             "kube-apiserver": _spawn(c, "kube-apiserver", controlplane.apiserver_argv(c))}
     agents = []
     try:
         from .csi_controller import CsiController
@@ -96,6 +95,9 @@ def main(argv=None) -> int:
         if stop.is_set():
             return 0
         log.info("kube-apiserver ready after %.2fs", time.monotonic() - t0)
+        procs["kube-controller-manager"] = _spawn(c, "kube-controller-manager",
+                                                  controlplane.controller_manager_argv(c))
+        procs["kube-scheduler"] = _spawn(c, "kube-scheduler", controlplane.scheduler_argv(c))
         csi = DateraCsi(c.datera)
         controller = CsiController(api, csi, c.driver)
         controller.register_driver()
