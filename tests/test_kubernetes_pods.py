@@ -106,7 +106,11 @@ def test_fio_runs_on_the_volume_and_kubectl_logs_shows_it(cluster, ns, sc):
     out = subprocess.run([cluster.kubectl or "kubectl", f"--kubeconfig={cluster.kubeconfig}",
                           "logs", "fio", "-n", ns], capture_output=True, text=True, timeout=60,
                          check=True).stdout
-    assert out.strip().startswith("3;fio-") and out.strip().endswith(";w")
+    # fio's nbd engine says "fio: connected to NBD server" first: the volume was reached
+    # through the Datera data plane, not a local file
+    lines = out.strip().splitlines()
+    assert lines[0] == "fio: connected to NBD server"
+    assert lines[-1].startswith("3;fio-") and lines[-1].endswith(";w")
 
 
 def test_wrong_chap_secret_keeps_the_pod_creating_with_a_login_failure_event(cluster, ns, sc):
