@@ -109,23 +109,29 @@ def test_python_client_sees_the_node_lease_csinode_and_csidriver(cluster):
 
 # ---- provisioning --------------------------------------------------------------------
 
-def test_kubectl_apply_of_the_example_manifests_binds_a_datera_volume(cluster, ns, lab_api,
-                                                                      dtenant):
-    kubectl(cluster, "apply", "-n", ns, "-f", str(EXAMPLES / "datera-storageclass.yaml"),
-            "-f", str(EXAMPLES / "datera-pvc.yaml"))
+def test_kubectl_apply_of_the_example_manifests_runs_a_pod_on_a_datera_volume(
+        cluster, ns, lab_api, dtenant):
+    manifests = [str(EXAMPLES / f) for f in ("datera-storageclass.yaml", "datera-pvc.yaml",
+                                             "datera-pod.yaml")]
+    kubectl(cluster, "apply", "-n", ns, *(a for m in manifests for a in ("-f", m)))
     try:
         pvc = bound_pvc(cluster, ns, "demo-pvc")
         shown = kubectl(cluster, "get", "pvc", "demo-pvc", "-n", ns, "--no-headers").stdout.split()
         assert shown[:2] == ["demo-pvc", "Bound"] and shown[3] == "1Gi"
         handle = f"CSI-pvc-{pvc.metadata.uid}"
         assert handle in app_instances(lab_api, dtenant)
-        kubectl(cluster, "delete", "pvc", "demo-pvc", "-n", ns)
+        pod = k8s.wait_for(cluster.core.list_namespaced_pod, "demo-pod",
+                           lambda p: p is not k8s.GONE and p.status.phase in ("Succeeded", "Failed"),
+                           TIMEOUT, "the example pod finished", namespace=ns)
+        logs = kubectl(cluster, "logs", "demo-pod", "-n", ns).stdout
+        assert pod.status.phase == "Succeeded", logs
+        assert logs == "hello from datera"
+        kubectl(cluster, "delete", "-n", ns, "-f", manifests[2], "-f", manifests[1])
         k8s.wait_for(cluster.core.list_persistent_volume, pvc.spec.volume_name, k8s.gone,
                      TIMEOUT, "the example PV deleted")
         assert handle not in app_instances(lab_api, dtenant)
     finally:
-        kubectl(cluster, "delete", "-f", str(EXAMPLES / "datera-storageclass.yaml"),
-                "--ignore-not-found", check=False)
+        kubectl(cluster, "delete", "-f", manifests[0], "--ignore-not-found", check=False)
 
 
 def test_pvc_becomes_a_datera_app_instance_with_all_eight_qos_parameters(
