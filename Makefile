@@ -36,6 +36,25 @@ deb:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 $$missing >/dev/null; \
 	fi
 
+# ---- Kubernetes (lab/kubernetes): Debian's etcd, and Go + rsync + jq to build the control plane
+DEB_PACKAGES += golang-go etcd-server rsync jq
+setup: kubernetes
+.PHONY: kubernetes kubectl-deb
+# kube-apiserver, -controller-manager, -scheduler from Debian's `kubernetes` source package
+# into $(VANCOUVER_CACHE)/kubernetes-<version>/ (~5 min once; skipped when cached).
+kubernetes: deb kubectl-deb
+	@bash lab/kubernetes/build.sh "$(VANCOUVER_CACHE)"
+# Debian's kubectl (kubernetes-client), unless /usr/bin/kubectl is already there (the gcloud
+# image's kubectl package owns that path): the build unpacks Debian's kubectl into the cache.
+kubectl-deb: deb
+	@if dpkg-query -W -f='$${Status}\n' kubernetes-client 2>/dev/null | grep -q 'install ok installed'; then :; \
+	elif [ -e /usr/bin/kubectl ]; then \
+	  echo "kubectl: keeping /usr/bin/kubectl ($$(dpkg -S /usr/bin/kubectl 2>/dev/null | cut -d: -f1 || echo no package)); Debian's kubectl goes to $(VANCOUVER_CACHE)"; \
+	else \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 kubernetes-client >/dev/null; \
+	fi
+
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt

@@ -61,6 +61,9 @@ class Component:
     # them to be healthy (its Python start overlaps theirs). The lab is still reported ready
     # only when every component is healthy, and stops in reverse start order.
     needs_deps_to_start: bool = True
+    # Seconds it may take to become healthy (None: the supervisor's default). Kubernetes'
+    # apiserver starts in ~3 s on an idle machine but takes minutes on a loaded one.
+    health_timeout_s: float | None = None
 
 
 def new_password() -> str:
@@ -302,6 +305,85 @@ def _openstack_component(oc: OpenStackCloud) -> Component:
     )
 
 
+# ---- kubernetes: etcd + the real control plane + CSI controller + node agent (lab.kubernetes) --
+
+KUBERNETES_DRIVER = "dsp.csi.daterainc.io"
+
+
+def _k8s_config_path(run: LabRun) -> Path:
+    return run.dir("kubernetes") / "config.json"
+
+
+def _k8s_token(run: LabRun) -> str:
+    return run.secrets.setdefault("kubernetes-token", secrets.token_hex(24))
+
+
+def _k8s_prepare(run: LabRun) -> None:
+    from lab.kubernetes import binaries, controlplane
+    from lab.tls import issue_server_cert
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    bin_dir = binaries.bin_dir()
+    if bin_dir is None:
+        raise LabError(f"the Kubernetes control plane is not built in {binaries.cache_dir()}: "
+                       "run make setup")
+    work = run.dir("kubernetes")
+    node = topology.KUBERNETES
+    tls = issue_server_cert(work / "tls", node.address, node.name)
+    # The service-account token signing key (1.20 requires one); P-256 is instant to make.
+    sa = ec.generate_private_key(ec.SECP256R1())
+    write_private(work / "sa.key", sa.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()).decode())
+    (work / "sa.pub").write_bytes(sa.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    token = _k8s_token(run)
+    write_private(work / "tokens.csv", controlplane.token_csv(token))
+    server = f"https://{node.address}:{topology.KUBERNETES_APISERVER_PORT}"
+    controlplane.write_kubeconfig(work / "kubeconfig", controlplane.kubeconfig_doc(
+        server, tls.ca.read_text(), token))
+    config = {
+        "address": node.address, "apiserver_port": topology.KUBERNETES_APISERVER_PORT,
+        "etcd_port": topology.KUBERNETES_ETCD_PORT,
+        "etcd_peer_port": topology.KUBERNETES_ETCD_PEER_PORT,
+        "kubelet_port": topology.KUBERNETES_KUBELET_PORT,
+        "bin_dir": str(bin_dir), "work_dir": str(work), "token_file": str(work / "tokens.csv"),
+        "kubeconfig": str(work / "kubeconfig"), "tls_cert": str(tls.cert),
+        "tls_key": str(tls.key), "ca_file": str(tls.ca), "sa_key": str(work / "sa.key"),
+        "sa_pub": str(work / "sa.pub"), "node_name": node.name, "driver": KUBERNETES_DRIVER,
+        "datera": {"mgmt_ip": topology.DATERA_MGT1.address,
+                   "http_port": topology.DATERA_HTTP_PORT, "username": DATERA_ADMIN,
+                   "password": run.secrets["datera-admin"],
+                   "tenant": f"/root/{topology.KUBERNETES_TENANT}"},
+    }
+    write_private(_k8s_config_path(run), json.dumps(config, indent=2) + "\n")
+
+
+def _k8s_healthy(run: LabRun) -> bool:
+    """The node process wrote `ready` (apiserver ready, CSIDriver and Node registered) and the
+    apiserver still answers /readyz."""
+    from lab.kubernetes import controlplane
+    work = run.dir("kubernetes")
+    if not (work / "ready").exists():
+        return False
+    server = f"https://{topology.KUBERNETES.address}:{topology.KUBERNETES_APISERVER_PORT}"
+    try:   # from the file: `lab status` runs without the run's secrets
+        token = (work / "tokens.csv").read_text().split(",", 1)[0]
+    except OSError:
+        return False
+    return controlplane.readyz(server, str(work / "tls" / "ca.pem"), token)
+
+
+def _k8s_contribute(run: LabRun, doc: dict) -> None:
+    from lab.kubernetes import binaries
+    shutil.copyfile(run.dir("kubernetes") / "kubeconfig", run.target_dir / "kubeconfig")
+    os.chmod(run.target_dir / "kubeconfig", 0o600)
+    doc["kubernetes"] = {"kubeconfig": "kubeconfig", "provisioner": KUBERNETES_DRIVER,
+                         "datera_tenant": topology.KUBERNETES_TENANT,
+                         "node": topology.KUBERNETES.address,
+                         "kubectl": binaries.kubectl()}
+
+
 _DATERA_VIPS = (topology.DATERA_VIP1.address, topology.DATERA_VIP2.address)
 
 COMPONENTS: tuple[Component, ...] = (
@@ -334,6 +416,22 @@ COMPONENTS: tuple[Component, ...] = (
         needs_deps_to_start=False,
     ),
     *(_openstack_component(oc) for oc in OPENSTACK_CLOUDS),
+    Component(
+        name="kubernetes",
+        address=f"{topology.KUBERNETES.address}:{topology.KUBERNETES_APISERVER_PORT}",
+        binds=tuple((topology.KUBERNETES.address, port) for port in (
+            topology.KUBERNETES_APISERVER_PORT, topology.KUBERNETES_ETCD_PORT,
+            topology.KUBERNETES_ETCD_PEER_PORT, topology.KUBERNETES_KUBELET_PORT)),
+        # The CSI controller drives Datera, but only per PVC: start alongside it.
+        depends_on=("datera",),
+        binaries=("etcd",),
+        prepare=_k8s_prepare,
+        argv=lambda run: _python_module("lab.kubernetes", _k8s_config_path(run)),
+        healthy=_k8s_healthy,
+        contribute=_k8s_contribute,
+        needs_deps_to_start=False,
+        health_timeout_s=180.0,
+    ),
 )
 
 BY_NAME = {c.name: c for c in COMPONENTS}

@@ -313,8 +313,9 @@ class Supervisor:
                     pending.remove(c)
                     log.info("%s healthy after %.2fs", c.name, time.monotonic() - child.started)
                     self._write_state()
-                elif time.monotonic() - child.started > HEALTH_TIMEOUT_S:
-                    raise LabError(f"{c.name} not healthy after {HEALTH_TIMEOUT_S:.0f}s: "
+                elif time.monotonic() - child.started > (c.health_timeout_s or HEALTH_TIMEOUT_S):
+                    raise LabError(f"{c.name} not healthy after "
+                                   f"{c.health_timeout_s or HEALTH_TIMEOUT_S:.0f}s: "
                                    f"{last_line(log_file(run.run_dir, c.name))}")
             if pending:
                 self._stop.wait(START_POLL_S)

@@ -49,6 +49,11 @@ DATERA_HTTPS_PORT = ports.DATERA_HTTPS
 # Data plane on both VIPs: the lab's initiator login (stands in for iSCSI on 3260) and NBD.
 DATERA_LOGIN_PORT = ports.ISCSI
 DATERA_NBD_PORT = ports.NBD
+# Kubernetes on its node: the apiserver's usual HTTPS port and Debian etcd's client/peer ports.
+KUBERNETES_APISERVER_PORT = 6443
+KUBERNETES_ETCD_PORT = 2379
+KUBERNETES_ETCD_PEER_PORT = 2380
+KUBERNETES_KUBELET_PORT = 10250      # the node agent's log endpoint (kubelet's port)
 # slapd on an unprivileged port.
 LDAP_PORT = 3890
 # Every API of an OpenStack cloud, on the cloud's node address (OpenStack's usual ports).
@@ -81,6 +86,9 @@ TENANTS = tuple(str(t["name"]) for t in _TENANTS)
 # OpenStack release -> the tenant of the cloud that runs it (demo.yaml `release`).
 OPENSTACK_TENANTS = {str(t["release"]): str(t["name"]) for t in _TENANTS
                      if t.get("platform") == "openstack" and t.get("release")}
+# The Kubernetes cluster's Datera tenant (the CSI driver's DAT_TENANT is /root/<it>).
+KUBERNETES_TENANT = next((str(t["name"]) for t in _TENANTS if t.get("platform") == "kubernetes"),
+                         "Vancouver-KU")
 # The name the Datera lab knows its LDAP directory by (login body field `remote_server`).
 LDAP_SERVER_NAME = "vancouver-ldap"
 LDAP_BASE_DN = "dc=vancouver,dc=lab"

@@ -1,0 +1,102 @@
+"""Files and command lines of the real control plane: etcd, kube-apiserver,
+kube-controller-manager, kube-scheduler (flags measured in reference/kubernetes.md §1.3).
+
+Everything binds to the Kubernetes node's loopback address. 1.20 has no insecure port, so the
+apiserver serves HTTPS with the lab CA's certificate and authenticates a static bearer token;
+the controller-manager and scheduler serve nothing (--port=0 --secure-port=0).
+"""
+import shutil
+from pathlib import Path
+
+import yaml
+
+from .config import Config
+
+ADMIN_USER = "vancouver-admin"
+SERVICE_CIDR = "10.0.0.0/24"
+
+
+def kubeconfig_doc(server: str, ca_pem: str, token: str, name: str = "vancouver-lab") -> dict:
+    """A kubeconfig for kubectl and the Python client: HTTPS, the lab CA, a bearer token."""
+    import base64
+    return {
+        "apiVersion": "v1", "kind": "Config", "current-context": name,
+        "clusters": [{"name": name, "cluster": {
+            "server": server,
+            "certificate-authority-data": base64.b64encode(ca_pem.encode()).decode()}}],
+        "users": [{"name": ADMIN_USER, "user": {"token": token}}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": ADMIN_USER,
+                                                 "namespace": "default"}}],
+    }
+
+
+def write_kubeconfig(path: Path, doc: dict) -> None:
+    import os
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(yaml.safe_dump(doc, sort_keys=False))
+
+
+def token_csv(token: str) -> str:
+    # token,user,uid,"group1,group2": system:masters may do anything (AlwaysAllow anyway).
+    return f'{token},{ADMIN_USER},{ADMIN_USER},"system:masters"\n'
+
+
+def etcd_argv(c: Config) -> list[str]:
+    client = f"http://{c.address}:{c.etcd_port}"
+    peer = f"http://{c.address}:{c.etcd_peer_port}"
+    etcd = shutil.which("etcd") or "/usr/bin/etcd"
+    return [etcd, "--name", "default", "--data-dir", str(c.work_dir / "etcd"),
+            "--listen-client-urls", client, "--advertise-client-urls", client,
+            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+            "--initial-cluster", f"default={peer}",
+            "--logger", "zap", "--log-level", "warn"]
+
+
+def apiserver_argv(c: Config) -> list[str]:
+    return [str(c.bin_dir / "kube-apiserver"),
+            f"--etcd-servers=http://{c.address}:{c.etcd_port}",
+            f"--bind-address={c.address}", f"--advertise-address={c.address}",
+            f"--secure-port={c.apiserver_port}",
+            f"--tls-cert-file={c.tls_cert}", f"--tls-private-key-file={c.tls_key}",
+            f"--cert-dir={c.work_dir / 'certs'}",
+            "--service-account-issuer=https://kubernetes.default.svc",
+            f"--service-account-key-file={c.sa_pub}",
+            f"--service-account-signing-key-file={c.sa_key}",
+            "--authorization-mode=AlwaysAllow", f"--token-auth-file={c.token_file}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            # Pods need no `default` ServiceAccount token (the node agent mounts none).
+            "--disable-admission-plugins=ServiceAccount",
+            # The node's name does not resolve; reach its log endpoint by address.
+            "--kubelet-preferred-address-types=InternalIP",
+            "--profiling=false", "--v=0"]
+
+
+def controller_manager_argv(c: Config) -> list[str]:
+    return [str(c.bin_dir / "kube-controller-manager"), f"--kubeconfig={c.kubeconfig}",
+            "--leader-elect=false", "--port=0", "--secure-port=0",
+            f"--service-account-private-key-file={c.sa_key}",
+            "--use-service-account-credentials=false",
+            # No CSR signing (no signer CA) and no cloud: the lab has neither.
+            "--controllers=*,-csrsigning,-cloud-node-lifecycle,-service",
+            "--profiling=false", "--v=0"]
+
+
+def scheduler_argv(c: Config) -> list[str]:
+    return [str(c.bin_dir / "kube-scheduler"), f"--kubeconfig={c.kubeconfig}",
+            "--leader-elect=false", "--port=0", "--secure-port=0", "--profiling=false",
+            "--v=0"]
+
+
+def readyz(server: str, ca_file: str, token: str, timeout: float = 1.0) -> bool:
+    """True when the apiserver's /readyz answers 200 (etcd reached, post-start hooks done)."""
+    import ssl
+    import urllib.error
+    import urllib.request
+    req = urllib.request.Request(f"{server}/readyz", headers={"Authorization": f"Bearer {token}"})
+    try:
+        ctx = ssl.create_default_context(cafile=ca_file)
+        with urllib.request.urlopen(req, timeout=timeout, context=ctx) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError, ssl.SSLError):
+        return False
