@@ -20,6 +20,7 @@ import struct
 import subprocess
 import threading
 import urllib.parse
+from typing import Callable
 
 from lab.datera import nbd_proto as P
 
@@ -93,7 +94,7 @@ def nbdcopy(src_uri: str, dst_uri: str) -> None:
     r = subprocess.run(["nbdcopy", "--", src_uri, dst_uri], capture_output=True, text=True,
                        timeout=600)
     if r.returncode != 0:
-        raise RelayError(f"nbdcopy failed: {r.stderr.strip()[-300:]}")
+        raise RelayError(f"nbdcopy failed: {' '.join(r.stderr.split())[-400:]}")
 
 
 class _Link:
@@ -187,6 +188,10 @@ class _Link:
                 _close(s)
 
 
+def _resolver(backend: str | Callable[[], str]) -> Callable[[], str]:
+    return (lambda: backend) if isinstance(backend, str) else backend
+
+
 def _close(sock: socket.socket) -> None:
     try:
         sock.shutdown(socket.SHUT_RDWR)
@@ -196,10 +201,16 @@ def _close(sock: socket.socket) -> None:
 
 
 class DiskRelay:
-    """A guest disk's relay listening on a unix socket (`uri` for fio's nbd engine)."""
+    """A guest disk's relay listening on a unix socket (`uri` for fio's nbd engine).
 
-    def __init__(self, sock_path: str, backend_uri: str):
-        self.sock_path, self.backend_uri = str(sock_path), backend_uri
+    `backend` is the export's URI, or a function giving a fresh one (an initiator login):
+    the lab's target revokes an export name when the volume's ACL changes, as Cinder's own
+    attach for its copy does, so every new connection and the copy log in again."""
+
+    def __init__(self, sock_path: str, backend: str | Callable[[], str]):
+        self.sock_path = str(sock_path)
+        self.resolve = _resolver(backend)
+        self.backend_uri = self.resolve()
         self.cond = threading.Condition()
         self.links: set[_Link] = set()
         self.inflight = 0
@@ -233,6 +244,7 @@ class DiskRelay:
                 self.cond.wait()
             if self._closed:
                 raise RelayError("the disk is detached")
+            self.backend_uri = self.resolve()
             size, flags = link.open_backend(self.backend_uri)
             self.links.add(link)
             return size, flags
@@ -262,9 +274,11 @@ class DiskRelay:
                 self.cond.notify_all()
 
     # the pivot --------------------------------------------------------------------------------
-    def pivot(self, new_uri: str, copy=nbdcopy, timeout: float = 60) -> None:
-        """Quiesce, copy(old_uri, new_uri), reconnect every link to new_uri, resume.
+    def pivot(self, new_backend: str | Callable[[], str], copy=nbdcopy,
+              timeout: float = 60) -> None:
+        """Quiesce, copy(old URI, new URI), reconnect every link to the new export, resume.
         RelayError (links left on the old export) when the copy or a reconnect fails."""
+        new_resolve = _resolver(new_backend)
         with self.cond:
             while self.paused:     # one pivot at a time
                 self.cond.wait()
@@ -272,10 +286,11 @@ class DiskRelay:
             try:
                 if not self.cond.wait_for(lambda: self.inflight == 0, timeout):
                     raise RelayError(f"guest requests still in flight after {timeout:.0f} s")
-                copy(self.backend_uri, new_uri)
+                new_uri = new_resolve()
+                copy(self.resolve(), new_uri)
                 for link in list(self.links):
                     link.open_backend(new_uri)
-                self.backend_uri = new_uri
+                self.resolve, self.backend_uri = new_resolve, new_uri
             finally:
                 self.paused = False
                 self.cond.notify_all()

@@ -210,7 +210,7 @@ class Guest:
                 sock = self.workdir / f"{dev.rsplit('/', 1)[-1]}.sock"
                 if len(str(sock)) > 100:    # sun_path is 108 bytes
                     sock = Path(tempfile.mkdtemp(prefix="vancouver-relay-")) / sock.name
-                relay = self.relays[dev] = DiskRelay(sock, self.devices[dev].check())
+                relay = self.relays[dev] = DiskRelay(sock, self.devices[dev].check)
             return relay.uri
 
     def swap_device(self, dev: str, new_device) -> None:
@@ -220,7 +220,7 @@ class Guest:
             relay = self.relays.get(dev)
         if relay is not None:
             try:
-                relay.pivot(new_device.check())
+                relay.pivot(new_device.check)
             except RelayError as e:
                 raise GuestError(f"pivot of {dev} failed: {e}") from None
         self.devices[dev] = new_device
