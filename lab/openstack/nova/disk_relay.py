@@ -19,6 +19,7 @@ import socket
 import struct
 import subprocess
 import threading
+import time
 import urllib.parse
 from typing import Callable
 
@@ -27,6 +28,8 @@ from lab.datera import nbd_proto as P
 log = logging.getLogger("lab.openstack.nova.relay")
 
 _U16, _U32, _U64 = struct.Struct(">H"), struct.Struct(">I"), struct.Struct(">Q")
+RECOVERY_TIMEOUT = 30.0   # s a lost backend may take to come back (open-iscsi waits 120)
+RECOVERY_RETRY = 0.1      # s between logins while the target is offline
 
 
 class RelayError(Exception):
@@ -98,13 +101,19 @@ def nbdcopy(src_uri: str, dst_uri: str) -> None:
 
 
 class _Link:
-    """One guest connection and its backend connection."""
+    """One guest connection and its backend connection. A backend connection that dies under
+    the link (the target took the app instance offline: the Datera driver's create_export
+    does so to change its IP pool, as for Cinder's own attach during a migration) is
+    recovered as open-iscsi recovers a session: log in again within RECOVERY_TIMEOUT and
+    re-send the requests that had no reply; the guest only sees a pause."""
 
     def __init__(self, relay: "DiskRelay", guest: socket.socket):
         self.relay, self.guest = relay, guest
         self.backend: socket.socket | None = None
-        self.pending: dict[int, int] = {}       # handle -> bytes of a READ reply
-        self.send_lock = threading.Lock()       # replies to the guest, one at a time
+        self.pending: dict[int, tuple[int, bytes]] = {}   # handle -> (READ length, request)
+        self.busy = 0                            # requests sent whose reply is not forwarded
+        self.recovering = False
+        self.closed = False
 
     # guest side: handshake, then requests
     def serve(self) -> None:
@@ -152,25 +161,71 @@ class _Link:
             body = _recv(self.guest, length) if cmd == P.CMD_WRITE else b""
             if cmd == P.CMD_DISC:
                 return
-            backend = self.relay.begin(self, handle, length if cmd == P.CMD_READ else 0)
-            backend.sendall(header + body)
+            request = header + body
+            backend = self.relay.begin(self, handle, length if cmd == P.CMD_READ else 0,
+                                       request)
+            try:
+                backend.sendall(request)
+            except OSError:      # the reply side sees the loss too and re-sends it
+                pass
 
     # backend side: replies, forwarded as they come
     def replies(self, backend: socket.socket) -> None:
-        try:
-            while True:
+        cond = self.relay.cond
+        while True:
+            entry = None
+            try:
                 reply = _recv(backend, P.SIMPLE_REPLY.size)
                 _magic, error, handle = P.SIMPLE_REPLY.unpack(reply)
-                with self.relay.cond:
-                    length = self.pending.get(handle, 0)
-                data = _recv(backend, length) if length and not error else b""
-                with self.send_lock:
-                    self.guest.sendall(reply + data)
-                self.relay.end(self, handle)
-        except (OSError, ConnectionError, struct.error) as e:
-            if backend is self.backend:    # not a pivot closing the old one: the link is over
-                log.debug("relay %s: backend ends: %s", self.relay.sock_path, e)
-                self.close()
+                with cond:
+                    entry = self.pending.pop(handle, None)
+                length = entry[0] if entry and not error else 0
+                data = _recv(backend, length) if length else b""
+            except (OSError, ConnectionError, struct.error) as e:
+                with cond:
+                    if entry is not None:
+                        self.pending[handle] = entry
+                    if backend is not self.backend or self.closed:
+                        return       # a pivot or close ended this connection on purpose
+                log.info("relay %s: backend connection lost (%s); recovering",
+                         self.relay.sock_path, e)
+                return self._recover(backend)
+            try:
+                self.guest.sendall(reply + data)
+            except OSError:
+                return self.close()
+            self.relay.end(self)
+
+    def _recover(self, dead: socket.socket) -> None:
+        relay = self.relay
+        with relay.cond:
+            self.recovering = True
+        _close(dead)
+        deadline = time.monotonic() + RECOVERY_TIMEOUT
+        sock = None
+        while sock is None and not self.closed:
+            try:
+                sock, _size, _flags = open_export(relay.resolve())
+            except Exception as e:      # a login refused while the target is offline
+                if time.monotonic() > deadline:
+                    log.warning("relay %s: no backend after %.0f s: %s", relay.sock_path,
+                                RECOVERY_TIMEOUT, e)
+                    return self.close()
+                relay.closing.wait(RECOVERY_RETRY)
+        if sock is None:
+            return
+        with relay.cond:
+            self.backend = sock
+            resend = [req for _len, req in self.pending.values()]
+            self.recovering = False
+            relay.cond.notify_all()
+        threading.Thread(target=self.replies, args=(sock,), daemon=True,
+                         name="relay-replies").start()
+        try:
+            for req in resend:
+                sock.sendall(req)
+        except OSError:
+            pass                          # the new replies thread recovers again
 
     def open_backend(self, uri: str) -> tuple[int, int]:
         sock, size, flags = open_export(uri)
@@ -182,6 +237,7 @@ class _Link:
         return size, flags
 
     def close(self) -> None:
+        self.closed = True
         self.relay.detach(self)
         for s in (self.guest, self.backend):
             if s is not None:
@@ -213,8 +269,8 @@ class DiskRelay:
         self.backend_uri = self.resolve()
         self.cond = threading.Condition()
         self.links: set[_Link] = set()
-        self.inflight = 0
         self.paused = False
+        self.closing = threading.Event()
         self.bytes_forwarded = 0
         self._closed = False
         if os.path.exists(self.sock_path):
@@ -252,26 +308,28 @@ class DiskRelay:
     def detach(self, link: _Link) -> None:
         with self.cond:
             self.links.discard(link)
-            self.inflight -= len(link.pending)
-            link.pending.clear()
             self.cond.notify_all()
 
-    def begin(self, link: _Link, handle: int, read_len: int) -> socket.socket:
-        """Waits while a pivot runs; returns the backend the request goes to."""
+    def begin(self, link: _Link, handle: int, read_len: int, request: bytes) -> socket.socket:
+        """Waits while a pivot or a recovery runs; returns the backend the request goes to."""
         with self.cond:
-            while self.paused:
+            while self.paused or link.recovering:
                 self.cond.wait()
             if link.backend is None or link not in self.links:
                 raise ConnectionError("link closed")
-            link.pending[handle] = read_len
-            self.inflight += 1
+            link.pending[handle] = (read_len, request)
+            link.busy += 1
             return link.backend
 
-    def end(self, link: _Link, handle: int) -> None:
+    def end(self, link: _Link) -> None:
         with self.cond:
-            if link.pending.pop(handle, None) is not None:
-                self.inflight -= 1
-                self.cond.notify_all()
+            link.busy -= 1
+            self.cond.notify_all()
+
+    @property
+    def inflight(self) -> int:
+        """Guest requests sent to a backend whose reply the guest has not had yet."""
+        return sum(link.busy for link in self.links)
 
     # the pivot --------------------------------------------------------------------------------
     def pivot(self, new_backend: str | Callable[[], str], copy=nbdcopy,
@@ -299,6 +357,7 @@ class DiskRelay:
         """Stops listening and drops every link (the guest's fio then sees its disk go)."""
         with self.cond:
             self._closed = True
+            self.closing.set()
             links = list(self.links)
         _close(self._listener)
         for link in links:
