@@ -3,6 +3,7 @@ memory plugin as the two exports and fio's nbd engine as the guest: requests pas
 crc32c verify intact, and a pivot while fio writes moves its I/O to the new export without an
 error (the live blockRebase swap_volume relies on)."""
 import json
+import os
 import subprocess
 import threading
 
@@ -125,3 +126,34 @@ def test_without_the_copy_the_guests_verify_catches_the_lost_writes(export, tmp_
         assert p.returncode != 0 and "verify: bad magic header" in err
     finally:
         relay.close()
+
+
+def test_a_lost_backend_is_recovered_and_unanswered_requests_resent(tmp_path):
+    """The target drops the connection (the Datera driver's create_export offlines the app
+    instance during Cinder's copy): the relay logs in again and re-sends, fio sees no error."""
+    disk, sock = tmp_path / "disk.img", tmp_path / "target.sock"
+    disk.write_bytes(b"")
+    os.truncate(disk, 64 * 2**20)
+
+    def target() -> subprocess.Popen:
+        p = subprocess.Popen(["nbdkit", "-f", "-U", str(sock), "file", str(disk)])
+        wait_until(sock.exists, 10, "nbdkit to listen", 0.05, error=AssertionError)
+        return p
+    server = target()
+    uri = f"nbd+unix:///?socket={sock}"
+    relay = DiskRelay(tmp_path / "vdb.sock", uri)
+    try:
+        p = _fio(relay.uri, "--time_based", "--runtime=3", "--verify_backlog=64")
+        wait_until(lambda: _written(uri) > 2**20 or p.poll() is not None, 30,
+                   "fio to write through the relay", 0.05, error=AssertionError)
+        server.kill()
+        server.wait(10)
+        sock.unlink()
+        server = target()
+        out, err = p.communicate(timeout=120)
+        job = json.loads(out[out.index("{"):])["jobs"][0]
+        assert p.returncode == 0 and job["error"] == 0 and "verify: bad" not in err, err
+    finally:
+        relay.close()
+        server.kill()
+        server.wait(10)
