@@ -46,6 +46,14 @@ def _recv(sock: socket.socket, n: int) -> bytes:
     return bytes(buf)
 
 
+def _read(f, n: int) -> bytes:
+    """n bytes from a buffered socket file (fewer system calls than recv per field)."""
+    data = f.read(n)
+    if len(data) < n:
+        raise ConnectionError("peer closed")
+    return data
+
+
 def open_export(uri: str) -> tuple[socket.socket, int, int]:
     """Connects to nbd://host:port/export (or nbd+unix:///export?socket=path) with OPT_GO and
     no structured replies. Returns (socket, size in bytes, transmission flags); RelayError
@@ -109,6 +117,7 @@ class _Link:
 
     def __init__(self, relay: "DiskRelay", guest: socket.socket):
         self.relay, self.guest = relay, guest
+        self.g_in = guest.makefile("rb", buffering=256 * 1024)
         self.backend: socket.socket | None = None
         self.pending: dict[int, tuple[int, bytes]] = {}   # handle -> (READ length, request)
         self.busy = 0                            # requests sent whose reply is not forwarded
@@ -120,7 +129,7 @@ class _Link:
         try:
             if self._handshake():
                 self._requests()
-        except (OSError, ConnectionError, struct.error, RelayError) as e:
+        except (OSError, ValueError, ConnectionError, struct.error, RelayError) as e:
             log.debug("relay %s: guest link ends: %s", self.relay.sock_path, e)
         finally:
             self.close()
@@ -129,12 +138,12 @@ class _Link:
         g = self.guest
         g.sendall(P.HANDSHAKE.pack(P.NBDMAGIC, P.IHAVEOPT,
                                    P.FLAG_FIXED_NEWSTYLE | P.FLAG_NO_ZEROES))
-        client_flags = _U32.unpack(_recv(g, 4))[0]
+        client_flags = _U32.unpack(_read(self.g_in, 4))[0]
         while True:
-            _magic, opt, length = P.OPTION.unpack(_recv(g, P.OPTION.size))
+            _magic, opt, length = P.OPTION.unpack(_read(self.g_in, P.OPTION.size))
             if length > P.MAX_OPTION:
                 return False
-            _recv(g, length)
+            _read(self.g_in, length)
             if opt == P.OPT_ABORT:
                 g.sendall(P.OPTION_REPLY.pack(P.REPLY_MAGIC, opt, P.REP_ACK, 0))
                 return False
@@ -156,9 +165,9 @@ class _Link:
 
     def _requests(self) -> None:
         while True:
-            header = _recv(self.guest, P.REQUEST.size)
+            header = _read(self.g_in, P.REQUEST.size)
             _magic, _flags, cmd, handle, _offset, length = P.REQUEST.unpack(header)
-            body = _recv(self.guest, length) if cmd == P.CMD_WRITE else b""
+            body = _read(self.g_in, length) if cmd == P.CMD_WRITE else b""
             if cmd == P.CMD_DISC:
                 return
             request = header + body
@@ -172,16 +181,17 @@ class _Link:
     # backend side: replies, forwarded as they come
     def replies(self, backend: socket.socket) -> None:
         cond = self.relay.cond
+        b_in = backend.makefile("rb", buffering=256 * 1024)
         while True:
             entry = None
             try:
-                reply = _recv(backend, P.SIMPLE_REPLY.size)
+                reply = _read(b_in, P.SIMPLE_REPLY.size)
                 _magic, error, handle = P.SIMPLE_REPLY.unpack(reply)
                 with cond:
                     entry = self.pending.pop(handle, None)
                 length = entry[0] if entry and not error else 0
-                data = _recv(backend, length) if length else b""
-            except (OSError, ConnectionError, struct.error) as e:
+                data = _read(b_in, length) if length else b""
+            except (OSError, ValueError, ConnectionError, struct.error) as e:
                 with cond:
                     if entry is not None:
                         self.pending[handle] = entry
