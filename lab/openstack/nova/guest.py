@@ -4,9 +4,12 @@ server's block devices reached through the volume's data plane, its output the c
 The guest has no kernel, so `/dev/vdX` cannot be real block devices. Instead, each line of the
 script that names one is rewritten before it runs:
   * fio with `--filename=/dev/vdX` on a Datera (iSCSI) volume becomes
-    `--ioengine=nbd --uri=<nbd URI>` (any other --ioengine on that line is dropped), the URI
-    being the LUN the compute host's initiator login returned (with the attachment's CHAP);
-  * on a Ceph (RBD) volume, `/dev/vdX` becomes the RBD image's file.
+    `--ioengine=nbd --uri=nbd+unix:///?socket=<server dir>/vdX.sock` (any other --ioengine on
+    that line is dropped): the disk's relay (disk_relay.py), which forwards to the LUN the
+    compute host's initiator login returned (with the attachment's CHAP) and lets
+    swap_volume copy and pivot the running guest's I/O to a new volume (live blockRebase);
+  * on a Ceph (RBD) volume, `/dev/vdX` becomes the RBD image's file (no relay: a running
+    guest's I/O on a Ceph disk stays on the old file across a swap).
 The script runs under `sh` in the server's directory with a bounded timeout; stdout and stderr
 go to the console log, framed by cloud-init style lines.
 
