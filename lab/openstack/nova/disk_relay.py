@@ -310,7 +310,10 @@ class DiskRelay:
                 self.cond.wait()
             if self._closed:
                 raise RelayError("the disk is detached")
-            self.backend_uri = self.resolve()
+            try:
+                self.backend_uri = self.resolve()
+            except Exception as e:    # a refused login: the guest's connection is refused
+                raise RelayError(str(e)) from None
             size, flags = link.open_backend(self.backend_uri)
             self.links.add(link)
             return size, flags

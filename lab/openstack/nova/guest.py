@@ -23,6 +23,7 @@ import logging
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -234,6 +235,8 @@ class Guest:
             relay = self.relays.pop(dev, None)
         if relay is not None:
             relay.close()
+            if Path(relay.sock_path).parent.name.startswith("vancouver-relay-"):
+                shutil.rmtree(Path(relay.sock_path).parent, ignore_errors=True)
 
     def _log(self, text: str) -> None:
         self._console.write((text if text.endswith("\n") else text + "\n").encode())
