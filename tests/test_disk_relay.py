@@ -34,7 +34,8 @@ def export(tmp_path):
 def _fio(uri: str, *extra: str, **kw) -> subprocess.Popen:
     return subprocess.Popen(["fio", "--name=relay", "--ioengine=nbd", f"--uri={uri}",
                              "--rw=randwrite", "--bs=4k", "--size=16m", "--iodepth=8",
-                             "--verify=crc32c", "--verify_state_save=0", "--output-format=json", *extra],
+                             "--verify=crc32c", "--verify_state_save=0",
+                             "--output-format=json", *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
