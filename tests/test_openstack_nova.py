@@ -301,8 +301,8 @@ def test_running_guest_io_follows_a_live_datera_retype_migration(ost, lab, lab_a
                      0.1, error=AssertionError)
     migrated_at = time.time()
     assert vol.migration_status == "success" and vol.volume_type == new_type.name
-    assert not fio_reports(conn.compute.get_server_console_output(server)["output"]), \
-        "fio ended before the swap: " + conn.compute.get_server_console_output(server)["output"][:2000]
+    console = conn.compute.get_server_console_output(server)["output"]
+    assert not fio_reports(console), f"fio ended before the swap: {console[:2000]}"
     new_ai, _ = _datera_ai(lab_api, f"OS-{data.id}")
     assert new_ai["id"] != old_ai["id"]
     assert old_ai["id"] not in {a["id"] for a in lab_api.app_instances.list(tenant=tenant)}
