@@ -14,6 +14,7 @@ RUNS = [
     ["bench_datera_api.py"],
     ["bench_dataplane.py"],
     ["bench_image_convert.py"],
+    ["bench_disk_relay.py"],
     ["bench_openstack.py"],
     ["bench_openstack_ops.py", "--n", "10"],
     ["bench_kubernetes.py", "--runs", "2"],

@@ -290,6 +290,57 @@ def test_attached_ceph_volume_is_swapped_when_migrated_to_datera(ost, lab):
         (boot.id, "/dev/vda"), (data.id, "/dev/vdb")]
 
 
+def _datera_ai(api, name: str):
+    """The lab Datera's app instance called `name` (any tenant), or None."""
+    for t in api.tenants.list():
+        path = t["path"] if "path" in t else f"/root/{t['name']}"
+        for ai in api.app_instances.list(tenant=path):
+            if ai["name"] == name:
+                return ai, path
+    return None
+
+
+@pytest.mark.parametrize("cloud", ["mitaka", "newton"])
+def test_running_guest_io_follows_a_live_datera_retype_migration(ost, lab, lab_api, cloud):
+    """Mitaka's and Newton's Datera drivers cannot retype, so Cinder migrates and Nova swaps
+    the in-use volume (reference §c.2 step 5). The guest's fio, writing and verifying (crc32c)
+    all along, goes on through its disk relay's copy and pivot without an error, its writes
+    after the migration land on the new app instance, and the old app instance is gone."""
+    conn, admin = ost.connect(cloud), ost.connect(cloud, admin=True)
+    old_type, new_type = lab.datera_type(cloud, chap=True), lab.datera_type(cloud, chap=False)
+    boot, data = lab.volume(cloud), lab.volume(cloud, type_name=old_type.name)
+    script = ("#!/bin/sh\nfio --name=swap --filename=/dev/vdb --rw=randwrite --bs=4k "
+              "--size=16m --iodepth=4 --verify=crc32c --verify_backlog=64 --time_based "
+              "--runtime=30 --output-format=json\n")
+    server = lab.server(cloud, boot, data, script=script)
+    console_until(conn, server, until="connected to NBD server", timeout=60)
+    old_ai, tenant = _datera_ai(lab_api, f"OS-{data.id}")
+    conn.block_storage.retype_volume(data, new_type.name, migration_policy="on-demand")
+    vol = wait_until(lambda: (v := admin.block_storage.get_volume(data.id)).migration_status
+                     in ("success", "error") and v.status == "in-use" and v, 120, "the migration",
+                     0.1, error=AssertionError)
+    migrated_at = time.time()
+    assert vol.migration_status == "success" and vol.volume_type == new_type.name
+    console = conn.compute.get_server_console_output(server)["output"]
+    assert not fio_reports(console), f"fio ended before the swap: {console[:2000]}"
+    new_ai, _ = _datera_ai(lab_api, f"OS-{data.id}")
+    assert new_ai["id"] != old_ai["id"]
+    assert old_ai["id"] not in {a["id"] for a in lab_api.app_instances.list(tenant=tenant)}
+    vol_uuid = new_ai["storage_instances"][0]["volumes"][0]["uuid"]
+
+    def written_since_migration():   # metrics roll once a second; Cinder wrote before
+        return sum(p["value"] for p in lab_api.metrics.io.bytes_written.get(
+            uuid=vol_uuid, tenant=tenant, **{"from": str(migrated_at + 1)})[0]["points"])
+    assert wait_until(written_since_migration, 30, "guest writes on the new app instance",
+                      0.2, error=AssertionError) > 0
+    log = console_until(conn, server, timeout=90)
+    job = fio_reports(log)[0]["jobs"][0]
+    assert job["error"] == 0 and "verify: bad" not in log
+    assert job["write"]["io_bytes"] > 0
+    assert [(a.volume_id, a.device) for a in conn.compute.volume_attachments(server)] == [
+        (boot.id, "/dev/vda"), (data.id, "/dev/vdb")]
+
+
 def test_refused_chap_login_is_a_clear_fault_without_the_secret(ost, lab):
     """What Nova's host does on attach (guest.IscsiDevice.check): the login with the
     attachment's CHAP credentials; a wrong secret fails with the target's reason."""

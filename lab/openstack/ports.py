@@ -42,8 +42,9 @@ class Compute(Protocol):
     """What Cinder needs of Nova: the swap of reference openstack-api §c.2 step 5."""
 
     def swap_volume(self, server_id: str, old_volume_id: str, new_volume_id: str) -> None:
-        """Exports new_volume_id to the server's host and moves its device there (the bytes are
-        already copied; the device keeps old_volume_id). Raises errors.ApiError or
+        """Exports new_volume_id to the server's host and moves its device there (Cinder has
+        copied the bytes; a running guest's writes since then are copied by Nova's pivot; the
+        device keeps old_volume_id). Raises errors.ApiError or
         cinder.backends.BackendError when it cannot; the migration then fails."""
 
 

@@ -92,6 +92,12 @@ def test_server_lifecycle(openstack_cloud, os_factory, demo, proof, datera_admin
 
     with proof.step(f"retype both volumes to {high.name} while fio runs"):
         changed = time.time()
+        # read the old type's series now: a migrating retype deletes the old app instance,
+        # and a deleted volume's metrics go with it
+        before = {v: [p for p in _steady(datera_admin, dc.datera_tenant, before_ids[v][0],
+                                         started, changed) if p[0] + 1 <= changed]
+                  for v in (boot.id, data.id)}
+        tb = _tenant_series(datera_admin, dc.datera_tenant, started, changed)
         views = {v.id: os_factory.retype(v, high.name) for v in (boot, data)}
         retyped = time.time()
         for v in views.values():
@@ -116,12 +122,10 @@ def test_server_lifecycle(openstack_cloud, os_factory, demo, proof, datera_admin
         end = time.time()
         series = {}
         for role, v in (("boot", boot.id), ("data", data.id)):
-            b = [p for p in _steady(datera_admin, dc.datera_tenant, before_ids[v][0], started,
-                                    changed) if p[0] + 1 <= changed]
+            b = before[v]
             a = [p for p in _steady(datera_admin, dc.datera_tenant, after_ids[v][0],
                                     retyped + 1, end)]
             series[role] = (b, a)
-        tb = _tenant_series(datera_admin, dc.datera_tenant, started, changed)
         ta = _tenant_series(datera_admin, dc.datera_tenant, retyped + 1, end)
         b, a = series["data"]
         proof.chart(f"{data.name}: retype {low.name} -> {high.name} while fio runs",

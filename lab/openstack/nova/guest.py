@@ -4,9 +4,12 @@ server's block devices reached through the volume's data plane, its output the c
 The guest has no kernel, so `/dev/vdX` cannot be real block devices. Instead, each line of the
 script that names one is rewritten before it runs:
   * fio with `--filename=/dev/vdX` on a Datera (iSCSI) volume becomes
-    `--ioengine=nbd --uri=<nbd URI>` (any other --ioengine on that line is dropped), the URI
-    being the LUN the compute host's initiator login returned (with the attachment's CHAP);
-  * on a Ceph (RBD) volume, `/dev/vdX` becomes the RBD image's file.
+    `--ioengine=nbd --uri=nbd+unix:///?socket=<server dir>/vdX.sock` (any other --ioengine on
+    that line is dropped): the disk's relay (disk_relay.py), which forwards to the LUN the
+    compute host's initiator login returned (with the attachment's CHAP) and lets
+    swap_volume copy and pivot the running guest's I/O to a new volume (live blockRebase);
+  * on a Ceph (RBD) volume, `/dev/vdX` becomes the RBD image's file (no relay: a running
+    guest's I/O on a Ceph disk stays on the old file across a swap).
 The script runs under `sh` in the server's directory with a bounded timeout; stdout and stderr
 go to the console log, framed by cloud-init style lines.
 
@@ -20,8 +23,10 @@ import logging
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -29,6 +34,8 @@ from pathlib import Path
 from typing import Callable
 
 from clients import initiator
+
+from .disk_relay import DiskRelay, RelayError
 
 log = logging.getLogger("lab.openstack.nova.guest")
 
@@ -80,8 +87,9 @@ class IscsiDevice:
         raise GuestError(f"iSCSI login to {d['target_iqn']} as {self.initiator_iqn} failed "
                          f"({'; '.join(reasons)})")
 
-    def rewrite_fio(self) -> str:
-        return f"--ioengine=nbd --uri={shlex.quote(self.check())}"
+    def rewrite_fio(self, uri: str | None = None) -> str:
+        """fio's options for this disk; `uri` is the guest's relay (disk_relay.py) if any."""
+        return f"--ioengine=nbd --uri={shlex.quote(uri or self.check())}"
 
     def path(self) -> str | None:
         return None
@@ -98,7 +106,7 @@ class FileDevice:
             raise GuestError(f"rbd image {path} does not exist")
         return path
 
-    def rewrite_fio(self) -> str:
+    def rewrite_fio(self, uri: str | None = None) -> str:
         return f"--filename={shlex.quote(self.check())}"
 
     def path(self) -> str | None:
@@ -115,8 +123,10 @@ def device_for(connection_info: dict, initiator_iqn: str,
     raise GuestError(f"the lab's hypervisor cannot connect {kind} volumes")
 
 
-def rewrite_script(script: str, devices: dict) -> str:
-    """The script with every /dev/vdX replaced by what reaches that volume (module doc)."""
+def rewrite_script(script: str, devices: dict,
+                   nbd_uri: Callable[[str], str] | None = None) -> str:
+    """The script with every /dev/vdX replaced by what reaches that volume (module doc);
+    nbd_uri(device) gives the URI an iSCSI device's fio uses (the guest's relay)."""
     out = []
     for line in script.splitlines():
         if "/dev/vd" not in line:
@@ -130,7 +140,9 @@ def rewrite_script(script: str, devices: dict) -> str:
                 nbd = True
         if nbd:
             line = _IOENGINE.sub("", line)
-        line = _FIO_FILENAME.sub(lambda m: devices[m.group(1)].rewrite_fio(), line)
+        line = _FIO_FILENAME.sub(lambda m: devices[m.group(1)].rewrite_fio(
+            nbd_uri(m.group(1)) if nbd_uri and isinstance(devices[m.group(1)], IscsiDevice)
+            else None), line)
 
         def plain(m):
             dev = devices.get(m.group(0))
@@ -191,6 +203,40 @@ class Guest:
         self.finished = threading.Event()
         self._watchdog: threading.Timer | None = None
         self.returncode: int | None = None
+        self.relays: dict[str, DiskRelay] = {}   # /dev/vdX -> its relay (iSCSI devices)
+        self._relay_lock = threading.Lock()
+
+    # -- disks: a relay per iSCSI device, so swap_volume can pivot a running guest ------------
+    def _relay_uri(self, dev: str) -> str:
+        with self._relay_lock:
+            relay = self.relays.get(dev)
+            if relay is None:
+                sock = self.workdir / f"{dev.rsplit('/', 1)[-1]}.sock"
+                if len(str(sock)) > 100:    # sun_path is 108 bytes
+                    sock = Path(tempfile.mkdtemp(prefix="vancouver-relay-")) / sock.name
+                relay = self.relays[dev] = DiskRelay(sock, self.devices[dev].check)
+            return relay.uri
+
+    def swap_device(self, dev: str, new_device) -> None:
+        """Moves `dev` to new_device; a running guest's I/O goes on there after the relay's
+        copy and pivot (disk_relay.py). GuestError when the pivot fails (the old disk stays)."""
+        with self._relay_lock:
+            relay = self.relays.get(dev)
+        if relay is not None:
+            try:
+                relay.pivot(new_device.check)
+            except RelayError as e:
+                raise GuestError(f"pivot of {dev} failed: {e}") from None
+        self.devices[dev] = new_device
+
+    def release(self, dev: str) -> None:
+        """The device is detached: its relay closes (the guest's I/O on it ends)."""
+        with self._relay_lock:
+            relay = self.relays.pop(dev, None)
+        if relay is not None:
+            relay.close()
+            if Path(relay.sock_path).parent.name.startswith("vancouver-relay-"):
+                shutil.rmtree(Path(relay.sock_path).parent, ignore_errors=True)
 
     def _log(self, text: str) -> None:
         self._console.write((text if text.endswith("\n") else text + "\n").encode())
@@ -235,7 +281,7 @@ class Guest:
             return
         started = time.monotonic()
         script = self.workdir / "user-data.sh"
-        script.write_text(rewrite_script(text, self.devices))
+        script.write_text(rewrite_script(text, self.devices, self._relay_uri))
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HOME": str(self.workdir),
                "HOSTNAME": self.hostname, "LANG": "C.UTF-8"}
         with self._proc_lock:
@@ -285,3 +331,5 @@ class Guest:
                 self._watchdog.cancel()
         if self._thread is not None and self._thread.ident is not None:   # started
             self._thread.join(timeout)
+        for dev in list(self.relays):
+            self.release(dev)

@@ -162,6 +162,8 @@ class ComputeManager(BackgroundWork):
     # -- detach, and Cinder's swap of a migrating volume ----------------------------------
     def _detach(self, cc, server: Server, dev: BlockDevice) -> None:
         cinder = self.cinder()
+        if server.guest:                  # the guest lets go of the disk first, as libvirt's
+            server.guest.release(dev.device)
         try:
             cinder.terminate_connection(cc, dev.volume_id, server.host.connector())
             cinder.detach(cc, dev.volume_id, dev.attachment_id)
@@ -178,8 +180,9 @@ class ComputeManager(BackgroundWork):
 
     def swap_volume(self, server_id: str, old_volume_id: str, new_volume_id: str) -> None:
         """Cinder's in-use migration (reference §c.2 step 5): export the new volume to the
-        server's host and move the device there. Cinder has copied the bytes and keeps the
-        old id, so the block device keeps its volume id and name."""
+        server's host and move the device there; a running guest's I/O follows through its
+        disk relay (copy of what it wrote since Cinder's copy, then pivot: disk_relay.py).
+        Cinder keeps the old id, so the block device keeps its volume id and name."""
         cinder = self.cinder()
         with self.lock:
             server = self.servers.get(server_id)
@@ -190,7 +193,10 @@ class ComputeManager(BackgroundWork):
         admin = Caller(server.project_id, "nova", True)
         info = cinder.initialize_connection(admin, new_volume_id, server.host.connector())
         try:
-            self.device(info, server.host, new_volume_id).check()
+            self.device(info, server.host, new_volume_id).check()   # os-brick's connect
+            if server.guest:                       # libvirt's blockRebase: copy, then pivot
+                server.guest.swap_device(dev.device,
+                                         self.device(info, server.host, dev.volume_id))
         except GuestError as e:
             cinder.terminate_connection(admin, new_volume_id, server.host.connector())
             raise errors.ApiError(f"Swap of volume {old_volume_id} on server {server_id} "
@@ -198,8 +204,6 @@ class ComputeManager(BackgroundWork):
         cinder.terminate_connection(admin, old_volume_id, server.host.connector())
         with self.lock:
             dev.connection_info = info
-            if server.guest:
-                server.guest.devices[dev.device] = self.device(info, server.host, dev.volume_id)
             self._touch(server)
 
     # -- delete --------------------------------------------------------------------------
