@@ -327,15 +327,8 @@ def test_bounded_pass_of_the_openstack_scenarios(clouds, datera_api, os_target, 
     cmd = [sys.executable, "-m", "pytest", "scenarios/openstack/", "--target",
            str(os_target.path), "-n", "3", "--count=1", "--demo-profile", "ci",
            "-p", "no:cacheprovider", "--html", str(tmp_path / "report.html"), "-rA"]
-    # Known lab limitation, not a scenario fault: on Mitaka/Newton the retype migrates and the
-    # lab's Nova swaps the volume for new attachments only; the guest's running fio keeps its
-    # NBD connection to the old app instance, so no I/O reaches the migrated volume (a real
-    # hypervisor mirrors the disk live). Reported to the integrator (issue 9 notes).
-    for release in ("mitaka", "newton"):
-        cmd += ["--deselect", f"scenarios/openstack/test_server_lifecycle.py::"
-                              f"test_server_lifecycle[{release}]"]
     proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True,
                           timeout=1500)
     assert proc.returncode == 0, proc.stdout[-6000:]
-    assert "10 passed" in proc.stdout, proc.stdout[-3000:]
+    assert "12 passed" in proc.stdout, proc.stdout[-3000:]
     assert _demo_left(clouds, datera_api, os_target) == []
