@@ -12,7 +12,9 @@ Latency comes from fio's completion-latency percentiles (clat, ms), the larger o
 volumes (the slower path decides).
 """
 import collections
+import contextlib
 
+from fixtures import headroom
 from fixtures.workload import FioJob, FioRun, parse_output
 
 ROOT = "/root"
@@ -54,15 +56,26 @@ def _measure(devices, job: FioJob, workdir) -> dict:
             "lat p99 ms": max(_percentile_ms(d, "99.000000") for d in docs)}
 
 
-def test_performance(demo, datera_admin, make_datera_volume, attach_datera_volume, proof,
-                     tmp_path):
-    runtime = max(2, int(demo.fio.runtime_s))
+def test_performance(demo, datera_admin, datera_settings, make_datera_volume,
+                     attach_datera_volume, proof, tmp_path):
+    # a third of the profile's fio time per workload: five workloads hold every QoS check
+    # of the run off the array (fixtures/headroom.py), so the window stays short
+    runtime = max(2, int(demo.fio.runtime_s) // 3)
     with proof.step("create two unthrottled volumes, one behind each VIP"):
         vols = [make_datera_volume(datera_admin, ROOT, label=f"perf{i}") for i in (1, 2)]
         devices = [attach_datera_volume(v, portal_index=i) for i, v in enumerate(vols)]
         proof.figure("portals", ", ".join(v.portals[i] for i, v in enumerate(vols)))
 
     rows = []
+    with contextlib.ExitStack() as window:
+        with proof.step("wait until no QoS check is measuring (the array to ourselves)"):
+            window.enter_context(headroom.saturation_window(datera_settings.endpoint))
+        _run_workloads(demo, devices, runtime, proof, tmp_path, rows)
+    proof.table(f"Performance, unthrottled, {runtime} s per workload, iodepth "
+                f"{demo.fio.iodepth} per volume", rows)
+
+
+def _run_workloads(demo, devices, runtime, proof, tmp_path, rows) -> None:
     for label, opts in WORKLOADS:
         job = FioJob(iodepth=demo.fio.iodepth, runtime_s=runtime, **opts)
         with proof.step(f"fio {label}"):
@@ -76,5 +89,3 @@ def test_performance(demo, datera_admin, make_datera_volume, attach_datera_volum
                         for i, p in enumerate(previous)}})
         _history[label].append(figures)
         assert figures["iops"] > 0, f"{label}: fio completed no I/O"
-    proof.table(f"Performance, unthrottled, {runtime} s per workload, iodepth "
-                f"{demo.fio.iodepth} per volume", rows)

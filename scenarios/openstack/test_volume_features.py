@@ -6,7 +6,7 @@ login with the connection info's CHAP, then I/O.
 """
 import pytest
 
-from fixtures import metrics, reporting, transport
+from fixtures import headroom, metrics, reporting, transport
 from fixtures.openstack import datera_view
 from fixtures.openstack.factories import connector
 from fixtures.transport import AccessRefused
@@ -77,27 +77,28 @@ def test_volume_features(openstack_cloud, os_factory, demo, proof, datera_admin,
         assert policy.get("total_iops_max") == want_iops, policy
         assert policy.get("total_bandwidth_max") == want_bw, policy
 
-    with proof.step("IOPS per GB visible in fio"):
-        info = _attach_info(conn, vol.id, os_host_iqn, undo)
-        d = info["data"]
-        portal = d["target_portal"].rsplit(":", 1)[0]
-        device = tp.connect(portal=portal, initiator=os_host_iqn, target=d["target_iqn"],
-                            label=vol.name)
-        res = run_fio(device, FioJob(rw="randwrite", bs="4k", iodepth=demo.fio.iodepth,
-                                     runtime_s=demo.fio.runtime_s))
-        tp.disconnect(device, portal=portal, target=d["target_iqn"])
-        proof.fio(f"{vol.name} (per GB)", res)
-        uuid = datera_view.volume_of(datera_admin, dc.datera_tenant, ai)[1]["uuid"]
-        cluster = metrics.median(metrics.steady_points(
-            datera_admin, "iops_write", res.started, res.ended, uuid=uuid,
-            tenant=dc.datera_tenant))
-        tenant = metrics.median(metrics.steady_points(
-            datera_admin, "iops_write", res.started, res.ended, tenant=dc.datera_tenant))
-        cap = demo.tenant_qos.total_iops_max
-        proof.table("Per-GB IOPS", {"size x rate": want_iops, "fio IOPS": round(res.iops),
-                                    "cluster IOPS/s (median)": round(cluster),
-                                    "tenant IOPS/s (median)": round(tenant)})
-        assert res.iops <= (1 + TOLERANCE) * want_iops, res.iops
-        # at size x rate, unless the tenant cap holds the volume back
-        assert cluster >= (1 - TOLERANCE) * want_iops or tenant >= (1 - TOLERANCE) * cap, \
-            (cluster, tenant)
+    with headroom.qos_window(datera_settings.endpoint):   # never beside the performance piece
+        with proof.step("IOPS per GB visible in fio"):
+            info = _attach_info(conn, vol.id, os_host_iqn, undo)
+            d = info["data"]
+            portal = d["target_portal"].rsplit(":", 1)[0]
+            device = tp.connect(portal=portal, initiator=os_host_iqn, target=d["target_iqn"],
+                                label=vol.name)
+            res = run_fio(device, FioJob(rw="randwrite", bs="4k", iodepth=demo.fio.iodepth,
+                                         runtime_s=demo.fio.runtime_s))
+            tp.disconnect(device, portal=portal, target=d["target_iqn"])
+            proof.fio(f"{vol.name} (per GB)", res)
+            uuid = datera_view.volume_of(datera_admin, dc.datera_tenant, ai)[1]["uuid"]
+            cluster = metrics.median(metrics.steady_points(
+                datera_admin, "iops_write", res.started, res.ended, uuid=uuid,
+                tenant=dc.datera_tenant))
+            tenant = metrics.median(metrics.steady_points(
+                datera_admin, "iops_write", res.started, res.ended, tenant=dc.datera_tenant))
+            cap = demo.tenant_qos.total_iops_max
+            proof.table("Per-GB IOPS", {"size x rate": want_iops, "fio IOPS": round(res.iops),
+                                        "cluster IOPS/s (median)": round(cluster),
+                                        "tenant IOPS/s (median)": round(tenant)})
+            assert res.iops <= (1 + TOLERANCE) * want_iops, res.iops
+            # at size x rate, unless the tenant cap holds the volume back
+            assert cluster >= (1 - TOLERANCE) * want_iops or tenant >= (1 - TOLERANCE) * cap, \
+                (cluster, tenant)
