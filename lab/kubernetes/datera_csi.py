@@ -255,5 +255,5 @@ class DateraCsi:
             acl = [{"path": i["path"]} for i in si["acl_policy"]["initiators"]
                    if not i.get("tenant") and not i["path"].endswith("/" + initiator_iqn)]
             si.acl_policy.set(tenant=self.tenant, initiators=acl)
-        except dexc.ApiError:
-            pass
+        except dexc.ApiNotFoundError:
+            pass   # the volume went meanwhile: nothing left to unregister
