@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -28,26 +27,15 @@ from pathlib import Path
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the inner-run helpers live in tests/support
+from tests.support.inner_run import demo_yaml, env as inner_env  # noqa: E402
+
 CONFTEST = """\
 pytest_plugins = ["fixtures.config", "fixtures.target", "fixtures.endless",
                   "fixtures.reporting", "fixtures.datera", "fixtures.dashboard.plugin"]
 """
-DEMO = """\
-tenants:
-  - {name: Vancouver-OM, platform: openstack, release: mitaka}
-  - {name: Vancouver-KU, platform: kubernetes}
-profiles:
-  ci:
-    tenant_qos: {total_iops_max: 1000}
-    tiers: {bronze: {total_iops_max: 500}, silver: {total_iops_max: 1000},
-            gold: {total_iops_max: 2000}}
-    images: {size_gib: 1}
-    volumes: {size_gib: 1}
-    rolling: {images: 1, ceph_volumes: 1, servers: 1}
-    fio: {runtime_s: 1, block_size: 4k, iodepth: 1, rw: randrw}
-    scenarios:
-      bench: {interval_s: 0}
-"""
+DEMO = demo_yaml({"bench": 0}, tenants=("{name: Vancouver-OM, platform: openstack, release: mitaka}",
+                                        "{name: Vancouver-KU, platform: kubernetes}"))
 TEST = """\
 import time
 import pytest
@@ -81,15 +69,13 @@ def run(tmp: Path, duration: float, workers: int, viewers: int, target: str | No
         (tmp / name).write_text(text)
     jsonl = tmp / "reports" / "results.jsonl"
     jsonl.unlink(missing_ok=True)
-    env = {**os.environ, "PYTHONPATH": str(ROOT),
-           "VANCOUVER_TARGET": target or "/nonexistent/target.yaml"}
     args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-n", str(workers),
             "--count=0", "--duration", f"{duration:.0f}s", "--demo-config", "demo.yaml",
             "--demo-profile", "ci", "--dashboard", "127.0.0.1:0", "--live-view", "off",
             "--rootdir", str(tmp)]  # reports/ under tmp, wherever --target points
     if target:
         args += ["--target", target]
-    proc = subprocess.Popen(args, cwd=tmp, env=env, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(args, cwd=tmp, env=inner_env(target), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     first = proc.stdout.readline()
     url = first.split()[3]

@@ -111,7 +111,7 @@ def test_endless_bounded_run_uses_every_worker_and_leaves_nothing(demo_lab, tmp_
 
 
 def test_sigint_mid_run_finishes_iterations_and_cleans_up(demo_lab, tmp_path):
-    proc = _demo(demo_lab, tmp_path, "-n", "5", "--count=0")
+    proc = _demo(demo_lab, tmp_path, "-n", "5", "--count=0", "--demo-profile", "ci")
     _wait_until_running(demo_lab, proc)
     os.kill(proc.pid, signal.SIGINT)
     out, _ = proc.communicate(timeout=300)
@@ -135,7 +135,7 @@ def test_sigterm_to_process_group_finishes_or_cuts_and_cleans_up(demo_lab, tmp_p
     """What `timeout`, a CI runner or systemd do (SIGTERM to every process of the run): the
     first lets running iterations finish, a second cuts them; either way everything created
     is deleted and the proof is written (issue 8 item 1)."""
-    proc = _demo(demo_lab, tmp_path, "-n", "2", "--count=0")
+    proc = _demo(demo_lab, tmp_path, "-n", "2", "--count=0", "--demo-profile", "ci")
     lines = _read_lines(proc)
     _wait_until_running(demo_lab, proc)
     os.killpg(proc.pid, signal.SIGTERM)
@@ -161,7 +161,7 @@ def test_sigterm_to_process_group_finishes_or_cuts_and_cleans_up(demo_lab, tmp_p
 
 
 def test_kill_9_then_cleanup_command_leaves_nothing(demo_lab, tmp_path):
-    proc = _demo(demo_lab, tmp_path, "-n", "2", "--count=0")
+    proc = _demo(demo_lab, tmp_path, "-n", "2", "--count=0", "--demo-profile", "ci")
     _wait_until_running(demo_lab, proc)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=60)
@@ -188,7 +188,7 @@ def test_broken_demo_yaml_is_one_line(demo_lab, tmp_path):
     bad.write_text((REPO / "demo.yaml").read_text().replace("interval_s: 1}", "interval_s: -1}", 1))
     proc = subprocess.run([sys.executable, "-m", "pytest", "scenarios/", "--target",
                            str(demo_lab.target), "--demo-config", str(bad), "-p",
-                           "no:cacheprovider"], cwd=REPO, env=_env(demo_lab),
+                           "no:cacheprovider", "--html", str(tmp_path / "report.html")], cwd=REPO, env=_env(demo_lab),
                           capture_output=True, text=True, timeout=120)
     line = _one_line_error(proc)
     assert "interval_s" in line and "-1" in line, line
@@ -206,7 +206,8 @@ def test_broken_target_yaml_is_one_line(demo_lab, tmp_path, mutation, expect):
     bad = tmp_path / "target.yaml"
     bad.write_text(mutation(bad.read_text()))
     proc = subprocess.run([sys.executable, "-m", "pytest", "scenarios/", "--target", str(bad),
-                           "-p", "no:cacheprovider"], cwd=REPO, env=_env(demo_lab),
+                           "-p", "no:cacheprovider", "--html", str(tmp_path / "report.html")],
+                          cwd=REPO, env=_env(demo_lab),
                           capture_output=True, text=True, timeout=120)
     assert expect in _one_line_error(proc)
 
@@ -221,7 +222,8 @@ def test_wrong_credentials_and_unreachable_endpoint_fail_fast(demo_lab, tmp_path
         (tmp_path / "datera.json").write_text(json.dumps({**udc, **change}))
         # dfs_sdk alone would retry for 300 s; the timeout turns that into a failure.
         proc = subprocess.run([sys.executable, "-m", "pytest", "scenarios/", "--target",
-                               str(tmp_path / "target.yaml"), "-p", "no:cacheprovider"],
+                               str(tmp_path / "target.yaml"), "-p", "no:cacheprovider",
+                               "--html", str(tmp_path / "report.html")],
                               cwd=REPO, env=_env(demo_lab), capture_output=True, text=True,
                               timeout=60)
         line = _one_line_error(proc)

@@ -22,27 +22,12 @@ import pytest
 
 from fixtures.endless import EndlessScheduling, Pacer, parse_duration
 from fixtures.endless.stop import REPEAT_S
+from tests.support.inner_run import demo_yaml, env
 
 # Inner runs bounded by --duration and paced by wall-clock intervals: run alone (make test).
 pytestmark = pytest.mark.serial
 
-ROOT = Path(__file__).resolve().parent.parent
 
-DEMO_YAML = """\
-tenants:
-  - {name: Vancouver-KU, platform: kubernetes}
-profiles:
-  ci:
-    tenant_qos: {total_iops_max: 1000}
-    tiers: {bronze: {total_iops_max: 500}, silver: {total_iops_max: 1000},
-            gold: {total_iops_max: 2000}}
-    images: {size_gib: 1}
-    volumes: {size_gib: 1}
-    rolling: {images: 1, ceph_volumes: 1, servers: 1}
-    fio: {runtime_s: 1, block_size: 4k, iodepth: 1, rw: randrw}
-    scenarios:
-%(scenarios)s
-"""
 
 CONFTEST = """\
 import os, time, pytest
@@ -90,22 +75,12 @@ def make_suite(tmp: Path, modules: dict[str, dict]) -> Path:
     """scenarios/test_<name>.py per module; its key <name> in demo.yaml with the module's
     `interval` (default 0)."""
     (tmp / "conftest.py").write_text(CONFTEST)
-    keys = "\n".join(f"      {name}: {{interval_s: {spec.get('interval', 0)}}}"
-                     for name, spec in modules.items()) or "      none: {interval_s: 0}"
-    (tmp / "demo.yaml").write_text(DEMO_YAML % {"scenarios": keys})
+    (tmp / "demo.yaml").write_text(
+        demo_yaml({name: spec.get("interval", 0) for name, spec in modules.items()}))
     (tmp / "scenarios").mkdir(exist_ok=True)
     for name, spec in modules.items():
         (tmp / "scenarios" / f"test_{name}.py").write_text(SCENARIO % spec)
     return tmp
-
-
-def env() -> dict:
-    e = dict(os.environ)
-    e["PYTHONPATH"] = str(ROOT)
-    e["VANCOUVER_TARGET"] = "/nonexistent/target.yaml"  # never start the lab
-    e.pop("PYTEST_XDIST_WORKER", None)
-    e.pop("PYTEST_ADDOPTS", None)
-    return e
 
 
 def start(tmp: Path, *args: str) -> subprocess.Popen:
@@ -255,7 +230,8 @@ class Watched:
     def out(self) -> str:
         return "".join(self.lines)
 
-    def wait_for(self, predicate, what: str, timeout: float = 30) -> None:
+    def wait_for(self, predicate, what: str, timeout: float = 120) -> None:
+        # A condition, not a sleep: generous for worker start-up on a loaded machine.
         deadline = time.monotonic() + timeout
         while not predicate():
             if self.proc.poll() is not None:
@@ -341,6 +317,25 @@ def test_sigint_landing_in_unconfigure_is_no_traceback(tmp_path, before):
             os.killpg(run.proc.pid, signal.SIGKILL)
     assert_interrupted_cleanly(run.proc, out, tmp_path)
 
+
+
+def test_signal_after_the_duration_deadline_aborts_and_says_so(tmp_path):
+    """Once --duration has asked the run to end, the operator's first signal is already the
+    second stop request: it aborts, and the line says why rather than "second signal"."""
+    make_suite(tmp_path, {"a": dict(n=2, sleep=5.0)})
+    run = Watched(start(tmp_path, "-n", "2", "--count=0", "--duration", "1s"))
+    try:
+        run.wait_for(run.saw("duration reached: stopping"), "the deadline")
+        os.killpg(run.proc.pid, signal.SIGTERM)
+        run.wait_for(run.saw("signal after the duration (SIGTERM): aborting"), "the abort")
+        out = run.finish(30)
+    finally:
+        if run.proc.poll() is None:
+            os.killpg(run.proc.pid, signal.SIGKILL)
+    assert "second signal" not in out, out[-3000:]
+    assert_interrupted_cleanly(run.proc, out, tmp_path)
+    assert "aborted: signal after the duration (SIGTERM)" in (tmp_path / "reports" /
+                                                             "index.html").read_text()
 
 def test_one_item_repeats_on_xdist_without_p3_failure(tmp_path):
     make_suite(tmp_path, {"a": dict(n=1, sleep=0.01)})
@@ -852,7 +847,7 @@ def test_parse_duration():
 
 def test_memory_guard_prunes_finalizers_and_stats(tmp_path):
     (tmp_path / "conftest.py").write_text(CONFTEST)
-    (tmp_path / "demo.yaml").write_text(DEMO_YAML % {"scenarios": "      m: {interval_s: 0}"})
+    (tmp_path / "demo.yaml").write_text(demo_yaml({"m": 0}))
     (tmp_path / "test_m.py").write_text(textwrap.dedent("""\
         import pytest
 

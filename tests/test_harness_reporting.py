@@ -17,27 +17,13 @@ from pathlib import Path
 import pytest
 
 from fixtures import reporting
+from tests.support.inner_run import demo_yaml, env
 
 # Inner runs bounded by --duration and rotated by wall-clock time: run alone (make test).
 pytestmark = pytest.mark.serial
 
-ROOT = Path(__file__).resolve().parent.parent
 
-DEMO_YAML = """\
-tenants:
-  - {name: Vancouver-KU, platform: kubernetes}
-profiles:
-  ci:
-    tenant_qos: {total_iops_max: 1000}
-    tiers: {bronze: {total_iops_max: 500}, silver: {total_iops_max: 1000},
-            gold: {total_iops_max: 2000}}
-    images: {size_gib: 1}
-    volumes: {size_gib: 1}
-    rolling: {images: 1, ceph_volumes: 1, servers: 1}
-    fio: {runtime_s: 1, block_size: 4k, iodepth: 1, rw: randrw}
-    scenarios:
-      demo: {interval_s: 0}
-"""
+DEMO_YAML = demo_yaml({"demo": 0})
 
 CTRL_SECRET = "Ctrl-Only-S3cret"
 WORKER_SECRET = 'Wkr-P@ss<w0rd>&"q'
@@ -109,15 +95,6 @@ def test_step(n, proof):
 """
 
 
-def env() -> dict:
-    e = dict(os.environ)
-    e["PYTHONPATH"] = str(ROOT)
-    e["VANCOUVER_TARGET"] = "/nonexistent/target.yaml"  # never start the lab
-    for k in ("PYTEST_XDIST_WORKER", "PYTEST_ADDOPTS"):
-        e.pop(k, None)
-    return e
-
-
 def run(tmp: Path, *args: str, timeout: float = 60) -> tuple[int, str]:
     (tmp / "demo.yaml").write_text(DEMO_YAML)
     proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
@@ -171,14 +148,15 @@ def test_secrets_never_written(tmp_path):
 def test_rotation_by_results_index_counts_sum(tmp_path):
     (tmp_path / "conftest.py").write_text(PLAIN_CONFTEST)
     (tmp_path / "test_plain.py").write_text(PLAIN_TEST % 5)
-    code, out = run(tmp_path, "--count=0", "--duration", "3s", "--report-rotate-results", "40",
+    # Parts of 5 results: a loaded machine still makes 3 full parts within the 3 s.
+    code, out = run(tmp_path, "--count=0", "--duration", "3s", "--report-rotate-results", "5",
                     "--report-keep", "3")
     assert code == 0, out[-3000:]
     passed = int(re.search(r"(\d+) passed", out).group(1))
     reports = tmp_path / "reports"
     parts, total = index_parts((reports / "index.html").read_text())
     assert len(parts) >= 3 and sum(parts) == total == passed
-    assert all(p == 40 for p in parts[:-1])
+    assert all(p == 5 for p in parts[:-1])
     files = sorted(reports.glob("report-*-*.html"))
     assert len(files) == 3 + 1  # --report-keep 3 finished parts, plus the final part
     assert_index_links_only_written(reports, "finished \\(duration reached\\)")
@@ -303,7 +281,7 @@ pytest_plugins = ["fixtures.config", "fixtures.endless", "fixtures.reporting.plu
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config):
     if not hasattr(config, "workerinput"):
-        out = open("events.jsonl", "w")
+        out = open("events.jsonl", "w", buffering=1)  # lines: nothing waits for exit
         # A new consumer (the terminal view, the dashboard) is this one call:
         config.stash[reporting.bus_key].subscribe(
             lambda e: out.write(json.dumps({"kind": e.kind, "worker": e.worker,
@@ -414,3 +392,24 @@ def test_secret_words_in_names_keep_values_registered_secret_masked(tmp_path, xd
     for text in ("secret rotation s", "user ***", "tok-ok", "password_age_days"):
         assert text in shown, text
     assert "token bucket ***" in shown and "secret 3" in shown
+
+
+def test_second_run_into_the_same_report_directory_is_one_line(tmp_path):
+    """Two runs writing one report directory would interleave results.jsonl and overwrite
+    index.html: the second stops before anything starts and names the other run. A run that
+    has ended (killed included: the lock is the process's flock) frees the directory."""
+    from fixtures.reporting import run_lock
+    (tmp_path / "conftest.py").write_text(PLAIN_CONFTEST)
+    (tmp_path / "test_plain.py").write_text(PLAIN_TEST % 1)
+    held = run_lock.hold(tmp_path / "reports")  # the other run: this test process
+    try:
+        code, out = run(tmp_path)
+    finally:
+        os.close(held)
+    errors = [ln for ln in out.splitlines() if ln.startswith("ERROR")]
+    assert code == 4 and len(errors) == 1, out[-3000:]
+    assert f"in use by another run (pid {os.getpid()})" in errors[0], errors[0]
+    assert "--html" in errors[0]
+    assert not (tmp_path / "reports" / "results.jsonl").exists()
+    code, out = run(tmp_path)
+    assert code == 0, out[-3000:]

@@ -228,7 +228,8 @@ def test_bad_cloud_is_one_error_line_in_seconds(os_target, tmp_path, case):
         expect = ["mitaka", "unreachable", down]
     started = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "pytest", "scenarios/openstack/", "--target",
-                           str(path), "-p", "no:cacheprovider"], cwd=REPO, env=_env(),
+                           str(path), "-p", "no:cacheprovider", "--html",
+                           str(tmp_path / "report.html")], cwd=REPO, env=_env(),
                           capture_output=True, text=True, timeout=120)
     took = time.monotonic() - started
     text = (proc.stdout + proc.stderr).strip()

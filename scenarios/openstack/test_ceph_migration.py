@@ -12,7 +12,7 @@ import random
 from fixtures import transport
 from fixtures.openstack import datera_view, images
 from fixtures.openstack.factories import read_prefix_sha256
-from fixtures.openstack.resources import delete_volume, evict, members
+from fixtures.openstack.resources import delete_volume, evict, find_or_none, members
 
 KIND = "ceph"
 
@@ -42,7 +42,7 @@ def test_ceph_migration(openstack_cloud, os_factory, demo, proof, datera_admin, 
                       "state": "evicted" if m in evicted else "kept"} for m in current])
 
     with proof.step("pick a random Ceph volume of the set"):
-        mine = [conn.block_storage.find_volume(m.id, ignore_missing=True)
+        mine = [find_or_none(conn.block_storage.find_volume, m.id)
                 for m in members(conn.block_storage.volumes(), KIND)
                 if m.name.startswith(f"{run_prefix}-")]
         candidates = [v for v in mine if v is not None and v.status == "available"

@@ -1,5 +1,6 @@
-"""Inner pytest runs for the live-view tests (tests/test_dashboard*.py,
-tests/test_terminal_view.py): a generated suite whose two tests each hold a step until the
+"""Inner pytest runs: the environment and demo.yaml every inner run uses (harness tests,
+bench), and for the live-view tests (tests/test_dashboard*.py, tests/test_terminal_view.py)
+a generated suite whose two tests each hold a step until the
 outer test releases them, run with the harness plugins and a dummy target (no lab)."""
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ CONFTEST = """\
 pytest_plugins = ["fixtures.config", "fixtures.endless", "fixtures.reporting",
                   "fixtures.dashboard.plugin"]
 """
-DEMO_YAML = """\
+_DEMO_YAML = """\
 tenants:
-  - {name: Vancouver-KU, platform: kubernetes}
+%(tenants)s
 profiles:
   ci:
     tenant_qos: {total_iops_max: 1000}
@@ -27,8 +28,23 @@ profiles:
     rolling: {images: 1, ceph_volumes: 1, servers: 1}
     fio: {runtime_s: 1, block_size: 4k, iodepth: 1, rw: randrw}
     scenarios:
-      live: {interval_s: 0}
+%(scenarios)s
 """
+# Hypothesis's pytest plugin imports all of Hypothesis at every run's terminal summary
+# (seconds on a loaded machine); inner runs have no property tests.
+NO_HYPOTHESIS = "-p no:hypothesispytest"
+
+
+def demo_yaml(intervals: dict[str, float], tenants: tuple[str, ...] = (
+        "{name: Vancouver-KU, platform: kubernetes}",)) -> str:
+    """A small demo.yaml with only a ci profile: one scenario key per `intervals` entry
+    (key -> interval_s) and the given tenant lines."""
+    keys = "\n".join(f"      {k}: {{interval_s: {v}}}" for k, v in intervals.items())
+    return _DEMO_YAML % {"tenants": "\n".join(f"  - {t}" for t in tenants),
+                         "scenarios": keys or "      none: {interval_s: 0}"}
+
+
+DEMO_YAML = demo_yaml({"live": 0})
 # Each test holds its step until the outer test writes release-<n>: the outer test sees
 # the step live, while the phase report (the old channel) has not been sent yet.
 LIVE_TEST = """\
@@ -48,13 +64,14 @@ def test_live(n, proof):
 
 
 def env(target: str | None = None) -> dict:
-    """The outer environment without xdist's worker variables; VANCOUVER_TARGET a dummy
-    (never start a lab) unless `target` is given."""
+    """The outer environment without xdist's worker variables or the outer run's options;
+    VANCOUVER_TARGET a dummy (never start a lab) unless `target` is given."""
     e = dict(os.environ)
     e["PYTHONPATH"] = str(ROOT)
     e["VANCOUVER_TARGET"] = target or "/nonexistent/target.yaml"
-    for k in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_TESTRUNUID", "PYTEST_ADDOPTS"):
+    for k in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_TESTRUNUID"):
         e.pop(k, None)
+    e["PYTEST_ADDOPTS"] = NO_HYPOTHESIS
     return e
 
 
