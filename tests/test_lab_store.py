@@ -227,3 +227,100 @@ def test_datera_objects_and_bytes_survive_kill9_and_restart(make_lab, restartabl
                 chap_user="durable", chap_secret="durable-secret-1")[0]
     read = _qemu_io(lun.uri, "read -P 0xa5 1M 1M")
     assert read.returncode == 0 and "Pattern verification failed" not in read.stdout, read.stdout
+
+
+def _os_state(admin, tenant, ids: dict) -> dict:
+    """What the test made in one cloud, read back through openstacksdk (ids and relations)."""
+    project = admin.identity.get_project(ids["project"])
+    user = admin.identity.get_user(ids["user"])
+    roles = sorted(r.id for r in admin.identity.role_assignments_filter(
+        project=ids["project"], user=ids["user"]))
+    image = tenant.image.get_image(ids["image"])
+    net = tenant.network.get_network(ids["network"])
+    port = tenant.network.get_port(ids["port"])
+    vtype = admin.block_storage.get_type(ids["type"])
+    vol = tenant.block_storage.get_volume(ids["volume"])
+    snap = tenant.block_storage.get_snapshot(ids["snapshot"])
+    boot = tenant.block_storage.get_volume(ids["boot"])
+    server = tenant.compute.get_server(ids["server"])
+    return {
+        "project": (project.id, project.name), "user": (user.id, user.name, user.default_project_id),
+        "roles": roles,
+        "image": (image.id, image.status, image.checksum, image.size),
+        "network": (net.id, net.name), "port": (port.id, port.network_id, port.mac_address,
+                                                 [ip["ip_address"] for ip in port.fixed_ips]),
+        "type": (vtype.id, vtype.name, vtype.extra_specs),
+        "volume": (vol.id, vol.size, vol.volume_type, vol.status),
+        "snapshot": (snap.id, snap.volume_id, snap.status),
+        "boot": (boot.id, boot.status, [a["server_id"] for a in boot.attachments]),
+        "server": (server.id, server.name, [v["id"] for v in server.attached_volumes]),
+    }
+
+
+def test_openstack_cloud_objects_survive_kill9_and_restart(make_lab, restartable):
+    import openstack
+    import openstack.config
+    from lab.topology import OPENSTACK_PORTS
+    cloud = "pike"
+    lab = make_lab("127.213")
+    up = lab.up(only=f"openstack-{cloud}", timeout=240)
+    assert up.returncode == 0, up.stderr
+    config = openstack.config.OpenStackConfig(
+        config_files=[str(lab.target.parent / "clouds.yaml")])
+
+    def conns():
+        return (openstack.connection.Connection(config=config.get_one(cloud=f"{cloud}-admin")),
+                openstack.connection.Connection(config=config.get_one(cloud=cloud)))
+    admin, tenant = conns()
+    tag = uuid.uuid4().hex[:6]
+    ids = {}
+    project = admin.identity.create_project(name=f"durable-{tag}", domain_id="default")
+    user = admin.identity.create_user(name=f"durable-{tag}", password="durable-pw-1",
+                                      default_project_id=project.id, domain_id="default")
+    member = admin.identity.find_role("_member_")
+    admin.identity.assign_project_role_to_user(project, user, member)
+    ids.update(project=project.id, user=user.id)
+    ids["image"] = tenant.image.create_image(name=f"durable-{tag}", data=b"\x5a" * 65536,
+                                             disk_format="raw", container_format="bare").id
+    net = next(iter(tenant.network.networks()))   # the lab's Neutron has its networks made
+    ids["network"] = net.id
+    ids["port"] = tenant.network.create_port(network_id=net.id, name=f"durable-{tag}").id
+    ids["type"] = admin.block_storage.create_type(
+        name=f"durable-{tag}", extra_specs={"volume_backend_name": "ceph"}).id
+    bs = tenant.block_storage
+    vol = bs.wait_for_status(bs.create_volume(name=f"durable-{tag}", size=1,
+                                              volume_type=f"durable-{tag}"),
+                             "available", failures=["error"], wait=120)
+    ids["volume"] = vol.id
+    ids["snapshot"] = bs.wait_for_status(bs.create_snapshot(volume_id=vol.id),
+                                         "available", failures=["error"], wait=120).id
+    boot = bs.wait_for_status(bs.create_volume(name=f"durable-boot-{tag}", size=1),
+                              "available", failures=["error"], wait=120)
+    ids["boot"] = boot.id
+    server = tenant.compute.create_server(
+        name=f"durable-{tag}", flavor_id="1", block_device_mapping=[{
+            "boot_index": "0", "uuid": boot.id, "source_type": "volume",
+            "destination_type": "volume", "delete_on_termination": False}],
+        networks=[{"uuid": net.id}])
+    ids["server"] = tenant.compute.wait_for_server(server, wait=120).id
+    before = _os_state(admin, tenant, ids)
+    assert before["boot"][1] == "in-use" and before["server"][2] == [boot.id]
+    # The last write, answered; then the process dies at once.
+    last = admin.block_storage.create_type(name=f"durable-last-{tag}")
+    os_cloud = restartable(lab, f"openstack-{cloud}")
+    os_cloud.kill9()
+    os_cloud.start(f"http://{lab.address('3.1')}:{OPENSTACK_PORTS['keystone']}/v3",
+                   timeout=120)
+
+    admin, tenant = conns()   # tokens lapse on a restart
+    after = _os_state(admin, tenant, ids)
+    assert admin.block_storage.get_type(last.id).name == f"durable-last-{tag}"
+    # The server's guest died with the process: nova-compute's restart marks it SHUTOFF.
+    assert tenant.compute.get_server(ids["server"]).status == "SHUTOFF"
+    assert after == before
+    # The restored objects still work: the server is deleted and its volume detached.
+    server = tenant.compute.get_server(ids["server"])
+    tenant.compute.delete_server(server)
+    tenant.compute.wait_for_delete(server, wait=120)
+    bs = tenant.block_storage
+    assert bs.wait_for_status(bs.get_volume(ids["boot"]), "available", wait=120).attachments == []
