@@ -48,6 +48,10 @@ class Store:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Only the owner may read it (CHAP secrets, password hashes); SQLite gives its -wal and
+        # -shm files the database file's permissions.
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        os.chmod(self.path, 0o600)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         sync = os.environ.get("VANCOUVER_LAB_STORE_SYNC", "normal").strip().upper()
@@ -73,17 +77,24 @@ class Store:
         return out
 
     def sync(self, snapshot: dict[str, dict[str, object]],
-             appended: dict[str, tuple[dict[str, object], str]] | None = None) -> int:
+             appended: dict[str, tuple[dict[str, object], str]] | None = None,
+             only: dict[str, set] | None = None) -> int:
         """Writes what changed since the last sync (or load) in one transaction; returns the
         number of rows written. Kinds absent from `snapshot` are left as they are.
 
         appended: append-only kinds (event logs), {kind: (new objects by key, floor)}: the new
         objects are written as they are, every saved key below `floor` (keys compare as
-        strings: zero-pad numbers) is deleted; the rest is not looked at again."""
+        strings: zero-pad numbers) is deleted; the rest is not looked at again.
+
+        only: {kind: keys} when the caller knows which saved objects of a kind a change can
+        have touched: the others are not compared (new and vanished keys always are)."""
         puts, dels = [], []
         for kind, objects in snapshot.items():
             mem = self._written.get(kind, {})
+            check = (only or {}).get(kind)
             for key, obj in objects.items():
+                if check is not None and key not in check and key in mem:
+                    continue
                 body = pickle.dumps(obj, pickle.HIGHEST_PROTOCOL)
                 if mem.get(key) != body:
                     puts.append((kind, key, body))

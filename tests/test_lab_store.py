@@ -8,6 +8,7 @@ The process tests start labs of their own on fixed nets (tests/support/labcli.py
 import json
 import os
 import signal
+import stat
 import subprocess
 import uuid
 from pathlib import Path
@@ -50,8 +51,11 @@ def test_store_append_only_kinds_write_new_rows_and_drop_below_the_floor(tmp_pat
     assert Store(tmp_path / "x.db").load() == {"events": {"0002": "e2", "0003": "e3"}}
 
 
-def test_store_is_wal_and_can_be_switched_off(tmp_path, monkeypatch):
+def test_store_is_wal_private_and_can_be_switched_off(tmp_path, monkeypatch):
     s = Store(tmp_path / "x.db")
+    s.sync({"users": {"u": {"chap": "secret"}}})
+    for f in ("x.db", "x.db-wal"):
+        assert stat.S_IMODE((tmp_path / f).stat().st_mode) == 0o600, f
     assert s._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert s._db.execute("PRAGMA synchronous").fetchone()[0] == 1   # NORMAL
     monkeypatch.setenv("VANCOUVER_LAB_STORE_SYNC", "full")

@@ -115,12 +115,21 @@ def persist(services: Services):
     the answer into a 500: the API never reports success for a change it could lose."""
     @web.middleware
     async def middleware(request: web.Request, handler):
-        if services.durable is None or request.method in ("GET", "HEAD", "OPTIONS"):
+        durable = services.durable
+        if durable is None or request.method in ("GET", "HEAD", "OPTIONS"):
             return await handler(request)
+        # Which app instances this write can alter: its own {ai}, none for a create, and any
+        # for a write elsewhere (tenants, initiators, groups: an ACL may name them). Comparing
+        # only those keeps a write's cost flat however many app instances the lab holds.
+        touched = None
+        if "ai" in request.match_info:
+            touched = durable.app_instances_named(request.match_info["ai"])
+        elif split(request.rel_url.raw_path)[1] == "/app_instances":
+            touched = []
         try:
             return await handler(request)
         finally:
-            services.durable.sync()
+            durable.sync(touched)
     return middleware
 
 

@@ -63,9 +63,20 @@ class DurableState:
         floor = f"{oldest:0{SEQ_WIDTH}d}" if oldest is not None else ""
         return new, floor
 
-    def sync(self) -> int:
+    def app_instances_named(self, ident: str) -> list:
+        """The app instances a request path's {ai} may name (an id, or a name in any tenant):
+        taken before the request runs, since it may rename them."""
+        return [ai for ais in self.model._ais.values() for ai in ais.values()
+                if ident in (ai.id, ai.name)]
+
+    def sync(self, touched: list | None = None) -> int:
+        """Writes what changed. touched: the app instances the change can have altered (the
+        request's own, from app_instances_named; [] when it altered none, e.g. a create);
+        None compares them all (writes whose effect spans app instances: an initiator
+        deleted drops out of every ACL)."""
         new, floor = self._new_events()
-        n = self.store.sync(self.snapshot(), {"events": (new, floor)})
+        only = None if touched is None else {"app_instances": {ai.id for ai in touched}}
+        n = self.store.sync(self.snapshot(), {"events": (new, floor)}, only)
         if new:
             self._event_seq = max(e.seq for e in new.values())
         return n
