@@ -328,3 +328,116 @@ def test_openstack_cloud_objects_survive_kill9_and_restart(make_lab, restartable
     tenant.compute.wait_for_delete(server, wait=120)
     bs = tenant.block_storage
     assert bs.wait_for_status(bs.get_volume(ids["boot"]), "available", wait=120).attachments == []
+
+
+# ---- a cloud's work in flight when its process died (in-process clouds, ceph only) ----------
+
+def _cloud(data_dir: Path, release: str = "pike"):
+    from lab.openstack.cloud import Cloud
+    from lab.openstack.config import CloudConfig
+    config = CloudConfig.model_validate({
+        "cloud": release, "release": release, "address": "127.0.0.1", "data_dir": str(data_dir),
+        "admin": {"user": "admin", "password": "pw-a", "project": "admin"},
+        "tenant": {"user": "tenant", "password": "pw-t", "project": "Vancouver-OP"},
+        "compute_nodes": [{"name": "node-1", "address": "127.0.0.1"}],
+        "services": {"cinder": {"ceph": {"address": "127.0.0.1"}}}})
+    cloud = Cloud(config)
+    cloud.load_services()
+    return cloud
+
+
+@pytest.fixture
+def restart_cloud(tmp_path):
+    """restart_cloud() -> (cloud, its CloudState): the first call builds a cloud; each later
+    call saves the last one's state, closes it and builds a new one from the same data dir,
+    as a process killed right after its last sync and started again would."""
+    from lab.openstack.durable import CloudState
+    made = []
+
+    def restart():
+        if made:
+            cloud, state = made[-1]
+            state.sync()
+            for svc in cloud.services.values():
+                if hasattr(svc.model, "pool"):
+                    svc.model.pool.shutdown(wait=True, cancel_futures=True)
+            state.close()
+        cloud = _cloud(tmp_path)
+        state = CloudState.open(cloud)
+        state.load()
+        made.append((cloud, state))
+        return cloud, state
+    yield restart
+    for cloud, state in made:
+        for svc in cloud.services.values():
+            close = getattr(svc.model, "close", None)
+            if close:
+                close()
+
+
+def test_cloud_identity_and_catalog_come_back_with_the_same_ids(restart_cloud):
+    cloud, _ = restart_cloud()
+    ks = cloud.model("keystone")
+    seeded = {p.name: p.id for p in ks.projects.values()}
+    project = ks.create_project({"name": "durable-p"})
+    cloud, _ = restart_cloud()
+    ks = cloud.model("keystone")
+    assert {p.name: p.id for p in ks.projects.values()} == {**seeded, "durable-p": project.id}
+    admin = next(u for u in ks.users.values() if u.name == "admin")
+    assert admin.check("pw-a")   # the seed was restored, not made again with new ids
+
+
+def test_cinder_settles_work_in_flight_as_init_host_does(restart_cloud):
+    from lab.openstack.caller import Caller
+    cloud, _ = restart_cloud()
+    cinder = cloud.model("cinder")
+    me = Caller(project_id="p1", user_id="u1")
+
+    def available(name):
+        vol = cinder.create_volume(me, size=1, name=name)
+        assert cinder.wait_for(lambda: cinder.volumes[vol.id].status == "available", 60)
+        return vol.id
+    ids = {s: available(s) for s in ("deleting", "downloading", "uploading", "creating", "kept")}
+    with cinder.lock:   # the states the store held when the process died
+        for status in ("deleting", "downloading", "uploading", "creating"):
+            cinder.volumes[ids[status]].status = status
+        cinder.volumes[ids["kept"]].migration_status = "migrating"
+
+    cloud, _ = restart_cloud()
+    cinder = cloud.model("cinder")
+    assert cinder.wait_for(lambda: ids["deleting"] not in cinder.volumes, 60)   # delete resumed
+    v = cinder.volumes
+    assert v[ids["downloading"]].status == "error"
+    assert v[ids["uploading"]].status == "available"
+    assert v[ids["creating"]].status == "creating"              # stuck until os-reset_status
+    assert (v[ids["kept"]].status, v[ids["kept"]].migration_status) == ("available", "migrating")
+
+
+def test_nova_restart_is_a_rebooted_compute_host(restart_cloud):
+    from lab.openstack.nova.models.records import DEFAULT_FLAVORS, Server
+    cloud, _ = restart_cloud()
+    nova = cloud.model("nova")
+    host = nova.hosts[0]
+
+    def server(name, **state):
+        s = Server(id=str(uuid.uuid4()), name=name, project_id="p1", user_id="u1",
+                   flavor=DEFAULT_FLAVORS[0], host=host, user_data=None, metadata={})
+        for k, v in state.items():
+            setattr(s, k, v)
+        nova.servers[s.id] = s
+        return s.id
+    with nova.lock:
+        building = server("building")
+        active = server("active", status="ACTIVE", vm_state="active", task_state=None,
+                        power_state=1)
+        deleting = server("deleting", status="ACTIVE", vm_state="active",
+                          task_state="deleting", deleting=True)
+
+    cloud, _ = restart_cloud()
+    nova = cloud.model("nova")
+    s = nova.servers
+    assert (s[building].status, s[building].vm_state) == ("ERROR", "error")
+    assert "restarted" in s[building].fault["message"]
+    assert (s[active].status, s[active].power_state, s[active].task_state) == ("SHUTOFF", 4, None)
+    assert s[active].host is nova.hosts[0]        # re-linked to the host table
+    assert nova.wait_for(lambda: deleting not in nova.servers, 30)   # the delete finished
