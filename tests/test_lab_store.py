@@ -3,7 +3,7 @@ SIGKILL right after a write answered, started again on the same run dir with the
 supervisor runs it with, still holding every object (same ids, same relations).
 
 The process tests start labs of their own on fixed nets (tests/support/labcli.py): Datera on
-127.212, the OpenStack clouds on 127.213.
+127.212, the OpenStack clouds on 127.213 (Mitaka), 127.214 (Newton) and 127.215 (Pike).
 """
 import json
 import os
@@ -261,12 +261,14 @@ def _os_state(admin, tenant, ids: dict) -> dict:
     }
 
 
-def test_openstack_cloud_objects_survive_kill9_and_restart(make_lab, restartable):
+@pytest.mark.parametrize("cloud, net, controller", [
+    ("mitaka", "127.213", "1.1"), ("newton", "127.214", "2.1"), ("pike", "127.215", "3.1")])
+def test_openstack_cloud_objects_survive_kill9_and_restart(make_lab, restartable, cloud, net,
+                                                           controller):
     import openstack
     import openstack.config
     from lab.topology import OPENSTACK_PORTS
-    cloud = "pike"
-    lab = make_lab("127.213")
+    lab = make_lab(net)
     up = lab.up(only=f"openstack-{cloud}", timeout=240)
     assert up.returncode == 0, up.stderr
     config = openstack.config.OpenStackConfig(
@@ -284,7 +286,8 @@ def test_openstack_cloud_objects_survive_kill9_and_restart(make_lab, restartable
     member = admin.identity.find_role("_member_")
     admin.identity.assign_project_role_to_user(project, user, member)
     ids.update(project=project.id, user=user.id)
-    ids["image"] = tenant.image.create_image(name=f"durable-{tag}", data=b"\x5a" * 65536,
+    image_bytes = os.urandom(65536)
+    ids["image"] = tenant.image.create_image(name=f"durable-{tag}", data=image_bytes,
                                              disk_format="raw", container_format="bare").id
     net = next(iter(tenant.network.networks()))   # the lab's Neutron has its networks made
     ids["network"] = net.id
@@ -313,12 +316,13 @@ def test_openstack_cloud_objects_survive_kill9_and_restart(make_lab, restartable
     last = admin.block_storage.create_type(name=f"durable-last-{tag}")
     os_cloud = restartable(lab, f"openstack-{cloud}")
     os_cloud.kill9()
-    os_cloud.start(f"http://{lab.address('3.1')}:{OPENSTACK_PORTS['keystone']}/v3",
+    os_cloud.start(f"http://{lab.address(controller)}:{OPENSTACK_PORTS['keystone']}/v3",
                    timeout=120)
 
     admin, tenant = conns()   # tokens lapse on a restart
     after = _os_state(admin, tenant, ids)
     assert admin.block_storage.get_type(last.id).name == f"durable-last-{tag}"
+    assert tenant.image.download_image(ids["image"]).content == image_bytes
     # The server's guest died with the process: nova-compute's restart marks it SHUTOFF.
     assert tenant.compute.get_server(ids["server"]).status == "SHUTOFF"
     assert after == before
