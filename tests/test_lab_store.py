@@ -3,7 +3,8 @@ SIGKILL right after a write answered, started again on the same run dir with the
 supervisor runs it with, still holding every object (same ids, same relations).
 
 The process tests start labs of their own on fixed nets (tests/support/labcli.py): Datera on
-127.212, the OpenStack clouds on 127.213 (Mitaka), 127.214 (Newton) and 127.215 (Pike).
+127.212, the OpenStack clouds on 127.213 (Mitaka), 127.214 (Newton) and 127.215 (Pike),
+Kubernetes on 127.216.
 """
 import json
 import os
@@ -84,7 +85,8 @@ class Restartable:
         os.killpg(pid, signal.SIGKILL)
         wait_until(lambda: not _alive(pid), 10, f"{self.name} (pid {pid}) to die", 0.05)
 
-    def start(self, healthy_url: str, timeout: float = 60) -> None:
+    def start(self, healthy_url: str | None = None, timeout: float = 60, healthy=None) -> None:
+        """healthy_url answers 200, or healthy() is true, once the component serves again."""
         run = LabRun(self.lab.run_dir)
         log = open(self.lab.run_dir / "logs" / f"{self.name}-restarted.log", "wb")
         env = self.lab.env(PYTHONPATH=str(REPO), PYDANTIC_DISABLE_PLUGINS="1")
@@ -95,6 +97,8 @@ class Restartable:
 
         def up():
             assert self.procs[-1].poll() is None, self.log_tail()
+            if healthy is not None:
+                return healthy()
             try:
                 return requests.get(healthy_url, timeout=1).status_code == 200
             except requests.RequestException:
@@ -445,3 +449,41 @@ def test_nova_restart_is_a_rebooted_compute_host(restart_cloud):
     assert (s[active].status, s[active].power_state, s[active].task_state) == ("SHUTOFF", 4, None)
     assert s[active].host is nova.hosts[0]        # re-linked to the host table
     assert nova.wait_for(lambda: deleting not in nova.servers, 30)   # the delete finished
+
+
+@pytest.mark.serial   # a Kubernetes control plane of its own, started twice: minutes when loaded
+def test_kubernetes_objects_survive_a_restart_of_etcd_and_the_control_plane(make_lab, restartable):
+    """etcd's data dir is <run dir>/kubernetes/etcd: the whole node (etcd included) killed
+    with SIGKILL and started again on the same run dir keeps every API object."""
+    from kubernetes import client, config as kconfig
+    lab = make_lab("127.216")
+    up = lab.up(only="kubernetes", timeout=600)
+    if up.returncode != 0 and "not built" in up.stderr:
+        pytest.skip(f"the Kubernetes control plane is not built: {up.stderr.strip()}")
+    assert up.returncode == 0, up.stderr
+    assert (lab.run_dir / "kubernetes" / "etcd" / "member").is_dir()
+
+    def core():
+        return client.CoreV1Api(kconfig.new_client_from_config(str(lab.target.parent /
+                                                                   "kubeconfig")))
+    name = f"durable-{uuid.uuid4().hex[:6]}"
+    ns = core().create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    cm = core().create_namespaced_config_map(name, client.V1ConfigMap(
+        metadata=client.V1ObjectMeta(name="kept"), data={"answer": "42"}))
+    k8s = restartable(lab, "kubernetes")
+    k8s.kill9()
+    ready = lab.run_dir / "kubernetes" / "ready"
+    ready.unlink(missing_ok=True)   # the node process writes it again once it serves
+
+    def serving():
+        if not ready.exists():
+            return False
+        try:
+            return bool(core().read_namespace(name))
+        except Exception:
+            return False
+    k8s.start(healthy=serving, timeout=600)
+    kept = core().read_namespaced_config_map("kept", name)
+    assert (kept.metadata.uid, kept.data) == (cm.metadata.uid, {"answer": "42"})
+    assert core().read_namespace(name).metadata.uid == ns.metadata.uid
+    core().delete_namespace(name)
