@@ -14,7 +14,8 @@ Keystone tokens are not kept: they lapse on a restart and clients authenticate a
 After loading, each model's `restored(cloud)` (where it has one) re-links objects of other
 services and settles work that was in flight when the process died, as the real service's
 start does (cinder-volume's and nova-compute's init_host): see CinderModel.restored and
-ComputeModel.restored.
+ComputeModel.restored. Glance has nothing to settle: an image whose upload the death cut off
+stays `saving`, as Glance leaves it, and is deleted like any other.
 """
 import contextlib
 import logging
