@@ -12,6 +12,7 @@ HERE = Path(__file__).resolve().parent
 RUNS = [
     ["bench_lab_boot.py"],
     ["bench_datera_api.py"],
+    ["bench_lab_store.py", "--n", "100"],
     ["bench_dataplane.py"],
     ["bench_image_convert.py"],
     ["bench_disk_relay.py"],

@@ -6,7 +6,8 @@ header, the tenant header scopes a request (v2.1+); answers are envelopes {data,
 version[, metadata]} with filter/sort and paging (v2.2+); errors, 404 and 405 included, are
 always a JSON object with name, http, code and message.
 
-Middlewares, outermost first: the core's errors (render_error below), the body parser (400
+Middlewares, outermost first: the core's errors (render_error below), the store's
+write-through (persist: models/durable.py), the body parser (400
 for a malformed body, before the session check as the real API answers), the session check,
 the envelope. The endpoint builds the responses.Rq and calls the handler.
 """
@@ -108,6 +109,30 @@ def _parse_body(raw: bytes, content_type: str, method: str) -> dict:
     return body
 
 
+def persist(services: Services):
+    """Every request that may change state is written to the lab's store before its answer
+    leaves (failures too: a refused login records an event). A store that cannot write turns
+    the answer into a 500: the API never reports success for a change it could lose."""
+    @web.middleware
+    async def middleware(request: web.Request, handler):
+        durable = services.durable
+        if durable is None or request.method in ("GET", "HEAD", "OPTIONS"):
+            return await handler(request)
+        # Which app instances this write can alter: its own {ai}, none for a create, and any
+        # for a write elsewhere (tenants, initiators, groups: an ACL may name them). Comparing
+        # only those keeps a write's cost flat however many app instances the lab holds.
+        touched = None
+        if "ai" in request.match_info:
+            touched = durable.app_instances_named(request.match_info["ai"])
+        elif split(request.rel_url.raw_path)[1] == "/app_instances":
+            touched = []
+        try:
+            return await handler(request)
+        finally:
+            durable.sync(touched)
+    return middleware
+
+
 @web.middleware
 async def parse_body(request: web.Request, handler):
     raw = request[RAW] = await request.read()
@@ -163,7 +188,8 @@ def endpoint(services: Services):
 def build_app(services: Services, unversioned=()) -> web.Application:
     """The API: services.routes under every version prefix, `unversioned` routes outside."""
     app = core.build_app(render_error=render_error,
-                         middlewares=[parse_body, authenticate(services.model), envelope],
+                         middlewares=[persist(services), parse_body,
+                                      authenticate(services.model), envelope],
                          client_max_size=4 << 20)
     make = endpoint(services)
     core.register(app, unversioned, make)

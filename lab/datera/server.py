@@ -18,6 +18,8 @@ from .config import Config, ConfigError
 from .ldapauth import Directory
 from .metrics import Metrics
 from .models import DateraModel, ModelConfig
+from .models.durable import DurableState
+from lab.store import Store
 
 log = logging.getLogger("lab.datera")
 
@@ -48,6 +50,21 @@ class CpuSampler:
         return self._points[-1] if self._points else {"time": int(time.time()), "value": 0.0}
 
 
+async def _sync_now_and_then(durable: DurableState, every_s: float = 1.0,
+                             full_every: int = 60) -> None:
+    """Writes changes no API request made (the data plane's login events) within a second;
+    request-made changes are written before their answer (api.persist). Once a minute every
+    object is compared, so a write whose own sync failed (a full disk) is caught up."""
+    rounds = 0
+    while True:
+        await asyncio.sleep(every_s)
+        rounds += 1
+        try:   # the data plane never alters an app instance: [] skips comparing them
+            durable.sync(touched=None if rounds % full_every == 0 else [])
+        except Exception:   # logged, retried next round; requests fail 500 meanwhile
+            log.exception("store sync failed")
+
+
 def build_app(services: responses.Services) -> web.Application:
     """The REST API app: services.routes under each version prefix, /api_versions outside."""
     return api.build_app(services, urls.UNVERSIONED)
@@ -75,10 +92,16 @@ async def serve(config: Config, *, with_data_plane: bool = True) -> None:
                                     sw_version=config.sw_version,
                                     session_ttl_s=config.session_ttl_s,
                                     capacity=_capacity(config.data_dir)), hooks=dataplane)
+    durable = None
+    store = Store.open(config.data_dir / "datera.db")
+    if store is not None:
+        durable = DurableState(model, store)
+        restored = durable.load()   # before any listener: no request sees a half-loaded model
+        log.info("store %s: %d app instance(s) restored", store.path, restored)
     cpu = CpuSampler()
     ldap = {name: server.model_dump() for name, server in config.ldap.items()}
     services = responses.Services(model=model, metrics=metrics, directory=Directory(ldap),
-                                  cpu=cpu, routes=urls.ROUTES)
+                                  cpu=cpu, routes=urls.ROUTES, durable=durable)
     app = build_app(services)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
@@ -92,6 +115,8 @@ async def serve(config: Config, *, with_data_plane: bool = True) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     tasks = [asyncio.create_task(cpu.run(), name="cpu-sampler")]
+    if durable is not None:
+        tasks.append(asyncio.create_task(_sync_now_and_then(durable), name="store-sync"))
     try:
         if dataplane is not None:
             dataplane.bind(model)
@@ -114,3 +139,6 @@ async def serve(config: Config, *, with_data_plane: bool = True) -> None:
         await runner.cleanup()
         if dataplane is not None:
             await dataplane.stop()
+        if durable is not None:
+            durable.sync()
+            store.close()

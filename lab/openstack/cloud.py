@@ -21,6 +21,7 @@ returning a `Service` subclass instance with:
     error_body      the service's error renderer (faults.py: keystone, fault, neutron, glance)
     microversions   a MicroversionSpec or None (see microversion.py)
     request_id_headers  header names that carry the request id
+    durable         names of the model's attributes kept across a restart (durable.py)
     model           the service's state; other services reach it as cloud.model("cinder")
     routes()        list[api.Route]
 """
@@ -60,6 +61,8 @@ class Service(abc.ABC):
     error_body: Callable = staticmethod(faults.fault)
     microversions: MicroversionSpec | None = None
     request_id_headers: tuple = ("x-openstack-request-id",)
+    # The model's attributes saved in <data_dir>/<name>.db and restored on start (durable.py).
+    durable: tuple = ()
 
     def __init__(self, cloud: "Cloud", model: Any = None):
         self.cloud = cloud

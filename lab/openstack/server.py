@@ -17,7 +17,9 @@ What every request goes through, in middleware order
 * microversion negotiation for services that have one: rq.version, 400 for a malformed
   version, 406 outside the profile's [min, max], the version headers on the reply, and 404
   VersionNotFoundForAPIMethod outside the route's own bounds;
-* the endpoint: builds the api.Rq (body read unless the route streams), calls the handler.
+* the endpoint: builds the api.Rq (body read unless the route streams), calls the handler;
+* around all of that, for a request that may change state: the cloud's store is written
+  before the answer leaves (durable.py), so an answered write survives a kill -9.
 """
 import asyncio
 import logging
@@ -33,6 +35,7 @@ from . import errors, faults
 from .api import Route, Rq, to_response
 from .cloud import Cloud, Service
 from .config import CloudConfig
+from .durable import CloudState
 from .microversion import VersionNotAcceptable
 
 log = logging.getLogger("lab.openstack")
@@ -150,8 +153,35 @@ def endpoint(cloud: Cloud, service: Service):
     return make
 
 
-def build_app(cloud: Cloud, service: Service) -> web.Application:
-    middlewares = [authenticate(cloud)]
+def persist(state: CloudState):
+    """Writes the cloud's changed state before the answer of a request that may change it
+    leaves (failed ones too: a half-done change is still a change). A store that cannot
+    write makes the answer a 500: never a success that a restart would lose."""
+    @web.middleware
+    async def middleware(request: web.Request, handler):
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return await handler(request)
+        try:
+            return await handler(request)
+        finally:
+            state.sync()
+    return middleware
+
+
+async def sync_now_and_then(state: CloudState, every_s: float = 1.0) -> None:
+    """Writes what the services' workers changed (a volume that became available) within a
+    second; request-made changes are written before their answer (persist)."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            state.sync()
+        except Exception:   # a full disk: logged, retried next round; requests then fail 500
+            log.exception("store sync failed")
+
+
+def build_app(cloud: Cloud, service: Service, state: CloudState | None = None) -> web.Application:
+    middlewares = [persist(state)] if state is not None else []
+    middlewares.append(authenticate(cloud))
     if service.microversions is not None:
         middlewares.append(negotiate_microversion(cloud, service))
     # Image uploads stream (route.stream), so the size cap applies to JSON bodies only.
@@ -165,6 +195,13 @@ async def serve(config: CloudConfig) -> None:
     """Runs one cloud until SIGTERM or SIGINT."""
     cloud = Cloud(config)
     cloud.load_services()
+    state = CloudState.open(cloud)
+    tasks = []
+    if state is not None:
+        counts = state.load()   # before any listener: no request sees a half-loaded cloud
+        log.info("stores in %s: restored %s", config.data_dir,
+                 ", ".join(f"{n} {c}" for n, c in counts.items()) or "nothing (first start)")
+        tasks.append(asyncio.create_task(sync_now_and_then(state), name="store-sync"))
     runners = []
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -175,7 +212,7 @@ async def serve(config: CloudConfig) -> None:
         # supervisor's health check asks Keystone only).
         order = sorted(cloud.services.values(), key=lambda svc: svc.name == "keystone")
         for service in order:
-            runner = web.AppRunner(build_app(cloud, service), access_log=None,
+            runner = web.AppRunner(build_app(cloud, service, state), access_log=None,
                                    handle_signals=False)
             await runner.setup()
             runners.append(runner)
@@ -188,6 +225,9 @@ async def serve(config: CloudConfig) -> None:
         await stop.wait()
         log.info("stopping")
     finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         for runner in reversed(runners):
             await runner.cleanup()
         for service in cloud.services.values():
@@ -196,3 +236,6 @@ async def serve(config: CloudConfig) -> None:
                 result = close()
                 if asyncio.iscoroutine(result):
                     await result
+        if state is not None:   # after the workers stopped: their last changes too
+            state.sync()
+            state.close()

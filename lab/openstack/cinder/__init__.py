@@ -36,6 +36,7 @@ DATERA_DRIVER_VERSIONS = {"mitaka": "2.0", "newton": "2.2", "pike": "2.4.0"}
 
 class CinderService(Service):
     name = "cinder"
+    durable = ("volumes", "snapshots", "types", "qos", "quotas", "attachments", "messages")
     port = PORTS["cinder"]
     catalog = (CatalogEntry("volumev3", "cinderv3", "/v3/{project_id}"),)
     error_body = staticmethod(faults.fault)

@@ -10,6 +10,10 @@ class KeystoneService(Service):
     port = PORTS["keystone"]
     catalog = (CatalogEntry("identity", "keystone", "/v3"),)
     error_body = staticmethod(faults.keystone)
+    # Tokens are left out: they lapse on a restart, clients authenticate again.
+    durable = ("domains", "projects", "users", "roles", "assignments", "groups", "memberships",
+               "credentials", "regions", "services_added", "endpoints_added", "endpoint_groups",
+               "project_endpoints", "project_groups")
 
     def routes(self):
         return ROUTES

@@ -8,6 +8,7 @@ from .urls import ROUTES
 
 class NeutronService(Service):
     name = "neutron"
+    durable = ("networks", "subnets", "ports", "quotas", "_macs")
     port = PORTS["neutron"]
     catalog = (CatalogEntry("network", "neutron", ""),)
     error_body = staticmethod(faults.neutron)

@@ -22,6 +22,7 @@ NOVA_MICROVERSIONS = MicroversionSpec(
 
 class NovaService(Service):
     name = "nova"
+    durable = ("servers", "flavors", "quotas")
     port = PORTS["nova"]
     error_body = staticmethod(faults.fault)
     microversions = NOVA_MICROVERSIONS

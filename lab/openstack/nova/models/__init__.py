@@ -14,7 +14,7 @@ by the request handlers' thread, never by the workers.
 One module per family, composed into ComputeModel as moto composes its backends:
 records.py (flavors, hosts, servers, block devices), hosts.py (flavors, hosts, the scheduler),
 quotas.py, servers.py (the API half), attachments.py (os-volume_attachments), compute.py (the
-compute host's work: every change off the request).
+compute host's work: every change off the request), restart.py (a restart's init_host).
 """
 import logging
 
@@ -28,6 +28,7 @@ from .hosts import HostsMixin
 from .quotas import QuotasMixin
 from .records import (DEFAULT_FLAVORS, DEFAULT_QUOTAS, BlockDevice, ComputeHost, Flavor, Server,
                       now_iso)
+from .restart import RestartMixin
 from .servers import ServersMixin
 
 __all__ = ["BlockDevice", "Caller", "ComputeHost", "ComputeModel", "DEFAULT_QUOTAS", "Flavor",
@@ -36,7 +37,8 @@ __all__ = ["BlockDevice", "Caller", "ComputeHost", "ComputeModel", "DEFAULT_QUOT
 log = logging.getLogger("lab.openstack.nova")
 
 
-class ComputeModel(HostsMixin, QuotasMixin, ServersMixin, AttachmentsMixin, ComputeManager):
+class ComputeModel(HostsMixin, QuotasMixin, ServersMixin, AttachmentsMixin, RestartMixin,
+                   ComputeManager):
     """Nova of one cloud. `volumes` is the Volumes port (ports.py: Cinder's model), None when
     the cloud has no Cinder; `hosts` are the cloud's compute nodes; `run_dir` holds the
     guests' files."""

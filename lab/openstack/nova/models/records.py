@@ -95,6 +95,17 @@ class Server:
     deleting: bool = False
     built: threading.Event = field(default_factory=threading.Event)
 
+    def __getstate__(self) -> dict:
+        # Saved by lab/openstack/durable.py: the guest process and the build's Event are this
+        # process's; a restored server has neither (restart.py settles its state).
+        state = dict(self.__dict__)
+        state["guest"], state["built"] = None, None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.built = threading.Event()
+
     @property
     def boot_volume(self) -> BlockDevice | None:
         return next((d for d in self.devices if d.boot_index == 0), None)

@@ -1,0 +1,34 @@
+"""What cinder-volume does with work in flight when it starts again (a mixin of CinderModel;
+lab/openstack/durable.py calls `restored` once the saved records are back).
+
+As cinder-volume's init_host (cinder/volume/manager.py, Mitaka): a volume being deleted is
+deleted (its cascade's snapshots first), as is a snapshot being deleted; a volume that was
+downloading its image goes to `error` (the copy died with the process; delete it and create
+again); a volume that was uploading to an image is `in-use` or `available` by its attachments.
+Everything else in flight stays where it was, as the real service leaves it: `creating`,
+`extending`, `retyping`, a `migrating` migration_status, `attaching`/`detaching`, a snapshot
+`creating`; an admin clears those with os-reset_status (and os-force_delete).
+"""
+
+
+class RestartMixin:
+    def restored(self, cloud) -> None:
+        with self.lock:
+            for v in list(self.volumes.values()):
+                if v.status == "downloading":
+                    v.status = "error"
+                    v.error_reason = "cinder-volume restarted while copying the image"
+                    self._touch(v)
+                elif v.status == "uploading":
+                    v.status = "in-use" if v.attachments else "available"
+                    self._touch(v)
+                elif v.status == "deleting":
+                    snaps = [s for s in self.snapshots.values()
+                             if s.volume_id == v.id and s.status == "deleting"]
+                    self._submit(self._delete_worker, v.id, [s.id for s in snaps],
+                                 on_crash=self._crashed(v, "error_deleting", *snaps))
+            for s in list(self.snapshots.values()):
+                owner = self.volumes.get(s.volume_id)
+                if s.status == "deleting" and (owner is None or owner.status != "deleting"):
+                    self._submit(self._delete_snapshot_worker, s.id,
+                                 on_crash=self._crashed(s, "error_deleting"))
