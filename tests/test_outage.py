@@ -2,6 +2,8 @@
 deletions and the outage results, without a lab; the end-to-end run against a lab whose
 Datera process is stopped lives in tests/test_outage_e2e.py."""
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -290,3 +292,80 @@ def test_run_with_only_outages_exits_0(tmp_path, xdist):
     assert records["test_platform_down"]["outage"]["reason"] == "connection refused"
     assert records["test_fine"]["outcome"] == "passed"
     assert ">outage<" in (tmp_path / "index.html").read_text()
+
+
+# -- a paused worker stops promptly --------------------------------------------------------------
+
+PAUSE_CONFTEST = inner_run.CONFTEST.replace(
+    '"fixtures.reporting",', '"fixtures.reporting", "fixtures.outage.plugin",') + '''
+import pathlib
+import socket
+
+from fixtures.outage.probes import EXTRA_PROBES, Probe
+
+PORT = int(pathlib.Path(__file__).with_name("port").read_text())
+
+
+def _check():
+    socket.create_connection(("127.0.0.1", PORT), 1).close()
+
+
+EXTRA_PROBES.append(lambda target: [Probe("fake", "Fake API", f"http://127.0.0.1:{PORT}",
+                                          _check)])
+'''
+PAUSE_TEST = """\
+import pathlib
+import pytest
+import requests
+
+
+@pytest.mark.parametrize("n", range(2))
+def test_needs_fake_platform(n):
+    port = int(pathlib.Path(__file__).with_name("port").read_text())
+    requests.get(f"http://127.0.0.1:{port}/", timeout=2)
+"""
+
+
+@pytest.mark.parametrize("stop", ["SIGTERM", "duration"])
+def test_paused_workers_stop_promptly_and_exit_0(tmp_path, stop):
+    (tmp_path / "port").write_text(str(_closed_port()))  # the platform is down throughout
+    (tmp_path / "conftest.py").write_text(PAUSE_CONFTEST)
+    (tmp_path / "demo.yaml").write_text(inner_run.DEMO_YAML)
+    (tmp_path / "test_live.py").write_text(PAUSE_TEST)
+    args = ["--duration", "60s"] if stop == "SIGTERM" else ["--duration", "8s"]
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                             "--demo-config", "demo.yaml", "--demo-profile", "ci", "-n", "2",
+                             "--count=0", *args], cwd=tmp_path, env=inner_run.env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")),
+                     daemon=True).start()
+    try:
+        waiting = lambda: [ln for ln in lines if ": waiting for Fake API" in ln]  # noqa: E731
+        wait_until(lambda: len(waiting()) >= 2 or proc.poll() is not None, 120,
+                   "both workers to pause", 0.1)
+        assert len(waiting()) == 2, "".join(lines)[-3000:]
+        if stop == "SIGTERM":
+            asked = time.monotonic()
+            os.killpg(proc.pid, signal.SIGTERM)  # as `timeout` or a CI runner does
+        else:
+            asked = time.monotonic()
+        proc.wait(timeout=60)
+        took = time.monotonic() - asked
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    out = "".join(lines)
+    assert proc.returncode == 0, out[-3000:]
+    assert "stop requested while waiting for Fake API" in out
+    # No retry line per backoff step: one waiting line per worker for the whole outage.
+    assert sorted(ln.split(":")[0] for ln in waiting()) == ["[vancouver] gw0",
+                                                          "[vancouver] gw1"], out[-4000:]
+    records = [json.loads(ln) for ln in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert [r["outcome"] for r in records] == ["outage", "outage"], records
+    assert all(r["outage"]["platform"] == "fake" and not r["outage"]["resumed"]
+               for r in records)
+    if stop == "SIGTERM":
+        assert took < 15, f"the run took {took:.1f} s to stop after SIGTERM"
