@@ -339,8 +339,14 @@ def test_paused_workers_stop_promptly_and_exit_0(tmp_path, stop):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")),
-                     daemon=True).start()
+    seen_at: dict[str, float] = {}  # first line of each kind -> when it was read
+
+    def read():
+        for ln in iter(proc.stdout.readline, ""):
+            lines.append(ln)
+            if "stop requested while waiting" in ln:
+                seen_at.setdefault("left pause", time.monotonic())
+    threading.Thread(target=read, daemon=True).start()
     try:
         waiting = lambda: [ln for ln in lines if ": waiting for Fake API" in ln]  # noqa: E731
         wait_until(lambda: len(waiting()) >= 2 or proc.poll() is not None, 120,
@@ -351,8 +357,7 @@ def test_paused_workers_stop_promptly_and_exit_0(tmp_path, stop):
             os.killpg(proc.pid, signal.SIGTERM)  # as `timeout` or a CI runner does
         else:
             asked = time.monotonic()
-        proc.wait(timeout=60)
-        took = time.monotonic() - asked
+        proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -363,9 +368,11 @@ def test_paused_workers_stop_promptly_and_exit_0(tmp_path, stop):
     # No retry line per backoff step: one waiting line per worker for the whole outage.
     assert sorted(ln.split(":")[0] for ln in waiting()) == ["[vancouver] gw0",
                                                           "[vancouver] gw1"], out[-4000:]
-    records = [json.loads(ln) for ln in (tmp_path / "results.jsonl").read_text().splitlines()]
+    records = [json.loads(ln) for ln in
+               (tmp_path / "reports" / "results.jsonl").read_text().splitlines()]
     assert [r["outcome"] for r in records] == ["outage", "outage"], records
     assert all(r["outage"]["platform"] == "fake" and not r["outage"]["resumed"]
                for r in records)
-    if stop == "SIGTERM":
-        assert took < 15, f"the run took {took:.1f} s to stop after SIGTERM"
+    if stop == "SIGTERM":  # the pause ends within a probe's sliced sleep, not a backoff
+        took = seen_at["left pause"] - asked
+        assert took < 3, f"a paused worker left its pause {took:.1f} s after SIGTERM"
