@@ -283,7 +283,7 @@ def test_run_with_only_outages_exits_0(tmp_path, xdist):
                            "--demo-config", "demo.yaml", "--demo-profile", "ci", "-v", *args,
                            "--html", str(tmp_path / "report.html")],
                           cwd=tmp_path, env=inner_run.env(), capture_output=True, text=True,
-                          timeout=120)
+                          timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     assert re.search(r"\d+ passed, \d+ outage in", out), out[-2000:]
