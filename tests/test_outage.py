@@ -380,3 +380,24 @@ def test_paused_workers_stop_promptly_and_exit_0(tmp_path, stop):
     if stop == "SIGTERM":  # the pause ends within a probe's sliced sleep, not a backoff
         took = seen_at["left pause"] - asked
         assert took < 3, f"a paused worker left its pause {took:.1f} s after SIGTERM"
+
+
+def test_views_count_outages_apart_from_failures():
+    import io
+
+    from rich.console import Console
+
+    from fixtures.dashboard.state import RunState
+    from fixtures.reporting.terminal import plain_lines, scenario_table
+    nid = "scenarios/test_tenancy.py::test_tenancy[Vancouver-OM]"
+    state = RunState()
+    state(ev.TestResult(outcome="passed", duration_s=2.0, nodeid=nid, worker="gw0"))
+    state(ev.TestResult(outcome="outage", duration_s=3.0, nodeid=nid, worker="gw1",
+                        outage=OUTAGE))
+    sc = state.snapshot()["scenarios"][0]
+    assert (sc["passed"], sc["failed"], sc["outage"], sc["iterations"]) == (1, 0, 1, 2)
+    assert "1 passed, 0 failed, 1 outage" in plain_lines(state.snapshot())[0]
+    out = io.StringIO()
+    Console(file=out, width=140, color_system=None).print(scenario_table(state.snapshot()))
+    assert "outage" in out.getvalue().splitlines()[0]
+    assert any(f["kind"] == "outage" for f in state.snapshot()["feed"])
