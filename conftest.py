@@ -6,6 +6,7 @@ pytest_plugins = [
     "fixtures.target",            # target.yaml parsed once, lab started; asks config first
     "fixtures.endless",           # --count=0, --duration: scheduler, pacing (needs config), stop
     "fixtures.reporting.plugin",  # run events, report, results.jsonl; reads round, demo, target
+    "fixtures.outage.plugin",     # rides out an unreachable platform; needs endless, reporting
     "fixtures.datera",            # Datera helpers and fixtures; needs target and reporting
     "fixtures.openstack.plugin",  # OpenStack clouds, Tenants setup, factories; needs datera
     "fixtures.dashboard.plugin",  # live channel, dashboard, terminal view; reads the bus

@@ -11,6 +11,9 @@ retries a dead endpoint for five minutes.
 """
 import collections
 import collections.abc
+import contextlib
+import contextvars
+import functools
 import os
 import tempfile
 import threading
@@ -22,6 +25,7 @@ for _name in ("Mapping", "MutableMapping", "Sequence", "Iterable", "Callable"):
 
 import dfs_sdk  # noqa: E402  (after the shim, on purpose)
 from dfs_sdk import constants as _constants  # noqa: E402
+from dfs_sdk import connection as _connection  # noqa: E402
 from dfs_sdk import exceptions as dexc  # noqa: E402
 
 from clients import ports  # noqa: E402
@@ -30,7 +34,55 @@ if (_constants.REST_PORT, _constants.REST_PORT_HTTPS) != (ports.DATERA_HTTP, por
     raise ImportError(f"dfs_sdk dials {_constants.REST_PORT}/{_constants.REST_PORT_HTTPS}, "
                       f"clients/ports.py says {ports.DATERA_HTTP}/{ports.DATERA_HTTPS}")
 
-__all__ = ["dfs_sdk", "dexc", "schema_file", "safe_options"]
+__all__ = ["dfs_sdk", "dexc", "request_timeout", "schema_file", "safe_options",
+           "set_request_timeout"]
+
+# dfs_sdk stores get_api(timeout=...) and never uses it: every request is
+# `requests.<method>(url, ...)` without a timeout (connection.py, _http_connect_request), so a
+# cluster that accepts connections but does not answer holds the caller forever. The SDK's
+# `requests` is given a timeout here: None (the SDK's behaviour) until a process sets one.
+_default_timeout: float | None = None
+_timeout_override: contextvars.ContextVar = contextvars.ContextVar("dfs_timeout", default=None)
+
+
+class _RequestsWithTimeout:
+    """The `requests` module as dfs_sdk's connection module sees it: the HTTP verbs get the
+    current timeout unless the call names one; everything else is requests' own."""
+
+    _VERBS = frozenset({"get", "post", "put", "patch", "delete", "head", "options", "request"})
+
+    def __getattr__(self, name):
+        attr = getattr(_requests, name)
+        if name not in self._VERBS:
+            return attr
+
+        @functools.wraps(attr)
+        def call(*args, **kwargs):
+            timeout = _timeout_override.get() or _default_timeout
+            if timeout is not None:
+                kwargs.setdefault("timeout", timeout)
+            return attr(*args, **kwargs)
+        return call
+
+
+_requests = _connection.requests
+_connection.requests = _RequestsWithTimeout()
+
+
+def set_request_timeout(seconds: float | None) -> None:
+    """Every dfs_sdk request of this process times out after `seconds` (None: never)."""
+    global _default_timeout
+    _default_timeout = seconds
+
+
+@contextlib.contextmanager
+def request_timeout(seconds: float):
+    """dfs_sdk requests made inside (this thread/context) time out after `seconds`."""
+    token = _timeout_override.set(seconds)
+    try:
+        yield
+    finally:
+        _timeout_override.reset(token)
 
 
 def schema_file(owner: str, tag: str | int | None = None) -> str:

@@ -14,6 +14,7 @@ import pytest
 from kubernetes import client
 
 from fixtures import kubernetes as k8s
+from fixtures.outage import deferrable
 from fixtures.target import get_target
 from fixtures.workload import DirectionResult, FioJob, FioResult, parse_output
 
@@ -44,13 +45,14 @@ def classes(cluster, demo) -> dict[str, str]:
 
 
 @pytest.fixture
-def namespace(cluster):
+def namespace(request, cluster):
     name = f"vancouver-{uuid.uuid4().hex[:8]}"
     k8s.ensure_namespace(cluster.core, name)
-    try:
-        yield name
-    finally:
-        k8s.delete_namespace(cluster.core, name, timeout=TIMEOUT)
+    # A deletion that meets an apiserver outage runs once it is back (fixtures/outage).
+    request.addfinalizer(deferrable(
+        request.config, lambda: k8s.delete_namespace(cluster.core, name, timeout=TIMEOUT),
+        f"namespace {name}"))
+    return name
 
 
 def _pod(name: str, claim: str, script: str) -> client.V1Pod:
