@@ -5,6 +5,7 @@ Its config file: config.py.
 import asyncio
 import logging
 import math
+import os
 import shutil
 import signal
 import ssl
@@ -18,6 +19,7 @@ from .config import Config, ConfigError
 from .ldapauth import Directory
 from .metrics import Metrics
 from .models import DateraModel, ModelConfig
+from .models.events import SYSTEM
 
 log = logging.getLogger("lab.datera")
 
@@ -48,6 +50,20 @@ class CpuSampler:
         return self._points[-1] if self._points else {"time": int(time.time()), "value": 0.0}
 
 
+def _record_restart(model: DateraModel) -> None:
+    """A restart by the lab's supervisor (lab/restart.py) is a system event, as a real node's
+    reboot is one in the DSP's event log: GET /events/system shows it to the admin."""
+    count = os.environ.get("VANCOUVER_LAB_RESTART")
+    if not count:
+        return
+    why = os.environ.get("VANCOUVER_LAB_LAST_EXIT") or "unknown reason"
+    ev = model.events.record(SYSTEM, "node_restarted",
+                             f"storage node {model.config.mgmt_ip} restarted by the lab "
+                             f"supervisor (restart {count}; the previous process: {why})",
+                             tenant="/root", severity="warning")
+    log.warning("%s", ev.message)
+
+
 def build_app(services: responses.Services) -> web.Application:
     """The REST API app: services.routes under each version prefix, /api_versions outside."""
     return api.build_app(services, urls.UNVERSIONED)
@@ -75,6 +91,7 @@ async def serve(config: Config, *, with_data_plane: bool = True) -> None:
                                     sw_version=config.sw_version,
                                     session_ttl_s=config.session_ttl_s,
                                     capacity=_capacity(config.data_dir)), hooks=dataplane)
+    _record_restart(model)
     cpu = CpuSampler()
     ldap = {name: server.model_dump() for name, server in config.ldap.items()}
     services = responses.Services(model=model, metrics=metrics, directory=Directory(ldap),
