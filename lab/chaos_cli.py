@@ -125,7 +125,7 @@ def _kill(run_dir: Path, name: str) -> int:
     comps = {c["name"]: c for c in supervisor.read_state(run_dir).get("components", [])}
     if name not in comps:
         print(f"lab: chaos kill: no component {name!r} in this lab; it has "
-              f"{', '.join(comps) or 'none'}")
+              f"{', '.join(comps) or 'none'}", file=sys.stderr)
         return 2
     pid = comps[name]["pid"]
     if not supervisor.alive(pid):

@@ -1,0 +1,177 @@
+"""The chaos switch (`python -m lab chaos ...`, lab/chaos.py, lab/http/chaos.py) on a lab of
+this module's own (net 127.222: Datera, LDAP and the Pike cloud), through real clients:
+dfs_sdk, openstacksdk, the openstack CLI and plain HTTP.
+
+- errors at a rate: that share of requests fails with the API's own 5xx error body (Datera's
+  error object, Keystone's {"error"}, Nova's and Cinder's faults, NeutronError, Glance's HTML
+  page), the rest succeed; `clear` restores every answer;
+- a cloud filter hits one cloud only; `--for` expires by itself;
+- reset: the client sees ECONNRESET; latency: every answer comes at least that much later;
+- kill: SIGKILL, and the supervisor restarts the component;
+- bad input is one line naming the value.
+"""
+import json
+import os
+import subprocess
+import time
+
+import openstack.exceptions
+import pytest
+import requests
+
+from fixtures.target import Target
+from fixtures.waiters import wait_until
+from tests.support.dsdk import Udc, connect, errors as dsdk_errors
+from tests.support.labcli import LabCli
+from tests.support.openstack import OpenStackTarget
+
+NET = "127.222"
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    lab = LabCli(NET, tmp_path_factory.mktemp("chaos") / "lab")
+    up = lab.up("datera,openstack-pike", timeout=180)
+    assert up.returncode == 0, up.stderr
+    yield lab
+    lab.run("down")
+
+
+@pytest.fixture
+def chaos(lab):
+    """chaos(*args) runs `python -m lab chaos ARGS` and returns its stdout; rules are cleared
+    after each test."""
+    def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess | str:
+        proc = lab.run("chaos", *args)
+        if not ok:
+            return proc
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+    yield run
+    lab.run("chaos", "clear")
+
+
+@pytest.fixture(scope="module")
+def datera(lab):
+    target = lab.run_dir / "target"
+    return connect(Udc.load(target / "datera.json", target / "datera-ca.pem"))
+
+
+@pytest.fixture(scope="module")
+def ost(lab):
+    return OpenStackTarget(Target.load(lab.target))
+
+
+def base(ost, service_type: str) -> str:
+    return ost.endpoint("pike", service_type)
+
+
+def test_errors_at_a_rate_give_the_datera_error_body_and_clear_restores(lab, chaos):
+    url = f"http://{lab.address('7.10')}:7717/api_versions"
+    chaos("errors", "--service", "datera", "--status", "503", "--rate", "0.5")
+    answers = [requests.get(url, timeout=10) for _ in range(200)]
+    failed = [r for r in answers if r.status_code != 200]
+    assert 50 <= len(failed) <= 150, f"{len(failed)} of 200 failed at rate 0.5"
+    for r in failed:
+        assert r.status_code == 503
+        body = r.json()
+        assert body["http"] == 503 and body["name"] == "ServiceUnavailableError", body
+        assert body["message"] and "code" in body
+    out = chaos("clear")
+    assert "cleared 1 rule" in out
+    assert all(requests.get(url, timeout=10).status_code == 200 for _ in range(50))
+
+
+def test_dfs_sdk_sees_the_injected_error_as_the_api_error(chaos, datera):
+    chaos("errors", "--service", "datera", "--status", "500")
+    with pytest.raises(dsdk_errors.ApiError) as e:
+        datera.system.get()
+    assert "500" in str(e.value) or getattr(e.value, "code", None) in (None, 500, 18)
+    chaos("clear")
+    assert datera.system.get()["sw_version"]
+
+
+# Each OpenStack API's own 503 body (reference openstack-api: error styles).
+@pytest.mark.parametrize("service_type,path,check", [
+    ("identity", "", lambda r: r.json()["error"]["code"] == 503),
+    ("compute", "/servers", lambda r: r.json()["serviceUnavailable"]["code"] == 503),
+    ("volumev3", "/volumes", lambda r: r.json()["serviceUnavailable"]["code"] == 503),
+    ("network", "/v2.0/networks", lambda r: "NeutronError" in r.json()),
+    ("image", "/v2/images", lambda r: r.headers["Content-Type"].startswith("text/html")
+     and "503 Service Unavailable" in r.text),
+])
+def test_each_openstack_api_fails_in_its_own_error_style(ost, chaos, service_type, path, check):
+    service = {"identity": "keystone", "compute": "nova", "volumev3": "cinder",
+               "network": "neutron", "image": "glance"}[service_type]
+    token, _ = ost.token("pike")
+    url = base(ost, service_type).rstrip("/") + path
+    chaos("errors", "--service", service, "--status", "503", "--cloud", "pike")
+    r = requests.get(url, headers={"X-Auth-Token": token}, timeout=10)
+    assert r.status_code == 503 and check(r), (r.status_code, r.text[:300])
+    assert "x-openstack-request-id" in {h.lower() for h in r.headers} or service == "glance" \
+        or r.headers.get("X-Compute-Request-Id")
+    chaos("clear")
+    assert requests.get(url, headers={"X-Auth-Token": token}, timeout=10).status_code == 200
+
+
+def test_openstacksdk_sees_503_and_another_cloud_is_untouched(ost, chaos):
+    chaos("errors", "--service", "cinder", "--status", "503", "--cloud", "mitaka")
+    conn = ost.connect("pike")
+    list(conn.block_storage.volumes())     # pike's Cinder is not hit by a mitaka rule
+    chaos("errors", "--service", "cinder", "--status", "503", "--cloud", "pike")
+    with pytest.raises(openstack.exceptions.HttpException) as e:
+        list(conn.block_storage.volumes())
+    assert e.value.status_code == 503
+
+
+def test_a_rule_for_a_while_expires_by_itself(lab, chaos):
+    url = f"http://{lab.address('7.10')}:7717/api_versions"
+    out = chaos("errors", "--service", "datera", "--status", "502", "--for", "2s")
+    assert "HTTP 502" in out and "left" in out
+    assert requests.get(url, timeout=10).status_code == 502
+    wait_until(lambda: requests.get(url, timeout=10).status_code == 200, timeout=10,
+               what="the 2 s rule to expire")
+    assert "0 active rule(s)" in chaos("status")
+
+
+def test_reset_drops_the_connection(lab, chaos):
+    url = f"http://{lab.address('7.10')}:7717/api_versions"
+    chaos("reset", "--service", "datera")
+    with pytest.raises(requests.ConnectionError) as e:
+        requests.get(url, timeout=10)
+    assert "reset" in str(e.value).lower() or "aborted" in str(e.value).lower()
+
+
+def test_latency_delays_every_answer(ost, chaos):
+    url = base(ost, "identity")
+    chaos("latency", "--service", "keystone", "--ms", "300")
+    for _ in range(3):
+        t0 = time.monotonic()
+        assert requests.get(url, timeout=10).status_code == 200
+        assert time.monotonic() - t0 >= 0.3
+    assert "+300 ms per request" in chaos("status")
+
+
+def test_kill_is_restarted_by_the_supervisor(lab, chaos):
+    pid = json.loads((lab.run_dir / "state.json").read_text())["components"][1]["pid"]
+    out = chaos("kill", "datera")
+    assert f"killed datera (pid {pid})" in out
+    wait_until(lambda: next(c for c in json.loads((lab.run_dir / "state.json").read_text())
+                            ["components"] if c["name"] == "datera")["state"] == "healthy"
+               and not os.path.exists(f"/proc/{pid}/stat"), timeout=30,
+               what="datera back after chaos kill")
+    assert "restarts 1" in lab.run("status").stdout
+
+
+@pytest.mark.parametrize("args,says", [
+    (("errors", "--service", "datera", "--rate", "1.5"), "--rate: '1.5': expected a share"),
+    (("errors", "--service", "datera", "--for", "soon"), "'soon': expected a duration"),
+    (("latency", "--service", "nova", "--ms", "0"), "ms 0: expected 1..60000"),
+    (("errors", "--service", "datera", "--cloud", "pike"), "only an OpenStack service"),
+    (("kill", "vcenter"), "no component 'vcenter' in this lab"),
+])
+def test_bad_input_is_one_line(chaos, args, says):
+    proc = chaos(*args, ok=False)
+    assert proc.returncode == 2, proc
+    last = proc.stderr.strip().splitlines()[-1]
+    assert says in last and "Traceback" not in proc.stderr, proc.stderr
