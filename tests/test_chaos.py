@@ -13,6 +13,7 @@ dfs_sdk, openstacksdk, the openstack CLI and plain HTTP.
 import json
 import os
 import subprocess
+import sys
 import time
 
 import openstack.exceptions
@@ -175,3 +176,76 @@ def test_bad_input_is_one_line(chaos, args, says):
     assert proc.returncode == 2, proc
     last = proc.stderr.strip().splitlines()[-1]
     assert says in last and "Traceback" not in proc.stderr, proc.stderr
+
+
+INNER_DEMO = """\
+tenants:
+  - {name: Vancouver-KU, platform: kubernetes}
+profiles:
+  ci:
+    tenant_qos: {total_iops_max: 1000}
+    tiers: {bronze: {total_iops_max: 500}, silver: {total_iops_max: 1000},
+            gold: {total_iops_max: 2000}}
+    images: {size_gib: 1}
+    volumes: {size_gib: 1}
+    rolling: {images: 1, ceph_volumes: 1, servers: 1}
+    fio: {runtime_s: 1, block_size: 4k, iodepth: 1, rw: randrw}
+    scenarios:
+      probe: {interval_s: 0}
+    chaos:
+      - {at_s: 0, for_s: 600, kind: errors, service: datera, status: 503}
+"""
+INNER_TEST = """\
+import time, urllib.error, urllib.request
+
+def test_probe():
+    # The controller applies the injection once this test starts; a worker sees it.
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen("{url}", timeout=5)
+        except urllib.error.HTTPError as e:
+            assert e.code == 503
+            return
+        time.sleep(0.05)
+    raise AssertionError("no injected 503 within 30 s")
+"""
+
+
+def test_demo_yaml_chaos_is_applied_during_the_run_and_removed_at_its_end(lab, tmp_path):
+    from tests.support.inner_run import env
+    url = f"http://{lab.address('7.10')}:7717/api_versions"
+    (tmp_path / "scenarios").mkdir()
+    (tmp_path / "scenarios" / "test_probe.py").write_text(INNER_TEST.replace("{url}", url))
+    (tmp_path / "demo.yaml").write_text(INNER_DEMO)
+    (tmp_path / "conftest.py").write_text(
+        'pytest_plugins = ["fixtures.config", "fixtures.target", "fixtures.chaos", '
+        '"fixtures.endless", "fixtures.reporting"]\n')
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-n", "1", "-p", "no:cacheprovider",
+                           "--demo-config", str(tmp_path / "demo.yaml"), "scenarios"],
+                          cwd=tmp_path, env=env(str(lab.target)), capture_output=True,
+                          text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "[vancouver] chaos at 0s: errors" in proc.stdout
+    # Removed at the end although its 600 s had not passed.
+    assert "0 active rule(s)" in lab.run("chaos", "status").stdout
+    assert requests.get(url, timeout=10).status_code == 200
+
+
+def test_demo_yaml_chaos_needs_the_lab(tmp_path):
+    from tests.support.inner_run import env
+    (tmp_path / "scenarios").mkdir()
+    (tmp_path / "scenarios" / "test_probe.py").write_text("def test_probe():\n    pass\n")
+    (tmp_path / "demo.yaml").write_text(INNER_DEMO)
+    (tmp_path / "conftest.py").write_text(
+        'pytest_plugins = ["fixtures.config", "fixtures.target", "fixtures.chaos"]\n')
+    real = tmp_path / "target.yaml"
+    real.write_text("kind: real\n")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                           "--demo-config", str(tmp_path / "demo.yaml"), "scenarios"],
+                          cwd=tmp_path, env=env(str(real)), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode != 0
+    assert "profiles.ci.chaos: the chaos switch needs the embedded lab" in proc.stderr, \
+        proc.stderr[-2000:]
