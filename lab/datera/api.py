@@ -6,7 +6,8 @@ header, the tenant header scopes a request (v2.1+); answers are envelopes {data,
 version[, metadata]} with filter/sort and paging (v2.2+); errors, 404 and 405 included, are
 always a JSON object with name, http, code and message.
 
-Middlewares, outermost first: the core's errors (render_error below), the body parser (400
+Middlewares, outermost first: the core's errors (render_error below), the store's
+write-through (persist: models/durable.py), the body parser (400
 for a malformed body, before the session check as the real API answers), the session check,
 the envelope. The endpoint builds the responses.Rq and calls the handler.
 """
@@ -119,6 +120,21 @@ def _parse_body(raw: bytes, content_type: str, method: str) -> dict:
     return body
 
 
+def persist(services: Services):
+    """Every request that may change state is written to the lab's store before its answer
+    leaves (failures too: a refused login records an event). A store that cannot write turns
+    the answer into a 500: the API never reports success for a change it could lose."""
+    @web.middleware
+    async def middleware(request: web.Request, handler):
+        if services.durable is None or request.method in ("GET", "HEAD", "OPTIONS"):
+            return await handler(request)
+        try:
+            return await handler(request)
+        finally:
+            services.durable.sync()
+    return middleware
+
+
 @web.middleware
 async def parse_body(request: web.Request, handler):
     raw = request[RAW] = await request.read()
@@ -174,7 +190,8 @@ def endpoint(services: Services):
 def build_app(services: Services, unversioned=()) -> web.Application:
     """The API: services.routes under every version prefix, `unversioned` routes outside."""
     app = core.build_app(render_error=render_error,
-                         middlewares=[parse_body, authenticate(services.model), envelope],
+                         middlewares=[persist(services), parse_body,
+                                      authenticate(services.model), envelope],
                          client_max_size=4 << 20, service="datera")
     make = endpoint(services)
     core.register(app, unversioned, make)

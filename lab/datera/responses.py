@@ -47,6 +47,7 @@ class Services:
     cpu: object                          # server.CpuSampler: .series(since, until), .latest()
     routes: list
     schema: dict = field(default_factory=dict)   # version -> /api document, built lazily
+    durable: object = None               # models.durable.DurableState, None: in memory only
 
 
 class Listing(list):

@@ -19,7 +19,9 @@ from .config import Config, ConfigError
 from .ldapauth import Directory
 from .metrics import Metrics
 from .models import DateraModel, ModelConfig
+from .models.durable import DurableState
 from .models.events import SYSTEM
+from lab.store import Store
 
 log = logging.getLogger("lab.datera")
 
@@ -64,6 +66,17 @@ def _record_restart(model: DateraModel) -> None:
     log.warning("%s", ev.message)
 
 
+async def _sync_now_and_then(durable: DurableState, every_s: float = 1.0) -> None:
+    """Writes changes no API request made (the data plane's login events) within a second;
+    request-made changes are written before their answer (api.persist)."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            durable.sync()
+        except Exception:   # a full disk: logged, retried next round; requests then fail 500
+            log.exception("store sync failed")
+
+
 def build_app(services: responses.Services) -> web.Application:
     """The REST API app: services.routes under each version prefix, /api_versions outside."""
     return api.build_app(services, urls.UNVERSIONED)
@@ -91,11 +104,17 @@ async def serve(config: Config, *, with_data_plane: bool = True) -> None:
                                     sw_version=config.sw_version,
                                     session_ttl_s=config.session_ttl_s,
                                     capacity=_capacity(config.data_dir)), hooks=dataplane)
-    _record_restart(model)
+    durable = None
+    store = Store.open(config.data_dir / "datera.db")
+    if store is not None:
+        durable = DurableState(model, store)
+        restored = durable.load()   # before any listener: no request sees a half-loaded model
+        log.info("store %s: %d app instance(s) restored", store.path, restored)
+    _record_restart(model)   # after the restore: the event joins the restored log
     cpu = CpuSampler()
     ldap = {name: server.model_dump() for name, server in config.ldap.items()}
     services = responses.Services(model=model, metrics=metrics, directory=Directory(ldap),
-                                  cpu=cpu, routes=urls.ROUTES)
+                                  cpu=cpu, routes=urls.ROUTES, durable=durable)
     app = build_app(services)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
@@ -109,6 +128,8 @@ async def serve(config: Config, *, with_data_plane: bool = True) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     tasks = [asyncio.create_task(cpu.run(), name="cpu-sampler")]
+    if durable is not None:
+        tasks.append(asyncio.create_task(_sync_now_and_then(durable), name="store-sync"))
     try:
         if dataplane is not None:
             dataplane.bind(model)
@@ -131,3 +152,6 @@ async def serve(config: Config, *, with_data_plane: bool = True) -> None:
         await runner.cleanup()
         if dataplane is not None:
             await dataplane.stop()
+        if durable is not None:
+            durable.sync()
+            store.close()
