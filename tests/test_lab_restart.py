@@ -136,3 +136,19 @@ def test_a_stopping_lab_restarts_nothing(tmp_path):
         assert "no lab running" in lab.run("status").stdout
     finally:
         lab.run("down")
+
+
+@pytest.mark.serial
+def test_fio_through_a_datera_restart_finishes_with_verified_data(lab):
+    """The driver's transport (login + NBD relay) sees its connection drop when Datera is
+    killed, logs in again once it is back (its state restored from the store) and re-sends
+    what had no reply: fio ends with exit 0 and every block verified."""
+    from tests.support.faulted_io import FioThroughFault
+    target = lab.run_dir / "target"
+    api = connect(Udc.load(target / "datera.json", target / "datera-ca.pem"))
+    with FioThroughFault(lab.run_dir / "datera", api) as job:
+        job.wait_for_writes()
+        before = state(lab)["datera"]
+        os.kill(before["pid"], signal.SIGKILL)
+        back_healthy(lab, "datera", before["pid"], before["restarts"] + 1)
+        job.finish()
