@@ -249,3 +249,34 @@ def test_demo_yaml_chaos_needs_the_lab(tmp_path):
     assert proc.returncode != 0
     assert "profiles.ci.chaos: the chaos switch needs the embedded lab" in proc.stderr, \
         proc.stderr[-2000:]
+
+
+def test_vip1_down_for_10_s_during_fio_fails_over_to_vip2(lab, chaos, datera):
+    """The data plane stops answering on VIP1 (listeners closed, connections dropped); the
+    driver's transport logs in again through VIP2 and fio finishes with verified data."""
+    from tests.support.faulted_io import FioThroughFault
+    with FioThroughFault(lab.run_dir / "datera", datera, portal_index=0) as job:
+        job.wait_for_writes()
+        chaos("vip-down", "VIP1", "--for", "10s")
+        vip1 = lab.address("7.11")
+        wait_until(lambda: not _accepts(vip1, 3260), timeout=10, interval=0.05,
+                   what="VIP1's portal to stop answering")
+        job.finish()
+        logins = [e["message"] for e in datera.events.system.list(tenant=job.tenant)
+                  if e["code"] == "initiator_login"]
+    # The first login went through VIP1; after the drop, the relay's went through VIP2.
+    assert logins and logins[0].endswith(f"on {vip1}"), logins
+    assert logins[-1].endswith(f"on {lab.address('7.12')}"), logins
+    assert _accepts(lab.address("7.12"), 3260)
+    chaos("clear")
+    wait_until(lambda: _accepts(vip1, 3260), timeout=10, interval=0.05,
+               what="VIP1's portal back after clear")
+
+
+def _accepts(address: str, port: int) -> bool:
+    import socket
+    try:
+        socket.create_connection((address, port), timeout=1).close()
+        return True
+    except OSError:
+        return False

@@ -152,3 +152,7 @@ def test_fio_through_a_datera_restart_finishes_with_verified_data(lab):
         os.kill(before["pid"], signal.SIGKILL)
         back_healthy(lab, "datera", before["pid"], before["restarts"] + 1)
         job.finish()
+        codes = [e["code"] for e in api.events.system.list()]
+    # The relay logged in again after the restart (the restored log keeps the first login).
+    last_restart = len(codes) - 1 - codes[::-1].index("node_restarted")
+    assert "initiator_login" in codes[last_restart:], codes[-10:]
