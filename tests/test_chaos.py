@@ -26,6 +26,10 @@ from tests.support.dsdk import Udc, connect, errors as dsdk_errors
 from tests.support.labcli import LabCli
 from tests.support.openstack import OpenStackTarget
 
+# Labs of their own on fixed nets, killed and faulted on purpose: run alone (make test's
+# second phase), never beside another copy of this module's lab on an xdist worker.
+pytestmark = pytest.mark.serial
+
 NET = "127.222"
 
 

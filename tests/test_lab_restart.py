@@ -19,6 +19,10 @@ from fixtures.waiters import wait_gone, wait_until
 from tests.support.dsdk import Udc, connect
 from tests.support.labcli import LabCli
 
+# Labs of their own on fixed nets, killed and faulted on purpose: run alone (make test's
+# second phase), never beside another copy of this module's lab on an xdist worker.
+pytestmark = pytest.mark.serial
+
 RESTART_NET = "127.220"
 GIVE_UP_NET = "127.221"
 RESTART_DEADLINE_S = 5.0   # the issue's promise: back within 5 s of a kill -9
@@ -52,7 +56,6 @@ def lab(tmp_path_factory):
     lab.run("down")
 
 
-@pytest.mark.serial
 @pytest.mark.parametrize("name", ["ldap", "datera", "openstack-pike"])
 def test_kill_9_restarts_within_5_s_and_status_counts_it(lab, name):
     before = state(lab)[name]
@@ -138,7 +141,6 @@ def test_a_stopping_lab_restarts_nothing(tmp_path):
         lab.run("down")
 
 
-@pytest.mark.serial
 def test_fio_through_a_datera_restart_finishes_with_verified_data(lab):
     """The driver's transport (login + NBD relay) sees its connection drop when Datera is
     killed, logs in again once it is back (its state restored from the store) and re-sends
@@ -158,7 +160,6 @@ def test_fio_through_a_datera_restart_finishes_with_verified_data(lab):
     assert "initiator_login" in codes[last_restart:], codes[-10:]
 
 
-@pytest.mark.serial
 def test_a_nova_guest_fio_job_rides_out_a_datera_restart(lab):
     """A Pike server's guest writes and verifies (crc32c) a Datera volume through its compute
     host's disk relay (lab/openstack/nova/disk_relay.py); Datera is killed with -9 mid-job.
