@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import time
+import uuid
 
 import pytest
 
@@ -214,3 +215,67 @@ def test_a_nova_guest_fio_job_rides_out_a_datera_restart(lab):
                 conn.block_storage.delete_volume(obj.id, ignore_missing=True)
                 conn.block_storage.wait_for_delete(obj, wait=120)
         admin.block_storage.delete_type(vtype, ignore_missing=True)
+
+
+K8S_NET = "127.223"
+
+
+@pytest.fixture(scope="module")
+def k8s_lab(tmp_path_factory):
+    lab = LabCli(K8S_NET, tmp_path_factory.mktemp("restart-k8s") / "lab")
+    up = lab.up("datera,kubernetes", timeout=400)
+    if up.returncode != 0 and "not built" in up.stderr:
+        pytest.skip(f"the Kubernetes control plane is not built here: {up.stderr.strip()}")
+    assert up.returncode == 0, up.stderr
+    yield lab
+    lab.run("down")
+
+
+@pytest.mark.slow
+def test_a_pod_fio_job_rides_out_a_datera_restart(k8s_lab):
+    """A pod's raw-block PVC (Datera CSI) written and verified by fio through the node agent's
+    disk relay; Datera is killed with -9 mid-job. The relay stages the LUN again once Datera
+    is back: the pod succeeds and fio's report shows no error."""
+    from kubernetes import client
+    from fixtures import kubernetes as k8s
+    from fixtures.target import Target
+    cluster = k8s.connect(Target.load(k8s_lab.target))
+    ns, sc = f"vkr-{uuid.uuid4().hex[:8]}", f"vkr-{uuid.uuid4().hex[:8]}"
+    k8s.ensure_namespace(cluster.core, ns)
+    k8s.ensure_storage_class(cluster.storage, k8s.storage_class_body(
+        sc, cluster.provisioner, {}))
+    try:
+        cluster.core.create_namespaced_persistent_volume_claim(
+            ns, k8s.pvc_body("vol", sc, "1Gi", block=True))
+        k8s.wait_for(cluster.core.list_namespaced_persistent_volume_claim, "vol", k8s.pvc_bound,
+                     90, "PVC bound", namespace=ns)
+        script = ("fio --name=restart --filename=/dev/xvda --rw=randwrite --bs=4k --size=16m "
+                  "--iodepth=4 --verify=crc32c --verify_backlog=64 --time_based --runtime=15 "
+                  "--output-format=json")
+        cluster.core.create_namespaced_pod(ns, client.V1Pod.from_dict({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "fio", "labels": {k8s.DEMO_LABEL: "true"}},
+            "spec": {"restartPolicy": "Never", "containers": [{
+                "name": "guest", "image": "vancouver/guest", "command": ["sh", "-c", script],
+                "volumeDevices": [{"name": "data", "devicePath": "/dev/xvda"}]}],
+                "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "vol"}}]}}))
+        k8s.wait_for(cluster.core.list_namespaced_pod, "fio",
+                     lambda p: p is not k8s.GONE and p.status.phase == "Running", 90,
+                     "pod running", namespace=ns)
+        volumes = k8s_lab.run_dir / "datera" / "data" / "volumes"
+        wait_until(lambda: any(f.stat().st_blocks * 512 >= 2 << 20 for f in volumes.glob("*.img")),
+                   timeout=60, interval=0.05, what="the pod's first writes")
+        before = state(k8s_lab)["datera"]
+        os.kill(before["pid"], signal.SIGKILL)
+        back_healthy(k8s_lab, "datera", before["pid"], before["restarts"] + 1)
+        pod = k8s.wait_for(cluster.core.list_namespaced_pod, "fio",
+                           lambda p: p is not k8s.GONE and p.status.phase in ("Succeeded",
+                                                                              "Failed"),
+                           120, "pod finished", namespace=ns)
+        log = cluster.core.read_namespaced_pod_log("fio", ns)
+        assert pod.status.phase == "Succeeded", log[-2000:]
+        job = json.loads(log[log.index("{"):])["jobs"][0]
+        assert job["error"] == 0 and "verify: bad" not in log
+    finally:
+        k8s.delete_namespace(cluster.core, ns)
+        cluster.storage.delete_storage_class(sc)
