@@ -277,6 +277,25 @@ def test_vip1_down_for_10_s_during_fio_fails_over_to_vip2(lab, chaos, datera):
                what="VIP1's portal back after clear")
 
 
+def test_a_nova_guest_rides_out_vip1_down_on_vip2(lab, chaos, datera):
+    """The compute host's disk relay logs in through the portals of connection_info in order
+    (guest.IscsiDevice.check): with VIP1 down the guest's I/O goes on through VIP2."""
+    from tests.support.nova_guest import GuestFio
+    vip1, vip2 = lab.address("7.11"), lab.address("7.12")
+    def logins():
+        return [e["message"] for e in datera.events.system.list()
+                if e["code"] == "initiator_login"]
+    with GuestFio(lab.target) as guest:
+        before = len(logins())
+        chaos("vip-down", "VIP1", "--for", "10s")
+        wait_until(lambda: not _accepts(vip1, 3260), timeout=10, interval=0.05,
+                   what="VIP1's portal to stop answering")
+        assert guest.still_running(), "fio ended before the path loss"
+        guest.report()
+        after = logins()[before:]
+    assert any(m.endswith(f"on {vip2}") for m in after), after[-5:]
+
+
 def _accepts(address: str, port: int) -> bool:
     import socket
     try:

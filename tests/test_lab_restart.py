@@ -166,55 +166,13 @@ def test_a_nova_guest_fio_job_rides_out_a_datera_restart(lab):
     host's disk relay (lab/openstack/nova/disk_relay.py); Datera is killed with -9 mid-job.
     The relay sees its backend drop, logs in again once Datera is back, re-sends what had no
     reply: fio's report on the console shows no error and no bad verify."""
-    import base64
-    from fixtures.target import Target
-    from tests.support.openstack import (OpenStackTarget, boot_networks, console_until,
-                                         fio_reports, unique_name)
-    ost = OpenStackTarget(Target.load(lab.target))
-    conn, admin = ost.connect("pike"), ost.connect("pike", admin=True)
-    vtype = admin.block_storage.create_type(name=unique_name("type"), extra_specs={
-        "volume_backend_name": "datera", "DF:replica_count": "1"})
-    made = []
-    try:
-        for _ in range(2):
-            v = conn.block_storage.create_volume(size=1, name=unique_name("vol"),
-                                                 volume_type=vtype.name)
-            made.append(conn.block_storage.wait_for_status(v, "available", wait=120))
-        boot, data = made
-        script = ("#!/bin/sh\nfio --name=restart --filename=/dev/vdb --rw=randwrite --bs=4k "
-                  "--size=16m --iodepth=4 --verify=crc32c --verify_backlog=64 --time_based "
-                  "--runtime=15 --output-format=json\n")
-        server = conn.compute.create_server(
-            name=unique_name("srv"), flavor_id="1", **boot_networks("pike"),
-            user_data=base64.b64encode(script.encode()).decode(),
-            block_device_mapping=[
-                {"boot_index": "0", "uuid": boot.id, "source_type": "volume",
-                 "destination_type": "volume", "delete_on_termination": False},
-                {"uuid": data.id, "source_type": "volume", "destination_type": "volume"}])
-        made.append(server)
-        server = conn.compute.wait_for_server(server, wait=120)
-        console_until(conn, server, until="connected to NBD server", timeout=60)
+    from tests.support.nova_guest import GuestFio
+    with GuestFio(lab.target) as guest:
         before = state(lab)["datera"]
         os.kill(before["pid"], signal.SIGKILL)
         back_healthy(lab, "datera", before["pid"], before["restarts"] + 1)
-        console = conn.compute.get_server_console_output(server)["output"]
-        assert not fio_reports(console), "fio ended before Datera was back"
-        log = console_until(conn, server, timeout=90)
-        job = fio_reports(log)[0]["jobs"][0]
-        assert job["error"] == 0 and "verify: bad" not in log, log[-2000:]
-        assert job["write"]["io_bytes"] > 0
-    finally:
-        for obj in reversed(made):
-            if obj.__class__.__name__ == "Server":
-                conn.compute.delete_server(obj, ignore_missing=True)
-                conn.compute.wait_for_delete(obj, wait=120)
-        for obj in made:
-            if obj.__class__.__name__ == "Volume":
-                wait_until(lambda: conn.block_storage.get_volume(obj.id).status == "available",
-                           timeout=60, what=f"volume {obj.id} detached")
-                conn.block_storage.delete_volume(obj.id, ignore_missing=True)
-                conn.block_storage.wait_for_delete(obj, wait=120)
-        admin.block_storage.delete_type(vtype, ignore_missing=True)
+        assert guest.still_running(), "fio ended before Datera was back"
+        guest.report()
 
 
 K8S_NET = "127.223"
