@@ -40,7 +40,8 @@ class FioThroughFault:
         self.proc = subprocess.Popen(
             ["fio", "--name=faulted", *self.device.fio_args(), "--rw=randwrite", "--bs=4k",
              f"--size={SIZE_MIB}m", "--iodepth=8", "--verify=crc32c", "--do_verify=1",
-             "--verify_fatal=1", f"--rate_iops={RATE_IOPS}", "--output-format=json"],
+             "--verify_fatal=1", "--verify_state_save=0", f"--rate_iops={RATE_IOPS}",
+             "--output-format=json"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         return self
 
