@@ -4,6 +4,7 @@
 pytest_plugins = [
     "fixtures.config",            # demo.yaml, validated once; scenario keys = module names
     "fixtures.target",            # target.yaml parsed once, lab started; asks config first
+    "fixtures.chaos",             # demo.yaml's timed fault injections on the lab; needs target
     "fixtures.endless",           # --count=0, --duration: scheduler, pacing (needs config), stop
     "fixtures.reporting.plugin",  # run events, report, results.jsonl; reads round, demo, target
     "fixtures.outage.plugin",     # rides out an unreachable platform; needs endless, reporting

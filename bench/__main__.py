@@ -11,6 +11,7 @@ HERE = Path(__file__).resolve().parent
 # Short settings so the whole set runs in a few minutes; the issue-sized runs are one flag away.
 RUNS = [
     ["bench_lab_boot.py"],
+    ["bench_lab_restart.py"],
     ["bench_datera_api.py"],
     ["bench_lab_store.py", "--n", "100"],
     ["bench_dataplane.py"],

@@ -3,6 +3,7 @@
     python -m lab up [--only datera,ldap] [--run-dir DIR] [--foreground]
     python -m lab down [--run-dir DIR]
     python -m lab status [--run-dir DIR]
+    python -m lab chaos errors|reset|latency|vip-down|kill|clear|status ... (lab/chaos_cli.py)
 
 `up` starts a detached supervisor and returns once every component is healthy, printing the
 target.yaml path; `--foreground` keeps the supervisor in this terminal until Ctrl-C.
@@ -34,9 +35,15 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     sup.add_argument("--only", default=None)
     sup.add_argument("--ready-fd", type=int, required=True)
     for p in sub.choices.values():
-        p.add_argument("--run-dir", type=Path, default=None,
-                       help="the lab's run directory (default /tmp/vancouver-lab-<NET>)")
+        _run_dir_arg(p)
+    from lab import chaos_cli
+    chaos_cli.add_parser(sub, _run_dir_arg)
     return parser.parse_args(argv)
+
+
+def _run_dir_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run-dir", type=Path, default=None,
+                   help="the lab's run directory (default /tmp/vancouver-lab-<NET>)")
 
 
 def _adopt_recorded_net(run_dir: Path | None) -> None:
@@ -164,14 +171,25 @@ def _status(run_dir: Path) -> int:
     name_w = max([len(c["name"]) for c in state.get("components", [])] + [10])
     for c in state.get("components", []):
         comp = components.BY_NAME.get(c["name"])
-        if not supervisor.alive(c["pid"]):
+        if c["state"] in ("restarting", "failed"):
+            health = c["state"]
+        elif not supervisor.alive(c["pid"]):
             health = c["state"] if c["state"].startswith("exited") else "not running"
         elif comp is not None and comp.healthy(run):
             health = "healthy"
         else:
             health = "unhealthy" if c["state"] == "healthy" else c["state"]
         all_healthy &= health == "healthy"
-        print(f"  {c['name']:<{name_w}} {c['address']:<22} pid {c['pid']:<8} {health}")
+        restarts = c.get("restarts", 0)
+        extra = (f"  restarts {restarts}, last: {c.get('last_exit')}"
+                 + (f", back in {c['last_restart_s']:.2f}s" if c.get("last_restart_s") else "")
+                 if restarts or c.get("last_exit") else "")
+        print(f"  {c['name']:<{name_w}} {c['address']:<22} pid {c['pid']:<8} {health}{extra}")
+        if c["state"] == "failed":
+            print(f"    DOWN: {c['name']} {c.get('why', '')}; last lines of "
+                  f"{supervisor.log_file(run_dir, c['name'])}:")
+            for line in c.get("log_tail", []):
+                print(f"      {line}")
     target = run.target_dir / "target.yaml"
     if target.exists():
         print(f"target: {target}")
@@ -180,7 +198,7 @@ def _status(run_dir: Path) -> int:
 
 def main(argv: list[str]) -> int:
     args = _parse(argv)
-    if args.command in ("down", "status"):
+    if args.command in ("down", "status", "chaos"):
         _adopt_recorded_net(args.run_dir)
     from lab import supervisor
     from lab.components import LabError
@@ -193,6 +211,9 @@ def main(argv: list[str]) -> int:
         if args.command == "down":
             print(supervisor.stop_lab(run_dir))
             return 0
+        if args.command == "chaos":
+            from lab import chaos_cli
+            return chaos_cli.run(args, run_dir)
         return _status(run_dir)
     except LabError as e:
         print(f"lab: {e}", file=sys.stderr)

@@ -5,9 +5,16 @@ in its own process group (so a signal to the group reaches everything the compon
 waits for each to be healthy, writes the target directory, then waits for SIGTERM/SIGINT and
 stops the children in reverse start order (SIGTERM the group, wait, SIGKILL the group).
 
+While the lab runs it restarts what dies as systemd's `Restart=on-failure` does (restart.py:
+backoff, a restart count and the last exit reason per component, a give-up limit like
+StartLimitBurst/StartLimitIntervalSec); a component that stopped on SIGTERM/SIGINT/SIGHUP/
+SIGPIPE or exited 0 is left alone, and a stopping lab restarts nothing.
+
 Files in the run dir:
     supervisor.pid        "<pid> <start time>" while the supervisor lives
-    state.json            each component's address, pid and state, for `status` and `down`
+    state.json            each component's address, pid, state, restarts and last exit,
+                          for `status` and `down`
+    chaos.json            the chaos switch's rules (lab/chaos.py), read by every component
     logs/<name>.log       each component's stdout+stderr (logs/supervisor.log: the supervisor)
     <name>/               each component's config and data; tls/ the lab's certificates
     target/               the target directory (target.yaml and friends)
@@ -27,10 +34,11 @@ import socket
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab import topology
+from lab import chaos, topology
+from lab.restart import RestartPolicy, is_failure
 from lab.components import (REPO_ROOT, Component, LabError, LabRun, find_binary,
                             new_secrets, write_target_dir)
 
@@ -40,7 +48,8 @@ POLL_S = 0.05
 # polling often costs little and every component's start reports up to a poll sooner.
 START_POLL_S = 0.01
 STOP_TIMEOUT_S = 5.0      # per component, between SIGTERM and SIGKILL
-MONITOR_S = 0.5
+MONITOR_S = 0.1          # how soon a death is noticed: restarts must land within 5 s
+LOG_TAIL_LINES = 5       # lines of a given-up component's log that `status` shows
 
 log = logging.getLogger("lab.supervisor")
 
@@ -65,13 +74,20 @@ def log_file(run_dir: Path, name: str) -> Path:
     return run_dir / "logs" / f"{name}.log"
 
 
-def last_line(path: Path) -> str:
+def last_lines(path: Path, n: int) -> list[str]:
+    """The last n non-empty lines of a log (read from its end: logs of long runs are big)."""
     try:
-        lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines()]
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 64 * 1024))
+            text = f.read().decode(errors="replace")
     except OSError:
-        return "no log"
-    lines = [ln for ln in lines if ln]
-    return lines[-1] if lines else "log is empty"
+        return ["no log"]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-n:] if lines else ["log is empty"]
+
+
+def last_line(path: Path) -> str:
+    return last_lines(path, 1)[-1]
 
 
 # ---- process identity (pid files survive their process; pids get reused) -------------------
@@ -193,7 +209,13 @@ class Child:
     component: Component
     proc: subprocess.Popen
     started: float
-    state: str = "starting"   # starting | healthy | exited (<rc>) | stopped
+    # starting | healthy | exited (<rc>) | stopped | restarting | failed
+    state: str = "starting"
+    policy: RestartPolicy = field(default_factory=RestartPolicy)
+    restart_at: float | None = None   # monotonic time of the pending restart
+    died_at: float | None = None      # when the last death was noticed
+    last_restart_s: float | None = None   # death noticed -> healthy again, last time
+    log_tail: list[str] = field(default_factory=list)
 
 
 class Supervisor:
@@ -321,12 +343,15 @@ class Supervisor:
                 self._stop.wait(START_POLL_S)
         return write_target_dir(run, self.components)
 
-    def _spawn(self, c: Component) -> None:
+    def _spawn(self, c: Component, restart_of: Child | None = None) -> None:
+        """Starts a component; a restart (restart_of) reuses its config and data as they are
+        (a new config would mean new certificates and secrets the target dir does not have)."""
         run = self.run
         work = run.dir(c.name)
         work.mkdir(parents=True, exist_ok=True)
         try:
-            c.prepare(run)
+            if restart_of is None:
+                c.prepare(run)
             argv = c.argv(run)
         except LabError as e:
             raise LabError(f"{c.name}: {e}")
@@ -335,33 +360,99 @@ class Supervisor:
         env = dict(os.environ, VANCOUVER_LAB_NET=topology.NET,
                    PYTHONPATH=os.pathsep.join(
                        p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p))
+        env[chaos.CONTROL_ENV] = str(chaos.control_path(run.run_dir))
+        if restart_of is not None:
+            # The component says so in its own way (Datera: an event in its events API).
+            env["VANCOUVER_LAB_RESTART"] = str(restart_of.policy.restarts)
+            env["VANCOUVER_LAB_LAST_EXIT"] = restart_of.policy.last_exit
         # The services' pydantic configs would otherwise scan every installed distribution's
         # entry points for pydantic plugins when the first model is built (tens of ms of each
         # service's start); the lab uses none. An explicit setting in the environment wins.
         env.setdefault("PYDANTIC_DISABLE_PLUGINS", "1")
-        with open(log_file(run.run_dir, c.name), "wb") as out:
+        # A restart appends: the log keeps why the previous process died.
+        with open(log_file(run.run_dir, c.name), "ab" if restart_of else "wb") as out:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
                                     stderr=subprocess.STDOUT, cwd=work, env=env,
                                     start_new_session=True, preexec_fn=_die_with_parent)
-        self.children.append(Child(c, proc, time.monotonic()))
-        log.info("started %s (pid %d): %s", c.name, proc.pid, " ".join(argv))
+        if restart_of is None:
+            self.children.append(Child(c, proc, time.monotonic()))
+        else:
+            restart_of.proc, restart_of.started, restart_of.state = proc, time.monotonic(), \
+                "starting"
+            restart_of.restart_at = None
+        log.info("%s %s (pid %d): %s", "restarted" if restart_of else "started", c.name,
+                 proc.pid, " ".join(argv))
         self._write_state()
 
     # -- run --
 
     def _monitor(self) -> None:
+        """Restarts what dies (restart.py's policy) until the lab is asked to stop. Runs in
+        the main thread: the children's PDEATHSIG belongs to the thread that forked them."""
         while not self._stop.wait(MONITOR_S):
             for child in self.children:
-                if child.state == "healthy" and (rc := child.proc.poll()) is not None:
-                    child.state = f"exited ({rc})"
-                    log.error("%s exited with status %d: %s", child.component.name, rc,
-                              last_line(log_file(self.run.run_dir, child.component.name)))
-                    self._write_state()
+                if self._stop.is_set():
+                    return
+                self._watch(child)
+
+    def _watch(self, child: Child) -> None:
+        c, now = child.component, time.monotonic()
+        if child.state == "restarting":
+            if now >= child.restart_at:
+                stop_group(child.proc)   # whatever the dead process left in its group
+                try:
+                    self._spawn(c, restart_of=child)
+                except LabError as e:
+                    self._died(child, 1, str(e))
+            return
+        if child.state.startswith(("exited", "failed", "stopped")):
+            return
+        rc = child.proc.poll()
+        if rc is not None:   # a signal says why by itself; an exit status's reason is logged
+            return self._died(child, rc, last_line(log_file(self.run.run_dir, c.name))
+                              if rc > 0 else "")
+        if child.state == "starting":
+            if c.healthy(self.run):
+                child.state = "healthy"
+                if child.died_at is not None:
+                    child.last_restart_s = round(time.monotonic() - child.died_at, 3)
+                log.info("%s healthy again %.2fs after it died (restart %d)", c.name,
+                         child.last_restart_s or 0.0, child.policy.restarts)
+                self._write_state()
+            elif now - child.started > (c.health_timeout_s or HEALTH_TIMEOUT_S):
+                log.error("%s not healthy %.0fs after its restart; killing it", c.name,
+                          now - child.started)
+                stop_group(child.proc)
+                self._died(child, 1, "not healthy after its restart")
+
+    def _died(self, child: Child, rc: int, why: str) -> None:
+        c, now = child.component, time.monotonic()
+        child.died_at = now
+        delay = child.policy.on_death(rc, now)
+        if delay is not None:
+            child.state, child.restart_at = "restarting", now + delay
+            log.error("%s %s%s; restarting in %.1fs (restart %d)", c.name,
+                      child.policy.last_exit, f": {why}" if why else "", delay,
+                      child.policy.restarts)
+        elif is_failure(rc):   # the start limit is hit: stays down, `status` says why
+            child.state = "failed"
+            child.log_tail = last_lines(log_file(self.run.run_dir, c.name), LOG_TAIL_LINES)
+            log.error("%s %s%s; %s", c.name, child.policy.last_exit,
+                      f": {why}" if why else "", child.policy.gave_up())
+        else:
+            child.state = f"exited ({rc})"
+            log.info("%s %s: not restarted (a clean stop)", c.name, child.policy.last_exit)
+        self._write_state()
 
     def _write_state(self) -> None:
         state = {"net": topology.NET, "supervisor_pid": os.getpid(),
                  "components": [{"name": ch.component.name, "address": ch.component.address,
-                                 "pid": ch.proc.pid, "state": ch.state}
+                                 "pid": ch.proc.pid, "state": ch.state,
+                                 "restarts": ch.policy.restarts,
+                                 "last_exit": ch.policy.last_exit,
+                                 "last_restart_s": ch.last_restart_s,
+                                 **({"why": ch.policy.gave_up(), "log_tail": ch.log_tail}
+                                    if ch.state == "failed" else {})}
                                 for ch in self.children]}
         tmp = state_file(self.run.run_dir).with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2) + "\n")

@@ -81,6 +81,8 @@ def render_error(request: web.Request, e: BaseException) -> web.Response:
                                  f"{', '.join(sorted(e.allowed_methods))}")
         else:
             e = NotFound()
+    elif isinstance(e, core.InjectedFault):   # the chaos switch (lab/http/chaos.py)
+        e = _injected(e)
     elif isinstance(e, ApiFailure):
         if e.http >= 500:
             log.error("%s %s: %s", request.method, path, e.message)
@@ -89,6 +91,15 @@ def render_error(request: web.Request, e: BaseException) -> web.Response:
         e = ApiFailure("internal error in the lab's Datera API (see the lab's log)")
     tenant = request.get(TENANT) or request.headers.get("tenant") or "/root"
     return _json(_error_body(e, path, version or "", tenant), e.http)
+
+
+def _injected(fault) -> ApiFailure:
+    """The chaos switch's 5xx as the DSP's error object (name per status; code: internal)."""
+    e = ApiFailure(fault.message)
+    e.http = fault.status
+    e.name = {503: "ServiceUnavailableError", 504: "TimeoutError"}.get(fault.status,
+                                                                       "InternalError")
+    return e
 
 
 def _parse_body(raw: bytes, content_type: str, method: str) -> dict:
@@ -190,7 +201,7 @@ def build_app(services: Services, unversioned=()) -> web.Application:
     app = core.build_app(render_error=render_error,
                          middlewares=[persist(services), parse_body,
                                       authenticate(services.model), envelope],
-                         client_max_size=4 << 20)
+                         client_max_size=4 << 20, service="datera")
     make = endpoint(services)
     core.register(app, unversioned, make)
     for version in API_VERSIONS:

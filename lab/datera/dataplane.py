@@ -20,6 +20,7 @@ import logging
 import os
 from pathlib import Path
 
+from lab import chaos
 from lab.datera.contract import VolumeHandle
 from lab.datera.login import Exports, LoginService
 from lab.datera.metrics import Metrics
@@ -29,6 +30,7 @@ from lab.datera.qos import Limiter, Pacer
 from lab.datera.volume_file import Volume, check_id as _check_id, copy_sparse
 
 log = logging.getLogger("lab.datera.dataplane")
+PATH_WATCH_S = 0.1   # how soon a vip-down rule takes effect (and ends)
 
 
 class DataPlane:
@@ -50,7 +52,10 @@ class DataPlane:
         self.tenant_limiters: dict[str, Limiter] = {}
         self.pacer: Pacer | None = None
         self._servers = []
+        self._by_vip: dict[str, tuple] = {}   # VIP address -> its (NBD, login) listeners
         self._tasks = []
+        self._login = None
+        self.chaos = chaos.Control.from_env()
         (self.data_dir / "volumes").mkdir(parents=True, exist_ok=True)
         (self.data_dir / "snapshots").mkdir(parents=True, exist_ok=True)
 
@@ -62,20 +67,58 @@ class DataPlane:
     async def start(self):
         loop = asyncio.get_running_loop()
         self.pacer = Pacer(loop)
-        login = LoginService(self)
+        self._login = LoginService(self)
         for ip in self.vips:
-            srv = await loop.create_server(lambda: NbdConnection(self), ip, self.nbd_port,
-                                           reuse_address=True)
-            self.nbd_port = srv.sockets[0].getsockname()[1]
-            self._servers.append(srv)
-        for ip in self.vips:
-            srv = await asyncio.start_server(login.handle, ip, self.login_port,
-                                             reuse_address=True, limit=64 * 1024)
-            self.login_port = srv.sockets[0].getsockname()[1]
-            self._servers.append(srv)
+            await self._listen(ip)
         self._tasks.append(loop.create_task(self.metrics.run()))
+        self._tasks.append(loop.create_task(self._watch_paths()))
         log.info("data plane on %s: NBD port %d, login port %d", ", ".join(self.vips),
                  self.nbd_port, self.login_port)
+
+    async def _listen(self, ip: str) -> None:
+        """The VIP's portal: NBD and the initiator login on the VIP's address."""
+        loop = asyncio.get_running_loop()
+        nbd = await loop.create_server(lambda: NbdConnection(self), ip, self.nbd_port,
+                                       reuse_address=True)
+        self.nbd_port = nbd.sockets[0].getsockname()[1]
+        login = await asyncio.start_server(self._login.handle, ip, self.login_port,
+                                           reuse_address=True, limit=64 * 1024)
+        self.login_port = login.sockets[0].getsockname()[1]
+        self._servers.extend((nbd, login))
+        self._by_vip[ip] = (nbd, login)
+
+    async def _watch_paths(self) -> None:
+        """The chaos switch's `vip-down` (lab/chaos.py): a VIP whose path is down stops
+        answering on its portal (no listener, its connections dropped) until the rule ends;
+        hosts that use both portals (multipath) go on through the other VIP."""
+        names = {f"VIP{i + 1}": ip for i, ip in enumerate(self.vips)}
+        while True:
+            await asyncio.sleep(PATH_WATCH_S)
+            down = {names[n] for n in self.chaos.vips_down() if n in names}
+            for ip in self.vips:
+                try:
+                    if ip in down and ip in self._by_vip:
+                        self._path_down(ip)
+                    elif ip not in down and ip not in self._by_vip:
+                        await self._listen(ip)
+                        log.warning("path to %s is back (chaos rule ended)", ip)
+                except OSError as e:   # the port is briefly taken: try again next round
+                    log.warning("path to %s: cannot listen again yet: %s", ip, e)
+
+    def _path_down(self, ip: str) -> None:
+        for srv in self._by_vip.pop(ip):
+            srv.close()
+            self._servers.remove(srv)
+        dropped = 0
+        for vol in self.volumes.values():
+            for conn in list(vol.conns):
+                t = conn.transport
+                if t is not None and (t.get_extra_info("sockname") or ("",))[0] == ip:
+                    conn.closing = True
+                    t.abort()      # a lost path: no goodbye, the host notices the drop
+                    dropped += 1
+        log.warning("path to %s is down (chaos vip-down): %d NBD connection(s) dropped",
+                    ip, dropped)
 
     async def stop(self):
         for srv in self._servers:
@@ -85,6 +128,7 @@ class DataPlane:
         for srv in self._servers:
             await srv.wait_closed()
         self._servers.clear()
+        self._by_vip.clear()
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -5,6 +5,7 @@ Its config file: config.py.
 import asyncio
 import logging
 import math
+import os
 import shutil
 import signal
 import ssl
@@ -19,6 +20,7 @@ from .ldapauth import Directory
 from .metrics import Metrics
 from .models import DateraModel, ModelConfig
 from .models.durable import DurableState
+from .models.events import SYSTEM
 from lab.store import Store
 
 log = logging.getLogger("lab.datera")
@@ -48,6 +50,20 @@ class CpuSampler:
 
     def latest(self) -> dict:
         return self._points[-1] if self._points else {"time": int(time.time()), "value": 0.0}
+
+
+def _record_restart(model: DateraModel) -> None:
+    """A restart by the lab's supervisor (lab/restart.py) is a system event, as a real node's
+    reboot is one in the DSP's event log: GET /events/system shows it to the admin."""
+    count = os.environ.get("VANCOUVER_LAB_RESTART")
+    if not count:
+        return
+    why = os.environ.get("VANCOUVER_LAB_LAST_EXIT") or "unknown reason"
+    ev = model.events.record(SYSTEM, "node_restarted",
+                             f"storage node {model.config.mgmt_ip} restarted by the lab "
+                             f"supervisor (restart {count}; the previous process: {why})",
+                             tenant="/root", severity="warning")
+    log.warning("%s", ev.message)
 
 
 async def _sync_now_and_then(durable: DurableState, every_s: float = 1.0,
@@ -98,6 +114,7 @@ async def serve(config: Config, *, with_data_plane: bool = True) -> None:
         durable = DurableState(model, store)
         restored = durable.load()   # before any listener: no request sees a half-loaded model
         log.info("store %s: %d app instance(s) restored", store.path, restored)
+    _record_restart(model)   # after the restore: the event joins the restored log
     cpu = CpuSampler()
     ldap = {name: server.model_dump() for name, server in config.ldap.items()}
     services = responses.Services(model=model, metrics=metrics, directory=Directory(ldap),

@@ -5,8 +5,8 @@
     register(app, ROUTES, endpoint)
 
 Middleware order, outermost first: `outer` (e.g. request ids and the access log, which must
-see the final status), then the core's error middleware, then the API's `middlewares`. The
-error middleware
+see the final status), then the core's error middleware, then the chaos switch (chaos.py, when
+the app names its service), then the API's `middlewares`. The error middleware
 * turns every exception into the API's own error body through `render_error(request, exc)`:
   the router's web.HTTPNotFound / web.HTTPMethodNotAllowed (unknown path, wrong method) and
   the API's own exceptions alike, so a 404 looks like the real service's 404;
@@ -21,6 +21,9 @@ from typing import Callable, Iterable
 
 from aiohttp import web
 
+from lab import chaos as lab_chaos
+
+from .chaos import middleware as chaos_middleware
 from .request import PATH_AS_SENT, REQUEST_ROUTE, reply_headers
 from .routes import ROUTES_KEY
 
@@ -29,8 +32,14 @@ ErrorRenderer = Callable[[web.Request, BaseException], web.StreamResponse]
 
 
 def build_app(*, render_error: ErrorRenderer, middlewares: Iterable = (), outer: Iterable = (),
-              client_max_size: int = 1 << 20) -> web.Application:
+              client_max_size: int = 1 << 20, service: str | None = None,
+              cloud: str | None = None) -> web.Application:
+    """service (and cloud): the API's name for the chaos switch (chaos.SERVICES); its rules
+    then apply to this app (lab/http/chaos.py). render_error must render an
+    chaos.InjectedFault (it has .status and .message) in the API's error style."""
     inner = tuple(middlewares)
+    if service is not None:
+        inner = (chaos_middleware(lab_chaos.Control.from_env(), service, cloud), *inner)
 
     @web.middleware
     async def errors(request: web.Request, handler):

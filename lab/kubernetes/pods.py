@@ -13,6 +13,7 @@ leaves the pod Pending/ContainerCreating with a FailedMount event and retries; a
 stopped, unstaged and finally removed (grace 0, UID precondition).
 """
 import datetime
+import functools
 import logging
 import re
 import shlex
@@ -28,6 +29,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from clients import initiator, ports
+from lab.openstack.nova.disk_relay import DiskRelay
 
 from .datera_csi import CsiError, DateraCsi
 
@@ -54,6 +56,7 @@ class Guest:
     staged: list = field(default_factory=list)      # volume handles
     fuse: list = field(default_factory=list)        # nbdfuse mount dirs
     fuse_procs: list = field(default_factory=list)
+    relays: list = field(default_factory=list)       # each staged LUN's DiskRelay
 
     @property
     def log_path(self) -> Path:
@@ -146,6 +149,9 @@ class PodRunner:
                 p.kill()
         g.fuse.clear()
         g.fuse_procs.clear()
+        for relay in g.relays:
+            relay.close()
+        g.relays.clear()
         for handle in g.staged:
             try:
                 self.csi.node_unstage(handle, self.iqn)
@@ -213,10 +219,17 @@ class PodRunner:
                 s = self.core.read_namespaced_secret(ref.name, ref.namespace)
                 secret = {k: base64.b64decode(v).decode() for k, v in (s.data or {}).items()}
             handle = pv.spec.csi.volume_handle
-            uri = self.csi.node_stage(handle, self.iqn, self.node, secret,
-                                      lambda ip, iqn, **chap: nbd_login(ip, iqn, self.iqn, **chap))
+            stage = functools.partial(
+                self.csi.node_stage, handle, self.iqn, self.node, secret,
+                lambda ip, iqn, **chap: nbd_login(ip, iqn, self.iqn, **chap))
+            # The pod reaches the LUN through a relay that stages again (login through the
+            # first portal that answers) when the target drops it: a Datera restart or a lost
+            # path is a pause for the pod, as with the kubelet's multipath iSCSI, not an error.
+            # Its socket sits in /tmp: a unix socket's path has at most 107 bytes.
+            relay = DiskRelay(f"/tmp/vancouver-lun-{uuid.uuid4().hex[:16]}.sock", stage)
             g.staged.append(handle)
-            devices[d.device_path] = uri
+            g.relays.append(relay)
+            devices[d.device_path] = relay.uri
         return devices
 
     def _rewrite(self, g: Guest, text: str, devices: dict[str, str]) -> str:

@@ -49,6 +49,18 @@ AUTH = web.RequestKey("os.auth", object)
 VERSION = web.RequestKey("os.version", object)
 
 
+_TITLES = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
+           504: "Gateway Timeout"}
+
+
+def _injected(fault: core.InjectedFault) -> errors.ApiError:
+    """The chaos switch's 5xx as the service's own ApiError (its error_body renders it)."""
+    e = errors.ServiceUnavailable(fault.message) if fault.status == 503 else \
+        errors.ApiError(fault.message)
+    e.status, e.title = fault.status, _TITLES[fault.status]
+    return e
+
+
 def error_renderer(service: Service):
     """(request, exception) -> the service's error response (the core calls it)."""
     def render(request: web.Request, e: BaseException) -> web.Response:
@@ -57,6 +69,8 @@ def error_renderer(service: Service):
                 f"The method {request.method} is not allowed for this resource.")
         elif isinstance(e, web.HTTPNotFound):
             e = errors.NotFound("The resource could not be found.")
+        elif isinstance(e, core.InjectedFault):   # the chaos switch (lab/http/chaos.py)
+            e = _injected(e)
         elif isinstance(e, errors.ApiError):
             if e.status >= 500:
                 log.error("%s %s %s: %s", service.name, request.method, request.path,
@@ -186,7 +200,8 @@ def build_app(cloud: Cloud, service: Service, state: CloudState | None = None) -
         middlewares.append(negotiate_microversion(cloud, service))
     # Image uploads stream (route.stream), so the size cap applies to JSON bodies only.
     app = core.build_app(render_error=error_renderer(service), outer=[request_ids(service)],
-                         middlewares=middlewares, client_max_size=16 << 20)
+                         middlewares=middlewares, client_max_size=16 << 20,
+                         service=service.name, cloud=cloud.config.cloud)
     core.register(app, service.routes(), endpoint(cloud, service), head_from_get=True)
     return app
 

@@ -1,0 +1,98 @@
+"""Restart time per lab component: from `kill -9` of its process to healthy again (the
+supervisor's restart, lab/restart.py), against the same component's cold start in the same
+run (the supervisor's "healthy after" at `lab up`). Goal: under 5 s each. A measurement, not
+a test: it prints figures and asserts nothing.
+
+    .venv/bin/python bench/bench_lab_restart.py [--only ldap,datera,openstack-pike] [--rounds 3]
+
+Runs on its own lab network (VANCOUVER_LAB_NET, default 127.231) and a tmp run dir. The
+restart limit is raised for the run (VANCOUVER_LAB_RESTART_BURST) so rounds never hit it.
+"""
+import argparse
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+GOAL_S = 5.0
+
+
+def lab(*args: str, run_dir: Path, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lab", *args, "--run-dir", str(run_dir)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+def component(run_dir: Path, name: str) -> dict:
+    for c in json.loads((run_dir / "state.json").read_text())["components"]:
+        if c["name"] == name:
+            return c
+    raise KeyError(name)
+
+
+def restart_once(run_dir: Path, name: str, timeout: float = 300) -> tuple[float, float]:
+    """(kill -> healthy, the supervisor's own death noticed -> healthy) in seconds."""
+    before = component(run_dir, name)
+    os.kill(before["pid"], signal.SIGKILL)
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        c = component(run_dir, name)
+        if c["pid"] != before["pid"] and c["state"] == "healthy" \
+                and c["restarts"] == before["restarts"] + 1:
+            return time.perf_counter() - t0, c["last_restart_s"]
+        if c["state"] == "failed":
+            raise RuntimeError(f"{name}: the supervisor gave up: {c.get('why')}")
+        time.sleep(0.01)
+    raise TimeoutError(f"{name} not healthy {timeout:.0f}s after its kill")
+
+
+def cold_starts(run_dir: Path) -> dict[str, float]:
+    text = (run_dir / "logs" / "supervisor.log").read_text()
+    return {m.group(1): float(m.group(2))
+            for m in re.finditer(r"INFO (\S+) healthy after ([\d.]+)s", text)}
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default="ldap,datera,openstack-pike",
+                        help="components to kill (their dependencies start too); "
+                             "add kubernetes for the control plane (slow to start)")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+    names = [n for n in args.only.split(",") if n]
+    env = dict(os.environ, VANCOUVER_LAB_NET=os.environ.get("VANCOUVER_LAB_NET", "127.231"),
+               VANCOUVER_LAB_RESTART_BURST=str(args.rounds + 5))
+    with tempfile.TemporaryDirectory(prefix="bench-lab-restart-") as tmp:
+        run_dir = Path(tmp) / "lab"
+        up = lab("up", "--only", args.only, run_dir=run_dir, env=env)
+        if up.returncode != 0:
+            print(f"lab up failed: {up.stderr.strip()}")
+            return 1
+        try:
+            cold = cold_starts(run_dir)
+            print(f"{'component':<16} {'cold start':>10} {'kill->healthy p50':>18} "
+                  f"{'max':>6} {'supervisor':>10} {'ratio':>6}  goal <{GOAL_S:.0f}s")
+            for name in names:
+                runs = [restart_once(run_dir, name) for _ in range(args.rounds)]
+                total = [r[0] for r in runs]
+                p50 = statistics.median(total)
+                ref = cold.get(name)
+                print(f"{name:<16} {ref or float('nan'):>9.2f}s {p50:>17.2f}s "
+                      f"{max(total):>5.2f}s {statistics.median(r[1] for r in runs):>9.2f}s "
+                      f"{p50 / ref if ref else float('nan'):>5.2f}x  "
+                      f"{'ok' if max(total) < GOAL_S else 'OVER'}")
+            print("(supervisor: from the death noticed to healthy; ratio: restart p50 / "
+                  "cold start)")
+        finally:
+            lab("down", run_dir=run_dir, env=env)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
