@@ -38,6 +38,8 @@ deb:
 
 # ---- Kubernetes (lab/kubernetes): Debian's etcd, and Go + rsync + jq to build the control plane
 DEB_PACKAGES += golang-go etcd-server rsync jq
+# mkfs.xfs for filesystem PVCs of fstype xfs (mkfs.ext4, debugfs, losetup, mount: essential)
+DEB_PACKAGES += xfsprogs
 setup: kubernetes
 .PHONY: kubernetes kubectl-deb
 # kube-apiserver, -controller-manager, -scheduler from Debian's `kubernetes` source package
