@@ -41,6 +41,7 @@ from .volumes import NodeVolumes, Staged, rewrite_mount_paths
 
 log = logging.getLogger(__name__)
 RETRY_S = (1.0, 30.0)
+STOP_WAIT_S = 150     # a stopped pod's thread finishing a NodeStage (format timeout + mount)
 _FIO = re.compile(r"\bfio\b")
 _IOENGINE = re.compile(r"\s--ioengine(?:=|\s+)\S+")
 
@@ -60,6 +61,7 @@ class Guest:
     fuse: list = field(default_factory=list)           # (mount dir, nbdfuse Popen)
     started: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    thread: threading.Thread | None = None              # runs the pod (_run)
 
     def log_path(self, container: str) -> Path:
         return self.dir / "logs" / f"{container}.log"
@@ -107,8 +109,8 @@ class PodRunner:
     # -- events from the pod watch -----------------------------------------------------------
     def on_pod(self, kind: str, pod) -> None:
         uid = pod.metadata.uid
-        if kind == "DELETED":
-            self._stop(uid)
+        if kind == "DELETED":   # not on the watch thread: stopping waits for the pod's thread
+            threading.Thread(target=self._stop, args=(uid,), daemon=True).start()
             return
         if pod.metadata.deletion_timestamp is not None:
             threading.Thread(target=self._finish_delete, args=(pod,), daemon=True).start()
@@ -130,8 +132,9 @@ class PodRunner:
         (g.dir / "logs").mkdir(parents=True, exist_ok=True)
         for c in g.inits + g.containers:
             g.log_path(c.name).touch()
-        threading.Thread(target=self._run, args=(g, pod), name=f"pod-{pod.metadata.name}",
-                         daemon=True).start()
+        g.thread = threading.Thread(target=self._run, args=(g, pod),
+                                    name=f"pod-{pod.metadata.name}", daemon=True)
+        g.thread.start()
 
     def _finish_delete(self, pod) -> None:
         self._stop(pod.metadata.uid)
@@ -160,6 +163,10 @@ class PodRunner:
                 p.wait(5)
             except subprocess.TimeoutExpired:
                 p.kill()
+        # the pod's thread may be staging a volume (mkfs): let it finish, so nothing it
+        # stages afterwards is left behind
+        if g.thread is not None and g.thread is not threading.current_thread():
+            g.thread.join(STOP_WAIT_S)
         self._detach(g)
         shutil.rmtree(g.dir, ignore_errors=True)
 
@@ -276,6 +283,8 @@ class PodRunner:
         while not g.stop.is_set():
             try:
                 vols = self._attach(g, pod)
+                if g.stop.is_set():
+                    return   # _stop detaches once this thread is done
                 break
             except (CsiError, ApiException) as e:
                 self._detach(g)
