@@ -38,6 +38,8 @@ deb:
 
 # ---- Kubernetes (lab/kubernetes): Debian's etcd, and Go + rsync + jq to build the control plane
 DEB_PACKAGES += golang-go etcd-server rsync jq
+# Filesystem PVCs on the lab node: mkfs.xfs, mkfs.ext4 and debugfs (losetup, mount: util-linux)
+DEB_PACKAGES += xfsprogs e2fsprogs
 setup: kubernetes
 .PHONY: kubernetes kubectl-deb
 # kube-apiserver, -controller-manager, -scheduler from Debian's `kubernetes` source package

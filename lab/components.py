@@ -415,7 +415,8 @@ COMPONENTS: tuple[Component, ...] = (
         contribute=_datera_contribute,
         needs_deps_to_start=False,
     ),
-    *(_openstack_component(oc) for oc in OPENSTACK_CLOUDS),
+    # Kubernetes before the clouds: its apiserver takes the longest to come up (etcd, then
+    # several seconds of post-start hooks), so its clock starts first; nothing waits for it.
     Component(
         name="kubernetes",
         address=f"{topology.KUBERNETES.address}:{topology.KUBERNETES_APISERVER_PORT}",
@@ -432,6 +433,7 @@ COMPONENTS: tuple[Component, ...] = (
         needs_deps_to_start=False,
         health_timeout_s=180.0,
     ),
+    *(_openstack_component(oc) for oc in OPENSTACK_CLOUDS),
 )
 
 BY_NAME = {c.name: c for c in COMPONENTS}

@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     # once the apiserver is ready.
     procs = {"etcd": _spawn(c, "etcd", controlplane.etcd_argv(c)),
              "kube-apiserver": _spawn(c, "kube-apiserver", controlplane.apiserver_argv(c))}
-    agents = []
+    agents, runner = [], None
     try:
         from .csi_controller import CsiController
         from .datera_csi import DateraCsi
@@ -102,8 +102,11 @@ def main(argv=None) -> int:
         controller = CsiController(api, csi, c.driver)
         controller.register_driver()
         node = NodeAgent(api, c.node_name, c.address, c.driver, c.kubelet_port)
-        runner = PodRunner(node.core, csi, c.node_name, c.address, c.driver, c.work_dir,
-                           NODE_IQN)
+        # Pods and staged volumes live beside the work dir, which the supervisor clears
+        # before a start: a mount left by a killed node must be swept, not deleted through.
+        runner = PodRunner(node.core, csi, c.node_name, c.address, c.driver,
+                           c.work_dir.with_name(c.work_dir.name + "-node"), NODE_IQN)
+        runner.start()
         serve_logs(c.address, c.kubelet_port, str(c.tls_cert), str(c.tls_key), runner.log_file)
         node.register()
         agents = [controller, node]
@@ -128,6 +131,8 @@ def main(argv=None) -> int:
     finally:
         for a in agents:
             a.stop.set()
+        if runner is not None:
+            runner.shutdown()
         for p in reversed(list(procs.values())):
             if p.poll() is None:
                 p.terminate()

@@ -26,6 +26,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.utils import parse_quantity
 
 from .datera_csi import CsiError, DateraCsi
+from .volumes import check_fs_type
 from .watchloop import watch_forever
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,8 @@ class CsiController:
             limit = int(parse_quantity(limits["storage"])) if "storage" in limits else 0
             block = pvc.spec.volume_mode == "Block"
             fs_type = csi_params.get("fstype", "")
+            if not block:   # CreateVolume's RegisterVolumeCapability of the mount capability
+                check_fs_type(fs_type)
             metadata = {"display_name": pv_name[:100], "access_type": "block" if block else "mount",
                         "fs_type": fs_type or "ext4"}
             handle, gib = self.csi.create_volume(pv_name, required, limit, driver_params, secret,

@@ -67,6 +67,8 @@ def parse_params(params: dict[str, str] | None) -> dict:
     Unknown keys are ignored, as the driver ignores them. Raises CsiError(InvalidArgument)."""
     p = {**DEFAULTS, **(params or {})}
     out: dict = {k: p[k] for k in ("placement_mode", "placement_policy", "ip_pool", "template")}
+    if p.get("fs_args"):   # mkfs arguments, used at NodeStage (volumes.DEFAULT_FS_ARGS if unset)
+        out["fs_args"] = p["fs_args"]
     for k in INTS:
         out[k] = _go_parse_int(p[k])
     for k in BOOLS:
@@ -202,6 +204,25 @@ class DateraCsi:
             ai.delete(tenant=self.tenant, force=True)
         except dexc.ApiNotFoundError:
             pass
+        except dexc.ApiError as e:
+            raise CsiError("Unknown", (getattr(e, "message", None) or str(e)).splitlines()[0][:300]) from None
+
+    def get_metadata(self, volume_id: str) -> dict[str, str]:
+        """The app instance's metadata (the driver keeps formatted/fs_type/... there)."""
+        ai = self._find(volume_id)
+        if ai is None:
+            raise CsiError("NotFound", f"app_instance {volume_id} not found")
+        try:
+            return dict(ai.metadata.get(tenant=self.tenant) or {})
+        except dexc.ApiError as e:
+            raise CsiError("Unknown", (getattr(e, "message", None) or str(e)).splitlines()[0][:300]) from None
+
+    def set_metadata(self, volume_id: str, **md: str) -> None:
+        ai = self._find(volume_id)
+        if ai is None:
+            raise CsiError("NotFound", f"app_instance {volume_id} not found")
+        try:
+            ai.metadata.set(tenant=self.tenant, **md)
         except dexc.ApiError as e:
             raise CsiError("Unknown", (getattr(e, "message", None) or str(e)).splitlines()[0][:300]) from None
 

@@ -1,26 +1,30 @@
 """The node agent's pods (the kubelet's part, DESIGN §3.5; reference kubernetes.md §8.2, §9.1):
-each pod bound to the node runs as a *guest*, its first container's command under `sh` in a
-directory of its own, with its raw-block PVCs (`volumeDevices`) reached through the Datera data
-plane after NodeStage (ACL + this node's initiator login, CHAP from the PV's node-stage secret).
+each pod bound to the node runs as a *guest*: its init containers one after another, then all
+its containers at once, each container's command under its own log, with the pod's volumes
+in place:
 
-The guest has no kernel, so a `devicePath` cannot be a real block device; before the command
-runs, fio's `--filename=<devicePath>` becomes `--ioengine=nbd --uri=<the LUN>` and any other
-mention becomes a file that libnbd's nbdfuse exposes the LUN as. Filesystem PVCs
-(`volumeMounts`) are refused with a FailedMount event (not implemented yet).
+- raw-block PVCs (`volumeDevices`): NodeStage (ACL + this node's initiator login, CHAP from
+  the PV's node-stage secret). The guest has no kernel of its own, so a `devicePath` is not a
+  block device: fio's `--filename=<devicePath>` becomes `--ioengine=nbd --uri=<the LUN>` and
+  any other mention becomes a file that libnbd's nbdfuse exposes the LUN as;
+- filesystem PVCs (`volumeMounts`): NodeStage formats (real mkfs) and mounts the volume once
+  per node, NodePublish bind-mounts it into the pod's directory (volumes.py);
+- emptyDir volumes: a directory of the pod's, shared by its containers.
+A container runs on the node's own filesystem, so each mention of a mountPath in its command
+becomes the pod's path of that volume.
 
-Phases, conditions and container statuses move as a kubelet moves them; a failed NodeStage
-leaves the pod Pending/ContainerCreating with a FailedMount event and retries; a deleted pod is
-stopped, unstaged and finally removed (grace 0, UID precondition).
+Phases, conditions and container statuses move as a kubelet moves them (podstatus.py); a
+failed NodeStage leaves the pod Pending/ContainerCreating with a FailedMount event and
+retries; a deleted pod is stopped, its volumes unpublished and unstaged, and it is finally
+removed (grace 0, UID precondition).
 """
-import datetime
-import functools
+import base64
 import logging
 import re
 import shlex
 import shutil
 import subprocess
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,19 +33,17 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from clients import initiator, ports
-from lab.openstack.nova.disk_relay import DiskRelay
 
+from . import podstatus
 from .datera_csi import CsiError, DateraCsi
+from .podstatus import ContainerState, now
+from .volumes import NodeVolumes, Staged, rewrite_mount_paths
 
 log = logging.getLogger(__name__)
 RETRY_S = (1.0, 30.0)
+STOP_WAIT_S = 150     # a stopped pod's thread finishing a NodeStage (format timeout + mount)
 _FIO = re.compile(r"\bfio\b")
 _IOENGINE = re.compile(r"\s--ioengine(?:=|\s+)\S+")
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0) \
-        .isoformat().replace("+00:00", "Z")
 
 
 @dataclass
@@ -49,18 +51,20 @@ class Guest:
     uid: str
     namespace: str
     name: str
-    container: str
     dir: Path
+    inits: list[ContainerState]
+    containers: list[ContainerState]
     stop: threading.Event = field(default_factory=threading.Event)
-    proc: subprocess.Popen | None = None
-    staged: list = field(default_factory=list)      # volume handles
-    fuse: list = field(default_factory=list)        # nbdfuse mount dirs
-    fuse_procs: list = field(default_factory=list)
-    relays: list = field(default_factory=list)       # each staged LUN's DiskRelay
+    procs: dict = field(default_factory=dict)          # container name -> Popen
+    staged: list[Staged] = field(default_factory=list)
+    published: list[Path] = field(default_factory=list)
+    fuse: list = field(default_factory=list)           # (mount dir, nbdfuse Popen)
+    started: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    thread: threading.Thread | None = None              # runs the pod (_run)
 
-    @property
-    def log_path(self) -> Path:
-        return self.dir / f"{self.container}.log"
+    def log_path(self, container: str) -> Path:
+        return self.dir / "logs" / f"{container}.log"
 
 
 def nbd_login(ip: str, target_iqn: str, initiator_iqn: str, **chap) -> str:
@@ -71,26 +75,42 @@ def nbd_login(ip: str, target_iqn: str, initiator_iqn: str, **chap) -> str:
     return lun0.uri
 
 
+def _argv(c) -> list[str]:
+    return list(c.command or []) + list(c.args or []) or ["true"]
+
+
 class PodRunner:
     def __init__(self, core: client.CoreV1Api, csi: DateraCsi, node_name: str, address: str,
-                 driver: str, work_dir: Path, iqn: str):
+                 driver: str, node_dir: Path, iqn: str):
         self.core, self.csi, self.node, self.address = core, csi, node_name, address
-        self.driver, self.dir, self.iqn = driver, work_dir, iqn
+        self.driver, self.dir, self.iqn = driver, node_dir, iqn
+        self.volumes = NodeVolumes(csi, iqn, node_name, node_dir,
+                                   lambda ip, iqn_, **chap: nbd_login(ip, iqn_, iqn, **chap))
         self.guests: dict[str, Guest] = {}
         self._lock = threading.Lock()
+
+    def start(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.volumes.sweep()
+
+    def shutdown(self) -> None:
+        """Stops every guest and unstages its volumes (the node process is stopping)."""
+        for uid in list(self.guests):
+            self._stop(uid)
 
     def log_file(self, namespace: str, name: str, container: str) -> Path | None:
         with self._lock:
             for g in self.guests.values():
-                if (g.namespace, g.name, g.container) == (namespace, name, container):
-                    return g.log_path
+                if (g.namespace, g.name) == (namespace, name) and \
+                        any(c.name == container for c in g.inits + g.containers):
+                    return g.log_path(container)
         return None
 
     # -- events from the pod watch -----------------------------------------------------------
     def on_pod(self, kind: str, pod) -> None:
         uid = pod.metadata.uid
-        if kind == "DELETED":
-            self._stop(uid)
+        if kind == "DELETED":   # not on the watch thread: stopping waits for the pod's thread
+            threading.Thread(target=self._stop, args=(uid,), daemon=True).start()
             return
         if pod.metadata.deletion_timestamp is not None:
             threading.Thread(target=self._finish_delete, args=(pod,), daemon=True).start()
@@ -100,14 +120,21 @@ class PodRunner:
         with self._lock:
             if uid in self.guests:
                 return
-            c = pod.spec.containers[0]
-            g = Guest(uid, pod.metadata.namespace, pod.metadata.name, c.name,
-                      self.dir / "pods" / uid)
+            has_inits = bool(pod.spec.init_containers)
+            g = Guest(uid, pod.metadata.namespace, pod.metadata.name, self.dir / "pods" / uid,
+                      inits=[ContainerState(c.name, c.image or "", True, reason="PodInitializing")
+                             for c in pod.spec.init_containers or []],
+                      containers=[ContainerState(c.name, c.image or "", False,
+                                                 reason="PodInitializing" if has_inits
+                                                 else "ContainerCreating")
+                                  for c in pod.spec.containers])
             self.guests[uid] = g
-        g.dir.mkdir(parents=True, exist_ok=True)
-        g.log_path.touch()
-        threading.Thread(target=self._run, args=(g, pod), name=f"pod-{pod.metadata.name}",
-                         daemon=True).start()
+        (g.dir / "logs").mkdir(parents=True, exist_ok=True)
+        for c in g.inits + g.containers:
+            g.log_path(c.name).touch()
+        g.thread = threading.Thread(target=self._run, args=(g, pod),
+                                    name=f"pod-{pod.metadata.name}", daemon=True)
+        g.thread.start()
 
     def _finish_delete(self, pod) -> None:
         self._stop(pod.metadata.uid)
@@ -128,40 +155,36 @@ class PodRunner:
         if g is None:
             return
         g.stop.set()
-        if g.proc is not None and g.proc.poll() is None:
-            g.proc.terminate()
+        for p in list(g.procs.values()):
+            if p.poll() is None:
+                p.terminate()
+        for p in list(g.procs.values()):
             try:
-                g.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                g.proc.kill()
-        self._unstage(g)
-        shutil.rmtree(g.dir, ignore_errors=True)
-
-    def _unstage(self, g: Guest) -> None:
-        for d in g.fuse:
-            # fusermount3 (Debian fuse3) when installed; root can umount a FUSE mount itself
-            unmount = ["fusermount3", "-u"] if shutil.which("fusermount3") else ["umount"]
-            subprocess.run([*unmount, str(d)], capture_output=True, timeout=30)
-        for p in g.fuse_procs:
-            try:
-                p.wait(10)
+                p.wait(5)
             except subprocess.TimeoutExpired:
                 p.kill()
+        # the pod's thread may be staging a volume (mkfs): let it finish, so nothing it
+        # stages afterwards is left behind
+        if g.thread is not None and g.thread is not threading.current_thread():
+            g.thread.join(STOP_WAIT_S)
+        self._detach(g)
+        shutil.rmtree(g.dir, ignore_errors=True)
+
+    def _detach(self, g: Guest) -> None:
+        """NodeUnpublish every volume of the pod, then NodeUnstage those no other pod uses."""
+        for mnt, proc in g.fuse:
+            NodeVolumes._stop_fuse(mnt, proc)
         g.fuse.clear()
-        g.fuse_procs.clear()
-        for relay in g.relays:
-            relay.close()
-        g.relays.clear()
-        for handle in g.staged:
-            try:
-                self.csi.node_unstage(handle, self.iqn)
-            except Exception as e:
-                log.warning("NodeUnstage %s: %s", handle, e)
+        for target in g.published:
+            self.volumes.unpublish(target)
+        g.published.clear()
+        for s in g.staged:
+            self.volumes.release(g.uid, s.handle)
         g.staged.clear()
 
-    # -- one pod ---------------------------------------------------------------------------
+    # -- API writes --------------------------------------------------------------------------
     def _event(self, g: Guest, type_: str, reason: str, message: str) -> None:
-        now = _now()
+        at = now()
         body = client.CoreV1Event.from_dict({
             "apiVersion": "v1", "kind": "Event",
             "metadata": {"name": f"{g.name}.{uuid.uuid4().hex[:16]}", "namespace": g.namespace},
@@ -169,166 +192,167 @@ class PodRunner:
                                "name": g.name, "uid": g.uid},
             "reason": reason, "message": message, "type": type_,
             "source": {"component": "kubelet", "host": self.node}, "count": 1,
-            "firstTimestamp": now, "lastTimestamp": now})
+            "firstTimestamp": at, "lastTimestamp": at})
         try:
             self.core.create_namespaced_event(g.namespace, body)
         except ApiException as e:
             log.warning("event %s on pod %s: HTTP %s", reason, g.name, e.status)
 
-    def _status(self, g: Guest, status: dict) -> None:
-        try:
-            self.core.patch_namespaced_pod_status(g.name, g.namespace, {"status": status})
-        except ApiException as e:
-            if e.status != 404:
-                log.warning("status of pod %s/%s: HTTP %s", g.namespace, g.name, e.status)
+    def _publish_status(self, g: Guest) -> None:
+        with g.lock:
+            status = podstatus.pod_status(g.inits, g.containers, self.address, g.started)
+            try:
+                self.core.patch_namespaced_pod_status(g.name, g.namespace, {"status": status})
+            except ApiException as e:
+                if e.status != 404:
+                    log.warning("status of pod %s/%s: HTTP %s", g.namespace, g.name, e.status)
 
-    def _conditions(self, ready: bool, reason: str | None = None) -> list[dict]:
-        now = _now()
-        r = {"status": "True" if ready else "False", "lastProbeTime": None,
-             "lastTransitionTime": now}
-        if reason:
-            r["reason"] = reason
-        return [{"type": "Initialized", "status": "True", "lastProbeTime": None,
-                 "lastTransitionTime": now},
-                {"type": "Ready", **r}, {"type": "ContainersReady", **r}]
+    # -- volumes -----------------------------------------------------------------------------
+    def _attach(self, g: Guest, pod) -> dict[str, dict]:
+        """Stages and publishes the pod's volumes -> {volume name: {"block": Staged} or
+        {"dir": path}}. Raises CsiError or ApiException (the caller retries)."""
+        out: dict[str, dict] = {}
+        block = {d.name for c in pod.spec.containers + (pod.spec.init_containers or [])
+                 for d in c.volume_devices or []}
+        for v in pod.spec.volumes or []:
+            if v.empty_dir is not None:
+                d = g.dir / "volumes" / "kubernetes.io~empty-dir" / v.name
+                d.mkdir(parents=True, exist_ok=True)
+                out[v.name] = {"dir": str(d)}
+            elif v.persistent_volume_claim is not None:
+                claim = v.persistent_volume_claim.claim_name
+                pvc = self.core.read_namespaced_persistent_volume_claim(claim, g.namespace)
+                pv = self.core.read_persistent_volume(pvc.spec.volume_name)
+                if pv.spec.csi is None or pv.spec.csi.driver != self.driver:
+                    raise CsiError("InvalidArgument", f"volume {pv.metadata.name} is not a "
+                                                      f"{self.driver} volume")
+                is_block = v.name in block
+                try:
+                    s = self.volumes.stage(g.uid, pv.spec.csi.volume_handle, pv.metadata.name,
+                                           None if is_block else (pv.spec.csi.fs_type or ""),
+                                           self._secret(pv.spec.csi.node_stage_secret_ref),
+                                           g.stop)
+                    g.staged.append(s)
+                    if is_block:
+                        out[v.name] = {"block": s}
+                        continue
+                    target = NodeVolumes.target_path(g.dir, pv.metadata.name)
+                    self.volumes.publish(s, target, bool(v.persistent_volume_claim.read_only))
+                    g.published.append(target)
+                    out[v.name] = {"dir": str(target)}
+                except CsiError as e:
+                    e.volume = pv.metadata.name
+                    raise
+        return out
 
-    def _devices(self, g: Guest, pod) -> dict[str, str]:
-        """NodeStage every PVC of the pod -> {devicePath: nbd URI}. Raises CsiError."""
-        claims = {v.name: v.persistent_volume_claim.claim_name
-                  for v in pod.spec.volumes or [] if v.persistent_volume_claim}
-        c = pod.spec.containers[0]
+    def _secret(self, ref) -> dict | None:
+        if ref is None:
+            return None
+        s = self.core.read_namespaced_secret(ref.name, ref.namespace)
+        return {k: base64.b64decode(v).decode() for k, v in (s.data or {}).items()}
+
+    def _rewrite(self, g: Guest, c, text: str, vols: dict[str, dict]) -> str:
+        """One argument of container `c`'s command with its volumes' paths made real."""
+        mounts = {}
         for m in c.volume_mounts or []:
-            if m.name in claims:
-                raise CsiError("Unimplemented", f"volume {m.name}: filesystem PVCs (volumeMounts) "
-                                                "are not supported by the lab's node agent yet; "
-                                                "use volumeDevices")
-        devices = {}
-        for d in c.volume_devices or []:
-            claim = claims.get(d.name)
-            if claim is None:
-                continue
-            pvc = self.core.read_namespaced_persistent_volume_claim(claim, g.namespace)
-            pv = self.core.read_persistent_volume(pvc.spec.volume_name)
-            if pv.spec.csi is None or pv.spec.csi.driver != self.driver:
-                raise CsiError("InvalidArgument", f"volume {pv.metadata.name} is not a "
-                                                  f"{self.driver} volume")
-            secret = None
-            ref = pv.spec.csi.node_stage_secret_ref
-            if ref is not None:
-                import base64
-                s = self.core.read_namespaced_secret(ref.name, ref.namespace)
-                secret = {k: base64.b64decode(v).decode() for k, v in (s.data or {}).items()}
-            handle = pv.spec.csi.volume_handle
-            stage = functools.partial(
-                self.csi.node_stage, handle, self.iqn, self.node, secret,
-                lambda ip, iqn, **chap: nbd_login(ip, iqn, self.iqn, **chap))
-            # The pod reaches the LUN through a relay that stages again (login through the
-            # first portal that answers) when the target drops it: a Datera restart or a lost
-            # path is a pause for the pod, as with the kubelet's multipath iSCSI, not an error.
-            # Its socket sits in /tmp: a unix socket's path has at most 107 bytes.
-            relay = DiskRelay(f"/tmp/vancouver-lun-{uuid.uuid4().hex[:16]}.sock", stage)
-            g.staged.append(handle)
-            g.relays.append(relay)
-            devices[d.device_path] = relay.uri
-        return devices
-
-    def _rewrite(self, g: Guest, text: str, devices: dict[str, str]) -> str:
+            if m.name in vols and "dir" in vols[m.name]:
+                mounts[m.mount_path] = str(Path(vols[m.name]["dir"]) / (m.sub_path or ""))
+                Path(mounts[m.mount_path]).mkdir(parents=True, exist_ok=True)
+        text = rewrite_mount_paths(text, mounts)
+        devices = {d.device_path: vols[d.name]["block"] for d in c.volume_devices or []
+                   if d.name in vols and "block" in vols[d.name]}
         out = []
         for line in text.splitlines():
-            for path, uri in devices.items():
+            for path, s in devices.items():
                 if path not in line:
                     continue
                 pat = re.compile(r"--filename(?:=|\s+)" + re.escape(path) + r"(?![\w/])")
                 if _FIO.search(line) and pat.search(line):
-                    line = pat.sub(f"--ioengine=nbd --uri={shlex.quote(uri)}",
+                    line = pat.sub(f"--ioengine=nbd --uri={shlex.quote(s.uri)}",
                                    _IOENGINE.sub("", line))
                 if path in line:
-                    line = re.sub(re.escape(path) + r"(?![\w/])",
-                                  shlex.quote(self._fuse_file(g, path, uri)), line)
+                    f = self.volumes.block_file(s, g.dir, path, g.stop, g.fuse)
+                    line = re.sub(re.escape(path) + r"(?![\w/])", shlex.quote(f), line)
             out.append(line)
         return "\n".join(out)
 
-    def _fuse_file(self, g: Guest, path: str, uri: str) -> str:
-        """The LUN as a file: nbdfuse serves it in the foreground until unmounted; its pid
-        file appears once the mount is ready."""
-        mnt = g.dir / ("fuse-" + path.strip("/").replace("/", "-"))
-        if mnt not in g.fuse:
-            mnt.mkdir(exist_ok=True)
-            pidfile = g.dir / (mnt.name + ".pid")
-            proc = subprocess.Popen(["nbdfuse", "-P", str(pidfile), str(mnt), uri],
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.PIPE)
-            deadline = time.monotonic() + 30
-            while not pidfile.exists():
-                if proc.poll() is not None:
-                    raise OSError(f"nbdfuse exited {proc.returncode}: "
-                                  f"{proc.stderr.read().decode(errors='replace').strip()[:200]}")
-                if time.monotonic() > deadline or g.stop.wait(0.05):
-                    proc.kill()
-                    raise OSError("nbdfuse did not mount within 30 s")
-            g.fuse.append(mnt)
-            g.fuse_procs.append(proc)
-        return str(mnt / "nbd")
-
+    # -- one pod ---------------------------------------------------------------------------
     def _run(self, g: Guest, pod) -> None:
-        c = pod.spec.containers[0]
-        self._status(g, {"phase": "Pending", "hostIP": self.address,
-                         "conditions": self._conditions(False, "ContainersNotReady"),
-                         "containerStatuses": [{"name": c.name, "ready": False, "restartCount": 0,
-                                                "image": c.image or "", "imageID": "",
-                                                "state": {"waiting": {"reason": "ContainerCreating"}}}]})
+        self._publish_status(g)
         delay = RETRY_S[0]
         while not g.stop.is_set():
             try:
-                devices = self._devices(g, pod)
+                vols = self._attach(g, pod)
+                if g.stop.is_set():
+                    return   # _stop detaches once this thread is done
                 break
             except (CsiError, ApiException) as e:
-                self._unstage(g)
-                self._event(g, "Warning", "FailedMount",
-                            f"MountVolume.MountDevice failed for pod {g.name}: {e}"
-                            if isinstance(e, CsiError) else f"MountVolume failed: HTTP {e.status}")
+                self._detach(g)
+                # kubelet's operation executor: `<op> failed for volume "<pv>" : <error>`
+                if isinstance(e, CsiError):
+                    msg = (f'MountVolume.MountDevice failed for volume '
+                           f'"{getattr(e, "volume", "")}" : {e}')
+                else:
+                    msg = f"Unable to attach or mount volumes: HTTP {e.status} {e.reason}"
+                self._event(g, "Warning", "FailedMount", msg)
                 g.stop.wait(delay)
                 delay = min(delay * 2, RETRY_S[1])
         else:
             return
-        argv = list(c.command or []) + list(c.args or [])
-        if not argv:
-            argv = ["true"]
-        try:
-            argv = [self._rewrite(g, a, devices) for a in argv]
-        except (subprocess.SubprocessError, OSError) as e:
-            self._event(g, "Warning", "FailedMount", f"cannot expose a device: {e}")
-            return
-        started = _now()
-        cid = f"vancouver://{uuid.uuid4().hex}"
-        self._event(g, "Normal", "Started", f"Started container {c.name}")
-        self._status(g, {"phase": "Running", "hostIP": self.address, "podIP": self.address,
-                         "podIPs": [{"ip": self.address}], "startTime": started,
-                         "conditions": self._conditions(True),
-                         "containerStatuses": [{"name": c.name, "ready": True, "restartCount": 0,
-                                                "image": c.image or "", "imageID": "",
-                                                "containerID": cid, "started": True,
-                                                "state": {"running": {"startedAt": started}}}]})
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HOME": str(g.dir),
-               **{e.name: e.value or "" for e in c.env or []}}
-        with open(g.log_path, "ab") as out:
-            try:
-                g.proc = subprocess.Popen(argv, cwd=g.dir, env=env, stdin=subprocess.DEVNULL,
-                                          stdout=out, stderr=subprocess.STDOUT)
-                rc = g.proc.wait()
-            except OSError as e:
-                out.write(f"{argv[0]}: {e.strerror}\n".encode())
-                rc = 127
+        g.started = now()
+        specs = {c.name: c for c in (pod.spec.init_containers or []) + pod.spec.containers}
+        for st in g.inits:   # one after another; a failure fails the pod (restartPolicy Never)
+            if not self._container(g, st, specs[st.name], vols) or g.stop.is_set():
+                break
+        else:
+            threads = [threading.Thread(target=self._container, args=(g, st, specs[st.name], vols),
+                                        name=f"pod-{g.name}-{st.name}", daemon=True)
+                       for st in g.containers]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
         if g.stop.is_set():
             return
-        self._unstage(g)
-        phase, reason = ("Succeeded", "Completed") if rc == 0 else ("Failed", "Error")
-        self._status(g, {"phase": phase,
-                         "conditions": self._conditions(False, "PodCompleted"),
-                         "containerStatuses": [{"name": c.name, "ready": False, "restartCount": 0,
-                                                "image": c.image or "", "imageID": "",
-                                                "containerID": cid, "started": False,
-                                                "state": {"terminated": {
-                                                    "exitCode": rc, "reason": reason,
-                                                    "startedAt": started, "finishedAt": _now(),
-                                                    "containerID": cid}}}]})
+        self._detach(g)   # kubelet unmounts the volumes of a terminated pod
+        self._publish_status(g)
+
+    def _container(self, g: Guest, st: ContainerState, c, vols: dict) -> bool:
+        """Runs one container to its end -> it exited 0."""
+        try:
+            argv = [self._rewrite(g, c, a, vols) for a in _argv(c)]
+        except (CsiError, OSError) as e:
+            self._event(g, "Warning", "FailedMount", f"cannot expose a device: {e}")
+            st.state, st.reason, st.exit_code = "terminated", "ContainerCannotRun", 128
+            st.started_at = st.finished_at = now()
+            self._publish_status(g)
+            return False
+        st.container_id = f"vancouver://{uuid.uuid4().hex}"
+        self._event(g, "Normal", "Pulled",
+                    f'Container image "{st.image}" already present on machine')
+        self._event(g, "Normal", "Created", f"Created container {st.name}")
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HOME": str(g.dir),
+               "HOSTNAME": g.name, **{e.name: e.value or "" for e in c.env or []}}
+        cwd = g.dir / "containers" / st.name
+        cwd.mkdir(parents=True, exist_ok=True)
+        with open(g.log_path(st.name), "ab") as out:
+            try:
+                proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                        stdout=out, stderr=subprocess.STDOUT)
+            except OSError as e:
+                out.write(f"{argv[0]}: {e.strerror}\n".encode())
+                st.state, st.reason, st.exit_code = "terminated", "ContainerCannotRun", 127
+                st.started_at = st.finished_at = now()
+                self._publish_status(g)
+                return False
+            g.procs[st.name] = proc
+            st.state, st.started_at = "running", now()
+            self._event(g, "Normal", "Started", f"Started container {st.name}")
+            self._publish_status(g)
+            rc = proc.wait()
+        if g.stop.is_set():
+            return False
+        st.state, st.exit_code, st.finished_at = "terminated", rc, now()
+        st.reason = "Completed" if rc == 0 else "Error"
+        self._publish_status(g)
+        return rc == 0
