@@ -100,9 +100,9 @@ def _parse_body(raw: bytes, content_type: str, method: str) -> dict:
         except UnicodeDecodeError:
             raise InvalidRequest("request body: not UTF-8 form data") from None
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise InvalidRequest(f"request body: malformed JSON ({str(e).split(':')[0]})") from None
+        body = core.loads(raw)
+    except core.BodyError as e:
+        raise InvalidRequest(f"request body: malformed JSON ({e})") from None
     if not isinstance(body, dict):
         raise InvalidRequest("request body: expected a JSON object")
     return body

@@ -52,6 +52,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 
+from lab.http.body import BodyError, loads
 from lab.datera.contract import ChapRequired, LoginRefused, VolumeHandle
 
 log = logging.getLogger("lab.datera.login")
@@ -156,8 +157,8 @@ class LoginService:
         if not line:
             return None
         try:
-            msg = json.loads(line)
-        except ValueError:
+            msg = loads(line)
+        except BodyError:
             msg = None
         if not isinstance(msg, dict):
             _reply(writer, {"ok": False, "reason": "bad request: expected one JSON object per line"})

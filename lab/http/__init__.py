@@ -5,8 +5,9 @@ Each simulated API brings its route table (a list of Route records), an endpoint
 own concerns (OpenStack: tokens, microversions, request ids; Datera: sessions, envelopes).
 """
 from .app import ErrorRenderer, build_app, normalize
+from .body import BodyError, loads
 from .request import path_as_sent, reply_headers
 from .routes import Route, register, route_of
 
-__all__ = ["ErrorRenderer", "Route", "build_app", "normalize", "path_as_sent", "register",
+__all__ = ["BodyError", "ErrorRenderer", "Route", "build_app", "loads", "normalize", "path_as_sent", "register",
            "reply_headers", "route_of"]

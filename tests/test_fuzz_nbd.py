@@ -1,0 +1,87 @@
+"""Fuzzed sessions against the lab's NBD server and initiator login (issue 13 item 5).
+
+Hypothesis draws hostile sessions (tests/support/nbd_fuzz.py): malformed handshakes and client
+flags, unknown and oversized options, bad magic, out-of-range and oversized requests, unknown
+commands and flags, CHAP answers of the wrong shape, lines over the limit, and abrupt
+disconnects in the middle of a request. Each answer must be the protocol's (NBD error values,
+NBD_REP_ERR_* option replies, a close where the spec says so; the login's {"ok": false,
+"reason"}), and a neighbour reading the same volume all along must never stall (its latencies
+are printed; bench/bench_fuzz.py reports them). The data plane runs in this process on spare
+lab addresses (tests/support/nbd.py), as the data-plane tests do.
+
+Below the properties, one named regression test per kind of fault the fuzzing found.
+"""
+import json
+import os
+import socket
+import struct
+
+import pytest
+from hypothesis import given, settings
+
+from lab.datera import nbd_proto as P
+from tests.support import fuzz  # noqa: F401  (registers the Hypothesis profiles)
+from tests.support import nbd_fuzz as nf
+from tests.support.nbd import RawNbd, inproc  # noqa: F401 (fixture)
+
+PROFILE = os.environ.get("VANCOUVER_FUZZ_PROFILE", "ci")
+INITIATOR = "iqn.test:host1"
+
+
+@pytest.fixture
+def export(inproc):   # noqa: F811
+    iqn, _vols = inproc.add_target(size=nf.SIZE)
+    return iqn, inproc.login(iqn)[0].export
+
+
+@pytest.fixture
+def neighbour(inproc, export):   # noqa: F811
+    n = nf.Neighbour(inproc.vips[1], inproc.dp.nbd_port, export[1])
+    yield n
+    figures = n.stop()
+    print(f"neighbour during the fuzz: {figures}")
+    assert n.error is None, f"the neighbour's I/O failed: {n.error!r}"
+
+
+def _alive(neighbour, before: int):
+    """The neighbour made progress since `before` (a stalled read fails it within 10 s)."""
+    nf_wait = 0
+    while neighbour.reads() <= before and neighbour.error is None and nf_wait < 1000:
+        import time
+        time.sleep(0.01)
+        nf_wait += 1
+    assert neighbour.error is None, f"neighbour failed: {neighbour.error!r}"
+    assert neighbour.reads() > before, "the neighbour's reads stalled"
+
+
+def test_fuzz_nbd_sessions(inproc, export, neighbour):   # noqa: F811
+    _iqn, name = export
+
+    @settings(settings.get_profile(PROFILE))
+    @given(s=nf.nbd_sessions(name))
+    def prop(s):
+        before = neighbour.reads()
+        nf.nbd_session(inproc.dp.nbd_port, inproc.vips[0], name, s)
+        _alive(neighbour, before)
+    prop()
+
+
+def test_fuzz_initiator_login(inproc, export, neighbour):   # noqa: F811
+    plain, _name = export
+    chap, _ = inproc.add_target(chap=("fuzz-user", "fuzz-secret-123"))
+
+    @settings(settings.get_profile(PROFILE))
+    @given(target=__import__("hypothesis").strategies.sampled_from([plain, chap]),
+           data=__import__("hypothesis").strategies.data())
+    def prop(target, data):
+        lines = data.draw(nf.login_lines(target, INITIATOR))
+        hang_up = data.draw(__import__("hypothesis").strategies.booleans())
+        before = neighbour.reads()
+        nf.login_session(inproc.dp.login_port, inproc.vips[0], lines, hang_up)
+        _alive(neighbour, before)
+    prop()
+
+
+@pytest.mark.parametrize("where", ["option", "request"])
+def test_bad_magic_closes_the_connection(inproc, export, where):   # noqa: F811
+    assert nf.bad_magic_session(inproc.dp.nbd_port, inproc.vips[0], export[1], where)
