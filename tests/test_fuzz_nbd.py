@@ -85,3 +85,56 @@ def test_fuzz_initiator_login(inproc, export, neighbour):   # noqa: F811
 @pytest.mark.parametrize("where", ["option", "request"])
 def test_bad_magic_closes_the_connection(inproc, export, where):   # noqa: F811
     assert nf.bad_magic_session(inproc.dp.nbd_port, inproc.vips[0], export[1], where)
+
+
+# ---- the kinds of fault the fuzzing found, one regression test each ---------------------------
+
+@pytest.mark.parametrize("cmd, flags, structured", [
+    (P.CMD_READ, 1 << 1, False),            # NO_HOLE means nothing to a READ
+    (P.CMD_READ, P.CMD_FLAG_DF, False),     # DF needs structured replies
+    (P.CMD_READ, 1 << 15, True),
+    (P.CMD_WRITE, P.CMD_FLAG_REQ_ONE, False),
+    (P.CMD_FLUSH, 1 << 7, False),
+    (P.CMD_TRIM, P.CMD_FLAG_NO_HOLE, True),
+])
+def test_unknown_command_flags_are_refused_with_einval(inproc, export, cmd, flags,   # noqa: F811
+                                                       structured):
+    """Found: READ, WRITE, FLUSH and TRIM ignored flags they do not define (a READ with NO_HOLE
+    read; a WRITE with REQ_ONE wrote). The server now refuses them with EINVAL and does not act
+    on them (nbdkit and qemu-nbd do the same); the connection stays usable."""
+    nbd = RawNbd(inproc.vips[0], inproc.dp.nbd_port)
+    try:
+        if structured:
+            assert nbd.option(P.OPT_STRUCTURED_REPLY)[-1][0] == P.REP_ACK
+        assert nbd.go(export[1])[-1][0] == P.REP_ACK
+        data = b"\x5a" * 512 if cmd == P.CMD_WRITE else b""
+        nbd.send(cmd, 7, 0, 512 if cmd != P.CMD_FLUSH else 0, data, flags)
+        c = nf.Cmd(cmd, flags, 0, 512, data)
+        assert nf.check_reply(nbd.sock, c, 7, structured) == P.EINVAL
+        nbd.send(P.CMD_READ, 8, 0, 512)             # refused, not acted on; still serving
+        assert nf.check_reply(nbd.sock, nf.Cmd(P.CMD_READ, 0, 0, 512), 8, structured) == 0
+    finally:
+        nbd.close()
+    if cmd == P.CMD_WRITE:
+        nbd = RawNbd(inproc.vips[0], inproc.dp.nbd_port)
+        try:
+            nbd.go(export[1])
+            nbd.send(P.CMD_READ, 9, 0, 512)
+            assert nbd.reply(512)[2] == bytes(512), "a refused WRITE wrote"
+        finally:
+            nbd.close()
+
+
+def test_a_login_line_over_the_limit_gets_a_refusal_not_a_silent_close(inproc):   # noqa: F811
+    """Found: a login line over 64 KiB closed the connection without a word (the stream's
+    limit raised ValueError and the service returned); now it gets {"ok": false, "reason"}."""
+    answers = nf.login_session(inproc.dp.login_port, inproc.vips[0], [b"x" * (70 * 1024)], False)
+    assert answers[0]["ok"] is False and "over" in answers[0]["reason"]
+
+
+@pytest.mark.parametrize("line", [b"[" * 100000, b'{"op": "login", "x": ' + b"[" * 50000 + b"}"])
+def test_a_deeply_nested_login_line_is_a_bad_request_not_an_internal_error(inproc, line):  # noqa: F811
+    """Found with the HTTP kind: json.loads raises RecursionError, which the login service met
+    as a bug ("internal error in the target"); now it is the protocol's bad request."""
+    answers = nf.login_session(inproc.dp.login_port, inproc.vips[0], [line], False)
+    assert answers[0]["ok"] is False and answers[0]["reason"].startswith("bad request")

@@ -80,6 +80,10 @@ def render_error(request: web.Request, e: BaseException) -> web.Response:
                                  f"{', '.join(sorted(e.allowed_methods))}")
         else:
             e = NotFound()
+    elif isinstance(e, web.HTTPClientError):   # the HTTP layer's own 4xx (413: body too large)
+        failure = InvalidRequest(core.client_error_message(request, e))
+        failure.http = e.status
+        e = failure
     elif isinstance(e, ApiFailure):
         if e.http >= 500:
             log.error("%s %s: %s", request.method, path, e.message)

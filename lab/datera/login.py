@@ -117,6 +117,19 @@ class Exports:
             del self._by_name[name]
 
 
+async def _discard_line(reader, budget: int = 1 << 20, timeout: float = 2.0):
+    """Reads the rest of an over-long line (bounded): closing with unread input would reset
+    the connection, and the client would lose the refusal just sent."""
+    try:
+        while budget > 0:
+            chunk = await asyncio.wait_for(reader.read(65536), timeout)
+            budget -= len(chunk)
+            if not chunk or b"\n" in chunk:
+                return
+    except (asyncio.TimeoutError, ConnectionError):
+        return
+
+
 def _reply(writer, obj: dict):
     writer.write(json.dumps(obj).encode() + b"\n")
 
@@ -152,7 +165,11 @@ class LoginService:
     async def _read(self, reader, writer) -> dict | None:
         try:
             line = await asyncio.wait_for(reader.readline(), IDLE_TIMEOUT)
-        except (asyncio.TimeoutError, ValueError):  # ValueError: line over the limit
+        except asyncio.TimeoutError:
+            return None
+        except ValueError:   # over the stream's limit: say so before closing, as for any bad line
+            _reply(writer, {"ok": False, "reason": f"bad request: line over {MAX_LINE} bytes"})
+            await _discard_line(reader)
             return None
         if not line:
             return None

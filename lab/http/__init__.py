@@ -4,10 +4,10 @@ Each simulated API brings its route table (a list of Route records), an endpoint
 (record -> aiohttp handler), an error renderer in its own body style, and middlewares for its
 own concerns (OpenStack: tokens, microversions, request ids; Datera: sessions, envelopes).
 """
-from .app import ErrorRenderer, build_app, normalize
+from .app import ErrorRenderer, build_app, client_error_message, normalize
 from .body import BodyError, loads
 from .request import path_as_sent, reply_headers
 from .routes import Route, register, route_of
 
-__all__ = ["BodyError", "ErrorRenderer", "Route", "build_app", "loads", "normalize", "path_as_sent", "register",
-           "reply_headers", "route_of"]
+__all__ = ["BodyError", "ErrorRenderer", "Route", "build_app", "client_error_message", "loads",
+           "normalize", "path_as_sent", "register", "reply_headers", "route_of"]
