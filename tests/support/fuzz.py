@@ -22,6 +22,7 @@ connection:
            or a 2xx where the header is one the real API ignores (`lenient` again).
 """
 import asyncio
+import dataclasses
 import http.client
 import json
 import re
@@ -232,6 +233,9 @@ class Api:
     # (method, template) where the real API takes any id (Nova's and Cinder's quota defaults
     # of any project; Keystone's PUT /v3/regions/{id} creates the region): a 2xx is right.
     any_id: tuple = ()
+    # other callers: (credential headers, known-id overrides), e.g. an admin token and its
+    # project; each request is made as one of them or as `auth`
+    alt: list = field(default_factory=list)
     counts: dict = field(default_factory=dict)
 
     @property
@@ -276,6 +280,9 @@ def params(template: str) -> list[str]:
 def requests(draw, api: Api, kinds=KINDS) -> Req:
     """One wrong request to `api`, of one of `kinds`."""
     kind = draw(st.sampled_from(kinds))
+    if api.alt and kind != "auth":
+        auth, known = draw(st.sampled_from([(api.auth, {}), *api.alt]))
+        api = dataclasses.replace(api, auth=auth, known={**api.known, **known})
     if kind == "method":
         template = draw(st.sampled_from(sorted(api.paths)))
         method = draw(st.sampled_from([m for m in METHODS if m not in api.paths[template]

@@ -71,7 +71,11 @@ def datera_api(lt: LoopThread, tmp) -> tuple[Api, Served]:
 
 
 # Where the real services take any id (see fuzz.Api.any_id): regexes over route templates.
-ANY_ID = (("GET", r".*/os-quota-sets/\{[a-z_]+\}/defaults"), ("PUT", r"/v3/regions/\{region_id\}"))
+# Nova's and Cinder's quota defaults and Neutron's quotas answer for any project id (none of
+# them asks Keystone whether it exists); Keystone's PUT /v3/regions/{id} creates that region.
+ANY_ID = (("GET", r".*/os-quota-sets/\{[a-z_]+\}/defaults"),
+          ("PUT", r"/v3/regions/\{region_id\}"),
+          ("GET", r"/v2\.0/quotas/\{project\}"), ("PUT", r"/v2\.0/quotas/\{project\}"))
 
 
 def openstack_apis(lt: LoopThread, tmp, release: str) -> tuple[dict, Served]:
@@ -85,15 +89,11 @@ def openstack_apis(lt: LoopThread, tmp, release: str) -> tuple[dict, Served]:
     served = Served(lt)
     ports = {name: served.serve(os_server.build_app(cloud, svc))
              for name, svc in cloud.services.items()}
-    scope = {"project": {"name": "Vancouver-FZ", "domain": {"name": "Default"}}}
-    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-        "name": "tenant", "password": "pw-tenant-1", "domain": {"name": "Default"}}}},
-        "scope": scope}}
-    ans = send(ports["keystone"], "POST", b"/v3/auth/tokens", JSON, json.dumps(body).encode())
-    assert ans.status == 201, ans.body
-    token = ans.headers["X-Subject-Token"].encode()
-    project = ans.json()["token"]["project"]["id"]
+    token, project = _token(ports["keystone"], "tenant", "pw-tenant-1", "Vancouver-FZ")
+    admin_token, admin_project = _token(ports["keystone"], "admin", "pw-admin-1", "admin")
     auth = [(b"X-Auth-Token", token)]
+    admin = ([(b"X-Auth-Token", admin_token)],
+             {k: admin_project.encode() for k in ("project_id", "pid", "project")})
     vol = _call(ports["cinder"], "POST", f"/v3/{project}/volumes",
                 {"volume": {"size": 1, "name": "fuzz-vol"}}, auth)["volume"]
     image = _call(ports["glance"], "POST", "/v2/images",
@@ -121,8 +121,18 @@ def openstack_apis(lt: LoopThread, tmp, release: str) -> tuple[dict, Served]:
                   "neutron": ("GET", b"/v2.0/networks", auth)}[name]
         apis[name] = Api(name, ports[name], routes, auth,
                          {k: v.encode() for k, v in known.items()}, SHAPES[name], health,
-                         version_headers=versions, any_id=ANY_ID)
+                         version_headers=versions, any_id=ANY_ID, alt=[admin])
     return apis, served
+
+
+def _token(port: int, user: str, password: str, project: str) -> tuple[bytes, str]:
+    """(token, project id) of a password login scoped to `project`."""
+    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": user, "password": password, "domain": {"name": "Default"}}}},
+        "scope": {"project": {"name": project, "domain": {"name": "Default"}}}}}
+    ans = send(port, "POST", b"/v3/auth/tokens", JSON, json.dumps(body).encode())
+    assert ans.status == 201, ans.body
+    return ans.headers["X-Subject-Token"].encode(), ans.json()["token"]["project"]["id"]
 
 
 async def _make_cloud(config: CloudConfig) -> Cloud:
