@@ -6,7 +6,8 @@ NBD; the login tells it the NBD export names to open. The service listens on eve
 
 Wire format: one JSON object per line (UTF-8, terminated by "\\n", at most 64 KiB), in both
 directions. One connection may carry several logins, one after another; the server closes a
-connection idle for 30 s and after any malformed line.
+connection idle for 30 s, and after any malformed line (not JSON, nested too deeply, not an
+object, over 64 KiB), which first gets a refusal (2c below).
 
 1. The client sends
        {"op": "login", "initiator": "<initiator IQN>", "target": "<target IQN>"}

@@ -14,6 +14,8 @@ Datera array counts the SCSI commands they stand for (WRITE SAME/UNMAP, GET LBA 
 - BLOCK_STATUS: one read op and no bytes, likewise;
 - FLUSH, DISC and refused requests: not counted, not paced.
 An offline volume answers EIO to all of them (its connections are closed as it goes offline).
+A flag a command does not define (proto.md "Request message"; DF on a READ without structured
+replies) is refused with EINVAL and not acted on, as nbdkit and qemu-nbd refuse it.
 """
 import asyncio
 import logging
