@@ -71,9 +71,10 @@ def datera_api(lt: LoopThread, tmp) -> tuple[Api, Served]:
 
 
 # Where the real services take any id (see fuzz.Api.any_id): regexes over route templates.
-# Nova's and Cinder's quota defaults and Neutron's quotas answer for any project id (none of
-# them asks Keystone whether it exists); Keystone's PUT /v3/regions/{id} creates that region.
-ANY_ID = (("GET", r".*/os-quota-sets/\{[a-z_]+\}/defaults"),
+# Nova's and Cinder's quota sets (to an admin; defaults to anyone) and Neutron's quotas answer
+# for any project id (Mitaka's services do not ask Keystone whether it exists); Keystone's
+# PUT /v3/regions/{id} creates that region.
+ANY_ID = (("GET", r".*/os-quota-sets/\{[a-z_]+\}(/defaults|/detail)?"),
           ("PUT", r"/v3/regions/\{region_id\}"),
           ("GET", r"/v2\.0/quotas/\{project\}"), ("PUT", r"/v2\.0/quotas/\{project\}"))
 
