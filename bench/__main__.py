@@ -26,6 +26,7 @@ RUNS = [
     ["bench_openstack_scenarios.py", "--duration", "120", "--convert-gib", "1"],
     ["bench_dashboard.py", "--duration", "60", "--rate-duration", "40"],
     ["bench_outage_resume.py", "--outages", "1"],
+    ["bench_fuzz.py", "--examples", "300"],
 ]
 
 

@@ -83,6 +83,10 @@ def render_error(request: web.Request, e: BaseException) -> web.Response:
             e = NotFound()
     elif isinstance(e, core.InjectedFault):   # the chaos switch (lab/http/chaos.py)
         e = _injected(e)
+    elif isinstance(e, web.HTTPClientError):   # the HTTP layer's own 4xx (413: body too large)
+        failure = InvalidRequest(core.client_error_message(request, e))
+        failure.http = e.status
+        e = failure
     elif isinstance(e, ApiFailure):
         if e.http >= 500:
             log.error("%s %s: %s", request.method, path, e.message)
@@ -112,9 +116,9 @@ def _parse_body(raw: bytes, content_type: str, method: str) -> dict:
         except UnicodeDecodeError:
             raise InvalidRequest("request body: not UTF-8 form data") from None
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise InvalidRequest(f"request body: malformed JSON ({str(e).split(':')[0]})") from None
+        body = core.loads(raw)
+    except core.BodyError as e:
+        raise InvalidRequest(f"request body: malformed JSON ({e})") from None
     if not isinstance(body, dict):
         raise InvalidRequest("request body: expected a JSON object")
     return body

@@ -6,7 +6,8 @@ NBD; the login tells it the NBD export names to open. The service listens on eve
 
 Wire format: one JSON object per line (UTF-8, terminated by "\\n", at most 64 KiB), in both
 directions. One connection may carry several logins, one after another; the server closes a
-connection idle for 30 s and after any malformed line.
+connection idle for 30 s, and after any malformed line (not JSON, nested too deeply, not an
+object, over 64 KiB), which first gets a refusal (2c below).
 
 1. The client sends
        {"op": "login", "initiator": "<initiator IQN>", "target": "<target IQN>"}
@@ -52,6 +53,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 
+from lab.http.body import BodyError, loads
 from lab.datera.contract import ChapRequired, LoginRefused, VolumeHandle
 
 log = logging.getLogger("lab.datera.login")
@@ -116,6 +118,19 @@ class Exports:
             del self._by_name[name]
 
 
+async def _discard_line(reader, budget: int = 1 << 20, timeout: float = 2.0):
+    """Reads the rest of an over-long line (bounded): closing with unread input would reset
+    the connection, and the client would lose the refusal just sent."""
+    try:
+        while budget > 0:
+            chunk = await asyncio.wait_for(reader.read(65536), timeout)
+            budget -= len(chunk)
+            if not chunk or b"\n" in chunk:
+                return
+    except (asyncio.TimeoutError, ConnectionError):
+        return
+
+
 def _reply(writer, obj: dict):
     writer.write(json.dumps(obj).encode() + b"\n")
 
@@ -151,13 +166,17 @@ class LoginService:
     async def _read(self, reader, writer) -> dict | None:
         try:
             line = await asyncio.wait_for(reader.readline(), IDLE_TIMEOUT)
-        except (asyncio.TimeoutError, ValueError):  # ValueError: line over the limit
+        except asyncio.TimeoutError:
+            return None
+        except ValueError:   # over the stream's limit: say so before closing, as for any bad line
+            _reply(writer, {"ok": False, "reason": f"bad request: line over {MAX_LINE} bytes"})
+            await _discard_line(reader)
             return None
         if not line:
             return None
         try:
-            msg = json.loads(line)
-        except ValueError:
+            msg = loads(line)
+        except BodyError:
             msg = None
         if not isinstance(msg, dict):
             _reply(writer, {"ok": False, "reason": "bad request: expected one JSON object per line"})

@@ -14,6 +14,8 @@ Datera array counts the SCSI commands they stand for (WRITE SAME/UNMAP, GET LBA 
 - BLOCK_STATUS: one read op and no bytes, likewise;
 - FLUSH, DISC and refused requests: not counted, not paced.
 An offline volume answers EIO to all of them (its connections are closed as it goes offline).
+A flag a command does not define (proto.md "Request message"; DF on a READ without structured
+replies) is refused with EINVAL and not acted on, as nbdkit and qemu-nbd refuse it.
 """
 import asyncio
 import logging
@@ -33,6 +35,7 @@ SPARSE_READ_MIN = 64 * 1024         # structured reads at least this long look f
 MAX_READ_CHUNKS = 16                # more pieces than this: one data chunk instead
 _EXTENT = struct.Struct(">II")
 _ZERO_FLAGS = P.CMD_FLAG_FUA | P.CMD_FLAG_NO_HOLE | P.CMD_FLAG_FAST_ZERO
+_READ_FLAGS = P.CMD_FLAG_FUA | P.CMD_FLAG_DF   # DF only once structured replies are on
 _STATUS_FLAGS = P.CMD_FLAG_FUA | P.CMD_FLAG_REQ_ONE
 
 
@@ -190,6 +193,10 @@ class NbdConnection(Negotiation, asyncio.Protocol):
                         break
                     start = pos + 28
                     pos = start + length
+                    if flags & ~P.CMD_FLAG_FUA:   # unknown flags: refused, not acted on
+                        out.append(error_reply(structured, handle, P.EINVAL,
+                                               f"unknown WRITE flags {flags:#x}"))
+                        continue
                     if not vol.online:
                         out.append(error_reply(structured, handle, P.EIO, "volume offline"))
                         continue
@@ -214,6 +221,10 @@ class NbdConnection(Negotiation, asyncio.Protocol):
                     continue
                 pos += 28
                 if cmd == P.CMD_READ:
+                    if flags & ~_READ_FLAGS or (flags & P.CMD_FLAG_DF and not structured):
+                        out.append(error_reply(structured, handle, P.EINVAL,
+                                               f"unknown READ flags {flags:#x}"))
+                        continue
                     if not vol.online:
                         out.append(error_reply(structured, handle, P.EIO, "volume offline"))
                         continue
@@ -241,6 +252,10 @@ class NbdConnection(Negotiation, asyncio.Protocol):
                     br += length
                     continue
                 if cmd == P.CMD_FLUSH:
+                    if flags & ~P.CMD_FLAG_FUA:
+                        out.append(error_reply(structured, handle, P.EINVAL,
+                                               f"unknown FLUSH flags {flags:#x}"))
+                        continue
                     self._flush(handle)
                     continue
                 if cmd == P.CMD_DISC:
@@ -290,8 +305,9 @@ class NbdConnection(Negotiation, asyncio.Protocol):
         trim = cmd == P.CMD_TRIM
         if not vol.online:
             return _refuse(structured, handle, P.EIO, "volume offline")
-        if not trim and flags & ~_ZERO_FLAGS:
-            return _refuse(structured, handle, P.EINVAL, "unknown WRITE_ZEROES flag")
+        if flags & ~(P.CMD_FLAG_FUA if trim else _ZERO_FLAGS):
+            return _refuse(structured, handle, P.EINVAL,
+                           f"unknown {'TRIM' if trim else 'WRITE_ZEROES'} flag")
         if offset + length > vol.size:   # the spec's errors: EINVAL for TRIM, ENOSPC for zeroes
             return _refuse(structured, handle, P.EINVAL if trim else P.ENOSPC,
                            "range past the end of the volume")

@@ -5,9 +5,11 @@ Each simulated API brings its route table (a list of Route records), an endpoint
 own concerns (OpenStack: tokens, microversions, request ids; Datera: sessions, envelopes).
 """
 from .chaos import InjectedFault
-from .app import ErrorRenderer, build_app, normalize
+from .app import ErrorRenderer, build_app, client_error_message, normalize
+from .body import BodyError, loads
 from .request import path_as_sent, reply_headers
 from .routes import Route, register, route_of
 
-__all__ = ["ErrorRenderer", "InjectedFault", "Route", "build_app", "normalize", "path_as_sent",
-           "register", "reply_headers", "route_of"]
+__all__ = ["BodyError", "ErrorRenderer", "InjectedFault", "Route", "build_app",
+           "client_error_message", "loads", "normalize", "path_as_sent", "register",
+           "reply_headers", "route_of"]

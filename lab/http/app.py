@@ -8,8 +8,10 @@ Middleware order, outermost first: `outer` (e.g. request ids and the access log,
 see the final status), then the core's error middleware, then the chaos switch (chaos.py, when
 the app names its service), then the API's `middlewares`. The error middleware
 * turns every exception into the API's own error body through `render_error(request, exc)`:
-  the router's web.HTTPNotFound / web.HTTPMethodNotAllowed (unknown path, wrong method) and
-  the API's own exceptions alike, so a 404 looks like the real service's 404;
+  the router's web.HTTPNotFound / web.HTTPMethodNotAllowed (unknown path, wrong method), the
+  HTTP layer's other 4xx (web.HTTPRequestEntityTooLarge from request.read(): renderers word it
+  with client_error_message) and the API's own exceptions alike, so a 404 looks like the real
+  service's 404 and nothing a client sends is a 500;
 * applies the request's reply headers (request.reply_headers) to success and error answers;
 * tolerates "//" and a trailing "/" as the lab's APIs always have: a path the router does
   not know is retried once in its normalized form before it is a 404; but a trailing "/"
@@ -63,6 +65,14 @@ def build_app(*, render_error: ErrorRenderer, middlewares: Iterable = (), outer:
                           middlewares=[*outer, errors, *inner])
     app[ROUTES_KEY] = {}
     return app
+
+
+def client_error_message(request: web.Request, e: web.HTTPClientError) -> str:
+    """One line for a 4xx the HTTP layer raised itself (aiohttp's HTTPRequestEntityTooLarge
+    from request.read(), ...), for the API's renderer to put in its own error body."""
+    if isinstance(e, web.HTTPRequestEntityTooLarge):
+        return f"Request body is larger than the {request.client_max_size} bytes accepted."
+    return e.reason
 
 
 def normalize(raw_path: str) -> str:

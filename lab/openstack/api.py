@@ -20,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+import lab.http as core
 from lab.http import Route as HttpRoute
 
 from . import errors
@@ -75,8 +76,8 @@ class Rq:
                 raise errors.BadRequest("Malformed request body: the body is empty")
             return None
         try:
-            return json.loads(self.raw)
-        except (ValueError, UnicodeDecodeError):
+            return core.loads(self.raw)
+        except core.BodyError:
             raise errors.BadRequest("Malformed request body") from None
 
     def json_object(self, key: str | None = None) -> dict:

@@ -71,6 +71,11 @@ def error_renderer(service: Service):
             e = errors.NotFound("The resource could not be found.")
         elif isinstance(e, core.InjectedFault):   # the chaos switch (lab/http/chaos.py)
             e = _injected(e)
+        elif isinstance(e, web.HTTPClientError):   # the HTTP layer's 4xx (413: body too large)
+            failure = errors.ApiError(core.client_error_message(request, e),
+                                      kind=e.__class__.__name__.removeprefix("HTTP"))
+            failure.status, failure.title = e.status, e.reason
+            e = failure
         elif isinstance(e, errors.ApiError):
             if e.status >= 500:
                 log.error("%s %s %s: %s", service.name, request.method, request.path,

@@ -15,6 +15,8 @@ import json
 import uuid
 from dataclasses import dataclass
 
+from lab.http.body import BodyError, loads
+
 from ..errors import BadRequest, NotFound
 
 
@@ -29,8 +31,8 @@ class Credential:
     def ec2(self) -> dict:
         """The blob of an "ec2" credential as a dict (access, secret, trust_id)."""
         try:
-            data = json.loads(self.blob)
-        except ValueError:
+            data = loads(self.blob)
+        except BodyError:   # deep nesting included
             data = {}
         return data if isinstance(data, dict) else {}
 
