@@ -74,7 +74,7 @@ def test_claims_beyond_the_measured_capacity_wait_their_turn():
     def probe():
         probes.append(time.monotonic())
         return 1000.0
-    w = _windows(probe, share=0.8)
+    w = _windows(probe, share=0.8, paced_cost=1)
     try:
         with w.qos(500) as first:            # the first window measures the capacity
             assert (first.capacity, first.beside, len(probes)) == (1000.0, 0, 1)
@@ -93,6 +93,26 @@ def test_claims_beyond_the_measured_capacity_wait_their_turn():
         with w.qos(5000) as alone:           # more than the host: alone, expecting what it has
             assert alone.reach(2000) == 1000.0 and alone.reach(500) == 500
         assert len(probes) == 1              # measured once within the TTL
+    finally:
+        _cleanup(w)
+
+
+def test_paced_claims_weigh_their_cost():
+    w = _windows(lambda: 10000.0, share=0.8, paced_cost=8)
+    try:
+        with w.qos(500):                     # 500 x 8 = 4,000 of 8,000
+            with w.qos(500) as second:       # 8,000 of 8,000: fits
+                assert second.beside == 500
+                got_in = threading.Event()
+
+                def third():
+                    with w.qos(100):         # 8,800 > 8,000: waits
+                        got_in.set()
+                t = threading.Thread(target=third)
+                t.start()
+                assert not got_in.wait(0.5)
+        assert got_in.wait(10)
+        t.join(10)
     finally:
         _cleanup(w)
 

@@ -1,0 +1,173 @@
+"""The booth demo's load on this machine: where the CPU goes while `pytest -n 5 --count=0
+scenarios/` runs, and what one fio at the gold tier reaches idle and with the demo running.
+
+    .venv/bin/python bench/bench_booth_load.py [--warmup 60] [--seconds 10] [--rounds 3]
+        [--workers 5] [--profile ci] [--target TARGET_YAML]
+
+Without --target it starts a lab of its own (VANCOUVER_LAB_NET, default 127.233, tmp run dir)
+and stops it after. Steps, in one run so the figures compare:
+1. idle: one 4 KiB random-write fio (QD16) on a gold-tier volume of the root tenant (policy
+   total_iops_max = the profile's gold, no tenant cap), `--seconds` long, `--rounds` times;
+2. the demo starts (`--workers` xdist workers, `--count=0`); after `--warmup` seconds the same
+   fio runs `--rounds` times while the demo runs, and the CPU of every process is sampled over
+   the same seconds and summed per part (the lab's Datera data plane and API, the OpenStack
+   services with their guests' relays, the Kubernetes apiserver/etcd/controllers and the
+   lab's kubelet and CSI, the guests' and scenarios' fio, the pytest controller and workers,
+   and everything else on the machine, other users included).
+Prints the IOPS (median of rounds), their ratio (loaded / idle), the gold limit, the load
+average and the CPU table (percent of one core). A measurement, never an assertion.
+"""
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import psutil  # noqa: E402
+
+from bench.bench_openstack_scenarios import lab  # noqa: E402
+
+PARTS = (  # (part, test on the command line), first match wins
+    ("lab: Datera (API + data plane)", lambda c: "lab.datera" in c),
+    ("lab: OpenStack (APIs, Cinder, Nova guests' relays)", lambda c: "lab.openstack" in c),
+    ("lab: Kubernetes (kubelet, CSI)", lambda c: "lab.kubernetes" in c),
+    ("Kubernetes control plane (apiserver, etcd, ...)",
+     lambda c: any(k in c for k in ("kube-apiserver", "kube-controller", "kube-scheduler",
+                                    "etcd"))),
+    ("lab: other (supervisor, LDAP, vSphere)",
+     lambda c: any(k in c for k in ("lab _supervise", "slapd", "vcsim", "lab.vsphere"))),
+    ("fio (guests, pods, scenarios)", lambda c: c.startswith("fio") or "/fio " in c),
+    ("qemu-img / nbdcopy", lambda c: c.startswith(("qemu-img", "nbdcopy", "nbdinfo"))),
+    ("pytest controller + workers", lambda c: "pytest" in c or "execnet" in c
+     or "exec(eval(sys.stdin.readline()))" in c),
+)
+
+
+def _part(cmd: str) -> str:
+    for name, test in PARTS:
+        if test(cmd):
+            return name
+    return "everything else (other users too)"
+
+
+def cpu_by_part(seconds: float) -> dict[str, float]:
+    """CPU seconds per part over `seconds` of wall time, as percent of one core."""
+    def snap():
+        out = {}
+        for p in psutil.process_iter(["pid", "cmdline", "cpu_times"]):
+            try:
+                t = p.info["cpu_times"]
+                out[p.info["pid"]] = (" ".join(p.info["cmdline"] or []), t.user + t.system)
+            except (psutil.Error, TypeError):
+                continue
+        return out
+    before, t0 = snap(), time.monotonic()
+    time.sleep(seconds)   # the measurement window itself
+    after, wall = snap(), time.monotonic() - t0
+    parts: dict[str, float] = defaultdict(float)
+    for pid, (cmd, cpu) in after.items():
+        parts[_part(cmd)] += cpu - before.get(pid, (cmd, 0.0))[1]
+    return {k: 100 * v / wall for k, v in parts.items()}
+
+
+def gold_fio(target: Path, seconds: float, rounds: int, gold: int) -> list[float]:
+    """IOPS of `rounds` fio runs on one gold-tier volume of the root tenant."""
+    from fixtures import datera, transport
+    from fixtures.target import Target
+    from fixtures.workload import FioJob, run_fio
+    settings = datera.settings_from_target(Target.load(target))
+    api = datera.connect(settings)
+    name = f"vancouver-bench-gold-{os.getpid()}-{int(time.time())}"
+    iqn = f"iqn.2026-11.lab.vancouver:{name}"
+    vol = datera.create_volume(api, "/root", name, 1, policy={"total_iops_max": gold})
+    tp = transport.for_settings(settings)
+    try:
+        datera.allow_initiator(vol, iqn, label=name)
+        dev = tp.connect(portal=vol.portals[0], initiator=iqn, target=vol.iqn, label=name)
+        return [run_fio(dev, FioJob(rw="randwrite", bs="4k", iodepth=16,
+                                    runtime_s=seconds)).iops for _ in range(rounds)]
+    finally:
+        datera.delete_volume(vol)
+        datera.delete_initiator(api, "/root", iqn)
+
+
+def main(argv) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--warmup", type=float, default=60.0, help="s of demo before measuring")
+    ap.add_argument("--seconds", type=float, default=10.0, help="s per fio round")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=5)
+    ap.add_argument("--profile", default="ci", choices=("ci", "booth"))
+    ap.add_argument("--target", help="an existing target.yaml (default: a lab of its own)")
+    args = ap.parse_args(argv)
+    from fixtures import config
+    gold = max(t.total_iops_max for t in config.load(ROOT / "demo.yaml", args.profile)
+               .tiers.values())
+    tmp = Path(tempfile.mkdtemp(prefix="bench-booth-"))
+    env = dict(os.environ, VANCOUVER_LAB_NET=os.environ.get("VANCOUVER_LAB_NET", "127.233"))
+    env.pop("VANCOUVER_TARGET", None)
+    run_dir = tmp / "lab"
+    if args.target:
+        target = Path(args.target).resolve()
+    else:
+        up = lab("up", run_dir=run_dir, env=env)
+        if up.returncode != 0:
+            print(f"bench_booth_load: lab did not start: {up.stderr.strip()}", file=sys.stderr)
+            return 1
+        target = run_dir / "target" / "target.yaml"
+    demo = None
+    try:
+        idle = gold_fio(target, args.seconds, args.rounds, gold)
+        demo = subprocess.Popen(
+            [sys.executable, "-m", "pytest", "scenarios/", "-p", "no:cacheprovider",
+             "--target", str(target), "-n", str(args.workers), "--count=0",
+             "--demo-profile", args.profile, "--html", str(tmp / "reports" / "report.html")],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+        deadline = time.monotonic() + args.warmup
+        while time.monotonic() < deadline and demo.poll() is None:
+            time.sleep(1)   # the demo warming up: nothing to wait for but time
+        load_cpu: dict = {}
+        loaded: list[float] = []
+        sampler = threading.Thread(target=lambda: load_cpu.update(
+            cpu_by_part(args.seconds * args.rounds)))
+        sampler.start()
+        loaded = gold_fio(target, args.seconds, args.rounds, gold)
+        sampler.join()
+        la = os.getloadavg()
+    finally:
+        if demo is not None and demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGINT)      # the demo's own clean stop
+            try:
+                demo.wait(600)
+            except subprocess.TimeoutExpired:
+                os.killpg(demo.pid, signal.SIGKILL)
+        if not args.target:
+            lab("down", run_dir=run_dir, env=env)
+    med_idle, med_loaded = statistics.median(idle), statistics.median(loaded)
+    print(f"one fio, 4 KiB randwrite QD16, gold tier ({gold} IOPS), {args.seconds:.0f} s x "
+          f"{args.rounds} (median):")
+    rounds = lambda xs: ", ".join(f"{x:.0f}" for x in xs)
+    print(f"  idle lab:                      {med_idle:8.0f} IOPS  ({rounds(idle)})")
+    print(f"  with the demo (-n {args.workers}, {args.profile}): {med_loaded:8.0f} IOPS  "
+          f"({rounds(loaded)})")
+    print(f"  ratio loaded / idle: {med_loaded / med_idle:.2f}   load average "
+          f"{la[0]:.1f} {la[1]:.1f} {la[2]:.1f} on {os.cpu_count()} cores")
+    print(f"\nCPU while the demo ran (percent of one core; {os.cpu_count()} cores = "
+          f"{100 * os.cpu_count()}%):")
+    for part, pct in sorted(load_cpu.items(), key=lambda kv: -kv[1]):
+        print(f"  {part:52} {pct:6.1f}%")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
