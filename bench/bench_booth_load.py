@@ -81,23 +81,80 @@ def cpu_by_part(seconds: float) -> dict[str, float]:
 
 def gold_fio(target: Path, seconds: float, rounds: int, gold: int) -> list[float]:
     """IOPS of `rounds` fio runs on one gold-tier volume of the root tenant."""
-    from fixtures import datera, transport
+    from fixtures import datera
     from fixtures.target import Target
     from fixtures.workload import FioJob, run_fio
     settings = datera.settings_from_target(Target.load(target))
     api = datera.connect(settings)
-    name = f"vancouver-bench-gold-{os.getpid()}-{int(time.time())}"
-    iqn = f"iqn.2026-11.lab.vancouver:{name}"
-    vol = datera.create_volume(api, "/root", name, 1, policy={"total_iops_max": gold})
-    tp = transport.for_settings(settings)
+    _vol, dev, undo = _volume(api, settings, f"vancouver-bench-gold-{os.getpid()}-"
+                              f"{int(time.time())}", gold)
     try:
-        datera.allow_initiator(vol, iqn, label=name)
-        dev = tp.connect(portal=vol.portals[0], initiator=iqn, target=vol.iqn, label=name)
         return [run_fio(dev, FioJob(rw="randwrite", bs="4k", iodepth=16,
                                     runtime_s=seconds)).iops for _ in range(rounds)]
     finally:
+        undo()
+
+
+def _volume(api, settings, name: str, limit: int):
+    """A 1 GiB root-tenant volume with `limit` IOPS (0: none), attached: (vol, device, undo)."""
+    from fixtures import datera, transport
+    iqn = f"iqn.2026-11.lab.vancouver:{name}"
+    vol = datera.create_volume(api, "/root", name, 1,
+                               policy={"total_iops_max": limit} if limit else None)
+    tp = transport.for_settings(settings)
+
+    def undo():
         datera.delete_volume(vol)
         datera.delete_initiator(api, "/root", iqn)
+    try:
+        datera.allow_initiator(vol, iqn, label=name)
+        return vol, tp.connect(portal=vol.portals[0], initiator=iqn, target=vol.iqn,
+                               label=name), undo
+    except Exception:
+        undo()
+        raise
+
+
+def cpu_per_op(target: Path, limits=(0, 500, 1000, 2000), seconds: float = 6.0) -> list[dict]:
+    """CPU microseconds per op of the lab's data plane and of fio, for an unthrottled fio
+    (limit 0) and for QoS-paced ones (fixtures/headroom.py weighs claims by the ratio)."""
+    from fixtures import datera
+    from fixtures.target import Target
+    from fixtures.workload import FioJob, FioRun
+    settings = datera.settings_from_target(Target.load(target))
+    api = datera.connect(settings)
+    run_dir = str(target.parent.parent)
+    dp = next(p for p in psutil.process_iter(["cmdline"])
+              if "lab.datera" in " ".join(p.info["cmdline"] or [])
+              and run_dir in " ".join(p.info["cmdline"] or []))
+    rows = []
+    for limit in limits:
+        vol, dev, undo = _volume(api, settings, f"vancouver-bench-cost-{limit}-{os.getpid()}",
+                                 limit)
+        try:
+            run = FioRun(dev, FioJob(rw="randwrite", bs="4k", iodepth=16,
+                                     runtime_s=seconds + 3))
+            time.sleep(1.5)   # past fio's start-up, whose CPU is not per op
+            fios = [p for p in psutil.process_iter(["name"]) if p.info["name"] == "fio"]
+
+            def cpu(procs):
+                total = 0.0
+                for p in procs:
+                    try:
+                        t = p.cpu_times()
+                        total += t.user + t.system
+                    except psutil.Error:
+                        pass
+                return total
+            d0, f0, t0 = cpu([dp]), cpu(fios), time.monotonic()
+            time.sleep(seconds)   # the measurement window itself
+            d1, f1, wall = cpu([dp]), cpu(fios), time.monotonic() - t0
+            iops = run.result().iops
+        finally:
+            undo()
+        rows.append({"limit": limit, "iops": iops, "dp_us": 1e6 * (d1 - d0) / wall / iops,
+                     "fio_us": 1e6 * (f1 - f0) / wall / iops})
+    return rows
 
 
 def main(argv) -> int:
@@ -127,6 +184,7 @@ def main(argv) -> int:
     demo = None
     try:
         idle = gold_fio(target, args.seconds, args.rounds, gold)
+        costs = cpu_per_op(target)
         demo = subprocess.Popen(
             [sys.executable, "-m", "pytest", "scenarios/", "-p", "no:cacheprovider",
              "--target", str(target), "-n", str(args.workers), "--count=0",
@@ -162,6 +220,12 @@ def main(argv) -> int:
           f"({rounds(loaded)})")
     print(f"  ratio loaded / idle: {med_loaded / med_idle:.2f}   load average "
           f"{la[0]:.1f} {la[1]:.1f} {la[2]:.1f} on {os.cpu_count()} cores")
+    print("\nCPU per op, idle lab (4 KiB randwrite QD16; fixtures/headroom.py PACED_COST):")
+    base = costs[0]["dp_us"] + costs[0]["fio_us"]
+    for r in costs:
+        per = r["dp_us"] + r["fio_us"]
+        print(f"  limit {r['limit'] or 'none':>5}: {r['iops']:7.0f} IOPS  data plane "
+              f"{r['dp_us']:6.1f} us  fio {r['fio_us']:6.1f} us  x{per / base:.1f} of unthrottled")
     print(f"\nCPU while the demo ran (percent of one core; {os.cpu_count()} cores = "
           f"{100 * os.cpu_count()}%):")
     for part, pct in sorted(load_cpu.items(), key=lambda kv: -kv[1]):

@@ -104,6 +104,8 @@ def test_tenancy(tenant, demo, datera_admin, datera_settings, datera_tenants, te
                 wait_until(lambda: len(_write_iops(api, vol, start, time.time())) >= seconds,
                            60, "metrics of the running volume at the old policy")
                 changed = time.time()
+                proof.qos_change(vol.uuid, path, low.total_iops_max, high.total_iops_max,
+                                 at=changed)
                 vol.set_policy({"total_iops_max": high.total_iops_max})
                 wait_until(lambda: len([p for p in _write_iops(api, vol, start, time.time())
                                         if p[0] >= changed + 1]) > seconds,

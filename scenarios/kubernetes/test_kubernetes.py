@@ -68,8 +68,10 @@ def _finished(pod) -> bool:
     return pod is not k8s.GONE and pod.status.phase in ("Succeeded", "Failed")
 
 
-def _run(cluster, ns: str, pod: client.V1Pod, timeout: float) -> str:
+def _run(cluster, ns: str, pod: client.V1Pod, timeout: float, proof=None) -> str:
     cluster.core.create_namespaced_pod(ns, pod)
+    if proof is not None:
+        proof.happened("pod_started", f"{ns}/{pod.metadata.name}")
     done = k8s.wait_for(cluster.core.list_namespaced_pod, pod.metadata.name, _finished, timeout,
                         f"pod {pod.metadata.name} to finish", namespace=ns)
     log = cluster.core.read_namespaced_pod_log(pod.metadata.name, ns)
@@ -94,11 +96,11 @@ def test_kubernetes(cluster, classes, namespace, demo, qos_windows, proof):
     with proof.step("create a pod with the volume attached; it writes data"):
         wrote = _run(cluster, ns, _pod("writer", "data", (
             f"head -c 4194304 /dev/urandom > blob && dd if=blob of={DEV} bs=1M conv=notrunc,fsync"
-            " 2>/dev/null && sha256sum < blob")), TIMEOUT).split()[0]
+            " 2>/dev/null && sha256sum < blob")), TIMEOUT, proof).split()[0]
 
     with proof.step("a second pod reads the data back"):
         read = _run(cluster, ns, _pod("reader", "data", f"head -c 4194304 {DEV} | sha256sum"),
-                    TIMEOUT).split()[0]
+                    TIMEOUT, proof).split()[0]
         assert read == wrote, f"read back {read[:12]}…, wrote {wrote[:12]}…"
         proof.figure("sha256 (written = read)", wrote[:16])
 
@@ -112,7 +114,7 @@ def test_kubernetes(cluster, classes, namespace, demo, qos_windows, proof):
             started = time.time()
             out = _run(cluster, ns, _pod("fio", "data", "fio --name=vancouver --filename="
                                          + DEV + " " + " ".join(job.args())),
-                       TIMEOUT + demo.fio.runtime_s)
+                       TIMEOUT + demo.fio.runtime_s, proof)
             j = parse_output(out)["jobs"][0]
             proof.fio(f"pod fio ({tier})", FioResult(
                 device=pv.spec.csi.volume_handle, job=job,
@@ -129,5 +131,6 @@ def test_kubernetes(cluster, classes, namespace, demo, qos_windows, proof):
     with proof.step("delete the pods; PV and Datera volume go"):
         for name in ("writer", "reader", "fio"):
             cluster.core.delete_namespaced_pod(name, ns)
+            proof.happened("pod_removed", f"{ns}/{name}")
         k8s.wait_for(cluster.core.list_persistent_volume, pv.metadata.name, k8s.gone, TIMEOUT,
                      f"PV {pv.metadata.name} deleted")

@@ -115,6 +115,12 @@ def test_server_lifecycle(openstack_cloud, os_factory, demo, proof, datera_admin
             for v in views.values():
                 assert (v.status, v.volume_type) == ("in-use", dc.types[high.name]), v
             after_ids = {v: uuid_of(v) for v in (boot.id, data.id)}
+            for role, v in (("boot", boot), ("data", data)):
+                proof.happened("volume_retyped", v.name, f"{dc.key}, {low.name} -> {high.name}")
+                # the chart of the volume that serves the guest now is marked at the API call
+                for uuid in {before_ids[v.id][0], after_ids[v.id][0]}:
+                    proof.qos_change(uuid, dc.datera_tenant, low.total_iops_max,
+                                     high.total_iops_max, at=changed)
             kept = {v: after_ids[v][1]["id"] == before_ids[v][1]["id"] for v in after_ids}
             proof.table("Retype", [{"volume": role, "took s": round(retyped - changed, 1),
                                     "app instance": "same (in place)" if kept[v] else
