@@ -95,6 +95,14 @@ def test_claims_beyond_the_measured_capacity_wait_their_turn():
         assert len(probes) == 1              # measured once within the TTL
     finally:
         _cleanup(w)
+    w = _windows(lambda: 3000.0, paced_cost=3)
+    try:
+        with w.qos(1000) as adm:             # a paced op weighs 3: the host paces 1,000
+            assert adm.paced_capacity == 1000.0
+            assert (adm.reach(2000), adm.reach(500)) == (1000.0, 500)
+            assert adm.row()["host capacity, paced IOPS"] == 1000
+    finally:
+        _cleanup(w)
 
 
 def test_paced_claims_weigh_their_cost():

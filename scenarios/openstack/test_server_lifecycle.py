@@ -72,7 +72,8 @@ def test_server_lifecycle(openstack_cloud, os_factory, demo, proof, datera_admin
     # the guest's fio must outlast the observation on both sides of the retype; a retype by
     # migration (Mitaka, Newton) copies both volumes and swaps them first: 26-33 s of a 44 s
     # run on a loaded 2-core machine, which left no seconds to observe at the new type
-    runtime = int(6 * demo.fio.runtime_s + 20
+    # (~3 fio runtimes: both sides' steady seconds plus boot, retype and the metrics' roll-up)
+    runtime = int(3 * demo.fio.runtime_s + 20
                   + (0 if quirks.retype_is_in_place(dc.release) else RETYPE_BY_MIGRATION_S))
     jobs = [guest.GuestJob("boot", "/dev/vda", bs=demo.fio.block_size, iodepth=4,
                            runtime_s=runtime, offset="64m", rate_iops=BOOT_RATE_IOPS),
