@@ -105,6 +105,23 @@ def test_claims_beyond_the_measured_capacity_wait_their_turn():
         _cleanup(w)
 
 
+def test_a_paced_probe_short_of_its_limit_lowers_what_checks_expect():
+    w = _windows(lambda: 6000.0, probe_limit=8000)    # the host paced 75% of the probe's limit
+    try:
+        with w.qos(1000) as adm:
+            assert adm.paced_share == 0.75
+            assert (adm.reach(1000), adm.reach(500)) == (750.0, 375.0)
+            assert adm.row()["share of its limit the paced probe reached"] == 0.75
+    finally:
+        _cleanup(w)
+    w = _windows(lambda: 8000.0, probe_limit=8000)    # a host that keeps pace: the limits
+    try:
+        with w.qos(1000) as adm:
+            assert (adm.paced_share, adm.reach(1000)) == (1.0, 1000)
+    finally:
+        _cleanup(w)
+
+
 def test_paced_claims_weigh_their_cost():
     w = _windows(lambda: 10000.0, share=0.8, paced_cost=8)
     try:
