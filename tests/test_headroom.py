@@ -114,10 +114,27 @@ def test_a_paced_probe_short_of_its_limit_lowers_what_checks_expect():
             assert adm.row()["share of its limit the paced probe reached"] == 0.75
     finally:
         _cleanup(w)
+    w = _windows(lambda: 6000.0, probe_limit=8000)    # short of pace: one check at a time
+    try:
+        with w.qos(100):
+            got_in = threading.Event()
+
+            def second():
+                with w.qos(100):
+                    got_in.set()
+            t = threading.Thread(target=second)
+            t.start()
+            assert not got_in.wait(0.5)
+        assert got_in.wait(10)
+        t.join(10)
+    finally:
+        _cleanup(w)
     w = _windows(lambda: 8000.0, probe_limit=8000)    # a host that keeps pace: the limits
     try:
         with w.qos(1000) as adm:
             assert (adm.paced_share, adm.reach(1000)) == (1.0, 1000)
+            with w.qos(1000) as beside:               # and room for more than one check
+                assert beside.beside == 1000
     finally:
         _cleanup(w)
 
