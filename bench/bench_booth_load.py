@@ -71,7 +71,7 @@ def cpu_by_part(seconds: float, demo_pid: int, marks: tuple[str, ...]) -> dict[s
         if any(m in cmd for m in marks):
             return True
         try:
-            return any(a.pid == demo_pid for a in p.parents())
+            return p.pid == demo_pid or any(a.pid == demo_pid for a in p.parents())
         except psutil.Error:
             return False
 
