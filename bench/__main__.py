@@ -24,6 +24,7 @@ RUNS = [
     ["bench_harness_memory.py", "--duration", "60"],
     ["bench_demo.py", "--duration", "120"],
     ["bench_openstack_scenarios.py", "--duration", "120", "--convert-gib", "1"],
+    ["bench_booth_load.py", "--warmup", "45", "--seconds", "5", "--rounds", "2"],
     ["bench_dashboard.py", "--duration", "60", "--rate-duration", "40"],
     ["bench_outage_resume.py", "--outages", "1"],
     ["bench_fuzz.py", "--examples", "300"],

@@ -14,7 +14,6 @@ volumes (the slower path decides).
 import collections
 import contextlib
 
-from fixtures import headroom
 from fixtures.workload import FioJob, FioRun, parse_output
 
 ROOT = "/root"
@@ -57,7 +56,7 @@ def _measure(devices, job: FioJob, workdir) -> dict:
 
 
 def test_performance(demo, datera_admin, datera_settings, make_datera_volume,
-                     attach_datera_volume, proof, tmp_path):
+                     attach_datera_volume, qos_windows, proof, tmp_path):
     # a third of the profile's fio time per workload: five workloads hold every QoS check
     # of the run off the array (fixtures/headroom.py), so the window stays short
     runtime = max(2, int(demo.fio.runtime_s) // 3)
@@ -69,7 +68,7 @@ def test_performance(demo, datera_admin, datera_settings, make_datera_volume,
     rows = []
     with contextlib.ExitStack() as window:
         with proof.step("wait until no QoS check is measuring (the array to ourselves)"):
-            window.enter_context(headroom.saturation_window(datera_settings.endpoint))
+            window.enter_context(qos_windows.saturation())
         _run_workloads(demo, devices, runtime, proof, tmp_path, rows)
     proof.table(f"Performance, unthrottled, {runtime} s per workload, iodepth "
                 f"{demo.fio.iodepth} per volume", rows)

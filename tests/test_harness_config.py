@@ -30,7 +30,7 @@ def test_project_demo_yaml_has_the_plans_numbers():
     assert [booth.tiers[t].total_iops_max for t in ("bronze", "silver", "gold")] == \
         [500, 1000, 2000]
     assert booth.images.size_gib == 100
-    assert booth.interval_s("tenancy") == 60
+    assert booth.interval_s("image_rotation") == 300   # the plan: an image every 5 minutes
     assert [t.name for t in booth.tenants] == ["Vancouver-OM", "Vancouver-ON", "Vancouver-OP",
                                                "Vancouver-KU", "Vancouver-VM"]
     assert [t.release for t in booth.tenants_on("openstack")] == ["mitaka", "newton", "pike"]

@@ -1,8 +1,11 @@
-"""fixtures/headroom.py: QoS checks share their window, the performance piece has it alone,
-and a waiting performance run keeps new QoS checks out (no starvation)."""
+"""fixtures/headroom.py: QoS checks share their window within the measured capacity and never
+on one tenant at once, the performance piece has it alone, a waiting performance run keeps new
+QoS checks out (no starvation), and the capacity probe runs alone, once per TTL."""
 import fcntl
 import os
+import subprocess
 import threading
+import time
 import uuid
 
 from fixtures import headroom
@@ -23,7 +26,7 @@ def _held(path) -> bool:
 
 def test_qos_checks_overlap_and_a_waiting_saturation_run_goes_next():
     endpoint = f"https://test-{uuid.uuid4().hex}"
-    turnstile, window = headroom._paths(endpoint)
+    turnstile, ledger = headroom._paths(endpoint)
     order: list[str] = []
     with headroom.qos_window(endpoint):
         with headroom.qos_window(endpoint):     # shared: a second check gets in at once
@@ -52,5 +55,159 @@ def test_qos_checks_overlap_and_a_waiting_saturation_run_goes_next():
     writer.join(10)
     late.join(10)
     assert order == ["two checks at once", "saturation", "late check"]
-    for p in (turnstile, window):
+    for p in (turnstile, ledger):
         p.unlink()
+
+
+def _windows(probe=None, **kw):
+    return headroom.Windows(f"https://test-{uuid.uuid4().hex}", probe=probe, **kw)
+
+
+def _cleanup(w):
+    for p in (w.turnstile, w.ledger):
+        p.unlink(missing_ok=True)
+
+
+def test_claims_beyond_the_measured_capacity_wait_their_turn():
+    probes = []
+
+    def probe():
+        probes.append(time.monotonic())
+        return 1000.0
+    w = _windows(probe, share=0.8, paced_cost=1)
+    try:
+        with w.qos(500) as first:            # the first window measures the capacity
+            assert (first.capacity, first.beside, len(probes)) == (1000.0, 0, 1)
+            with w.qos(300) as second:       # 800 <= 0.8 x 1000: side by side
+                assert second.beside == 500
+            entered = threading.Event()
+
+            def third():
+                with w.qos(400):             # 900 > 800: waits for the first to leave
+                    entered.set()
+            t = threading.Thread(target=third)
+            t.start()
+            assert not entered.wait(0.5)
+        assert entered.wait(10)
+        t.join(10)
+        with w.qos(5000) as alone:           # more than the host: alone, expecting what it has
+            assert alone.reach(2000) == 1000.0 and alone.reach(500) == 500
+        assert len(probes) == 1              # measured once within the TTL
+    finally:
+        _cleanup(w)
+    w = _windows(lambda: 3000.0, paced_cost=3)
+    try:
+        with w.qos(1000) as adm:             # a paced op weighs 3: the host paces 1,000
+            assert adm.paced_capacity == 1000.0
+            assert (adm.reach(2000), adm.reach(500)) == (1000.0, 500)
+            assert adm.row()["host capacity, paced IOPS"] == 1000
+    finally:
+        _cleanup(w)
+
+
+def test_a_paced_probe_short_of_its_limit_lowers_what_checks_expect():
+    w = _windows(lambda: 6000.0, probe_limit=8000)    # the host paced 75% of the probe's limit
+    try:
+        with w.qos(1000) as adm:
+            assert adm.paced_share == 0.75
+            assert (adm.reach(1000), adm.reach(500)) == (750.0, 375.0)
+            assert adm.row()["share of its limit the paced probe reached"] == 0.75
+    finally:
+        _cleanup(w)
+    w = _windows(lambda: 6000.0, probe_limit=8000)    # short of pace: one check at a time
+    try:
+        with w.qos(100):
+            got_in = threading.Event()
+
+            def second():
+                with w.qos(100):
+                    got_in.set()
+            t = threading.Thread(target=second)
+            t.start()
+            assert not got_in.wait(0.5)
+        assert got_in.wait(10)
+        t.join(10)
+    finally:
+        _cleanup(w)
+    w = _windows(lambda: 8000.0, probe_limit=8000)    # a host that keeps pace: the limits
+    try:
+        with w.qos(1000) as adm:
+            assert (adm.paced_share, adm.reach(1000)) == (1.0, 1000)
+            with w.qos(1000) as beside:               # and room for more than one check
+                assert beside.beside == 1000
+    finally:
+        _cleanup(w)
+
+
+def test_paced_claims_weigh_their_cost():
+    w = _windows(lambda: 10000.0, share=0.8, paced_cost=8)
+    try:
+        with w.qos(500):                     # 500 x 8 = 4,000 of 8,000
+            with w.qos(500) as second:       # 8,000 of 8,000: fits
+                assert second.beside == 500
+                got_in = threading.Event()
+
+                def third():
+                    with w.qos(100):         # 8,800 > 8,000: waits
+                        got_in.set()
+                t = threading.Thread(target=third)
+                t.start()
+                assert not got_in.wait(0.5)
+        assert got_in.wait(10)
+        t.join(10)
+    finally:
+        _cleanup(w)
+
+
+def test_the_capacity_is_measured_again_when_stale_and_alone():
+    holders_seen = []
+    w = _windows(None, ttl_s=0.0)
+
+    def probe():
+        with w._state() as state:
+            holders_seen.append(sorted(h["kind"] for h in state["holders"].values()))
+        return 2000.0
+    w.probe = probe
+    try:
+        with w.qos(100):
+            pass
+        with w.qos(100):
+            pass
+        assert holders_seen == [["probe"], ["probe"]]   # twice, and nobody measured beside it
+        assert w.capacity() == 2000.0
+    finally:
+        _cleanup(w)
+
+
+def test_claims_on_one_tenant_never_overlap():
+    w = _windows(lambda: 1e9)
+    try:
+        order = []
+        with w.qos(100, tenant="/root/Vancouver-OM"):
+            with w.qos(100, tenant="/root/Vancouver-ON"):   # another tenant: at once
+                order.append("other tenant beside")
+
+            def same():
+                with w.qos(100, tenant="/root/Vancouver-OM"):
+                    order.append("same tenant")
+            t = threading.Thread(target=same)
+            t.start()
+            time.sleep(0.3)   # a negative: nothing to wait for; it must not have entered
+            order.append("first leaves")
+        t.join(10)
+        assert order == ["other tenant beside", "first leaves", "same tenant"]
+    finally:
+        _cleanup(w)
+
+
+def test_a_dead_holder_is_dropped():
+    w = _windows(lambda: 1000.0)
+    try:
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        with w._state() as state:
+            state["holders"]["gone"] = {"pid": dead.pid, "demand": 10**6, "kind": "saturation"}
+        with w.qos(100) as adm:
+            assert adm.beside == 0
+    finally:
+        _cleanup(w)

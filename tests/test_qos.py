@@ -101,6 +101,31 @@ def test_pacer_releases_on_time_in_one_batch_per_connection():
     assert sorted((n, tuple(i)) for n, i, _ in released[1:]) == [("a", (0, 1, 2)), ("b", ("late",))]
 
 
+def test_pacer_coalesces_replies_due_within_its_early_margin():
+    """One wake-up carries every reply due within Pacer.EARLY, in one release per sink."""
+    released = []
+
+    class Sink:
+        def release(self, items, now):
+            released.append((list(items), now))
+
+    async def scenario():
+        pacer = Pacer(asyncio.get_running_loop())
+        sink = Sink()
+        t0 = time.monotonic() + 0.02
+        for i in range(4):   # four replies spaced 0.4 ms apart: within one 2 ms margin
+            pacer.hold(t0 + i * Pacer.EARLY / 5, sink, i)
+        pacer.hold(t0 + 0.05, sink, "next tick")
+        while len(released) < 2:
+            await asyncio.sleep(0.005)
+        pacer.close()
+        return t0
+
+    t0 = asyncio.run(scenario())
+    assert released[0][0] == [0, 1, 2, 3] and released[0][1] >= t0 - Pacer.EARLY
+    assert released[1][0] == ["next tick"]
+
+
 # ==== measured with fio, through the session lab ===============================================
 
 def within(measured: float, expected: float, tolerance: float = 0.05) -> bool:

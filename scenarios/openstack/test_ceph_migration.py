@@ -60,6 +60,7 @@ def test_ceph_migration(openstack_cloud, os_factory, demo, proof, datera_admin, 
         assert (done.status, done.volume_type) == ("available", dc.types[tier.name]), done
         assert done.migration_status == "success", done.migration_status
         assert done.id == picked.id
+        proof.happened("volume_migrated", picked.name, f"{dc.key}, to Datera {tier.name}")
 
     with proof.step("the bytes arrived: checksum read through the Datera side"):
         got = read_prefix_sha256(conn, picked.id, nbytes, os_host_iqn,

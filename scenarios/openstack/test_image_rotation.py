@@ -32,6 +32,7 @@ def test_image_rotation(openstack_cloud, os_factory, demo, proof, tmp_path):
         image = images.upload(conn, name, img, min_disk_gib=size)
         os_factory.undo.push("image", image.id, lambda: delete_image(conn, image.id))
         proof.figure("image", f"{image.name} ({image.id})")
+        proof.happened("image_created", image.name, f"{dc.key}, {size} GiB virtual")
         assert image.status == "active"
         assert (image.disk_format, image.container_format) == ("qcow2", "bare")
         assert image.size == img.file_size and image.min_disk == size
@@ -46,6 +47,7 @@ def test_image_rotation(openstack_cloud, os_factory, demo, proof, tmp_path):
         evicted = evict(current, demo.rolling.images, lambda m: delete_image(conn, m.id))
         for m in evicted:
             proof.resource_deleted("image", m.id)
+            proof.happened("image_rotated", m.name, dc.key)
         left = members(conn.image.images(), KIND)
         proof.table("Image set (oldest first)",
                     [{"image": m.name, "created_at": m.created_at,

@@ -13,7 +13,7 @@ back (other volumes of the tenant may be busy: the booth runs every piece at onc
 """
 import time
 
-from fixtures import headroom, metrics
+from fixtures import metrics
 from fixtures.openstack import datera_view, guest, images, quirks
 from fixtures.openstack.resources import delete_server, delete_volume, evict, members
 from fixtures.waiters import wait_until
@@ -21,6 +21,7 @@ from fixtures.waiters import wait_until
 KIND = "server"
 TOLERANCE = 0.10
 BOOT_RATE_IOPS = 100       # the boot volume's light load leaves the data volume room to rise
+RETYPE_BY_MIGRATION_S = 40  # more guest fio time where the retype copies and swaps
 
 
 def _steady(api, tenant, uuid, start, end):
@@ -31,15 +32,17 @@ def _tenant_series(api, tenant, start, end):
     return metrics.steady_points(api, "iops_write", start, end, tenant=tenant)
 
 
-def _follows(measured: float, tier: int, tenant: float, cap: int) -> bool:
-    """At most the tier, and at the tier unless the tenant is at its cap."""
+def _follows(measured: float, tier: int, tenant: float, cap: int, share) -> bool:
+    """At most the tier, and at the tier unless the tenant is at its cap; "at" meaning what
+    the host can serve (share.reach: min(limit, measured capacity), fixtures/headroom.py)."""
     at_most = measured <= (1 + TOLERANCE) * tier
-    bound = measured >= (1 - TOLERANCE) * tier or tenant >= (1 - TOLERANCE) * cap
+    bound = (measured >= (1 - TOLERANCE) * share.reach(tier)
+             or tenant >= (1 - TOLERANCE) * share.reach(cap))
     return at_most and bound
 
 
 def test_server_lifecycle(openstack_cloud, os_factory, demo, proof, datera_admin,
-                          datera_settings, tmp_path):
+                          datera_settings, qos_windows, tmp_path):
     dc, conn = openstack_cloud, openstack_cloud.conn
     tiers = sorted(demo.tiers.values(), key=lambda t: t.total_iops_max)
     low, high = tiers[0], tiers[-1]
@@ -66,25 +69,34 @@ def test_server_lifecycle(openstack_cloud, os_factory, demo, proof, datera_admin
         assert (moved.status, moved.volume_type) == ("available", dc.types[low.name]), moved
         assert moved.migration_status == "success"
 
-    runtime = int(6 * demo.fio.runtime_s + 20)
+    # the guest's fio must outlast the observation on both sides of the retype; a retype by
+    # migration (Mitaka, Newton) copies both volumes and swaps them first: 26-33 s of a 44 s
+    # run on a loaded 2-core machine, which left no seconds to observe at the new type
+    # (~3 fio runtimes: both sides' steady seconds plus boot, retype and the metrics' roll-up)
+    runtime = int(3 * demo.fio.runtime_s + 20
+                  + (0 if quirks.retype_is_in_place(dc.release) else RETYPE_BY_MIGRATION_S))
     jobs = [guest.GuestJob("boot", "/dev/vda", bs=demo.fio.block_size, iodepth=4,
                            runtime_s=runtime, offset="64m", rate_iops=BOOT_RATE_IOPS),
             guest.GuestJob("data", "/dev/vdb", bs=demo.fio.block_size,
                            iodepth=demo.fio.iodepth, runtime_s=runtime)]
-    with proof.step("boot a server from the Datera volume, the migrated one attached"):
-        server = os_factory.server(name=name, boot_volume_id=boot.id,
-                                   data_volume_ids=[data.id], user_data=guest.user_data(jobs))
-        started = time.time()
-        proof.figure("server", f"{server.name} ({server.id})")
-        assert server.status == "ACTIVE"
-        attached = [(a.volume_id, a.device) for a in conn.compute.volume_attachments(server)]
-        assert attached == [(boot.id, "/dev/vda"), (data.id, "/dev/vdb")], attached
-
     def uuid_of(vol_id):
         ai = datera_view.app_instance(datera_admin, dc.datera_tenant, vol_id)
         return datera_view.volume_of(datera_admin, dc.datera_tenant, ai)[1]["uuid"], ai
 
-    with headroom.qos_window(datera_settings.endpoint):   # never beside the performance piece
+    # The guest's fio is this check's load from boot until its results are on the console: its
+    # claim covers it all (fixtures/headroom.py: QoS checks take turns within the host's capacity).
+    with qos_windows.qos(min(high.total_iops_max + BOOT_RATE_IOPS, cap),
+                         tenant=dc.datera_tenant) as share:
+        proof.table("Measurement window", [share.row()])
+        with proof.step("boot a server from the Datera volume, the migrated one attached"):
+            server = os_factory.server(name=name, boot_volume_id=boot.id,
+                                       data_volume_ids=[data.id], user_data=guest.user_data(jobs))
+            started = time.time()
+            proof.figure("server", f"{server.name} ({server.id})")
+            assert server.status == "ACTIVE"
+            attached = [(a.volume_id, a.device) for a in conn.compute.volume_attachments(server)]
+            assert attached == [(boot.id, "/dev/vda"), (data.id, "/dev/vdb")], attached
+
         with proof.step(f"run fio in the guest, observe at {low.name}"):
             before_ids = {v: uuid_of(v) for v in (boot.id, data.id)}
             wait_until(lambda: len(_steady(datera_admin, dc.datera_tenant, before_ids[data.id][0],
@@ -104,6 +116,12 @@ def test_server_lifecycle(openstack_cloud, os_factory, demo, proof, datera_admin
             for v in views.values():
                 assert (v.status, v.volume_type) == ("in-use", dc.types[high.name]), v
             after_ids = {v: uuid_of(v) for v in (boot.id, data.id)}
+            for role, v in (("boot", boot), ("data", data)):
+                proof.happened("volume_retyped", v.name, f"{dc.key}, {low.name} -> {high.name}")
+                # the chart of the volume that serves the guest now is marked at the API call
+                for uuid in {before_ids[v.id][0], after_ids[v.id][0]}:
+                    proof.qos_change(uuid, dc.datera_tenant, low.total_iops_max,
+                                     high.total_iops_max, at=changed)
             kept = {v: after_ids[v][1]["id"] == before_ids[v][1]["id"] for v in after_ids}
             proof.table("Retype", [{"volume": role, "took s": round(retyped - changed, 1),
                                     "app instance": "same (in place)" if kept[v] else
@@ -146,20 +164,22 @@ def test_server_lifecycle(openstack_cloud, os_factory, demo, proof, datera_admin
             assert b and a, "metrics cover both sides of the retype"
             assert metrics.median(tb) <= (1 + TOLERANCE) * cap, tb
             assert metrics.median(ta) <= (1 + TOLERANCE) * cap, ta
-            assert _follows(metrics.median(b), low.total_iops_max, metrics.median(tb), cap), rows
-            assert _follows(metrics.median(a), high.total_iops_max, metrics.median(ta), cap), rows
+            assert _follows(metrics.median(b), low.total_iops_max, metrics.median(tb), cap,
+                            share), rows
+            assert _follows(metrics.median(a), high.total_iops_max, metrics.median(ta), cap,
+                            share), rows
 
-    with proof.step("fio results of both devices from the console"):
-        console = guest.wait_console(conn, server, runtime + 120)
-        docs = guest.results(console, jobs)
-        for role, doc in docs.items():
-            proof.fio(f"guest {role}", guest.fio_row(role, doc))
-        for role, doc in docs.items():
-            assert doc["jobs"][0]["error"] == 0, (role, doc["jobs"][0]["error"])
-            assert doc["jobs"][0]["write"]["total_ios"] > 0, role
-        os_factory.undo.keep(server.id)     # server and volumes join the rolling set
-        os_factory.undo.keep(boot.id)
-        os_factory.undo.keep(data.id)
+        with proof.step("fio results of both devices from the console"):
+            console = guest.wait_console(conn, server, runtime + 120)
+            docs = guest.results(console, jobs)
+            for role, doc in docs.items():
+                proof.fio(f"guest {role}", guest.fio_row(role, doc))
+            for role, doc in docs.items():
+                assert doc["jobs"][0]["error"] == 0, (role, doc["jobs"][0]["error"])
+                assert doc["jobs"][0]["write"]["total_ios"] > 0, role
+            os_factory.undo.keep(server.id)     # server and volumes join the rolling set
+            os_factory.undo.keep(boot.id)
+            os_factory.undo.keep(data.id)
 
     with proof.step(f"rotate: keep the newest {demo.rolling.servers} servers"):
         current = members(conn.compute.servers(), KIND)
