@@ -122,7 +122,7 @@ def test_govc_lists_the_inventory(vc):
     assert "VMware vCenter Server" in about
 
 
-def test_lab_component_writes_vsphere_env(make_lab):
+def test_lab_component_writes_vsphere_env(make_lab, tmp_path):
     lab = make_lab(LAB_NET)
     r = lab.up("vsphere")
     assert r.returncode == 0, r.stderr
@@ -140,7 +140,7 @@ def test_lab_component_writes_vsphere_env(make_lab):
     finally:
         Disconnect(si)
     govc = subprocess.run([str(binaries() / "govc"), "ls", "/"], capture_output=True, text=True,
-                          env={**env, "PATH": "/usr/bin:/bin"}, timeout=60)
+                          env={**env, "PATH": "/usr/bin:/bin", "GOVMOMI_HOME": str(tmp_path)}, timeout=60)
     assert govc.stdout.split() == ["/DC0"], govc.stderr
     import yaml
     doc = yaml.safe_load((target / "target.yaml").read_text())

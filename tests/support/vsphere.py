@@ -122,7 +122,8 @@ class Vcsim:
 
     def govc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         env = {**os.environ, "GOVC_URL": self.url, "GOVC_USERNAME": USER,
-               "GOVC_PASSWORD": self.password, "GOVC_TLS_CA_CERTS": str(self.ca)}
+               "GOVC_PASSWORD": self.password, "GOVC_TLS_CA_CERTS": str(self.ca),
+               "GOVMOMI_HOME": str(self.work / "govmomi")}
         r = subprocess.run([str(binaries() / "govc"), *args], env=env, capture_output=True,
                            text=True, timeout=60)
         if check and r.returncode != 0:
