@@ -322,5 +322,5 @@ def test_govc_lists_the_hosts_luns_and_datastores(vc):
     hbas = vc.govc("host.storage.info", "-host", "/DC0/host/DC0_C0/DC0_C0_H0", "-t", "hba").stdout
     assert HBA in hbas and "iSCSI Software Adapter" in hbas
     assert "vancouver-govc-ds" in vc.govc("ls", "/DC0/datastore").stdout
-    info = vc.govc("datastore.info", "-ds", "vancouver-govc-ds").stdout
+    info = vc.govc("datastore.info", "vancouver-govc-ds").stdout
     assert "VMFS" in info
