@@ -28,23 +28,32 @@ main_s=$(python3 -c "import time; print(round(time.time() - $start, 1))")
 
 # govc: Debian's source package, its govc/ tree only, in GOPATH mode over the installed library.
 # govc imports govmomi/internal, which GOPATH mode allows only inside one root: that root
-# links every installed govmomi package next to the unpacked govc/.
-mkdir -p "$work/apt/lists/partial" "$work/apt/cache/archives/partial"
-python3 "$here/../kubernetes/debsrc.py" > "$work/apt/sources.list"
-apt_opts=(-o "Dir::Etc::SourceList=$work/apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
-          -o "Dir::State::Lists=$work/apt/lists" -o "Dir::Cache=$work/apt/cache"
-          -o Debug::NoLocking=1 -o APT::Sandbox::User=root)
+# links every installed govmomi package next to the unpacked govc/. It depends on Debian's
+# govmomi alone, so it is cached apart (CACHE/govc-<version>) and survives edits here.
 version=$(dpkg-query -W -f='${Version}' golang-github-vmware-govmomi-dev)
-(cd "$work" && apt-get "${apt_opts[@]}" -qq update && \
-  apt-get "${apt_opts[@]}" -qq source --download-only "golang-github-vmware-govmomi=$version")
-mkdir -p "$work/gopath/src/github.com/vmware/govmomi"
-for e in /usr/share/gocode/src/github.com/vmware/govmomi/*; do
-  ln -s "$e" "$work/gopath/src/github.com/vmware/govmomi/"
-done
-tar -xJf "$work"/golang-github-vmware-govmomi_*.orig.tar.xz -C "$work" --wildcards '*/govc/*'
-mv "$work"/govmomi-*/govc "$work/gopath/src/github.com/vmware/govmomi/govc"
-(cd "$work/gopath/src/github.com/vmware/govmomi/govc" && \
-  GO111MODULE=off GOFLAGS= GOPATH="$work/gopath:/usr/share/gocode" go build -trimpath -o "$work/bin/govc" .)
+govc_dir="$cache/govc-$version"
+if [ ! -e "$govc_dir/.complete" ]; then
+  govc_start=$(date +%s)
+  mkdir -p "$work/apt/lists/partial" "$work/apt/cache/archives/partial"
+  python3 "$here/../kubernetes/debsrc.py" > "$work/apt/sources.list"
+  apt_opts=(-o "Dir::Etc::SourceList=$work/apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
+            -o "Dir::State::Lists=$work/apt/lists" -o "Dir::Cache=$work/apt/cache"
+            -o Debug::NoLocking=1 -o APT::Sandbox::User=root)
+  (cd "$work" && apt-get "${apt_opts[@]}" -qq update && \
+    apt-get "${apt_opts[@]}" -qq source --download-only "golang-github-vmware-govmomi=$version")
+  mkdir -p "$work/gopath/src/github.com/vmware/govmomi"
+  for e in /usr/share/gocode/src/github.com/vmware/govmomi/*; do
+    ln -s "$e" "$work/gopath/src/github.com/vmware/govmomi/"
+  done
+  tar -xJf "$work"/golang-github-vmware-govmomi_*.orig.tar.xz -C "$work" --wildcards '*/govc/*'
+  mv "$work"/govmomi-*/govc "$work/gopath/src/github.com/vmware/govmomi/govc"
+  (cd "$work/gopath/src/github.com/vmware/govmomi/govc" && \
+    GO111MODULE=off GOFLAGS= GOPATH="$work/gopath:/usr/share/gocode" go build -trimpath -o "$work/govc" .)
+  rm -rf "$govc_dir" "$govc_dir.tmp" && mkdir -p "$govc_dir.tmp/bin" && mv "$work/govc" "$govc_dir.tmp/bin/govc"
+  echo "govc built in $(( $(date +%s) - govc_start )) s" > "$govc_dir.tmp/.complete"
+  mv "$govc_dir.tmp" "$govc_dir"
+fi
+cp "$govc_dir/bin/govc" "$work/bin/govc"
 
 rm -rf "$dest.tmp" && mkdir -p "$dest.tmp"
 mv "$work/bin" "$dest.tmp/bin"

@@ -19,6 +19,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/tls"
 	"encoding/json"
 	"flag"
@@ -29,6 +30,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"syscall"
 	"time"
@@ -91,8 +93,23 @@ func newModel() *simulator.Model {
 	return m
 }
 
+// quietLog drops vcsim's per-update PropertyCollector chatter (one line per object change
+// while any WaitForUpdates is active: reference §1.1), which would grow the log without bound
+// in an endless demo; everything else (faults, panics, "does not implement") is kept.
+type quietLog struct{ out *os.File }
+
+var chatter = regexp.MustCompile(`: applying \d+ updates to \d+ filters$| has \d+ changes$|: WaitForUpdates (MaxWaitSeconds exceeded|canceled)$`)
+
+func (q quietLog) Write(p []byte) (int, error) {
+	if chatter.Match(bytes.TrimRight(p, "\n")) {
+		return len(p), nil
+	}
+	return q.out.Write(p)
+}
+
 func main() {
 	log.SetFlags(log.LstdFlags | log.Lmicroseconds)
+	log.SetOutput(quietLog{os.Stderr})
 	configPath := flag.String("config", "", "JSON config (see the package comment)")
 	flag.Parse()
 	if *configPath == "" {

@@ -3,6 +3,7 @@ package main
 import (
 	"log"
 	"reflect"
+	"sync"
 
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/soap"
@@ -35,12 +36,14 @@ type fetchBody struct {
 
 func (b *fetchBody) Fault() *soap.Fault { return b.Fault_ }
 
+var fetchLogOnce sync.Once
+
 // Fetch takes the request as interface{}: its type lives in simulator/internal, which only
 // govmomi itself may import.
 func (pc *PropertyCollector) Fetch(ctx *simulator.Context, req interface{}) (res soap.HasFault) {
 	defer func() {
 		if r := recover(); r != nil {
-			log.Printf("Fetch of an unset property answered empty (%v)", r)
+			fetchLogOnce.Do(func() { log.Printf("Fetch of an unset property answered empty (%v); said once", r) })
 			res = &fetchBody{Res: &FetchResponse{}}
 		}
 	}()
