@@ -80,7 +80,7 @@ type GuestDisk struct {
 	LunID            *int32   `json:"lun_id"`
 	CapacityBytes    int64    `json:"capacity_bytes"`
 	LunCapacityBytes int64    `json:"lun_capacity_bytes,omitempty"`
-	VmdkPath         string   `json:"vmdk_path"`  // "[datastore] vm/vm.vmdk"
+	VmdkPath         string   `json:"vmdk_path"` // "[datastore] vm/vm.vmdk"
 	FlatPath         string   `json:"flat_path"` // the -flat.vmdk file on this machine
 }
 

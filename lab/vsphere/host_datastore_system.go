@@ -112,7 +112,9 @@ func (dss *HostDatastoreSystem) QueryVmfsDatastoreCreateOptions(ctx *simulator.C
 		major = 6
 	}
 	blocks := v.Disk.Capacity.Block
-	lba := func(b int64) types.HostDiskDimensionsLba { return types.HostDiskDimensionsLba{BlockSize: 512, Block: b} }
+	lba := func(b int64) types.HostDiskDimensionsLba {
+		return types.HostDiskDimensionsLba{BlockSize: 512, Block: b}
+	}
 	part := types.HostDiskPartitionBlockRange{Partition: 1, Type: "vmfs", Start: lba(2048), End: lba(blocks - 1)}
 	info := &types.VmfsDatastoreAllExtentOption{VmfsDatastoreSingleExtentOption: types.VmfsDatastoreSingleExtentOption{
 		VmfsDatastoreBaseOption: types.VmfsDatastoreBaseOption{
