@@ -5,10 +5,12 @@ One cycle is the storage demo's vSphere side through pyvmomi 9: fabric PUT of a 
 RescanAllHba -> QueryVmfsDatastoreCreateOptions -> CreateVmfsDatastore -> CreateVM (1 GiB
 disk on it) -> PowerOn -> PowerOff -> Destroy -> RemoveDatastore -> fabric DELETE ->
 RescanAllHba. The reference, measured in the same run, is the same loop with the task janitor
-off (stock vcsim keeps every Task: reference vsphere.md §4).
+off (stock vcsim keeps every Task: reference vsphere.md §4). Then --workers clients (processes,
+own sessions, own LUNs) run the same cycle at once against one simulator: p50/p95.
 
 Prints figures only; asserts nothing.
-    python bench/bench_vsphere.py [--cycles 2000] [--reference-cycles 400] [--no-build]
+    python bench/bench_vsphere.py [--cycles 2000] [--reference-cycles 400] [--workers 5]
+                                  [--worker-cycles 40] [--no-build]
 """
 import argparse
 import json
@@ -20,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -100,19 +103,46 @@ class Sim:
         self.proc.wait(15)
 
 
-def demo_cycles(sim: Sim, n: int, marks: set[int]) -> tuple[list[float], dict[int, float]]:
-    content = sim.si.RetrieveContent()
-    dc = content.rootFolder.childEntity[0]
-    cluster = dc.hostFolder.childEntity[0]
-    host = cluster.host[0]
-    ss, dss = host.configManager.storageSystem, host.configManager.datastoreSystem
+class Client:
+    """One worker's own session (pyvmomi is not shared across processes)."""
+    def __init__(self, base: str, password: str, ca: str):
+        self.base, self.password, self.ca = base, password, ca
+        port = int(base.rsplit(":", 1)[1])
+        self.si = SmartConnect(host=ADDRESS, port=port, user=USER, pwd=password,
+                               sslContext=ssl.create_default_context(cafile=ca))
+        self.session = requests.Session()
+
+    def fabric(self, method: str, **kw) -> None:
+        self.session.request(method, self.base + "/datera/luns", auth=(USER, self.password),
+                             verify=self.ca, timeout=30, **kw).raise_for_status()
+
+
+def prepare_host(sim: Sim) -> None:
+    """Software iSCSI with one send target, once, before any worker runs."""
+    host = sim.si.RetrieveContent().rootFolder.childEntity[0].hostFolder.childEntity[0].host[0]
+    ss = host.configManager.storageSystem
     ss.UpdateSoftwareInternetScsiEnabled(True)
     hba = next(h for h in ss.storageDeviceInfo.hostBusAdapter
                if isinstance(h, vim.host.InternetScsiHba))
     ss.AddInternetScsiSendTargets(iScsiHbaDevice=hba.device, targets=[
         vim.host.InternetScsiHba.SendTarget(address="127.0.7.11", port=3260)])
+
+
+def worker(base: str, password: str, ca: str, first: int, n: int) -> list[float]:
+    times, _ = demo_cycles(Client(base, password, ca), n, set(), first=first)
+    return times
+
+
+def demo_cycles(sim, n: int, marks: set[int], first: int = 1) -> tuple[list[float], dict[int, float]]:
+    content = sim.si.RetrieveContent()
+    dc = content.rootFolder.childEntity[0]
+    cluster = dc.hostFolder.childEntity[0]
+    host = cluster.host[0]
+    ss, dss = host.configManager.storageSystem, host.configManager.datastoreSystem
+    hba = next(h for h in ss.storageDeviceInfo.hostBusAdapter
+               if isinstance(h, vim.host.InternetScsiHba))
     times, rss = [], {}
-    for i in range(1, n + 1):
+    for i in range(first, first + n):
         t0 = time.perf_counter()
         naa = f"naa.6001405{i:025x}"
         sim.fabric("PUT", json={
@@ -143,8 +173,8 @@ def demo_cycles(sim: Sim, n: int, marks: set[int]) -> tuple[list[float], dict[in
         sim.fabric("DELETE", params={"naa": naa})
         ss.RescanAllHba()
         times.append(time.perf_counter() - t0)
-        if i in marks:
-            rss[i] = sim.rss_mib()
+        if i - first + 1 in marks:
+            rss[i - first + 1] = sim.rss_mib()
     return times, rss
 
 
@@ -159,6 +189,8 @@ def main() -> int:
                     help="cycles of the janitor-off reference (0: skip it)")
     ap.add_argument("--task-gc-s", type=float, default=2.0)
     ap.add_argument("--no-build", action="store_true", help="skip the build-time figures")
+    ap.add_argument("--workers", type=int, default=5, help="parallel clients for p50/p95")
+    ap.add_argument("--worker-cycles", type=int, default=40, help="cycles per parallel client")
     args = ap.parse_args()
 
     if not args.no_build:
@@ -168,6 +200,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-vsphere-") as tmp:
         marks = {100, args.cycles // 2, args.cycles}
         sim = Sim(Path(tmp) / "janitor", args.task_gc_s)
+        prepare_host(sim)
         idle = sim.rss_mib()
         t0 = time.monotonic()
         times, rss = demo_cycles(sim, args.cycles, marks)
@@ -184,6 +217,7 @@ def main() -> int:
                   f"(goal <= 1.20: {'met' if ratio <= 1.2 else 'NOT met'})")
         if args.reference_cycles >= 200:
             ref = Sim(Path(tmp) / "reference", 0)
+            prepare_host(ref)
             _, rss_ref = demo_cycles(ref, args.reference_cycles, {100, args.reference_cycles})
             ref.stop()
             grow = (rss_ref[args.reference_cycles] - rss_ref[100]) / (args.reference_cycles - 100)
@@ -191,6 +225,19 @@ def main() -> int:
             print(f"reference, janitor off: RSS after 100 {rss_ref[100]:.1f} MiB, after "
                   f"{args.reference_cycles} {rss_ref[args.reference_cycles]:.1f} MiB: "
                   f"{grow * 1024:.1f} KiB/cycle vs {grow_j * 1024:.1f} KiB/cycle with the janitor")
+        if args.workers > 0 and args.worker_cycles > 0:
+            par = Sim(Path(tmp) / "parallel", args.task_gc_s)
+            prepare_host(par)
+            t0 = time.monotonic()
+            with ProcessPoolExecutor(args.workers) as pool:
+                futures = [pool.submit(worker, par.base, par.password, par.ca,
+                                       1 + w * args.worker_cycles, args.worker_cycles)
+                           for w in range(args.workers)]
+                ms = [t * 1000 for f in futures for t in f.result()]
+            wall = time.monotonic() - t0
+            par.stop()
+            print(f"demo cycles, {args.workers} workers: {len(ms)} in {wall:.1f} s, "
+                  f"p50 {pct(ms, 50):.1f} ms, p95 {pct(ms, 95):.1f} ms")
     return 0
 
 
