@@ -30,21 +30,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-import uuid as uuidlib
 
 import aiohttp
+
+from clients.naa import naa_for
 
 log = logging.getLogger("lab.datera.fabric")
 
 VENDOR = "DATERA"
 MODEL = "IBLOCK"
-NAA_PREFIX = "naa.6001405"
 ISCSI_PORT = 3260
-
-
-def naa_for(volume_uuid: str) -> str:
-    """naa.6001405 + the first 25 hex digits of the volume uuid: stable for a volume's life."""
-    return NAA_PREFIX + uuidlib.UUID(volume_uuid).hex[:25]
 
 
 def _allowed_initiators(model, si) -> list[str] | None:
