@@ -80,7 +80,7 @@ def test_bad_values_name_the_key(path, value, message):
     with pytest.raises(democonfig.ConfigError) as e:
         parse(doc)
     assert str(e.value).startswith(message)
-    assert "\n" not in str(e.value)
+    assert "\n" not in str(e.value) and "pw-not-shown" not in str(e.value)
 
 
 def test_duplicate_keys_and_bad_yaml():
@@ -227,7 +227,10 @@ def test_readme_target_example_is_accepted(tmp_path):
 @pytest.mark.parametrize("text,message", [
     (TARGET_YAML.replace("iscsi", "carrier-pigeon"),
      "datera.transport: "),
-    (TARGET_YAML + "vsphere: {}\n", "vsphere: unknown key"),
+    (TARGET_YAML + "ceph: {}\n", "ceph: unknown key"),
+    (TARGET_YAML + "vsphere: {}\n", "vsphere.url: missing"),
+    (TARGET_YAML + "vsphere: {url: https://vc, user: u, password: pw-not-shown, port: 1}\n",
+     "vsphere.port: unknown key"),
     (TARGET_YAML.replace("udc: datera.json, ", ""), "datera.udc: missing"),
     ("kind: [unclosed\n", "not valid YAML"),
     ("- a\n", "expected a mapping at the top level"),
@@ -239,7 +242,7 @@ def test_bad_target_yaml_is_one_line(tmp_path, text, message):
     with pytest.raises(pytest.UsageError) as e:
         read_target_file(path)
     assert str(e.value).startswith(f"{path}: ") and message in str(e.value), str(e.value)
-    assert "\n" not in str(e.value)
+    assert "\n" not in str(e.value) and "pw-not-shown" not in str(e.value)
 
 
 COUNT_PARSES = """\
