@@ -53,23 +53,27 @@ def test_vmware(esxi, datera_admin, datera_tenants, make_datera_volume, run_pref
     vs = esxi.vs
     tenant = _tenant(demo)
     naas: list[str] = []
+    vols: list[datera.DateraVolume] = []
     n = next(_iterations)
     proof.figure("Datera tenant", tenant)
     proof.figure("ESXi host", vs.host.name)
 
-    def luns_gone():
+    def volumes_and_luns_gone():
+        # The test's finalizers run before its fixtures' (make_datera_volume's deletion), so
+        # the volumes go here, after the VM and datastores (registered later, run earlier).
+        for vol in vols:
+            datera.delete_volume(vol)
         if naas:
             vmware.rescan_until(vs, naas, present=False, timeout=TIMEOUT)
-    request.addfinalizer(luns_gone)   # runs after the volumes are deleted (LIFO)
+    request.addfinalizer(volumes_and_luns_gone)
 
     with proof.step("create Datera volumes with the host in their ACL (CHAP)"):
-        vols = []
         for i in range(VOLUMES):
             vol = make_datera_volume(datera_admin, tenant, chap=esxi.chap, label=f"vm{n}")
-            prepared = esxi.ensure(vol.portals)
-            datera.allow_initiator(vol, esxi.iqn, label=f"{run_prefix}-esxi")
             vols.append(vol)
             naas.append(vmware.lun_of(vol.uuid))
+            prepared = esxi.ensure(vol.portals)
+            datera.allow_initiator(vol, esxi.iqn, label=f"{run_prefix}-esxi")
         proof.figure("host IQN", esxi.iqn)
         proof.figure("send targets", prepared["send_targets"])
         proof.figure("DelayedAck", prepared["delayed_ack"])
