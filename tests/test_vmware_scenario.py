@@ -144,8 +144,9 @@ def _cleanup(target, *args) -> subprocess.CompletedProcess:
 
 
 def _demo_left(vs, dapi) -> list[str]:
-    left = [f"vm {vm.name}" for vm in _vms(vs) if vm.name.startswith("vancouver-")]
-    left += [f"datastore {ds.name}" for ds in vs.host.datastore if ds.name.startswith("vancouver-")]
+    left = [f"vm {name}" for name, _ in vmware.names(_vms(vs)) if name.startswith("vancouver-")]
+    left += [f"datastore {name}" for name, _ in vmware.names(vs.host.datastore)
+             if name.startswith("vancouver-")]
     left += [f"lun {naa}" for naa in vmware.visible_luns(vs) if naa.startswith("naa.6001405")]
     left += [f"app_instance {ai['name']}" for ai in dapi.app_instances.list(tenant=TENANT)
              if ai["name"].startswith("vancouver-")]
