@@ -141,3 +141,14 @@ $(TEMPEST_VENV)/.installed:
 conformance: setup
 	$(PY) -m conformance.run --tempest-venv $(TEMPEST_VENV) --profiles $(CONFORMANCE_PROFILES) \
 	  $(if $(TARGET),--target $(TARGET))
+
+# ---- vSphere (lab/vsphere): the lab's vCenter, a Go main over Debian's govmomi simulator ------
+# Built with Debian's Go and golang-github-vmware-govmomi-dev, plus govc from the same Debian
+# source package (for the tests), into $(VANCOUVER_CACHE)/vsphere-<hash of the sources>/bin
+# (~1 min once; skipped when cached). kr/pretty is govc's one dependency outside govmomi.
+DEB_PACKAGES += golang-github-vmware-govmomi-dev
+DEB_PACKAGES += golang-github-kr-pretty-dev
+.PHONY: vsphere
+setup: vsphere
+vsphere: deb
+	@bash lab/vsphere/build.sh "$(VANCOUVER_CACHE)"

@@ -384,6 +384,90 @@ def _k8s_contribute(run: LabRun, doc: dict) -> None:
                          "kubectl": binaries.kubectl()}
 
 
+# ---- vsphere: the vCenter simulator, a Go main over govmomi's simulator (lab/vsphere) -----------
+
+VSPHERE_USER = "administrator@vsphere.local"
+# The inventory lab/vsphere/main.go builds (govmomi's VPX model: one datacenter, one cluster,
+# one ESXi host).
+VSPHERE_DATACENTER = "DC0"
+VSPHERE_HOST = "DC0_C0_H0"
+# Finished tasks older than this leave the simulator's registry (lab/vsphere/task_janitor.go).
+VSPHERE_TASK_GC_S = 10
+
+
+def _vsphere_password(run: LabRun) -> str:
+    return run.secrets.setdefault("vsphere-admin", new_password())
+
+
+def vsphere_url(path: str = "") -> str:
+    return f"https://{topology.VSPHERE.address}:{topology.VSPHERE_PORT}{path}"
+
+
+def vsphere_fabric(run: LabRun) -> dict:
+    """Where the Datera lab pushes its LUNs: the simulator's base URL, login and CA."""
+    return {"url": vsphere_url(), "user": VSPHERE_USER, "password": _vsphere_password(run),
+            "ca_file": str(run.dir("vsphere") / "tls" / "ca.pem")}
+
+
+def _vsphere_config_path(run: LabRun) -> Path:
+    return run.dir("vsphere") / "config.json"
+
+
+def _vsphere_binary() -> Path:
+    from lab.vsphere import buildhash
+    bin_dir = buildhash.bin_dir()
+    if bin_dir is None:
+        raise LabError(f"the vCenter simulator is not built for these sources in "
+                       f"{buildhash.build_dir()}: run make setup (or make vsphere)")
+    return bin_dir / "vancouver-vcsim"
+
+
+def _vsphere_prepare(run: LabRun) -> None:
+    from lab.tls import issue_server_cert
+    _vsphere_binary()
+    work = run.dir("vsphere")
+    (work / "data").mkdir(parents=True, exist_ok=True)
+    node = topology.VSPHERE
+    tls = issue_server_cert(work / "tls", node.address, node.name)
+    config = {"address": node.address, "port": topology.VSPHERE_PORT, "user": VSPHERE_USER,
+              "password": _vsphere_password(run), "tls_cert": str(tls.cert),
+              "tls_key": str(tls.key), "ca_file": str(tls.ca), "data_dir": str(work / "data"),
+              "url_file": str(work / "url"), "task_gc_s": VSPHERE_TASK_GC_S,
+              "python": sys.executable, "workdir": str(REPO_ROOT)}
+    write_private(_vsphere_config_path(run), json.dumps(config, indent=2) + "\n")
+
+
+def _vsphere_healthy(run: LabRun) -> bool:
+    """The simulator wrote its URL file (it serves) and /about answers over verified TLS."""
+    import ssl
+    work = run.dir("vsphere")
+    if not (work / "url").exists():
+        return False
+    try:
+        ctx = ssl.create_default_context(cafile=str(work / "tls" / "ca.pem"))
+        with urllib.request.urlopen(vsphere_url("/about"), timeout=1, context=ctx) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def _vsphere_contribute(run: LabRun, doc: dict) -> None:
+    target = run.target_dir
+    shutil.copyfile(run.dir("vsphere") / "tls" / "ca.pem", target / "vsphere-ca.pem")
+    url, password, ca = vsphere_url("/sdk"), _vsphere_password(run), target / "vsphere-ca.pem"
+    # Both spellings: the suite's (VSPHERE_*) and govc's own (GOVC_*), so `govc` works after
+    # `set -a; . vsphere.env`.
+    env = {"VSPHERE_URL": url, "VSPHERE_USER": VSPHERE_USER, "VSPHERE_PASSWORD": password,
+           "VSPHERE_CA_FILE": str(ca), "VSPHERE_DATACENTER": VSPHERE_DATACENTER,
+           "VSPHERE_HOST": VSPHERE_HOST,
+           "GOVC_URL": url, "GOVC_USERNAME": VSPHERE_USER, "GOVC_PASSWORD": password,
+           "GOVC_TLS_CA_CERTS": str(ca), "GOVC_DATACENTER": VSPHERE_DATACENTER}
+    write_private(target / "vsphere.env", "".join(f"{k}={v}\n" for k, v in env.items()))
+    doc["vsphere"] = {"url": url, "user": VSPHERE_USER, "password": password,
+                      "ca_file": "vsphere-ca.pem", "datacenter": VSPHERE_DATACENTER,
+                      "host": VSPHERE_HOST}
+
+
 _DATERA_VIPS = (topology.DATERA_VIP1.address, topology.DATERA_VIP2.address)
 
 COMPONENTS: tuple[Component, ...] = (
@@ -431,6 +515,19 @@ COMPONENTS: tuple[Component, ...] = (
         contribute=_k8s_contribute,
         needs_deps_to_start=False,
         health_timeout_s=180.0,
+    ),
+    Component(
+        name="vsphere",
+        address=f"{topology.VSPHERE.address}:{topology.VSPHERE_PORT}",
+        binds=((topology.VSPHERE.address, topology.VSPHERE_PORT),),
+        # Datera pushes its LUNs here (and repairs the table when either restarts); the
+        # simulator itself needs nothing to start.
+        depends_on=(),
+        binaries=(),
+        prepare=_vsphere_prepare,
+        argv=lambda run: [str(_vsphere_binary()), "-config", str(_vsphere_config_path(run))],
+        healthy=_vsphere_healthy,
+        contribute=_vsphere_contribute,
     ),
 )
 

@@ -54,6 +54,8 @@ KUBERNETES_APISERVER_PORT = 6443
 KUBERNETES_ETCD_PORT = 2379
 KUBERNETES_ETCD_PEER_PORT = 2380
 KUBERNETES_KUBELET_PORT = 10250      # the node agent's log endpoint (kubelet's port)
+# The vCenter simulator's HTTPS (SDK, its fabric and guestinfo endpoints): vcsim's usual port.
+VSPHERE_PORT = 8989
 # slapd on an unprivileged port.
 LDAP_PORT = 3890
 # Every API of an OpenStack cloud, on the cloud's node address (OpenStack's usual ports).

@@ -1,0 +1,187 @@
+// Command vancouver-vcsim is the lab's vCenter: govmomi's simulator (Debian's
+// golang-github-vmware-govmomi-dev 0.24.2) plus what a Datera storage demo needs and vcsim
+// lacks: the iSCSI software adapter, a fabric of Datera LUNs, rescans, VMFS datastores on those
+// LUNs, guests that run a job, the Fetch fix for pyvmomi 9 and a task janitor.
+//
+// Facts and design: shared/reference/vsphere.md (§1 the Go main, §2.8 Fetch, §3.2 storage).
+//
+// Usage: vancouver-vcsim -config config.json
+//
+// config.json (written by lab/components.py, mode 0600 since it holds the password):
+//
+//	{"address": "127.0.5.1", "port": 8989, "user": "...", "password": "...",
+//	 "tls_cert": "vcenter.pem", "tls_key": "vcenter.key", "data_dir": "...",
+//	 "url_file": "...", "task_gc_s": 10, "python": "...", "workdir": "..."}
+//
+// The process writes url_file (the SDK URL, without credentials) once it serves, and stops
+// cleanly on SIGINT or SIGTERM: guests are killed, the server closes and the simulator's
+// datastore directories are removed.
+package main
+
+import (
+	"crypto/tls"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/vim25"
+	"github.com/vmware/govmomi/vim25/types"
+)
+
+// Config is the JSON document given with -config.
+type Config struct {
+	Address  string  `json:"address"`
+	Port     int     `json:"port"`
+	User     string  `json:"user"`
+	Password string  `json:"password"`
+	TLSCert  string  `json:"tls_cert"`
+	TLSKey   string  `json:"tls_key"`
+	CAFile   string  `json:"ca_file"` // the CA of tls_cert, handed to guest agents
+	DataDir  string  `json:"data_dir"`
+	URLFile  string  `json:"url_file"`
+	TaskGCs  float64 `json:"task_gc_s"`
+	Python   string  `json:"python"`  // the guest agent's interpreter (env VANCOUVER_PYTHON wins)
+	Workdir  string  `json:"workdir"` // the guest agent's working directory (the repo root)
+}
+
+func loadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c := &Config{TaskGCs: 10}
+	if err := json.Unmarshal(data, c); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	ip := net.ParseIP(c.Address)
+	switch {
+	case ip == nil || !ip.IsLoopback():
+		return nil, fmt.Errorf("%s: address %q must be a loopback IP (the lab binds loopback only)", path, c.Address)
+	case c.Port <= 0 || c.Port > 65535:
+		return nil, fmt.Errorf("%s: port %d is not a TCP port", path, c.Port)
+	case c.User == "" || c.Password == "":
+		return nil, fmt.Errorf("%s: user and password are required", path)
+	case c.TLSCert == "" || c.TLSKey == "":
+		return nil, fmt.Errorf("%s: tls_cert and tls_key are required", path)
+	case c.DataDir == "":
+		return nil, fmt.Errorf("%s: data_dir is required", path)
+	}
+	return c, nil
+}
+
+// newModel is a vCenter with one datacenter, one cluster holding one ESXi host, the model's
+// local datastore and no VMs (reference §7.1).
+func newModel() *simulator.Model {
+	m := simulator.VPX()
+	m.Host = 0
+	m.ClusterHost = 1
+	m.Machine = 0
+	m.Portgroup = 0
+	m.Autostart = false
+	return m
+}
+
+func main() {
+	log.SetFlags(log.LstdFlags | log.Lmicroseconds)
+	configPath := flag.String("config", "", "JSON config (see the package comment)")
+	flag.Parse()
+	if *configPath == "" {
+		fmt.Fprintln(os.Stderr, "vancouver-vcsim: -config is required")
+		os.Exit(2)
+	}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vancouver-vcsim:", err)
+		os.Exit(2)
+	}
+	if err := run(cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "vancouver-vcsim:", err)
+		os.Exit(1)
+	}
+}
+
+func run(cfg *Config) error {
+	cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+	if err != nil {
+		return fmt.Errorf("TLS certificate: %v", err)
+	}
+	// The model's datastores are temp dirs: keep them under the component's data dir, so even
+	// a kill -9 leaves nothing outside the lab run.
+	tmp := filepath.Join(cfg.DataDir, "tmp")
+	vmfsDir := filepath.Join(cfg.DataDir, "vmfs")
+	for _, d := range []string{tmp, vmfsDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+	}
+	defer func() { _ = os.RemoveAll(vmfsDir); _ = os.RemoveAll(tmp) }() // runs last
+	os.Setenv("TMPDIR", tmp)
+
+	model := newModel()
+	if err := model.Create(); err != nil {
+		return fmt.Errorf("model: %v", err)
+	}
+	defer model.Remove()
+
+	fabric := NewFabric()
+	installStorage(fabric, vmfsDir)
+	installPropertyCollector()
+	janitor := NewTaskJanitor(time.Duration(cfg.TaskGCs * float64(time.Second)))
+	defer janitor.Stop()
+	guests := NewGuests(guestCommand(cfg), cfg.Workdir, GuestAuth{cfg.User, cfg.Password}, cfg.CAFile)
+	defer guests.StopAll()
+
+	auth := basicAuth{user: cfg.User, password: cfg.Password}
+	model.Service.Listen = &url.URL{
+		Host: net.JoinHostPort(cfg.Address, strconv.Itoa(cfg.Port)),
+		User: url.UserPassword(cfg.User, cfg.Password),
+	}
+	model.Service.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	model.Service.HandleFunc(fabricPath, auth.wrap(fabric.ServeHTTP))
+	model.Service.HandleFunc(guestinfoPath, auth.wrap(guests.ServeGuestinfo))
+
+	server := model.Service.NewServer()
+	defer server.Close()
+	guests.SetBaseURL("https://" + server.URL.Host)
+
+	sdk := *server.URL
+	sdk.User = nil
+	if cfg.URLFile != "" {
+		if err := writeAtomic(cfg.URLFile, sdk.String()+"\n"); err != nil {
+			return err
+		}
+		defer os.Remove(cfg.URLFile)
+	}
+	log.Printf("vCenter simulator serving %s (%d host(s))", sdk.String(), len(hostStorage))
+
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
+	sig := <-stop
+	log.Printf("%s: stopping", sig)
+	signal.Stop(stop)
+	// Defers run in reverse: url file, server, guests, janitor, model dirs, VMFS dirs.
+	return nil
+}
+
+// serviceContent is the model's ServiceContent (the registry's own accessor is unexported).
+func serviceContent() types.ServiceContent {
+	return simulator.Map.Get(vim25.ServiceInstance).(*simulator.ServiceInstance).Content
+}
+
+func writeAtomic(path, text string) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
