@@ -90,7 +90,9 @@ class Fabric:
         self.model = model
         self.url = url.rstrip("/") + "/datera/luns"
         self._auth = {"Authorization": aiohttp.encode_basic_auth(user, password)}
-        self._ssl = ssl.create_default_context(cafile=ca_file) if url.startswith("https") else None
+        self._https = url.startswith("https")
+        self._ca_file = ca_file
+        self._ssl_ctx: ssl.SSLContext | None = None
         self.iscsi_port = iscsi_port
         self.resync_s = resync_s
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
@@ -120,6 +122,16 @@ class Fabric:
     def sync(self) -> None:
         """Schedules a push of the difference (cheap: the diff runs in the background task)."""
         self._wake.set()
+
+    @property
+    def _ssl(self):
+        """The TLS context, made on first use: the vCenter's CA file is written when its
+        component is prepared, which may be after this process started."""
+        if not self._https:
+            return None
+        if self._ssl_ctx is None:
+            self._ssl_ctx = ssl.create_default_context(cafile=self._ca_file)
+        return self._ssl_ctx
 
     # -- the background task -----------------------------------------------------------------
     async def _run(self) -> None:
