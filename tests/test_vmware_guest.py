@@ -153,3 +153,20 @@ def test_guest_output_is_bounded_and_wrong_credentials_do_not_publish(receiver):
     proc = _run_agent(doc)
     assert receiver.values == {} and receiver.unauthorized == 2
     assert "cannot publish guestinfo" in proc.stderr and "not-the-password" not in proc.stderr
+
+
+def test_shared_rewrite_keeps_the_nova_guest_s_devices(tmp_path):
+    """lab/guests.py is the Nova guest's rewrite too: /dev/vdX of an iSCSI disk goes to its
+    relay over NBD (the line's own ioengine dropped), a Ceph disk to its file, /dev/sdX alone."""
+    from lab.openstack.nova.guest import FileDevice, IscsiDevice
+    image = tmp_path / "rbd-image"
+    image.write_bytes(b"")
+    devices = {"/dev/vdb": IscsiDevice({"target_iqn": "iqn.x", "target_portal": "127.0.0.1:1"},
+                                       "iqn.host"),
+               "/dev/vdc": FileDevice(lambda: str(image))}
+    out = guest.rewrite_script(
+        "fio --ioengine=libaio --filename=/dev/vdb\nfio --filename=/dev/vdc\ncat /dev/sda\n",
+        devices, lambda dev: "nbd+unix:///?socket=vdb.sock")
+    lines = out.splitlines()
+    assert lines[0] == "fio --ioengine=nbd --uri='nbd+unix:///?socket=vdb.sock'"
+    assert lines[1] == f"fio --filename={image}" and lines[2] == "cat /dev/sda"
