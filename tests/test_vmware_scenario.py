@@ -85,6 +85,9 @@ def test_host_preparation_is_idempotent_best_practice(vs, volumes):
     auth = hba.authenticationProperties
     assert auth.chapAuthEnabled and auth.chapName == chap[0]
     assert auth.chapAuthenticationType == "chapRequired"
+    assert first["delayed_ack"] == "off" and first["ats_heartbeat"] == "off"
+    ats = vs.host.configManager.advancedOption.QueryOptions("VMFS3.UseATSForHBOnVMFS5")
+    assert [int(o.value) for o in ats] == [0]
 
 
 def test_chap_lun_hidden_with_wrong_secret_and_acl_revocation_hides(vs, vs_target, volumes,
