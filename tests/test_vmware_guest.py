@@ -170,3 +170,38 @@ def test_shared_rewrite_keeps_the_nova_guest_s_devices(tmp_path):
     lines = out.splitlines()
     assert lines[0] == "fio --ioengine=nbd --uri='nbd+unix:///?socket=vdb.sock'"
     assert lines[1] == f"fio --filename={image}" and lines[2] == "cat /dev/sda"
+
+
+def test_power_off_ends_the_job_and_removes_the_work_dir(receiver):
+    """The vCenter's PowerOff sends SIGTERM to the agent's process group: the script and
+    what it started end, and the agent removes its work directory on the way out."""
+    import glob
+    import signal
+    import tempfile
+    from fixtures.waiters import wait_gone
+    doc = {"vm": "vm-9", "name": "vancouver-vm-9", "disks": [], "guestinfo_url": receiver.url,
+           "auth": {"user": USER, "password": PASSWORD},
+           "userdata": "sleep 300 &\nsleep 300\n"}
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "lab.vsphere.guest"], stdin=subprocess.PIPE,
+                            env=env, text=True, start_new_session=True)
+    proc.stdin.write(json.dumps(doc))
+    proc.stdin.close()
+    wait_until(lambda: receiver.values.get("guestinfo.state") == "running", 30, "the job")
+    pattern = f"{tempfile.gettempdir()}/vancouver-vm-{proc.pid}-*"
+    wait_until(lambda: glob.glob(pattern), 10, "the work directory")
+    import psutil
+    wait_until(lambda: len([p for p in psutil.process_iter(["pid"])
+                            if _pgid(p.pid) == proc.pid]) >= 3, 10, "the script's sleeps")
+    members = [p.pid for p in psutil.process_iter(["pid"]) if _pgid(p.pid) == proc.pid]
+    os.killpg(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=10) == 128 + signal.SIGTERM
+    assert wait_gone(members, 10) == []
+    assert glob.glob(pattern) == []
+
+
+def _pgid(pid: int):
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None

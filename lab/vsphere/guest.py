@@ -255,11 +255,14 @@ def main() -> int:
             os.setpgid(0, 0)
         except PermissionError:
             pass
+    # PowerOff/Destroy: the vCenter's SIGTERM to the group ends the script with us; exiting
+    # through SystemExit still removes the work directory.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     timeout = float(os.environ.get("VANCOUVER_VSPHERE_GUEST_TIMEOUT", DEFAULT_TIMEOUT_S))
     info = GuestInfo(doc)
     info.publish({"guestinfo.state": "running",
                   "guestinfo.started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-    workdir = Path(tempfile.mkdtemp(prefix="vancouver-vm-"))
+    workdir = Path(tempfile.mkdtemp(prefix=f"vancouver-vm-{os.getpid()}-"))
     try:
         info.publish(run(doc, workdir, timeout))
     finally:
