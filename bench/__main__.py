@@ -23,6 +23,7 @@ RUNS = [
     ["bench_demo.py", "--duration", "120"],
     ["bench_openstack_scenarios.py", "--duration", "120", "--convert-gib", "1"],
     ["bench_dashboard.py", "--duration", "60", "--rate-duration", "40"],
+    ["bench_vsphere.py", "--cycles", "300", "--reference-cycles", "0"],
 ]
 
 

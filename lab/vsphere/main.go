@@ -67,7 +67,7 @@ func loadConfig(path string) (*Config, error) {
 	switch {
 	case ip == nil || !ip.IsLoopback():
 		return nil, fmt.Errorf("%s: address %q must be a loopback IP (the lab binds loopback only)", path, c.Address)
-	case c.Port <= 0 || c.Port > 65535:
+	case c.Port < 0 || c.Port > 65535: // 0: any free port (tests)
 		return nil, fmt.Errorf("%s: port %d is not a TCP port", path, c.Port)
 	case c.User == "" || c.Password == "":
 		return nil, fmt.Errorf("%s: user and password are required", path)
