@@ -21,6 +21,7 @@ RUNS = [
     ["bench_openstack_ops.py", "--n", "10"],
     ["bench_kubernetes.py", "--runs", "2"],
     ["bench_lab_up.py", "--runs", "2"],
+    ["bench_vmware.py", "--cycles", "2"],
     ["bench_harness_memory.py", "--duration", "60"],
     ["bench_demo.py", "--duration", "120"],
     ["bench_openstack_scenarios.py", "--duration", "120", "--convert-gib", "1"],

@@ -36,6 +36,9 @@ class LabRun:
     """One lab run: its directory and the secrets generated for it (empty for `status`)."""
     run_dir: Path
     secrets: dict[str, str] = field(default_factory=dict)
+    # The names of the components this run starts, so one can configure itself for another
+    # (Datera pushes its LUNs to the vCenter's fabric only when the lab has one).
+    components: tuple[str, ...] = ()
 
     def dir(self, component: str) -> Path:
         return self.run_dir / component
@@ -160,6 +163,8 @@ def _datera_prepare(run: LabRun) -> None:
         "ldap": {topology.LDAP_SERVER_NAME: {"url": slapd.url(topology.LDAP.address),
                                              "base_dn": topology.LDAP_BASE_DN}},
     }
+    if "vsphere" in run.components:   # lab/datera/fabric.py presents LUNs to the vCenter
+        config["vsphere"] = vsphere_fabric(run)
     write_private(_datera_config_path(run), json.dumps(config, indent=2) + "\n")
 
 

@@ -220,7 +220,7 @@ class Child:
 
 class Supervisor:
     def __init__(self, run_dir: Path, components: list[Component]):
-        self.run = LabRun(run_dir)
+        self.run = LabRun(run_dir, components=tuple(c.name for c in components))
         self.components = components
         self.children: list[Child] = []
         self._stop = threading.Event()

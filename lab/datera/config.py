@@ -3,7 +3,8 @@
 
     {"mgmt_ip", "http_port", "https_port", "tls_cert", "tls_key", "vips": [two], "nbd_port",
      "login_port", "data_dir", "sw_version", "admin_user", "admin_password", "session_ttl_s",
-     "ldap": {"<remote_server name>": {"url", "base_dn"}}}
+     "ldap": {"<remote_server name>": {"url", "base_dn"}},
+     "vsphere": {"url", "user", "password", "ca_file"}}   (only when the lab has a vCenter)
 """
 from pathlib import Path
 from typing import Annotated
@@ -18,6 +19,14 @@ __all__ = ["Config", "ConfigError", "LdapServer"]
 class LdapServer(ConfigModel):
     url: str
     base_dn: str
+
+
+class VsphereFabric(ConfigModel):
+    """The lab's vCenter simulator, whose fabric endpoint learns the LUNs (fabric.py)."""
+    url: str                                   # https://<address>:<port>
+    user: str
+    password: str = Field(repr=False)
+    ca_file: Path | None = None
 
 
 class Config(ConfigModel):
@@ -36,6 +45,7 @@ class Config(ConfigModel):
     sw_version: str = "3.3.5.0"
     session_ttl_s: PositiveFloat = 900.0
     ldap: dict[str, LdapServer] = Field(default_factory=dict)   # remote_server name -> server
+    vsphere: VsphereFabric | None = None
 
     @staticmethod
     def load(path) -> "Config":

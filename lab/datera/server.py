@@ -120,6 +120,14 @@ async def serve(config: Config, *, with_data_plane: bool = True) -> None:
     services = responses.Services(model=model, metrics=metrics, directory=Directory(ldap),
                                   cpu=cpu, routes=urls.ROUTES, durable=durable)
     app = build_app(services)
+    fabric = None
+    if config.vsphere is not None:
+        from .fabric import Fabric
+        fabric = Fabric(model, url=config.vsphere.url, user=config.vsphere.user,
+                        password=config.vsphere.password,
+                        ca_file=str(config.vsphere.ca_file) if config.vsphere.ca_file else None,
+                        iscsi_port=config.login_port)
+        app.on_response_prepare.append(fabric.on_response_prepare)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -140,6 +148,8 @@ async def serve(config: Config, *, with_data_plane: bool = True) -> None:
             await dataplane.start()
         else:
             tasks.append(asyncio.create_task(metrics.run(), name="metrics-roll"))
+        if fabric is not None:
+            await fabric.start()
         for port, ctx in ((config.http_port, None), (config.https_port, tls)):
             site = web.TCPSite(runner, config.mgmt_ip, port, ssl_context=ctx,
                                reuse_address=True, shutdown_timeout=2)
@@ -154,6 +164,8 @@ async def serve(config: Config, *, with_data_plane: bool = True) -> None:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await runner.cleanup()
+        if fabric is not None:
+            await fabric.stop()
         if dataplane is not None:
             await dataplane.stop()
         if durable is not None:

@@ -18,10 +18,10 @@ nbd engine prints a line per poll forever once its connection dies) cannot fill 
 machine's disk: the console log rotates as virtlogd rotates it (max_size 2 MiB, 3 backups:
 libvirt's qemu.conf defaults; Nova reads the current file), and every file the guest writes is
 bounded by RLIMIT_FSIZE (a real guest's disk is finite), so such a program ends with SIGXFSZ.
+The pieces every lab guest shares (login, script rewrite, console) live in lab/guests.py.
 """
 import logging
 import os
-import re
 import shlex
 import shutil
 import signal
@@ -33,23 +33,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from clients import initiator
+from lab.guests import (CONSOLE_BACKUPS, CONSOLE_MAX_SIZE, GUEST_FILE_LIMIT,  # noqa: F401
+                        ConsoleLog, GuestError, iscsi_login, rewrite_script)
 
 from .disk_relay import DiskRelay, RelayError
 
 log = logging.getLogger("lab.openstack.nova.guest")
-
-GUEST_FILE_LIMIT = 8 * 1024 * 1024   # bytes per file the guest writes (fio JSON is a few KiB)
-CONSOLE_MAX_SIZE = 2 * 1024 * 1024   # virtlogd max_size
-CONSOLE_BACKUPS = 3                  # virtlogd max_backups
-
-_FIO_FILENAME = re.compile(r"--filename(?:=|\s+)(/dev/vd[a-z])\b")
-_IOENGINE = re.compile(r"\s--ioengine(?:=|\s+)\S+")
-_DEVICE = re.compile(r"/dev/vd[a-z]\b")
-
-
-class GuestError(Exception):
-    """A device the guest cannot reach (a refused login, a missing image); secret-free."""
 
 
 @dataclass
@@ -59,33 +48,16 @@ class IscsiDevice:
     data: dict
     initiator_iqn: str
 
+    nbd = True   # fio reaches it over NBD (lab.guests.rewrite_script)
+
     def check(self) -> str:
         """The LUN's nbd:// URI after a successful login; GuestError otherwise."""
         d = self.data
-        chap = {}
+        chap = None
         if d.get("auth_method") == "CHAP":
             chap = {"chap_user": d.get("auth_username"), "chap_secret": d.get("auth_password")}
-        portals = d.get("target_portals") or [d["target_portal"]]
-        reasons = []
-        for portal in portals:
-            ip, _, port = portal.rpartition(":")
-            try:
-                luns = initiator.login(ip, int(port), self.initiator_iqn, d["target_iqn"],
-                                       **chap)
-            except initiator.LoginError as e:
-                reasons.append(f"{portal}: {e.reason}")
-                # a refusal is the target's answer; only an unreachable portal is worth a retry
-                if not e.reason.startswith("cannot reach"):
-                    break
-                continue
-            lun = int(d.get("target_lun", 0))
-            match = next((l for l in luns if l.lun == lun), None)
-            if match is None:
-                raise GuestError(f"iSCSI login to {d['target_iqn']} succeeded but LUN {lun} "
-                                 "is not presented")
-            return match.uri
-        raise GuestError(f"iSCSI login to {d['target_iqn']} as {self.initiator_iqn} failed "
-                         f"({'; '.join(reasons)})")
+        return iscsi_login(d.get("target_portals") or [d["target_portal"]], self.initiator_iqn,
+                           d["target_iqn"], int(d.get("target_lun", 0)), chap)
 
     def rewrite_fio(self, uri: str | None = None) -> str:
         """fio's options for this disk; `uri` is the guest's relay (disk_relay.py) if any."""
@@ -121,66 +93,6 @@ def device_for(connection_info: dict, initiator_iqn: str,
     if kind == "rbd" and rbd_path is not None:
         return FileDevice(rbd_path)
     raise GuestError(f"the lab's hypervisor cannot connect {kind} volumes")
-
-
-def rewrite_script(script: str, devices: dict,
-                   nbd_uri: Callable[[str], str] | None = None) -> str:
-    """The script with every /dev/vdX replaced by what reaches that volume (module doc);
-    nbd_uri(device) gives the URI an iSCSI device's fio uses (the guest's relay)."""
-    out = []
-    for line in script.splitlines():
-        if "/dev/vd" not in line:
-            out.append(line)
-            continue
-        nbd = False
-        for dev in set(_FIO_FILENAME.findall(line)):
-            if dev not in devices:
-                raise GuestError(f"the script names {dev}, which the server does not have")
-            if isinstance(devices[dev], IscsiDevice):
-                nbd = True
-        if nbd:
-            line = _IOENGINE.sub("", line)
-        line = _FIO_FILENAME.sub(lambda m: devices[m.group(1)].rewrite_fio(
-            nbd_uri(m.group(1)) if nbd_uri and isinstance(devices[m.group(1)], IscsiDevice)
-            else None), line)
-
-        def plain(m):
-            dev = devices.get(m.group(0))
-            path = dev.path() if dev is not None else None
-            return shlex.quote(path) if path else m.group(0)
-        out.append(_DEVICE.sub(plain, line))
-    return "\n".join(out) + "\n"
-
-
-class ConsoleLog:
-    """console.log with virtlogd's rotation: past CONSOLE_MAX_SIZE the file becomes
-    console.log.0 (older ones shift to .1, .2; the oldest is dropped) and a new one starts."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self._lock = threading.Lock()
-
-    def write(self, data: bytes) -> None:
-        with self._lock:
-            try:
-                size = self.path.stat().st_size
-            except FileNotFoundError:
-                size = 0
-            if size and size + len(data) > CONSOLE_MAX_SIZE:
-                for n in range(CONSOLE_BACKUPS - 1, 0, -1):
-                    older = self.path.with_name(f"{self.path.name}.{n - 1}")
-                    if older.exists():
-                        older.replace(self.path.with_name(f"{self.path.name}.{n}"))
-                self.path.replace(self.path.with_name(f"{self.path.name}.0"))
-            with open(self.path, "ab") as f:
-                f.write(data)
-
-    def pump(self, stream) -> None:
-        """Copy a guest's output into the log until every writer has closed it (the script
-        and any job it left in the background)."""
-        with stream:
-            while chunk := stream.read1(65536):
-                self.write(chunk)
 
 
 class Guest:
