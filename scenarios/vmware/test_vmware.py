@@ -106,6 +106,7 @@ def test_vmware(esxi, datera_admin, datera_tenants, make_datera_volume, run_pref
         proof.resource("vm", vm_name)
         started = time.time()
         vmware.wait_task(vm.PowerOnVM_Task(), what=f"VM {vm_name} powered on")
+        proof.happened("vm_started", vm_name, f"disks on {', '.join(datastores)}")
 
     with proof.step("the guest writes and verifies data, then runs fio"):
         info = vmware.wait_guest(vm, TIMEOUT + 2 * demo.fio.runtime_s)
@@ -134,6 +135,7 @@ def test_vmware(esxi, datera_admin, datera_tenants, make_datera_volume, run_pref
     with proof.step("power off and destroy the VM"):
         assert vmware.destroy_vm(vs, vm_name)
         proof.resource_deleted("vm", vm_name)
+        proof.happened("vm_removed", vm_name)
 
     with proof.step("remove the datastores"):
         for name in datastores:
