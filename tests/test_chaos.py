@@ -22,6 +22,7 @@ import requests
 
 from fixtures.target import Target
 from fixtures.waiters import wait_until
+from tests.support import inner_run
 from tests.support.dsdk import Udc, connect, errors as dsdk_errors
 from tests.support.labcli import LabCli
 from tests.support.openstack import OpenStackTarget
@@ -182,20 +183,7 @@ def test_bad_input_is_one_line(chaos, args, says):
     assert says in last and "Traceback" not in proc.stderr, proc.stderr
 
 
-INNER_DEMO = """\
-tenants:
-  - {name: Vancouver-KU, platform: kubernetes}
-profiles:
-  ci:
-    tenant_qos: {total_iops_max: 1000}
-    tiers: {bronze: {total_iops_max: 500}, silver: {total_iops_max: 1000},
-            gold: {total_iops_max: 2000}}
-    images: {size_gib: 1}
-    volumes: {size_gib: 1}
-    rolling: {images: 1, ceph_volumes: 1, servers: 1}
-    fio: {runtime_s: 1, block_size: 4k, iodepth: 1, rw: randrw}
-    scenarios:
-      probe: {interval_s: 0}
+INNER_DEMO = inner_run.demo_yaml({"probe": 0}) + """\
     chaos:
       - {at_s: 0, for_s: 600, kind: errors, service: datera, status: 503}
 """

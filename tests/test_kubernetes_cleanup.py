@@ -15,20 +15,9 @@ from fixtures import kubernetes as k8s
 from fixtures.waiters import wait_until
 from tests.support import inner_run
 from tests.support.labcli import REPO
+from tests.support.kubernetes_fixtures import cluster, dtenant  # noqa: F401  (fixtures)
 
 TIMEOUT = 120
-
-
-@pytest.fixture(scope="module")
-def cluster(target) -> k8s.Cluster:
-    if "kubernetes" not in target.doc:
-        pytest.skip("the target has no kubernetes section (lab: python -m lab up with kubernetes)")
-    return k8s.connect(target)
-
-
-@pytest.fixture(scope="module")
-def dtenant(cluster) -> str:
-    return f"/root/{cluster.datera_tenant}"
 
 
 def _make_ai(lab_api, tenant: str, name: str) -> None:

@@ -15,22 +15,11 @@ from kubernetes.client.exceptions import ApiException
 
 from fixtures import kubernetes as k8s
 from fixtures.waiters import wait_until
+from tests.support.kubernetes_fixtures import cluster, dtenant  # noqa: F401  (fixtures)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "lab" / "kubernetes" / "examples"
 DRIVER = "dsp.csi.daterainc.io"
 TIMEOUT = 60
-
-
-@pytest.fixture(scope="module")
-def cluster(target) -> k8s.Cluster:
-    if "kubernetes" not in target.doc:
-        pytest.skip("the target has no kubernetes section (lab: python -m lab up with kubernetes)")
-    return k8s.connect(target)
-
-
-@pytest.fixture(scope="module")
-def dtenant(cluster) -> str:
-    return f"/root/{cluster.datera_tenant}"
 
 
 @pytest.fixture

@@ -12,16 +12,10 @@ from kubernetes.client.exceptions import ApiException
 
 from fixtures import kubernetes as k8s
 from fixtures.waiters import wait_until
+from tests.support.kubernetes_fixtures import cluster  # noqa: F401  (fixtures)
 
 TIMEOUT = 90
 DEV = "/dev/xvda"
-
-
-@pytest.fixture(scope="module")
-def cluster(target) -> k8s.Cluster:
-    if "kubernetes" not in target.doc:
-        pytest.skip("the target has no kubernetes section (lab: python -m lab up with kubernetes)")
-    return k8s.connect(target)
 
 
 @pytest.fixture
