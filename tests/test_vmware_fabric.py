@@ -84,7 +84,10 @@ def fabric_lab():
     app.on_response_prepare.append(fab.on_response_prepare)
     rapp = web.Application()
     rapp.router.add_route("*", "/datera/luns", receiver.handle)
-    runners = [web.AppRunner(app, access_log=None), web.AppRunner(rapp, access_log=None)]
+    # A client still holding a keep-alive connection must not hold the teardown (aiohttp waits
+    # up to shutdown_timeout for it; 60 s by default), or the next test finds the port taken.
+    runners = [web.AppRunner(app, access_log=None, shutdown_timeout=1.0),
+               web.AppRunner(rapp, access_log=None, shutdown_timeout=1.0)]
 
     async def up():
         await runners[0].setup()
@@ -103,7 +106,7 @@ def fabric_lab():
             await fab.stop()
             for r in runners:
                 await r.cleanup()
-        asyncio.run_coroutine_threadsafe(down(), loop).result(10)
+        asyncio.run_coroutine_threadsafe(down(), loop).result(30)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
