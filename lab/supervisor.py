@@ -165,8 +165,10 @@ def _lock_holder() -> str | None:
 
 
 def _running_message(run_dir: str) -> str:
-    return (f"a lab on {topology.NET} is already running (run dir {run_dir}); "
-            f"stop it first: python -m lab down --run-dir {run_dir}")
+    # Not "stop it": a demo run may be using it (a lab down would put that run in an outage).
+    return (f"a lab on {topology.NET} is already running (run dir {run_dir}), perhaps for "
+            f"another run: use it with --target {run_dir}/target/target.yaml, or start one "
+            "on another net (VANCOUVER_LAB_NET=127.N); `python -m lab down` stops it for everyone")
 
 
 def _port_in_use(address: str, port: int) -> bool:

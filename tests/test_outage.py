@@ -185,6 +185,26 @@ def test_watch_announces_each_outage_once_per_worker():
     assert watch.down_during(ups[0].start, ups[0].end) is ups[0]
 
 
+
+def test_watch_confirms_a_timed_out_probe_before_announcing_an_outage():
+    """One slow answer on a loaded machine is not an outage; two in a row are."""
+    answers = iter([TimeoutError("timed out"), None, TimeoutError("timed out"),
+                    TimeoutError("timed out")])
+    seen = []
+
+    def alive():
+        seen.append(1)
+        a = next(answers, None)
+        if a is not None:
+            raise a
+    probe = Probe("datera", "Datera REST API", "https://x:7718", alive)
+    downs, ups = [], []
+    watch = Watch(lambda: [probe], downs.append, ups.append)
+    watch.item_started()
+    wait_until(lambda: downs, 30, "the confirmed outage", 0.05)
+    watch.item_finished()
+    assert len(seen) >= 4 and len(downs) == 1, (seen, downs)
+
 # -- deferred deletions ------------------------------------------------------------------------
 
 def test_deletion_that_meets_an_outage_is_queued_and_drained():
