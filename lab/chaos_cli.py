@@ -60,7 +60,8 @@ def add_parser(sub, run_dir_arg) -> None:
 
     def for_arg(q):
         q.add_argument("--for", dest="for_s", type=duration, default=None,
-                       help="how long (30s, 2m); default until `chaos clear`")
+                       help="how long (30s, 2m; written --for=30s too); default until "
+                            "`chaos clear`")
 
     q = cmds.add_parser("errors", help="answer HTTP 5xx with the API's own error body")
     service_args(q, True)
@@ -95,6 +96,13 @@ def run(args, run_dir: Path) -> int:
     if cmd == "kill":
         return _kill(run_dir, args.component)
     if cmd == "clear":
+        if args.ids:
+            known = {r.id for r in chaos.read_rules(path) if r.active(time.time())}
+            unknown = sorted(set(args.ids) - known)
+            if unknown:   # a typo must not look like a cleared fault
+                print(f"lab: chaos clear: no active rule {', '.join(unknown)} (see chaos status)",
+                      file=sys.stderr)
+                return 2
         n = chaos.remove_rules(path, set(args.ids) if args.ids else None)
         print(f"chaos: cleared {n} rule(s)")
         return 0

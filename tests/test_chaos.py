@@ -175,6 +175,7 @@ def test_kill_is_restarted_by_the_supervisor(lab, chaos):
     (("latency", "--service", "nova", "--ms", "0"), "ms 0: expected 1..60000"),
     (("errors", "--service", "datera", "--cloud", "pike"), "only an OpenStack service"),
     (("kill", "vcenter"), "no component 'vcenter' in this lab"),
+    (("clear", "nosuchid"), "no active rule nosuchid"),
 ])
 def test_bad_input_is_one_line(chaos, args, says):
     proc = chaos(*args, ok=False)
