@@ -73,13 +73,16 @@ def test_second_up_is_refused_in_one_line(make_lab, tmp_path):
     assert lab.up().returncode == 0
     again = lab.up()
     assert again.returncode == 1
-    assert f"python -m lab down --run-dir {lab.run_dir}" in one_line(again.stderr)
+    # It points at the running lab (another run may be using it), never tells to stop it.
+    line = one_line(again.stderr)
+    assert f"--target {lab.run_dir}/target/target.yaml" in line and "VANCOUVER_LAB_NET" in line
+    assert "stop it first" not in line
     # Same NET from another run dir: refused too, pointing at the running lab's run dir.
     other = make_lab("127.203")
     other.run_dir = tmp_path / "elsewhere"
     elsewhere = other.up()
     assert elsewhere.returncode == 1
-    assert f"--run-dir {lab.run_dir}" in one_line(elsewhere.stderr)
+    assert f"run dir {lab.run_dir}" in one_line(elsewhere.stderr)
     assert not (other.run_dir / "supervisor.pid").exists()
     assert lab.run("status").returncode == 0   # the running lab is untouched
 
