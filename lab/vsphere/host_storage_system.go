@@ -162,92 +162,88 @@ func newSoftwareAdapter(iqn string) *types.HostInternetScsiHba {
 	}
 }
 
-func (s *HostStorageSystem) AddInternetScsiSendTargets(ctx *simulator.Context, req *types.AddInternetScsiSendTargets) soap.HasFault {
-	body := &methods.AddInternetScsiSendTargetsBody{}
+// editAdapter runs change on the software iSCSI adapter `device` under s.mu and publishes
+// the result; the adapter check's fault or change's own fault comes back instead (nothing
+// published then).
+func (s *HostStorageSystem) editAdapter(ctx *simulator.Context, device string, change func() *soap.Fault) *soap.Fault {
 	s.mu.Lock()
-	if f := s.hba(req.IScsiHbaDevice); f != nil {
-		s.mu.Unlock()
-		body.Fault_ = f
-		return body
-	}
-	for _, t := range req.Targets {
-		if i := findSendTarget(s.iscsi.ConfiguredSendTarget, t); i < 0 { // adding twice is a no-op
-			t.Port = portalOf(t.Address, t.Port).Port
-			s.iscsi.ConfiguredSendTarget = append(s.iscsi.ConfiguredSendTarget, t)
-		}
+	f := s.hba(device)
+	if f == nil {
+		f = change()
 	}
 	s.mu.Unlock()
-	s.publish(ctx)
-	body.Res = &types.AddInternetScsiSendTargetsResponse{}
+	if f == nil {
+		s.publish(ctx)
+	}
+	return f
+}
+
+func (s *HostStorageSystem) AddInternetScsiSendTargets(ctx *simulator.Context, req *types.AddInternetScsiSendTargets) soap.HasFault {
+	body := &methods.AddInternetScsiSendTargetsBody{}
+	if body.Fault_ = s.editAdapter(ctx, req.IScsiHbaDevice, func() *soap.Fault {
+		for _, t := range req.Targets {
+			if findSendTarget(s.iscsi.ConfiguredSendTarget, t) < 0 { // adding twice is a no-op
+				t.Port = portalOf(t.Address, t.Port).Port
+				s.iscsi.ConfiguredSendTarget = append(s.iscsi.ConfiguredSendTarget, t)
+			}
+		}
+		return nil
+	}); body.Fault_ == nil {
+		body.Res = &types.AddInternetScsiSendTargetsResponse{}
+	}
 	return body
 }
 
 func (s *HostStorageSystem) RemoveInternetScsiSendTargets(ctx *simulator.Context, req *types.RemoveInternetScsiSendTargets) soap.HasFault {
 	body := &methods.RemoveInternetScsiSendTargetsBody{}
-	s.mu.Lock()
-	if f := s.hba(req.IScsiHbaDevice); f != nil {
-		s.mu.Unlock()
-		body.Fault_ = f
-		return body
-	}
-	for _, t := range req.Targets {
-		i := findSendTarget(s.iscsi.ConfiguredSendTarget, t)
-		if i < 0 {
-			s.mu.Unlock()
-			body.Fault_ = notFound(fmt.Sprintf("send target %s is not configured", portalOf(t.Address, t.Port)))
-			return body
+	if body.Fault_ = s.editAdapter(ctx, req.IScsiHbaDevice, func() *soap.Fault {
+		for _, t := range req.Targets {
+			i := findSendTarget(s.iscsi.ConfiguredSendTarget, t)
+			if i < 0 {
+				return notFound(fmt.Sprintf("send target %s is not configured", portalOf(t.Address, t.Port)))
+			}
+			list := s.iscsi.ConfiguredSendTarget
+			s.iscsi.ConfiguredSendTarget = append(list[:i:i], list[i+1:]...)
 		}
-		list := s.iscsi.ConfiguredSendTarget
-		s.iscsi.ConfiguredSendTarget = append(list[:i:i], list[i+1:]...)
+		return nil
+	}); body.Fault_ == nil {
+		body.Res = &types.RemoveInternetScsiSendTargetsResponse{}
 	}
-	s.mu.Unlock()
-	s.publish(ctx)
-	body.Res = &types.RemoveInternetScsiSendTargetsResponse{}
 	return body
 }
 
 func (s *HostStorageSystem) AddInternetScsiStaticTargets(ctx *simulator.Context, req *types.AddInternetScsiStaticTargets) soap.HasFault {
 	body := &methods.AddInternetScsiStaticTargetsBody{}
-	s.mu.Lock()
-	if f := s.hba(req.IScsiHbaDevice); f != nil {
-		s.mu.Unlock()
-		body.Fault_ = f
-		return body
-	}
-	for _, t := range req.Targets {
-		if findStaticTarget(s.iscsi.ConfiguredStaticTarget, t) < 0 {
-			t.Port = portalOf(t.Address, t.Port).Port
-			t.DiscoveryMethod = string(types.HostInternetScsiHbaStaticTargetTargetDiscoveryMethodStaticMethod)
-			s.iscsi.ConfiguredStaticTarget = append(s.iscsi.ConfiguredStaticTarget, t)
+	if body.Fault_ = s.editAdapter(ctx, req.IScsiHbaDevice, func() *soap.Fault {
+		for _, t := range req.Targets {
+			if findStaticTarget(s.iscsi.ConfiguredStaticTarget, t) < 0 {
+				t.Port = portalOf(t.Address, t.Port).Port
+				t.DiscoveryMethod = string(types.HostInternetScsiHbaStaticTargetTargetDiscoveryMethodStaticMethod)
+				s.iscsi.ConfiguredStaticTarget = append(s.iscsi.ConfiguredStaticTarget, t)
+			}
 		}
+		return nil
+	}); body.Fault_ == nil {
+		body.Res = &types.AddInternetScsiStaticTargetsResponse{}
 	}
-	s.mu.Unlock()
-	s.publish(ctx)
-	body.Res = &types.AddInternetScsiStaticTargetsResponse{}
 	return body
 }
 
 func (s *HostStorageSystem) RemoveInternetScsiStaticTargets(ctx *simulator.Context, req *types.RemoveInternetScsiStaticTargets) soap.HasFault {
 	body := &methods.RemoveInternetScsiStaticTargetsBody{}
-	s.mu.Lock()
-	if f := s.hba(req.IScsiHbaDevice); f != nil {
-		s.mu.Unlock()
-		body.Fault_ = f
-		return body
-	}
-	for _, t := range req.Targets {
-		i := findStaticTarget(s.iscsi.ConfiguredStaticTarget, t)
-		if i < 0 {
-			s.mu.Unlock()
-			body.Fault_ = notFound(fmt.Sprintf("static target %s at %s is not configured", t.IScsiName, portalOf(t.Address, t.Port)))
-			return body
+	if body.Fault_ = s.editAdapter(ctx, req.IScsiHbaDevice, func() *soap.Fault {
+		for _, t := range req.Targets {
+			i := findStaticTarget(s.iscsi.ConfiguredStaticTarget, t)
+			if i < 0 {
+				return notFound(fmt.Sprintf("static target %s at %s is not configured", t.IScsiName, portalOf(t.Address, t.Port)))
+			}
+			list := s.iscsi.ConfiguredStaticTarget
+			s.iscsi.ConfiguredStaticTarget = append(list[:i:i], list[i+1:]...)
 		}
-		list := s.iscsi.ConfiguredStaticTarget
-		s.iscsi.ConfiguredStaticTarget = append(list[:i:i], list[i+1:]...)
+		return nil
+	}); body.Fault_ == nil {
+		body.Res = &types.RemoveInternetScsiStaticTargetsResponse{}
 	}
-	s.mu.Unlock()
-	s.publish(ctx)
-	body.Res = &types.RemoveInternetScsiStaticTargetsResponse{}
 	return body
 }
 
@@ -259,26 +255,19 @@ func (s *HostStorageSystem) UpdateInternetScsiAuthenticationProperties(ctx *simu
 	if !auth.ChapAuthEnabled {
 		auth.ChapName, auth.ChapSecret = "", ""
 	}
-	s.mu.Lock()
-	if f := s.hba(req.IScsiHbaDevice); f != nil {
-		s.mu.Unlock()
-		body.Fault_ = f
-		return body
+	if body.Fault_ = s.editAdapter(ctx, req.IScsiHbaDevice, func() *soap.Fault {
+		if req.TargetSet == nil {
+			auth.ChapInherited = nil
+			s.iscsi.AuthenticationProperties = auth
+			return nil
+		}
+		return s.eachTarget(req.TargetSet, func(p **types.HostInternetScsiHbaAuthenticationProperties, _ *[]types.HostInternetScsiHbaParamValue) {
+			a := auth
+			*p = &a
+		})
+	}); body.Fault_ == nil {
+		body.Res = &types.UpdateInternetScsiAuthenticationPropertiesResponse{}
 	}
-	if req.TargetSet == nil {
-		auth.ChapInherited = nil
-		s.iscsi.AuthenticationProperties = auth
-	} else if f := s.eachTarget(req.TargetSet, func(p **types.HostInternetScsiHbaAuthenticationProperties, _ *[]types.HostInternetScsiHbaParamValue) {
-		a := auth
-		*p = &a
-	}); f != nil {
-		s.mu.Unlock()
-		body.Fault_ = f
-		return body
-	}
-	s.mu.Unlock()
-	s.publish(ctx)
-	body.Res = &types.UpdateInternetScsiAuthenticationPropertiesResponse{}
 	return body
 }
 
@@ -296,25 +285,18 @@ func (s *HostStorageSystem) UpdateInternetScsiAdvancedOptions(ctx *simulator.Con
 			return body
 		}
 	}
-	s.mu.Lock()
-	if f := s.hba(req.IScsiHbaDevice); f != nil {
-		s.mu.Unlock()
-		body.Fault_ = f
-		return body
-	}
 	set := func(list *[]types.HostInternetScsiHbaParamValue) { *list = mergeOptions(*list, req.Options) }
-	if req.TargetSet == nil {
-		set(&s.iscsi.AdvancedOptions)
-	} else if f := s.eachTarget(req.TargetSet, func(_ **types.HostInternetScsiHbaAuthenticationProperties, opts *[]types.HostInternetScsiHbaParamValue) {
-		set(opts)
-	}); f != nil {
-		s.mu.Unlock()
-		body.Fault_ = f
-		return body
+	if body.Fault_ = s.editAdapter(ctx, req.IScsiHbaDevice, func() *soap.Fault {
+		if req.TargetSet == nil {
+			set(&s.iscsi.AdvancedOptions)
+			return nil
+		}
+		return s.eachTarget(req.TargetSet, func(_ **types.HostInternetScsiHbaAuthenticationProperties, opts *[]types.HostInternetScsiHbaParamValue) {
+			set(opts)
+		})
+	}); body.Fault_ == nil {
+		body.Res = &types.UpdateInternetScsiAdvancedOptionsResponse{}
 	}
-	s.mu.Unlock()
-	s.publish(ctx)
-	body.Res = &types.UpdateInternetScsiAdvancedOptionsResponse{}
 	return body
 }
 
