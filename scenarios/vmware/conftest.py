@@ -8,18 +8,11 @@ import pytest
 
 from fixtures import reporting
 from fixtures import vmware
-from fixtures.target import get_target
+from fixtures.target import deselect_unless_target_has
 
 
 def pytest_collection_modifyitems(config, items):
-    target = get_target(config)
-    if target is None or "vsphere" in target.doc:   # None: --collect-only, no target
-        return
-    here = __file__.rsplit("/", 1)[0] + "/"
-    dropped = [i for i in items if str(i.fspath).startswith(here)]
-    if dropped:
-        items[:] = [i for i in items if i not in dropped]
-        config.hook.pytest_deselected(items=dropped)
+    deselect_unless_target_has("vsphere", __file__, config, items)
 
 
 class Esxi:
