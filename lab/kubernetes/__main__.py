@@ -3,32 +3,28 @@
 Starts Debian's etcd and the three control-plane programs (children in this process group, so
 the supervisor's signal to the group stops them too), waits until the apiserver is ready, then
 runs what a cluster delegates: the Datera CSI controller side and the node agent. Writes
-<work_dir>/ready when all of it serves. Exits non-zero when a control-plane program dies.
+<work_dir>/ready when all of it serves. A control-plane program that dies is restarted alone
+(processes.py: etcd keeps running across an apiserver restart); past its restart limit the
+process exits 1 and the lab supervisor restarts the whole component.
 """
 import argparse
 import logging
 import signal
-import subprocess
 import sys
 import threading
 import time
 
 from . import controlplane
 from .config import Config, ConfigError
+from .processes import GaveUp, Processes
 
 log = logging.getLogger("lab.kubernetes")
 READY_TIMEOUT_S = 170   # within the component's health_timeout_s (lab/components.py)
 # The node's initiator name (what /etc/iscsi/initiatorname.iscsi holds on a real node).
 NODE_IQN = "iqn.1993-08.org.debian:01:vancouver-kubernetes"
 STOP_TIMEOUT_S = 5
-
-
-def _spawn(c: Config, name: str, argv: list[str]) -> subprocess.Popen:
-    logs = c.work_dir / "logs"
-    logs.mkdir(exist_ok=True)
-    with open(logs / f"{name}.log", "wb") as out:
-        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, cwd=c.work_dir)
+READY_POLL_S = 0.05     # /readyz is cheap; every poll saved is start time
+CHECK_S = 0.2           # how soon a dead control-plane program is noticed
 
 
 def _token(c: Config) -> str:
@@ -44,19 +40,18 @@ def api_client(c: Config):
     return client.ApiClient(conf)
 
 
-def _wait_ready(c: Config, procs: dict, stop: threading.Event) -> None:
+def _wait_ready(c: Config, procs: Processes, stop: threading.Event) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     while not stop.is_set():
-        for name, p in procs.items():
-            if p.poll() is not None:
-                raise SystemExit(f"lab.kubernetes: {name} exited with status {p.returncode} "
-                                 f"while starting (see {c.work_dir}/logs/{name}.log)")
+        for name, rc in procs.dead():
+            raise SystemExit(f"lab.kubernetes: {name} exited with status {rc} "
+                             f"while starting (see {c.work_dir}/logs/{name}.log)")
         if controlplane.readyz(c.server, str(c.ca_file), _token(c)):
             return
         if time.monotonic() > deadline:
             raise SystemExit(f"lab.kubernetes: kube-apiserver not ready after {READY_TIMEOUT_S}s "
                              f"(see {c.work_dir}/logs/kube-apiserver.log)")
-        stop.wait(0.1)
+        stop.wait(READY_POLL_S)
 
 
 def main(argv=None) -> int:
@@ -81,8 +76,9 @@ def main(argv=None) -> int:
     # etcd and the apiserver at once (it retries etcd); the controller-manager gives up
     # (exit 255) when the apiserver is not healthy soon enough, so it and the scheduler start
     # once the apiserver is ready.
-    procs = {"etcd": _spawn(c, "etcd", controlplane.etcd_argv(c)),
-             "kube-apiserver": _spawn(c, "kube-apiserver", controlplane.apiserver_argv(c))}
+    procs = Processes(c.work_dir / "logs", c.work_dir)
+    procs.start("etcd", controlplane.etcd_argv(c))
+    procs.start("kube-apiserver", controlplane.apiserver_argv(c))
     agents, runner = [], None
     try:
         from .csi_controller import CsiController
@@ -95,9 +91,8 @@ def main(argv=None) -> int:
         if stop.is_set():
             return 0
         log.info("kube-apiserver ready after %.2fs", time.monotonic() - t0)
-        procs["kube-controller-manager"] = _spawn(c, "kube-controller-manager",
-                                                  controlplane.controller_manager_argv(c))
-        procs["kube-scheduler"] = _spawn(c, "kube-scheduler", controlplane.scheduler_argv(c))
+        procs.start("kube-controller-manager", controlplane.controller_manager_argv(c))
+        procs.start("kube-scheduler", controlplane.scheduler_argv(c))
         csi = DateraCsi(c.datera)
         controller = CsiController(api, csi, c.driver)
         controller.register_driver()
@@ -118,13 +113,12 @@ def main(argv=None) -> int:
         threading.Thread(target=_ensure_tenant, args=(csi, stop), daemon=True).start()
         (c.work_dir / "ready").write_text(f"{time.monotonic() - t0:.2f}\n")
         log.info("kubernetes node ready after %.2fs", time.monotonic() - t0)
-        while not stop.wait(0.5):
-            for name, p in procs.items():
-                if p.poll() is not None:
-                    log.error("%s exited with status %d (see %s/logs/%s.log)", name,
-                              p.returncode, c.work_dir, name)
-                    return 1
+        while not stop.wait(CHECK_S):
+            procs.check()
         return 0
+    except GaveUp as e:
+        log.error("%s", e)
+        return 1
     except SystemExit as e:
         print(e, file=sys.stderr)
         return 1
@@ -133,14 +127,7 @@ def main(argv=None) -> int:
             a.stop.set()
         if runner is not None:
             runner.shutdown()
-        for p in reversed(list(procs.values())):
-            if p.poll() is None:
-                p.terminate()
-        for p in procs.values():
-            try:
-                p.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        procs.stop(STOP_TIMEOUT_S)
 
 
 def _ensure_tenant(csi, stop: threading.Event) -> None:

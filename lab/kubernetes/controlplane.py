@@ -14,6 +14,32 @@ from .config import Config
 
 ADMIN_USER = "vancouver-admin"
 SERVICE_CIDR = "10.0.0.0/24"
+# The API groups the lab serves: what the node agent, the CSI controller, the controller-manager
+# (namespace deletion, PV binding, pvc/pv-protection, garbage collection), the scheduler (its
+# informers list apps/v1 workloads and policy PodDisruptionBudgets and never sync without them),
+# kubectl and the scenarios use. The rest (RBAC: AlwaysAllow anyway; scheduling, batch,
+# networking, certificates, flowcontrol, autoscaling, node, discovery) is off.
+RUNTIME_CONFIG = ("api/all=false", "api/v1=true", "storage.k8s.io/v1=true",
+                  "coordination.k8s.io/v1=true", "events.k8s.io/v1=true", "apps/v1=true",
+                  "policy/v1beta1=true", "authentication.k8s.io/v1=true",
+                  "authorization.k8s.io/v1=true", "apiregistration.k8s.io/v1=true",
+                  "apiextensions.k8s.io/v1=true")
+# The controllers the lab's storage story uses: namespace deletion, PV binding and the
+# pv/pvc-protection finalizers, garbage collection, the node lifecycle (NotReady without a
+# Lease), pod GC and the `default` ServiceAccount of each namespace. Workload controllers
+# serve APIs that are off; CSR signing needs a signer CA and cloud/service need a cloud.
+CONTROLLERS = ("namespace", "garbagecollector", "persistentvolume-binder", "pv-protection",
+               "pvc-protection", "nodelifecycle", "podgc", "serviceaccount", "attachdetach",
+               "ttl")
+# 1.20's default admission plugins that the lab does not need (ServiceAccount: pods need no
+# token; the others guard APIs that are off or features the lab has no use for). Left on:
+# NamespaceLifecycle, DefaultStorageClass and StorageObjectInUseProtection (the
+# kubernetes.io/pvc-protection finalizer the demo shows).
+DISABLED_ADMISSION = ("ServiceAccount", "LimitRanger", "TaintNodesByCondition", "Priority",
+                      "DefaultTolerationSeconds", "RuntimeClass", "DefaultIngressClass",
+                      "MutatingAdmissionWebhook", "ValidatingAdmissionWebhook",
+                      "PersistentVolumeClaimResize", "CertificateApproval",
+                      "CertificateSigning", "CertificateSubjectRestriction", "ResourceQuota")
 
 
 def kubeconfig_doc(server: str, ca_pem: str, token: str, name: str = "vancouver-lab") -> dict:
@@ -65,8 +91,15 @@ def apiserver_argv(c: Config) -> list[str]:
             f"--service-account-signing-key-file={c.sa_key}",
             "--authorization-mode=AlwaysAllow", f"--token-auth-file={c.token_file}",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
-            # Pods need no `default` ServiceAccount token (the node agent mounts none).
-            "--disable-admission-plugins=ServiceAccount",
+            # Start time (bench/bench_lab_up.py): every API group served costs OpenAPI spec
+            # building, storage and watch caches; every admission plugin with informers and
+            # every post-start hook (RBAC roles, priority classes: a fixed 1 s poll) delays
+            # /readyz. Half the CPU to ready with only these.
+            f"--runtime-config={','.join(RUNTIME_CONFIG)}",
+            f"--disable-admission-plugins={','.join(DISABLED_ADMISSION)}",
+            # API Priority and Fairness (flowcontrol.apiserver.k8s.io) is off with its group.
+            "--enable-priority-and-fairness=false",
+            "--feature-gates=APIPriorityAndFairness=false",
             # The node's name does not resolve; reach its log endpoint by address.
             "--kubelet-preferred-address-types=InternalIP",
             "--profiling=false", "--v=0"]
@@ -77,8 +110,7 @@ def controller_manager_argv(c: Config) -> list[str]:
             "--leader-elect=false", "--port=0", "--secure-port=0",
             f"--service-account-private-key-file={c.sa_key}",
             "--use-service-account-credentials=false",
-            # No CSR signing (no signer CA) and no cloud: the lab has neither.
-            "--controllers=*,-csrsigning,-cloud-node-lifecycle,-service",
+            f"--controllers={','.join(CONTROLLERS)}",
             "--profiling=false", "--v=0"]
 
 
