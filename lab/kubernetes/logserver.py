@@ -1,8 +1,9 @@
 """The kubelet's log endpoint, which the apiserver proxies `pods/log` to (read_namespaced_pod_log,
 `kubectl logs`): GET https://<node>:10250/containerLogs/<namespace>/<pod>/<container>
-[?tailLines=N][&limitBytes=N]. The apiserver does not verify the kubelet's certificate unless
+[?tailLines=N][&limitBytes=N][&previous=true]. The apiserver does not verify the kubelet's certificate unless
 --kubelet-certificate-authority is set; the lab serves its node certificate anyway.
-Unknown pods/containers get 404 as the kubelet answers.
+Unknown pods/containers get 404 as the kubelet answers; `previous` of a container that has not
+restarted gets kubelet's 400 "previous terminated container ... not found".
 """
 import ssl
 import threading
@@ -11,7 +12,8 @@ from urllib.parse import parse_qs, urlsplit
 
 
 def serve_logs(address: str, port: int, cert: str, key: str, lookup) -> ThreadingHTTPServer:
-    """Starts the server in a daemon thread. lookup(ns, pod, container) -> Path | None."""
+    """Starts the server in a daemon thread.
+    lookup(ns, pod, container, previous) -> Path | None."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):   # noqa: N802 (http.server's name)
@@ -19,12 +21,16 @@ def serve_logs(address: str, port: int, cert: str, key: str, lookup) -> Threadin
             parts = url.path.strip("/").split("/")
             if len(parts) != 4 or parts[0] != "containerLogs":
                 return self._send(404, b"404 page not found\n")
-            path = lookup(*parts[1:])
+            q = parse_qs(url.query)
+            previous = q.get("previous", ["false"])[0] == "true"
+            path = lookup(*parts[1:], previous)
+            if previous and path is not None and not path.exists():
+                return self._send(400, f'previous terminated container "{parts[3]}" in pod '
+                                       f'"{parts[2]}" not found\n'.encode())
             if path is None or not path.exists():
                 return self._send(404, f'container "{parts[3]}" in pod "{parts[2]}" is not '
                                        f'available\n'.encode())
             data = path.read_bytes()
-            q = parse_qs(url.query)
             if "tailLines" in q:
                 n = int(q["tailLines"][0])
                 lines = data.splitlines(keepends=True)

@@ -13,6 +13,11 @@ in place:
 A container runs on the node's own filesystem, so each mention of a mountPath in its command
 becomes the pod's path of that volume.
 
+Containers restart as kubelet restarts them (restartPolicy Always, OnFailure; init containers
+too, except under Never): at once the first time, then after CrashLoopBackOff's 10 s doubling
+to 5 min, with restartCount, lastState and a BackOff event; the previous run's log stays
+readable as `kubectl logs --previous` reads it (podstatus.Backoff).
+
 Phases, conditions and container statuses move as a kubelet moves them (podstatus.py); a
 failed NodeStage leaves the pod Pending/ContainerCreating with a FailedMount event and
 retries; a deleted pod is stopped, its volumes unpublished and unstaged, and it is finally
@@ -25,6 +30,7 @@ import shlex
 import shutil
 import subprocess
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,11 +66,12 @@ class Guest:
     published: list[Path] = field(default_factory=list)
     fuse: list = field(default_factory=list)           # (mount dir, nbdfuse Popen)
     started: str | None = None
+    policy: str = "Always"                              # spec.restartPolicy (API default)
     lock: threading.Lock = field(default_factory=threading.Lock)
     thread: threading.Thread | None = None              # runs the pod (_run)
 
-    def log_path(self, container: str) -> Path:
-        return self.dir / "logs" / f"{container}.log"
+    def log_path(self, container: str, previous: bool = False) -> Path:
+        return self.dir / "logs" / f"{container}{'.previous' if previous else ''}.log"
 
 
 def nbd_login(ip: str, target_iqn: str, initiator_iqn: str, **chap) -> str:
@@ -98,12 +105,13 @@ class PodRunner:
         for uid in list(self.guests):
             self._stop(uid)
 
-    def log_file(self, namespace: str, name: str, container: str) -> Path | None:
+    def log_file(self, namespace: str, name: str, container: str,
+                 previous: bool = False) -> Path | None:
         with self._lock:
             for g in self.guests.values():
                 if (g.namespace, g.name) == (namespace, name) and \
                         any(c.name == container for c in g.inits + g.containers):
-                    return g.log_path(container)
+                    return g.log_path(container, previous)
         return None
 
     # -- events from the pod watch -----------------------------------------------------------
@@ -127,7 +135,8 @@ class PodRunner:
                       containers=[ContainerState(c.name, c.image or "", False,
                                                  reason="PodInitializing" if has_inits
                                                  else "ContainerCreating")
-                                  for c in pod.spec.containers])
+                                  for c in pod.spec.containers],
+                      policy=pod.spec.restart_policy or "Always")
             self.guests[uid] = g
         (g.dir / "logs").mkdir(parents=True, exist_ok=True)
         for c in g.inits + g.containers:
@@ -200,7 +209,8 @@ class PodRunner:
 
     def _publish_status(self, g: Guest) -> None:
         with g.lock:
-            status = podstatus.pod_status(g.inits, g.containers, self.address, g.started)
+            status = podstatus.pod_status(g.inits, g.containers, self.address, g.started,
+                                          g.policy)
             try:
                 self.core.patch_namespaced_pod_status(g.name, g.namespace, {"status": status})
             except ApiException as e:
@@ -301,11 +311,14 @@ class PodRunner:
             return
         g.started = now()
         specs = {c.name: c for c in (pod.spec.init_containers or []) + pod.spec.containers}
-        for st in g.inits:   # one after another; a failure fails the pod (restartPolicy Never)
-            if not self._container(g, st, specs[st.name], vols) or g.stop.is_set():
+        # Init containers one after another (a failed one is restarted, or under Never fails
+        # the pod), then every container at once.
+        for st in g.inits:
+            if not self._restarting(g, st, specs[st.name], vols) or g.stop.is_set():
                 break
         else:
-            threads = [threading.Thread(target=self._container, args=(g, st, specs[st.name], vols),
+            threads = [threading.Thread(target=self._restarting,
+                                        args=(g, st, specs[st.name], vols),
                                         name=f"pod-{g.name}-{st.name}", daemon=True)
                        for st in g.containers]
             for t in threads:
@@ -316,6 +329,32 @@ class PodRunner:
             return
         self._detach(g)   # kubelet unmounts the volumes of a terminated pod
         self._publish_status(g)
+
+    def _restarting(self, g: Guest, st: ContainerState, c, vols: dict) -> bool:
+        """Runs a container and restarts it while the pod's restartPolicy says so (kubelet's
+        SyncPod + doBackOff) -> its last run exited 0. An init container's restart policy is
+        the pod's (OnFailure for Always: a succeeded init container is done)."""
+        backoff = podstatus.Backoff()
+        policy = "OnFailure" if st.init and g.policy == "Always" else g.policy
+        while True:
+            ok = self._container(g, st, c, vols)
+            if g.stop.is_set() or not podstatus.should_restart(policy, st.exit_code):
+                return ok
+            finished = time.monotonic()
+            wait = backoff.delay(finished, finished)
+            st.last = st.terminated()
+            if wait > 0:
+                st.state, st.reason = "waiting", "CrashLoopBackOff"
+                st.message = (f"back-off {backoff.backoff:.0f}s restarting failed "
+                              f"container={st.name} pod={g.name}_{g.namespace}({g.uid})")
+                self._event(g, "Warning", "BackOff", "Back-off restarting failed container")
+                self._publish_status(g)
+                if g.stop.wait(wait):
+                    return False
+            backoff.next(finished, time.monotonic())
+            st.restart_count += 1
+            st.message = None
+            g.log_path(st.name).replace(g.log_path(st.name, previous=True))
 
     def _container(self, g: Guest, st: ContainerState, c, vols: dict) -> bool:
         """Runs one container to its end -> it exited 0."""

@@ -4,7 +4,10 @@ generate.go): the phase, the Initialized/ContainersReady/Ready conditions with t
 and messages, initContainerStatuses in spec order and containerStatuses sorted by name.
 
 Pure functions of the containers' states, no API calls: pods.py patches the result.
-Restart policy: the lab never restarts a container, so it decides phases as for `Never`.
+Restarts (restartPolicy Always/OnFailure) follow kubelet's rules: `should_restart` (pkg/kubelet
+/container helpers.go ShouldContainerBeRestarted) and `CrashLoopBackOff`
+(kuberuntime_manager.go doBackOff over client-go's flowcontrol.Backoff: 10 s doubling to
+5 min, reset once a container ran 10 min).
 """
 import datetime
 from dataclasses import dataclass
@@ -26,18 +29,26 @@ class ContainerState:
     started_at: str | None = None
     finished_at: str | None = None
     container_id: str | None = None
+    message: str | None = None       # of a waiting state (CrashLoopBackOff's "back-off 10s ...")
+    restart_count: int = 0
+    last: dict | None = None         # lastState: the previous run's `terminated`
+
+    def terminated(self) -> dict:
+        return {"exitCode": self.exit_code, "reason": self.reason,
+                "startedAt": self.started_at, "finishedAt": self.finished_at,
+                "containerID": self.container_id}
 
     def api(self) -> dict:
         if self.state == "running":
             st = {"running": {"startedAt": self.started_at}}
         elif self.state == "terminated":
-            st = {"terminated": {"exitCode": self.exit_code, "reason": self.reason,
-                                 "startedAt": self.started_at, "finishedAt": self.finished_at,
-                                 "containerID": self.container_id}}
+            st = {"terminated": self.terminated()}
         else:
-            st = {"waiting": {"reason": self.reason}}
-        out = {"name": self.name, "ready": self.state == "running", "restartCount": 0,
-               "image": self.image, "imageID": "", "state": st,
+            st = {"waiting": {"reason": self.reason,
+                              **({"message": self.message} if self.message else {})}}
+        out = {"name": self.name, "ready": self.state == "running",
+               "restartCount": self.restart_count, "image": self.image, "imageID": "",
+               "state": st, "lastState": {"terminated": self.last} if self.last else {},
                "started": self.state == "running"}
         if self.container_id:
             out["containerID"] = self.container_id
@@ -48,15 +59,57 @@ class ContainerState:
         return self.state == "terminated" and self.exit_code == 0
 
 
-def phase(inits: list[ContainerState], containers: list[ContainerState]) -> str:
-    """getPhase for restartPolicy Never."""
-    if any(c.state == "terminated" and not c.succeeded for c in inits):
-        return "Failed"
-    if any(not c.succeeded for c in inits) or any(c.state == "waiting" for c in containers):
+def should_restart(policy: str, exit_code: int | None) -> bool:
+    """ShouldContainerBeRestarted for a container that has terminated: Never never, OnFailure
+    after a non-zero exit, Always after any exit."""
+    return policy == "Always" or policy == "OnFailure" and exit_code != 0
+
+
+class Backoff:
+    """client-go flowcontrol.Backoff as kubelet uses it per container (NewBackOff(10 s, 5 min)):
+    `delay(finished)` is how long a container that terminated at `finished` (monotonic s)
+    waits before its restart: 0 the first time, then 10 s, 20 s, ... 300 s; an entry not
+    updated for 2 x 5 min starts over."""
+    FIRST_S = 10.0
+    MAX_S = 300.0
+
+    def __init__(self):
+        self.backoff: float | None = None
+        self.last_update = 0.0
+
+    def delay(self, finished: float, now: float) -> float:
+        expired = self.backoff is None or finished - self.last_update > 2 * self.MAX_S
+        if not expired and now - finished < self.backoff:    # IsInBackOffSince
+            return self.backoff - (now - finished)
+        return 0.0
+
+    def next(self, finished: float, now: float) -> None:
+        """Next(): called when the restart goes ahead."""
+        if self.backoff is None or finished - self.last_update > 2 * self.MAX_S:
+            self.backoff = self.FIRST_S
+        else:
+            self.backoff = min(self.backoff * 2, self.MAX_S)
+        self.last_update = now
+
+
+def phase(inits: list[ContainerState], containers: list[ContainerState],
+          policy: str = "Never") -> str:
+    """getPhase: a container waiting to be restarted (it has a lastState) counts as stopped;
+    stopped containers that will restart keep the pod Running."""
+    if policy == "Never" and any(c.state == "terminated" and not c.succeeded for c in inits):
+        return "Failed"     # under the other policies a failed init container is restarted
+    waiting = [c for c in containers if c.state == "waiting" and not c.last]
+    if any(not c.succeeded for c in inits) or waiting:
         return "Pending"
     if any(c.state == "running" for c in containers):
         return "Running"
-    return "Succeeded" if all(c.succeeded for c in containers) else "Failed"
+    stopped = len(containers)
+    succeeded = sum(c.succeeded for c in containers)
+    if policy == "Always":
+        return "Running"
+    if stopped == succeeded:
+        return "Succeeded"
+    return "Failed" if policy == "Never" else "Running"
 
 
 def _condition(type_: str, ok: bool, reason: str | None = None, message: str | None = None,
@@ -88,10 +141,10 @@ def conditions(inits: list[ContainerState], containers: list[ContainerState],
 
 
 def pod_status(inits: list[ContainerState], containers: list[ContainerState],
-               host_ip: str, started: str | None) -> dict:
+               host_ip: str, started: str | None, policy: str = "Never") -> dict:
     """The body of a pods/status patch (strategic merge: conditions merge by type, the status
     lists are replaced whole)."""
-    p = phase(inits, containers)
+    p = phase(inits, containers, policy)
     status = {"phase": p, "hostIP": host_ip, "conditions": conditions(inits, containers, p),
               "containerStatuses": [c.api() for c in sorted(containers, key=lambda c: c.name)]}
     if inits:
