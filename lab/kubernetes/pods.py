@@ -9,7 +9,9 @@ in place:
   any other mention becomes a file that libnbd's nbdfuse exposes the LUN as;
 - filesystem PVCs (`volumeMounts`): NodeStage formats (real mkfs) and mounts the volume once
   per node, NodePublish bind-mounts it into the pod's directory (volumes.py);
-- emptyDir volumes: a directory of the pod's, shared by its containers.
+- emptyDir volumes: a directory of the pod's, shared by its containers;
+- configMap and secret volumes: their keys as files (podvolumes.py); any other type is
+  refused as a kubelet without its plugin refuses it (FailedMount, ContainerCreating).
 A container runs on the node's own filesystem, so each mention of a mountPath in its command
 becomes the pod's path of that volume.
 
@@ -40,9 +42,10 @@ from kubernetes.client.exceptions import ApiException
 
 from clients import initiator, ports
 
-from . import podstatus
+from . import podstatus, podvolumes
 from .datera_csi import CsiError, DateraCsi
 from .podstatus import ContainerState, now
+from .podvolumes import MountError
 from .volumes import NodeVolumes, Staged, rewrite_mount_paths
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,9 @@ RETRY_S = (1.0, 30.0)
 STOP_WAIT_S = 150     # a stopped pod's thread finishing a NodeStage (format timeout + mount)
 _FIO = re.compile(r"\bfio\b")
 _IOENGINE = re.compile(r"\s--ioengine(?:=|\s+)\S+")
+# The volume plugins of the lab's node; a pod with any other volume type stays
+# ContainerCreating with kubelet's "no volume plugin matched" (podvolumes.py).
+SUPPORTED_VOLUMES = ("persistentVolumeClaim", "emptyDir", "configMap", "secret")
 
 
 @dataclass
@@ -220,12 +226,18 @@ class PodRunner:
     # -- volumes -----------------------------------------------------------------------------
     def _attach(self, g: Guest, pod) -> dict[str, dict]:
         """Stages and publishes the pod's volumes -> {volume name: {"block": Staged} or
-        {"dir": path}}. Raises CsiError or ApiException (the caller retries)."""
+        {"dir": path}}. Raises CsiError, MountError or ApiException (the caller retries)."""
         out: dict[str, dict] = {}
         block = {d.name for c in pod.spec.containers + (pod.spec.init_containers or [])
                  for d in c.volume_devices or []}
+        for v in pod.spec.volumes or []:   # before anything is staged
+            podvolumes.check_supported(v, SUPPORTED_VOLUMES)
         for v in pod.spec.volumes or []:
-            if v.empty_dir is not None:
+            if v.config_map is not None or v.secret is not None:
+                d = g.dir / "volumes" / v.name
+                podvolumes.project(self.core, g.namespace, v, d)
+                out[v.name] = {"dir": str(d)}
+            elif v.empty_dir is not None:
                 d = g.dir / "volumes" / "kubernetes.io~empty-dir" / v.name
                 d.mkdir(parents=True, exist_ok=True)
                 out[v.name] = {"dir": str(d)}
@@ -296,10 +308,12 @@ class PodRunner:
                 if g.stop.is_set():
                     return   # _stop detaches once this thread is done
                 break
-            except (CsiError, ApiException) as e:
+            except (CsiError, MountError, ApiException) as e:
                 self._detach(g)
                 # kubelet's operation executor: `<op> failed for volume "<pv>" : <error>`
-                if isinstance(e, CsiError):
+                if isinstance(e, MountError):
+                    msg = str(e)
+                elif isinstance(e, CsiError):
                     msg = (f'MountVolume.MountDevice failed for volume '
                            f'"{getattr(e, "volume", "")}" : {e}')
                 else:
