@@ -20,6 +20,7 @@ RUNS = [
     ["bench_openstack.py"],
     ["bench_openstack_ops.py", "--n", "10"],
     ["bench_kubernetes.py", "--runs", "2"],
+    ["bench_kubernetes_start.py", "--runs", "2", "--rounds", "2"],
     ["bench_lab_up.py", "--runs", "2"],
     ["bench_vmware.py", "--cycles", "2"],
     ["bench_harness_memory.py", "--duration", "60"],
