@@ -87,15 +87,10 @@ def main(argv=None) -> int:
         from .node_agent import NodeAgent
         from .pods import PodRunner
         api = api_client(c)
-        _wait_ready(c, procs, stop)
-        if stop.is_set():
-            return 0
-        log.info("kube-apiserver ready after %.2fs", time.monotonic() - t0)
-        procs.start("kube-controller-manager", controlplane.controller_manager_argv(c))
-        procs.start("kube-scheduler", controlplane.scheduler_argv(c))
+        # What needs no apiserver is set up while it starts: the driver, the node's sweep of
+        # mounts a killed node left, and the kubelet's log endpoint.
         csi = DateraCsi(c.datera)
         controller = CsiController(api, csi, c.driver)
-        controller.register_driver()
         node = NodeAgent(api, c.node_name, c.address, c.driver, c.kubelet_port)
         # Pods and staged volumes live beside the work dir, which the supervisor clears
         # before a start: a mount left by a killed node must be swept, not deleted through.
@@ -103,6 +98,13 @@ def main(argv=None) -> int:
                            c.work_dir.with_name(c.work_dir.name + "-node"), NODE_IQN)
         runner.start()
         serve_logs(c.address, c.kubelet_port, str(c.tls_cert), str(c.tls_key), runner.log_file)
+        _wait_ready(c, procs, stop)
+        if stop.is_set():
+            return 0
+        log.info("kube-apiserver ready after %.2fs", time.monotonic() - t0)
+        procs.start("kube-controller-manager", controlplane.controller_manager_argv(c))
+        procs.start("kube-scheduler", controlplane.scheduler_argv(c))
+        controller.register_driver()
         node.register()
         agents = [controller, node]
         controller.start()

@@ -1,0 +1,104 @@
+"""The lab's Kubernetes control plane restarts a dead program by itself, on a lab of this
+module's own (net 127.227, tests/support/labcli.py): `kill -9` of kube-apiserver is not a
+restart of the whole component: the node process starts the apiserver again against the etcd
+that kept running, the objects are all there, and the node agent's watches reconnect (a new
+pod runs). The same for the controller-manager. (lab/kubernetes/processes.py)
+"""
+import json
+import os
+import signal
+import subprocess
+import uuid
+
+import pytest
+
+from fixtures.waiters import wait_until
+from tests.support.labcli import LabCli
+
+# A lab of its own on a fixed net, killed on purpose: run alone (make test's second phase).
+pytestmark = pytest.mark.serial
+
+NET = "127.227"
+TIMEOUT = 120
+
+
+def pids(name: str, run_dir) -> list[int]:
+    out = subprocess.run(["pgrep", "-f", f"{name} .*{run_dir}"], capture_output=True,
+                         text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def component(lab: LabCli) -> dict:
+    return next(c for c in json.loads((lab.run_dir / "state.json").read_text())["components"]
+                if c["name"] == "kubernetes")
+
+
+@pytest.fixture(scope="module")
+def k8s_lab(tmp_path_factory):
+    lab = LabCli(NET, tmp_path_factory.mktemp("k8s-cp") / "lab")
+    up = lab.up("datera,kubernetes", timeout=400)
+    if up.returncode != 0 and "not built" in up.stderr:
+        pytest.skip(f"the Kubernetes control plane is not built here: {up.stderr.strip()}")
+    assert up.returncode == 0, up.stderr
+    yield lab
+    lab.run("down")
+
+
+@pytest.fixture(scope="module")
+def cluster(k8s_lab):
+    from fixtures import kubernetes as k8s
+    from fixtures.target import Target
+    return k8s.connect(Target.load(k8s_lab.target))
+
+
+def run_pod(cluster, ns: str, name: str) -> str:
+    from kubernetes import client
+
+    from fixtures import kubernetes as k8s
+    cluster.core.create_namespaced_pod(ns, client.V1Pod.from_dict({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "spec": {"restartPolicy": "Never", "containers": [{
+            "name": "app", "image": "vancouver/guest", "command": ["echo", name]}]}}))
+    k8s.wait_for(cluster.core.list_namespaced_pod, name,
+                 lambda p: p is not k8s.GONE and p.status.phase == "Succeeded", TIMEOUT,
+                 f"pod {name} Succeeded", namespace=ns)
+    return cluster.core.read_namespaced_pod_log(name, ns)
+
+
+@pytest.mark.parametrize("program", ["kube-apiserver", "kube-controller-manager"])
+def test_a_killed_control_plane_program_is_restarted_alone_and_etcd_keeps_the_state(
+        k8s_lab, cluster, program):
+    from kubernetes import client
+
+    from fixtures import kubernetes as k8s
+    run_dir = k8s_lab.run_dir / "kubernetes"
+    ns = f"vkc-{uuid.uuid4().hex[:8]}"
+    k8s.ensure_namespace(cluster.core, ns)
+    try:
+        cluster.core.create_namespaced_config_map(ns, client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name="before"), data={"k": "v"}))
+        etcd, before = pids("etcd", run_dir), component(k8s_lab)
+        [victim] = pids(program, run_dir)
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: (p := pids(program, run_dir)) and p != [victim], TIMEOUT,
+                   f"{program} started again", interval=0.05)
+        # the objects survived (etcd kept), through an apiserver that answers again
+        cm = wait_until(lambda: _read(cluster, ns), TIMEOUT, "the apiserver answering",
+                        interval=0.1)
+        assert cm.data == {"k": "v"}
+        assert pids("etcd", run_dir) == etcd
+        after = component(k8s_lab)
+        assert (after["pid"], after["restarts"]) == (before["pid"], before["restarts"])
+        # the scheduler, the node agent's pod watch and the log endpoint all work again
+        assert run_pod(cluster, ns, f"after-{program}") == f"after-{program}\n"
+        log = (k8s_lab.run_dir / "logs" / "kubernetes.log").read_text()
+        assert f"{program} exited with status -9; restarting it" in log
+    finally:
+        k8s.delete_namespace(cluster.core, ns, timeout=TIMEOUT)
+
+
+def _read(cluster, ns):
+    try:
+        return cluster.core.read_namespaced_config_map("before", ns)
+    except Exception:   # connection refused / 503 while the apiserver starts
+        return None
