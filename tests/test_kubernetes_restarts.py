@@ -65,6 +65,8 @@ def test_on_failure_restarts_a_failed_container_until_it_succeeds(cluster, ns):
     assert s.restart_count == 1 and s.last_state.terminated.exit_code == 1
     assert s.state.waiting.message.startswith("back-off 10s restarting failed container=app "
                                               f"pod=lucky_{ns}(")
+    # through the backoff the log is still the run that just failed (kubelet's last container)
+    assert cluster.core.read_namespaced_pod_log("lucky", ns) == "run 2\n"
     done = k8s.wait_for(cluster.core.list_namespaced_pod, "lucky",
                         lambda p: p is not k8s.GONE and p.status.phase == "Succeeded",
                         TIMEOUT, "pod Succeeded", namespace=ns)

@@ -368,7 +368,12 @@ class PodRunner:
             backoff.next(finished, time.monotonic())
             st.restart_count += 1
             st.message = None
-            g.log_path(st.name).replace(g.log_path(st.name, previous=True))
+            # the run that ended becomes --previous only now: through the backoff,
+            # `kubectl logs` still shows it, as kubelet shows the last container's log
+            current = g.log_path(st.name)
+            if current.exists():
+                current.replace(g.log_path(st.name, previous=True))
+            current.touch()
 
     def _container(self, g: Guest, st: ContainerState, c, vols: dict) -> bool:
         """Runs one container to its end -> it exited 0."""
