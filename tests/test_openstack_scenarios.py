@@ -133,6 +133,32 @@ def test_retype_quirk_in_place_or_migration(made, datera_api, key):
         "total_iops_max": 2000}
 
 
+# ---- LDAP (item 5): the Pike cloud's Datera backend is a directory user -------------------
+
+@pytest.mark.parametrize("key", CLOUDS)
+def test_datera_backend_logs_in_as_ldap_user_or_local(made, clouds, datera_api, key):
+    """Pike's cinder.conf names datera_ldap_server and the tenant's directory user (no
+    datera_tenant_id): its volumes land in that user's own tenant. The others log in as the
+    local admin with datera_tenant_id set."""
+    f = made(key)
+    cloud = clouds.cloud(key)
+    vol = f.volume(type_role="bronze", size_gib=1)
+    assert datera_view.app_instance(datera_api, f.dc.datera_tenant, vol.id) is not None
+    login = datera_view.backend_login(datera_api, cloud.datera_user, cloud.datera_ldap_server,
+                                      f.dc.datera_tenant)
+    if key == "pike":
+        assert (cloud.datera_user, cloud.datera_ldap_server) == ("vancouver_op",
+                                                                 "vancouver-ldap")
+        assert (login["user's tenant"], login["roles"]) == (f.dc.datera_tenant, "tenant_admin")
+        assert login["directory logins listed"] >= 1
+        # No stray tenant from the driver's POST /tenants {"name": "root"} (a 409).
+        assert [t["path"] for t in datera_api.tenants.list()
+                if t["path"].startswith(f"{f.dc.datera_tenant}/")] == []
+    else:
+        assert (cloud.datera_user, cloud.datera_ldap_server) == ("admin", None)
+        assert login["login"] == "local user"
+
+
 # ---- Tenants setup (item 1) -------------------------------------------------------------
 
 def test_tenants_setup_is_idempotent(clouds, demo_ci):
