@@ -122,7 +122,7 @@ def test_server_lifecycle(openstack_cloud, os_factory, demo, proof, datera_admin
                                              started, changed) if p[0] + 1 <= changed]
                       for v in (boot.id, data.id)}
             tb = _tenant_series(datera_admin, dc.datera_tenant, started, changed)
-            views = {v.id: os_factory.retype(v, high.name) for v in (boot, data)}
+            views = os_factory.retype_all((boot, data), high.name)
             retyped = time.time()
             for v in views.values():
                 assert (v.status, v.volume_type) == ("in-use", dc.types[high.name]), v
