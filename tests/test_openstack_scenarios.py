@@ -205,6 +205,30 @@ def test_qcow2_image_to_volume_uses_virtual_size(made, os_target, tmp_path):
     assert got == img.data_sha256
 
 
+@pytest.mark.parametrize("key", ["mitaka", "newton"])
+def test_attached_volume_bytes_arrive_through_novas_swap(made, os_target, tmp_path, key):
+    """Cinder's generic migration copies no attached volume: Nova's swap does (libvirt's
+    blockRebase). A Ceph volume attached to a server whose guest never opens it is retyped
+    to Datera; its image bytes must be there afterwards."""
+    f = made(key)
+    conn = f.conn
+    img = images.make_qcow2(tmp_path, f"{f.run_prefix}-img-{uuid.uuid4().hex[:6]}", 1)
+    image = images.upload(conn, img.path.stem, img, 1)
+    f.undo.push("image", image.id, lambda: conn.image.delete_image(image.id,
+                                                                    ignore_missing=True))
+    boot = f.volume(type_role="bronze", size_gib=1, image_id=image.id)
+    data = f.volume(type_role="ceph", size_gib=1, image_id=image.id)
+    f.server(name=f.name("srv"), boot_volume_id=boot.id, data_volume_ids=[data.id],
+             user_data="#!/bin/sh\necho idle\n")
+    moved = f.retype(data, "bronze")
+    assert (moved.status, moved.migration_status, moved.volume_type) == (
+        "in-use", "success", f.dc.types["bronze"])
+    got = read_prefix_sha256(conn, data.id, img.data_bytes,
+                             f"iqn.2026-11.lab.vancouver:{f.run_prefix}-swap",
+                             transport.for_settings(settings_from_target(os_target)))
+    assert got == img.data_sha256
+
+
 # ---- bad input: one line naming the cloud and the endpoint, in seconds ------------------
 
 def _copy_target(os_target, tmp_path, change_target=None, change_clouds=None):
