@@ -17,7 +17,7 @@ from openstack import exceptions as os_exc
 
 from fixtures import transport
 from fixtures.config import load
-from fixtures.datera import connect as datera_connect, settings_from_target
+from fixtures.datera import connect as datera_connect, delete_initiator, settings_from_target
 from fixtures.openstack import datera_view, images, quirks, setup as os_setup
 from fixtures.openstack.clouds import Clouds, clouds_of
 from fixtures.openstack.factories import Factory, read_prefix_sha256
@@ -64,6 +64,12 @@ def made(clouds, demo_ci, datera_api, os_target):
         return Factory(dc, undo, prefix)
     yield make
     undo.run()
+    # the initiators Cinder's driver made for this test's hosts (IQNs carry the prefix)
+    for key in CLOUDS:
+        tenant = f"/root/{clouds.cloud(key).datera_tenant}"
+        for i in datera_api.initiators.list(tenant=tenant):
+            if i["id"].partition(":")[2].startswith(prefix) and i.get("tenant") == tenant:
+                delete_initiator(datera_api, tenant, i["id"])
 
 
 # ---- release quirks (issue 9 item 7): each one on the cloud it describes -----------------
@@ -303,7 +309,8 @@ def _cleanup(os_target, *args):
 
 def _demo_left(clouds, datera_api, os_target) -> list[str]:
     """Demo-prefixed servers, volumes, snapshots and images in every cloud (openstacksdk), and
-    app instances of demo volumes in the clouds' Datera tenants (dfs_sdk)."""
+    app instances of demo volumes and initiators of demo hosts in the clouds' Datera tenants
+    (dfs_sdk)."""
     left = []
     for key in clouds.clouds:
         admin = clouds.connect(key, admin=True)
@@ -321,6 +328,11 @@ def _demo_left(clouds, datera_api, os_target) -> list[str]:
         left += [f"{key} app_instance {ai['name']}" for ai in
                  datera_api.app_instances.list(tenant=tenant)
                  if ai["name"].startswith("OS-") and ai["name"][3:] not in live]
+        # initiators Cinder's driver made for demo hosts (iqn...:vancouver-<run>-...)
+        left += [f"{key} initiator {i['id']}" for i in
+                 datera_api.initiators.list(tenant=tenant)
+                 if i["id"].partition(":")[2].startswith("vancouver-")
+                 and i.get("tenant") == tenant]
     return left
 
 
@@ -378,8 +390,10 @@ def test_bounded_pass_of_the_openstack_scenarios(clouds, datera_api, os_target, 
     cmd = [sys.executable, "-m", "pytest", "scenarios/openstack/", "--target",
            str(os_target.path), "-n", "3", "--count=1", "--demo-profile", "ci",
            "-p", "no:cacheprovider", "--html", str(tmp_path / "report.html"), "-rA"]
+    before = set(_demo_left(clouds, datera_api, os_target))   # other tests' leftovers
     proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True,
                           timeout=1500)
     assert proc.returncode == 0, proc.stdout[-6000:]
     assert "12 passed" in proc.stdout, proc.stdout[-3000:]
-    assert _demo_left(clouds, datera_api, os_target) == []
+    # no cleanup first: the run's own end (rolling-set sweep, per-worker teardown) left nothing
+    assert sorted(set(_demo_left(clouds, datera_api, os_target)) - before) == []

@@ -21,7 +21,7 @@ from fixtures.waiters import wait_until
 KIND = "server"
 TOLERANCE = 0.10
 BOOT_RATE_IOPS = 100       # the boot volume's light load leaves the data volume room to rise
-RETYPE_BY_MIGRATION_S = 40  # more guest fio time where the retype copies and swaps
+RETYPE_BY_MIGRATION_S = 30  # more guest fio time where the retype swaps (Nova copies once)
 GUEST_BOOT_S = 300         # a real OS's boot and fio install (target.yaml guest_image)
 
 
