@@ -361,6 +361,7 @@ def test_cleanup_finds_openstack_leftovers_in_dependency_order(made, clouds, dat
 
 @pytest.mark.serial
 @pytest.mark.slow
+@pytest.mark.timeout(900)    # up to 180 s for the run's volumes, then a 600 s cleanup bound
 def test_kill_9_of_openstack_scenarios_then_cleanup_leaves_nothing(clouds, datera_api,
                                                                   os_target, tmp_path):
     cmd = [sys.executable, "-m", "pytest", "scenarios/openstack/test_ceph_migration.py",
@@ -384,6 +385,7 @@ def test_kill_9_of_openstack_scenarios_then_cleanup_leaves_nothing(clouds, dater
 
 @pytest.mark.serial   # times its inner run (--duration) and sweeps the lab afterwards
 @pytest.mark.slow
+@pytest.mark.timeout(1600)   # its inner run's own bound is 1500 s (pytest.ini's 300 s is not)
 def test_bounded_pass_of_the_openstack_scenarios(clouds, datera_api, os_target, tmp_path):
     """`make test`'s bounded pass (ci profile): every OpenStack piece on every cloud, then
     nothing demo-prefixed is left (openstacksdk, dfs_sdk)."""
