@@ -55,6 +55,14 @@ def run_scenarios(target: Path, args, env, tmp: Path) -> None:
         ok = sum(r["outcome"] == "passed" for r in rs)
         print(f"{node:42} {len(rs):5d} {ok:6d} {len(rs) / (args.duration / 60):8.2f} "
               f"{statistics.mean(r['duration'] for r in rs):7.1f}")
+    pieces = defaultdict(list)
+    for node, rs in per.items():
+        pieces[node.split("[", 1)[0]] += rs
+    print(f"\n{'piece (all clouds)':42} {'iter':>5} {'iter/min':>8} {'p50 s':>7} {'p95 s':>7}")
+    for piece, rs in sorted(pieces.items()):
+        ds = [r["duration"] for r in rs]
+        print(f"{piece:42} {len(rs):5d} {len(rs) / (args.duration / 60):8.2f} "
+              f"{pct(ds, .5):7.1f} {pct(ds, .95):7.1f}")
     steps = defaultdict(list)
     for r in rows:
         piece = r["nodeid"].split("::", 1)[1].split("[", 1)[0]

@@ -200,6 +200,9 @@ class OpenStackCloud:
     node: topology.Node     # the controller: every API binds here
     project: str            # the tenant project, named as the cloud's Datera tenant
     compute: tuple = ()     # extra compute nodes (hypervisors Nova lists)
+    # Cinder's Datera backend logs in as the tenant's directory user (datera_ldap_server),
+    # with datera_tenant_id unset: the user's own tenant is where its volumes land.
+    datera_ldap: bool = False
 
     @property
     def component(self) -> str:
@@ -217,7 +220,7 @@ OPENSTACK_CLOUDS = (
                    topology.OPENSTACK_TENANTS["newton"],
                    compute=topology.OPENSTACK_NEWTON_COMPUTE),
     OpenStackCloud("pike", topology.OPENSTACK_PIKE,
-                   topology.OPENSTACK_TENANTS["pike"]),
+                   topology.OPENSTACK_TENANTS["pike"], datera_ldap=True),
 )
 # Every API port of a cloud (one home: lab/topology.py).
 OPENSTACK_PORTS = topology.OPENSTACK_PORTS
@@ -231,6 +234,25 @@ def _os_config_path(run: LabRun, oc: OpenStackCloud) -> Path:
 def _os_secret(run: LabRun, oc: OpenStackCloud, who: str) -> str:
     # Generated on first use: the supervisor's secrets dict lives for the whole run.
     return run.secrets.setdefault(f"{oc.component}-{who}", new_password())
+
+
+def _os_datera_login(run: LabRun, oc: OpenStackCloud) -> dict:
+    """cinder.conf's san_login/san_password/datera_tenant_id/datera_ldap_server."""
+    if oc.datera_ldap:
+        uid = directory.uid_for_tenant(oc.project)
+        return {"username": uid, "password": run.secrets[uid], "tenant": "",
+                "ldap_server": topology.LDAP_SERVER_NAME}
+    return {"username": DATERA_ADMIN, "password": run.secrets["datera-admin"],
+            "tenant": f"/root/{oc.project}"}
+
+
+def _os_datera_login_doc(run: LabRun, oc: OpenStackCloud) -> dict:
+    """target.yaml's datera_user / datera_ldap_server of the cloud (no secret)."""
+    login = _os_datera_login(run, oc)
+    doc = {"datera_user": login["username"]}
+    if login.get("ldap_server"):
+        doc["datera_ldap_server"] = login["ldap_server"]
+    return doc
 
 
 def _os_prepare(oc: OpenStackCloud) -> Callable[[LabRun], None]:
@@ -251,9 +273,7 @@ def _os_prepare(oc: OpenStackCloud) -> Callable[[LabRun], None]:
             # Cinder's backends: the Datera lab (as the cloud's Datera tenant) and Ceph.
             "services": {"cinder": {
                 "datera": {"mgmt_ip": topology.DATERA_MGT1.address,
-                           "http_port": topology.DATERA_HTTP_PORT,
-                           "username": DATERA_ADMIN, "password": run.secrets["datera-admin"],
-                           "tenant": f"/root/{oc.project}"},
+                           "http_port": topology.DATERA_HTTP_PORT, **_os_datera_login(run, oc)},
                 "ceph": {"address": topology.CEPH.address}}},
         }
         write_private(_os_config_path(run, oc), json.dumps(config, indent=2) + "\n")
@@ -291,7 +311,8 @@ def _os_contribute(oc: OpenStackCloud) -> Callable[[LabRun, dict], None]:
                                        "admin_cloud": f"{oc.cloud}-admin",
                                        "project": oc.project, "datera_tenant": oc.project,
                                        "controller": oc.node.address,
-                                       "compute_nodes": [n.address for n in (oc.node, *oc.compute)]}
+                                       "compute_nodes": [n.address for n in (oc.node, *oc.compute)],
+                                       **_os_datera_login_doc(run, oc)}
     return contribute
 
 

@@ -17,7 +17,7 @@ from openstack import exceptions as os_exc
 
 from fixtures import transport
 from fixtures.config import load
-from fixtures.datera import connect as datera_connect, settings_from_target
+from fixtures.datera import connect as datera_connect, delete_initiator, settings_from_target
 from fixtures.openstack import datera_view, images, quirks, setup as os_setup
 from fixtures.openstack.clouds import Clouds, clouds_of
 from fixtures.openstack.factories import Factory, read_prefix_sha256
@@ -64,6 +64,12 @@ def made(clouds, demo_ci, datera_api, os_target):
         return Factory(dc, undo, prefix)
     yield make
     undo.run()
+    # the initiators Cinder's driver made for this test's hosts (IQNs carry the prefix)
+    for key in CLOUDS:
+        tenant = f"/root/{clouds.cloud(key).datera_tenant}"
+        for i in datera_api.initiators.list(tenant=tenant):
+            if i["id"].partition(":")[2].startswith(prefix) and i.get("tenant") == tenant:
+                delete_initiator(datera_api, tenant, i["id"])
 
 
 # ---- release quirks (issue 9 item 7): each one on the cloud it describes -----------------
@@ -133,6 +139,32 @@ def test_retype_quirk_in_place_or_migration(made, datera_api, key):
         "total_iops_max": 2000}
 
 
+# ---- LDAP (item 5): the Pike cloud's Datera backend is a directory user -------------------
+
+@pytest.mark.parametrize("key", CLOUDS)
+def test_datera_backend_logs_in_as_ldap_user_or_local(made, clouds, datera_api, key):
+    """Pike's cinder.conf names datera_ldap_server and the tenant's directory user (no
+    datera_tenant_id): its volumes land in that user's own tenant. The others log in as the
+    local admin with datera_tenant_id set."""
+    f = made(key)
+    cloud = clouds.cloud(key)
+    vol = f.volume(type_role="bronze", size_gib=1)
+    assert datera_view.app_instance(datera_api, f.dc.datera_tenant, vol.id) is not None
+    login = datera_view.backend_login(datera_api, cloud.datera_user, cloud.datera_ldap_server,
+                                      f.dc.datera_tenant)
+    if key == "pike":
+        assert (cloud.datera_user, cloud.datera_ldap_server) == ("vancouver_op",
+                                                                 "vancouver-ldap")
+        assert (login["user's tenant"], login["roles"]) == (f.dc.datera_tenant, "tenant_admin")
+        assert login["directory logins listed"] >= 1
+        # No stray tenant from the driver's POST /tenants {"name": "root"} (a 409).
+        assert [t["path"] for t in datera_api.tenants.list()
+                if t["path"].startswith(f"{f.dc.datera_tenant}/")] == []
+    else:
+        assert (cloud.datera_user, cloud.datera_ldap_server) == ("admin", None)
+        assert login["login"] == "local user"
+
+
 # ---- Tenants setup (item 1) -------------------------------------------------------------
 
 def test_tenants_setup_is_idempotent(clouds, demo_ci):
@@ -176,6 +208,30 @@ def test_qcow2_image_to_volume_uses_virtual_size(made, os_target, tmp_path):
     settings = settings_from_target(os_target)
     got = read_prefix_sha256(conn, vol.id, img.data_bytes, f"iqn.2026-11.lab.vancouver:{name}",
                              transport.for_settings(settings))
+    assert got == img.data_sha256
+
+
+@pytest.mark.parametrize("key", ["mitaka", "newton"])
+def test_attached_volume_bytes_arrive_through_novas_swap(made, os_target, tmp_path, key):
+    """Cinder's generic migration copies no attached volume: Nova's swap does (libvirt's
+    blockRebase). A Ceph volume attached to a server whose guest never opens it is retyped
+    to Datera; its image bytes must be there afterwards."""
+    f = made(key)
+    conn = f.conn
+    img = images.make_qcow2(tmp_path, f"{f.run_prefix}-img-{uuid.uuid4().hex[:6]}", 1)
+    image = images.upload(conn, img.path.stem, img, 1)
+    f.undo.push("image", image.id, lambda: conn.image.delete_image(image.id,
+                                                                    ignore_missing=True))
+    boot = f.volume(type_role="bronze", size_gib=1, image_id=image.id)
+    data = f.volume(type_role="ceph", size_gib=1, image_id=image.id)
+    f.server(name=f.name("srv"), boot_volume_id=boot.id, data_volume_ids=[data.id],
+             user_data="#!/bin/sh\necho idle\n")
+    moved = f.retype(data, "bronze")
+    assert (moved.status, moved.migration_status, moved.volume_type) == (
+        "in-use", "success", f.dc.types["bronze"])
+    got = read_prefix_sha256(conn, data.id, img.data_bytes,
+                             f"iqn.2026-11.lab.vancouver:{f.run_prefix}-swap",
+                             transport.for_settings(settings_from_target(os_target)))
     assert got == img.data_sha256
 
 
@@ -253,7 +309,8 @@ def _cleanup(os_target, *args):
 
 def _demo_left(clouds, datera_api, os_target) -> list[str]:
     """Demo-prefixed servers, volumes, snapshots and images in every cloud (openstacksdk), and
-    app instances of demo volumes in the clouds' Datera tenants (dfs_sdk)."""
+    app instances of demo volumes and initiators of demo hosts in the clouds' Datera tenants
+    (dfs_sdk)."""
     left = []
     for key in clouds.clouds:
         admin = clouds.connect(key, admin=True)
@@ -271,6 +328,11 @@ def _demo_left(clouds, datera_api, os_target) -> list[str]:
         left += [f"{key} app_instance {ai['name']}" for ai in
                  datera_api.app_instances.list(tenant=tenant)
                  if ai["name"].startswith("OS-") and ai["name"][3:] not in live]
+        # initiators Cinder's driver made for demo hosts (iqn...:vancouver-<run>-...)
+        left += [f"{key} initiator {i['id']}" for i in
+                 datera_api.initiators.list(tenant=tenant)
+                 if i["id"].partition(":")[2].startswith("vancouver-")
+                 and i.get("tenant") == tenant]
     return left
 
 
@@ -299,6 +361,7 @@ def test_cleanup_finds_openstack_leftovers_in_dependency_order(made, clouds, dat
 
 @pytest.mark.serial
 @pytest.mark.slow
+@pytest.mark.timeout(900)    # up to 180 s for the run's volumes, then a 600 s cleanup bound
 def test_kill_9_of_openstack_scenarios_then_cleanup_leaves_nothing(clouds, datera_api,
                                                                   os_target, tmp_path):
     cmd = [sys.executable, "-m", "pytest", "scenarios/openstack/test_ceph_migration.py",
@@ -322,14 +385,17 @@ def test_kill_9_of_openstack_scenarios_then_cleanup_leaves_nothing(clouds, dater
 
 @pytest.mark.serial   # times its inner run (--duration) and sweeps the lab afterwards
 @pytest.mark.slow
+@pytest.mark.timeout(1600)   # its inner run's own bound is 1500 s (pytest.ini's 300 s is not)
 def test_bounded_pass_of_the_openstack_scenarios(clouds, datera_api, os_target, tmp_path):
     """`make test`'s bounded pass (ci profile): every OpenStack piece on every cloud, then
     nothing demo-prefixed is left (openstacksdk, dfs_sdk)."""
     cmd = [sys.executable, "-m", "pytest", "scenarios/openstack/", "--target",
            str(os_target.path), "-n", "3", "--count=1", "--demo-profile", "ci",
            "-p", "no:cacheprovider", "--html", str(tmp_path / "report.html"), "-rA"]
+    before = set(_demo_left(clouds, datera_api, os_target))   # other tests' leftovers
     proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True,
                           timeout=1500)
     assert proc.returncode == 0, proc.stdout[-6000:]
     assert "12 passed" in proc.stdout, proc.stdout[-3000:]
-    assert _demo_left(clouds, datera_api, os_target) == []
+    # no cleanup first: the run's own end (rolling-set sweep, per-worker teardown) left nothing
+    assert sorted(set(_demo_left(clouds, datera_api, os_target)) - before) == []

@@ -1,7 +1,8 @@
 """Additional features enabled (the plan's item 5), once per OpenStack tenant's cloud:
 CHAP (the auth in Cinder's connection info and on the Datera storage instance; a wrong secret
-is refused at attach) and IOPS and bandwidth per GB (the caps are size x rate, and fio sees
-them). Volumes are reached as a host reaches them: os-initialize_connection, the target's
+is refused at attach), LDAP (the cloud's Datera backend logs in as a directory user where the
+target says so: target.yaml's datera_user / datera_ldap_server) and IOPS and bandwidth per GB
+(the caps are size x rate, and fio sees them). Volumes are reached as a host reaches them: os-initialize_connection, the target's
 login with the connection info's CHAP, then I/O.
 """
 import pytest
@@ -60,6 +61,18 @@ def test_volume_features(openstack_cloud, os_factory, demo, proof, datera_admin,
                                     {"attempt": "right secret", "result":
                                      f"fio wrote and verified {res.write.total_ios} blocks"}])
         assert res.read.total_ios >= res.write.total_ios > 0
+
+    cloud = dc.cloud
+    with proof.step("LDAP: the cloud's Datera backend logs in as a directory user"):
+        login = datera_view.backend_login(datera_admin, cloud.datera_user,
+                                          cloud.datera_ldap_server, dc.datera_tenant)
+        proof.table("Datera login of Cinder's backend",
+                    {"cloud": dc.key, **login, "volume made by Cinder": ai["name"],
+                     "its tenant": dc.datera_tenant})
+        if cloud.datera_ldap_server:
+            # A directory user confined to the cloud's tenant made the CHAP volume there.
+            assert login["user's tenant"] == dc.datera_tenant, login
+            assert "admin" not in login["roles"].split(", "), login
 
     pg = demo.per_gb
     size = demo.volumes.size_gib

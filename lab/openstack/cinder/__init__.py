@@ -84,10 +84,10 @@ class DateraBackend(ConfigModel):
     mgmt_ip: str
     username: str
     password: str = Field(repr=False)
-    tenant: str                       # "/root/<name>" or "<name>"
+    tenant: str                       # "/root/<name>", "<name>", or "" (datera_tenant_id unset)
     http_port: Port | None = None     # set: plain HTTP on the REST port; unset: https
     ca_file: str | None = None
-    ldap_server: str | None = None
+    ldap_server: str | None = None    # datera_ldap_server: `username` is a directory user
 
 
 class CephBackend(ConfigModel):
@@ -110,7 +110,7 @@ def _drivers(cloud: Cloud) -> dict:
         drivers["datera"] = DateraDriver(DateraConfig(
             san_ip=datera.mgmt_ip, san_login=datera.username,
             san_password=datera.password,
-            tenant=tenant[len("/root/"):] if tenant.startswith("/root/") else tenant,
+            tenant=tenant.removeprefix("/root").strip("/"),
             fast_retype=cloud.profile.datera_fast_retype,
             host_iqn=f"iqn.2010-10.org.openstack:{cfg.cloud}-cinder", host_ip=cfg.address,
             # The lab's config names the plain-HTTP REST port; dfs_sdk uses 7717 unsecured.

@@ -7,7 +7,8 @@ and forwards each request unchanged to the volume's real export, one backend con
 guest connection, opened as the compute host's initiator login returned it (nbd://...).
 
 `pivot(new_uri, copy)`: new guest requests wait, in-flight ones finish, `copy(old, new)` runs
-(nbdcopy between the two exports: the bytes written since Cinder's copy reach the new volume),
+(nbdcopy between the two exports: the whole disk, as libvirt's blockRebase copies it; Cinder
+copies no attached volume),
 every backend connection is reopened on the new export, and the waiting requests go on there.
 The guest sees a short pause and no error, as with a live pivot.
 

@@ -85,6 +85,18 @@ class FileDevice:
         return self.check()
 
 
+def copy_device(old, new) -> None:
+    """A disk's bytes onto a fresh (zeroed) disk, holes skipped: a file or the LUN's nbd://
+    URI after the host's login on either side (nbdcopy). GuestError on failure."""
+    from lab.openstack.cinder.backends import BackendError
+    from lab.openstack.cinder.backends.copy import copy_bytes
+    src, dst = old.path() or old.check(), new.path() or new.check()
+    try:
+        copy_bytes(src, dst, 0 if dst.startswith("nbd://") else os.path.getsize(dst))
+    except BackendError as e:
+        raise GuestError(str(e)) from None
+
+
 def device_for(connection_info: dict, initiator_iqn: str,
                rbd_path: Callable[[], str] | None = None):
     kind = connection_info.get("driver_volume_type")
@@ -128,6 +140,11 @@ class Guest:
                     sock = Path(tempfile.mkdtemp(prefix="vancouver-relay-")) / sock.name
                 relay = self.relays[dev] = DiskRelay(sock, self.devices[dev].check)
             return relay.uri
+
+    def relayed(self, dev: str) -> bool:
+        """True when the guest's I/O on `dev` runs through a relay (swap_device copies)."""
+        with self._relay_lock:
+            return dev in self.relays
 
     def swap_device(self, dev: str, new_device) -> None:
         """Moves `dev` to new_device; a running guest's I/O goes on there after the relay's

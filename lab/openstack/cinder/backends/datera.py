@@ -3,7 +3,9 @@ cluster) through the unmodified dfs_sdk exactly as the real driver did (referenc
 §3.1-3.11):
 
 - one Datera tenant per cloud (`datera_tenant_id` set to Vancouver-OM/-ON/-OP), created on
-  every create_volume with a POST that ignores 409;
+  every create_volume with a POST that ignores 409; with `datera_tenant_id` unset the driver
+  works in `/root` (POSTs `{"name": "root"}`, expects 409), which for a directory user confined
+  to its tenant is that tenant (the LDAP cloud: `datera_ldap_server` + a tenant user);
 - one app instance per volume, named `OS-<volume id>`, with `storage-1` / `volume-1`,
   created deny_all;
 - policies: vendor defaults, overlaid by the type's `DF:*` extra specs (prefix stripped), then
@@ -85,7 +87,7 @@ class DateraConfig:
     san_ip: str
     san_login: str
     san_password: str
-    tenant: str                         # datera_tenant_id: Vancouver-OM, -ON or -OP
+    tenant: str                         # datera_tenant_id: Vancouver-OM, -ON, -OP; "": unset
     fast_retype: bool                   # the release's driver has in-place retype (Pike)
     host_iqn: str                       # the Cinder host's initiator, for its own copies
     host_ip: str
@@ -105,7 +107,7 @@ class DateraDriver:
         self.config = config
         self.backend_name = config.backend_name
         self.pool = config.pool
-        self.tenant_path = f"/root/{config.tenant}"
+        self.tenant_path = f"/root/{config.tenant}" if config.tenant else "/root"
         self._local = threading.local()
         self._schema_dir = Path(tempfile.gettempdir()) / f"vancouver-cinder-dsdk-{os.getuid()}"
 
@@ -155,7 +157,7 @@ class DateraDriver:
 
     def _create_tenant(self) -> None:
         try:
-            self._api().tenants.create(name=self.config.tenant)
+            self._api().tenants.create(name=self.config.tenant or "root")
         except dexc.ApiConflictError:
             pass
 

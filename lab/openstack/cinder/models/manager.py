@@ -315,7 +315,10 @@ class VolumeManager(BackgroundWork):
                                                             update.provider_location)
                 tmp.status = "available"
                 self._touch(tmp)
-            self._copy_between(src_backend, src_ref, target, tmp_ref, vol.size)
+            if not attached:
+                # an attached volume's bytes are Nova's to copy (swap_volume: libvirt's
+                # blockRebase), as in Cinder's migrate_volume_generic
+                self._copy_between(src_backend, src_ref, target, tmp_ref, vol.size)
             if attached:
                 if self.compute is None:
                     raise BackendError("the volume is attached and no compute service can swap "

@@ -11,7 +11,7 @@ from lab.openstack.background import BackgroundWork
 from lab.openstack.caller import Caller
 from lab.openstack.microversion import Microversion
 
-from ..guest import Guest, GuestError, device_for
+from ..guest import Guest, GuestError, copy_device, device_for
 from .records import DEVICE_LETTERS, BlockDevice, ComputeHost, Server, now_iso
 
 log = logging.getLogger("lab.openstack.nova")
@@ -180,8 +180,9 @@ class ComputeManager(BackgroundWork):
 
     def swap_volume(self, server_id: str, old_volume_id: str, new_volume_id: str) -> None:
         """Cinder's in-use migration (reference §c.2 step 5): export the new volume to the
-        server's host and move the device there; a running guest's I/O follows through its
-        disk relay (copy of what it wrote since Cinder's copy, then pivot: disk_relay.py).
+        server's host, copy the disk onto it (Cinder copies no attached volume) and move the
+        device there; a running guest's I/O follows through its disk relay (quiesce, copy,
+        pivot: disk_relay.py).
         Cinder keeps the old id, so the block device keeps its volume id and name."""
         cinder = self.cinder()
         with self.lock:
@@ -194,9 +195,15 @@ class ComputeManager(BackgroundWork):
         info = cinder.initialize_connection(admin, new_volume_id, server.host.connector())
         try:
             self.device(info, server.host, new_volume_id).check()   # os-brick's connect
-            if server.guest:                       # libvirt's blockRebase: copy, then pivot
-                server.guest.swap_device(dev.device,
-                                         self.device(info, server.host, dev.volume_id))
+            new_device = self.device(info, server.host, dev.volume_id)
+            # libvirt's blockRebase copies the whole disk (Cinder's generic migration leaves
+            # an attached volume's bytes to Nova): a disk with running I/O copies in its
+            # relay's pivot; any other disk is copied here
+            if not (server.guest and server.guest.relayed(dev.device)):
+                copy_device(self.device(dev.connection_info, server.host, dev.volume_id),
+                            new_device)
+            if server.guest:
+                server.guest.swap_device(dev.device, new_device)
         except GuestError as e:
             cinder.terminate_connection(admin, new_volume_id, server.host.connector())
             raise errors.ApiError(f"Swap of volume {old_volume_id} on server {server_id} "
