@@ -99,10 +99,15 @@ class Served:
         self.lt = lt
         self.runners = []
 
-    def serve(self, app: web.Application) -> int:
+    def serve(self, app: web.Application, rejected=None) -> int:
+        """rejected: the API's answer to requests the HTTP parser refuses, as its server
+        wires it (lab.http.serve_rejects)."""
         async def start():
             runner = web.AppRunner(app, access_log=None, handle_signals=False)
             await runner.setup()
+            if rejected is not None:
+                from lab.http import serve_rejects
+                serve_rejects(runner, rejected)
             site = web.TCPSite(runner, "127.0.0.1", 0, shutdown_timeout=1)
             await site.start()
             self.runners.append(runner)
