@@ -333,3 +333,50 @@ def test_injected_503s_on_datera_and_cinder_fail_nothing_and_leak_nothing(lab, t
     assert "0 active rule(s)" in lab.run("chaos", "status").stdout
     assert leftovers(lab) == []
 
+
+def test_a_vsphere_vm_rides_out_vip1_down_on_vip2(lab, chaos, datera):
+    """The ESXi host's software iSCSI has a path per portal of the LUN's target: the VM
+    guest's relay (lab/vsphere/guest.py) logs in through the disk's portals in order, and
+    when VIP1 goes down mid-fio it logs in again through VIP2: the VM's fio finishes and
+    verifies every block."""
+    import uuid
+    from fixtures.workload import parse_output
+    from tests.support.datera_lab import drop_tenant, make_lab_volume
+    from tests.support.vsphere_guest import (CHAP, HOST_IQN, GuestInfoReceiver, start_agent,
+                                             vm_doc)
+    vip1, vip2 = lab.address("7.11"), lab.address("7.12")
+    tenant = f"/root/vdp-{uuid.uuid4().hex[:8]}"
+    datera.tenants.create(name=tenant.rsplit("/", 1)[1])
+    receiver = GuestInfoReceiver()
+    # ~11 s at 1,500 IOPS (8,192 writes, then as many verify reads): long enough for the loss
+    script = ("fio --name=vip --filename=/dev/sda --rw=randwrite --bs=4k --size=32m "
+              "--iodepth=4 --rate_iops=1500 --verify=crc32c --do_verify=1 "
+              "--output-format=json > fio.json && "
+              "vmware-rpctool \"info-set guestinfo.fio $(tr -d '\\n' < fio.json)\"")
+    proc = None
+    try:
+        vol = make_lab_volume(datera, tenant, initiators=[HOST_IQN], chap=CHAP)
+
+        def logins():
+            return [e["message"] for e in datera.events.system.list(tenant=tenant)
+                    if e["code"] == "initiator_login"]
+        proc = start_agent(vm_doc(receiver, vol, script))
+        wait_until(logins, timeout=60, interval=0.1, what="the VM's first login")
+        chaos("vip-down", "VIP1", "--for", "10s")
+        wait_until(lambda: not _accepts(vip1, 3260), timeout=10, interval=0.05,
+                   what="VIP1's portal to stop answering")
+        assert proc.poll() is None, "the VM's job ended before the path loss"
+        proc.wait(timeout=180)
+        after = logins()
+    finally:
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        receiver.close()
+        drop_tenant(datera, tenant)
+    v = receiver.values
+    assert v.get("guestinfo.exitcode") == "0", v.get("guestinfo.output", "")[-2000:]
+    job = parse_output(v["guestinfo.fio"])["jobs"][0]
+    assert job["error"] == 0 and job["write"]["io_bytes"] == 32 << 20
+    assert job["read"]["io_bytes"] == 32 << 20          # every block read back and verified
+    assert after[0].endswith(f"on {vip1}") and after[-1].endswith(f"on {vip2}"), after
