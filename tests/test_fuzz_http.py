@@ -133,6 +133,8 @@ def _unparsable(path: bytes) -> dict[str, bytes]:
                                 b"chunked\r\nContent-Type: application/json\r\n\r\nZZ\r\n{}\r\n"
                                 b"0\r\n\r\n",
         "bad HTTP version": b"GET " + path + b" HTTP/9.9\r\nHost: x\r\n\r\n",
+        "bytes outside ASCII in the path": b"GET " + path + b"/\xff\xfe HTTP/1.1\r\n"
+                                           b"Host: x\r\n\r\n",
     }
 
 
@@ -169,6 +171,10 @@ def test_unparsable_requests_get_eventlets_answers_in_openstack(clouds):
                 assert headers[b"content-type"].startswith(b"text/html"), where
             elif kind == "bad HTTP version":
                 assert status.split()[1] == b"505" and b"Error code: 505" in body, where
+            elif kind == "bytes outside ASCII in the path":   # routed: no route matches
+                assert status.split()[1] == b"404", where
+                assert headers[b"content-type"].split(b";")[0].strip() == \
+                    wrong_method.content_type.encode(), where
             elif kind == "unknown method":
                 assert status.split()[1] == b"405" and b"FOOBAR" in body, where
                 assert headers[b"content-type"].split(b";")[0].strip() == \

@@ -106,6 +106,7 @@ def render_rejected(r: core.Rejected) -> web.Response:
            rejects.BAD_METHOD: f"unknown HTTP method {r.method or '(unreadable)'}",
            rejects.BAD_VERSION: "unsupported HTTP version (HTTP/1.0 and HTTP/1.1 only)",
            rejects.BAD_CHUNKED: "malformed chunked transfer encoding in the request body",
+           rejects.BAD_PATH: "the request path has bytes outside visible ASCII",
            }.get(r.kind, "malformed HTTP request line or header")
     return _json(_error_body(InvalidRequest(f"Bad request: {why}"), "", "", "/root"), 400)
 

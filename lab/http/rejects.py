@@ -25,6 +25,7 @@ BAD_METHOD = "unknown method"
 BAD_REQUEST_LINE = "malformed request line"
 BAD_VERSION = "unsupported HTTP version"
 BAD_CHUNKED = "malformed chunked encoding"
+BAD_PATH = "unreadable request path"        # bytes outside visible ASCII in the target
 BAD_REQUEST = "malformed request"
 LIMIT = 8190   # aiohttp's max_line_size and max_field_size (bytes)
 _METHOD = re.compile(r"b'([^ '\\]{1,40}) ")   # a method, then a space: a request line
@@ -51,6 +52,8 @@ def classify(exc: BaseException | None) -> Rejected:
     if isinstance(exc, hx.BadStatusLine):
         kind = BAD_VERSION if "version" in detail.lower() else BAD_REQUEST_LINE
         return Rejected(kind, None, detail)
+    if isinstance(exc, hx.InvalidURLError) or "char in url" in detail.lower():
+        return Rejected(BAD_PATH, None, detail)
     if isinstance(exc, hx.TransferEncodingError) or "chunk" in detail.lower():
         return Rejected(BAD_CHUNKED, None, detail)
     return Rejected(BAD_REQUEST, None, detail)

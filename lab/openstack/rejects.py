@@ -12,7 +12,9 @@ answers, and closes the connection:
 - any method name: eventlet hands it to the API, whose router has no route for it: the API's
   own 405 fault, as for any method a resource does not have;
 - malformed chunked encoding: eventlet's ChunkReadError reaches the API when it reads the
-  body: the API's own 400 fault for a body it cannot read.
+  body: the API's own 400 fault for a body it cannot read;
+- bytes outside visible ASCII in the path: eventlet passes the path on and no route of the
+  API matches it: the API's own 404 fault.
 """
 from __future__ import annotations
 
@@ -51,6 +53,8 @@ def answer(service) -> rejects.Answer:
         if r.kind == rejects.BAD_CHUNKED:
             return fault(errors.BadRequest("Malformed request body: invalid chunked "
                                            "transfer encoding."))
+        if r.kind == rejects.BAD_PATH:
+            return fault(errors.NotFound("The resource could not be found."))
         if r.kind == rejects.BAD_VERSION:
             return _error_page(505, "Invalid HTTP version")
         return _error_page(400, "Bad request syntax")
