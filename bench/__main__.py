@@ -29,6 +29,7 @@ RUNS = [
     ["bench_booth_load.py", "--warmup", "45", "--seconds", "5", "--rounds", "2"],
     ["bench_dashboard.py", "--duration", "60", "--rate-duration", "40"],
     ["bench_outage_resume.py", "--outages", "1"],
+    ["bench_chaos_errors.py", "--duration", "60"],
     ["bench_fuzz.py", "--examples", "300"],
     ["bench_vsphere.py", "--cycles", "300", "--reference-cycles", "0"],
 ]

@@ -94,8 +94,15 @@ def schema_file(owner: str, tag: str | int | None = None) -> str:
     return str(folder / f"schema-{os.getpid() if tag is None else tag}.json")
 
 
-def safe_options(schema_loc: str) -> dict:
+def safe_options(schema_loc: str, retry_503: bool = False) -> dict:
     """get_api() keyword arguments: no SDK log files, a private schema cache, fail fast on a
-    dead endpoint or a 503 (no retries), and a thread_local of this API object's own."""
+    dead endpoint (no connection retries: an unreachable cluster is an outage the caller
+    handles), and a thread_local of this API object's own.
+
+    retry_503: keep dfs_sdk's own default for HTTP 503 ("backoff": sleep 1 s, 2 s, 3 s, ...
+    and send again, for up to 300 s; dfs_sdk connection.py _with_retry). The real Datera
+    Cinder driver calls get_api without retry arguments, so it retries 503 that way; a
+    client that must see every 503 (the lab's own tests) leaves it False."""
     return dict(disable_log=True, schema_loc=schema_loc, retry_connection_type=None,
-                retry_503_type=None, thread_local=threading.local())
+                retry_503_type="backoff" if retry_503 else None,
+                thread_local=threading.local())

@@ -104,3 +104,82 @@ def test_a_credential_blob_nested_deeply_is_not_a_500():
     from lab.openstack.keystone.credentials import Credential
     blob = Credential(id="x", user_id="u", project_id=None, type="ec2", blob="[" * 100000)
     assert blob.ec2() == {}
+
+
+# ---- requests the HTTP parser refuses before any route (lab/http/rejects.py) ------------------
+
+def _raw(port: int, data: bytes) -> tuple[bytes, dict, bytes]:
+    """Sends raw bytes, reads until the server closes: (status line, headers, body)."""
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(data)
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+    head, _, body = out.partition(b"\r\n\r\n")
+    status, *lines = head.split(b"\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(b":") for ln in lines)}
+    return status, headers, body
+
+
+def _unparsable(path: bytes) -> dict[str, bytes]:
+    """One request per kind aiohttp's parser refuses (each closes the connection)."""
+    return {
+        "header line over 8 KiB": b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nX-Big: "
+                                  + b"a" * 9000 + b"\r\n\r\n",
+        "bad request line": b"HELLO\r\n\r\n",
+        "unknown method": b"FOOBAR " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        "bad chunked encoding": b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+                                b"chunked\r\nContent-Type: application/json\r\n\r\nZZ\r\n{}\r\n"
+                                b"0\r\n\r\n",
+        "bad HTTP version": b"GET " + path + b" HTTP/9.9\r\nHost: x\r\n\r\n",
+        "bytes outside ASCII in the path": b"GET " + path + b"/\xff\xfe HTTP/1.1\r\n"
+                                           b"Host: x\r\n\r\n",
+    }
+
+
+def test_unparsable_requests_get_the_datera_error_object(datera):
+    """Was aiohttp's text/plain 400 naming its parser's complaint; the DSP answers every bad
+    request with its JSON error object."""
+    for kind, data in _unparsable(b"/v2.2/app_instances").items():
+        status, headers, body = _raw(datera.port, data)
+        assert status.split()[1] == b"400", (kind, status, body[:200])
+        assert headers[b"content-type"].startswith(b"application/json"), (kind, headers)
+        err = json.loads(body)
+        assert err["http"] == 400 and err["name"] == "InvalidRequestError", (kind, err)
+        assert err["message"].startswith("Bad request: "), (kind, err)
+        assert datera.served().status == 200
+
+
+def test_unparsable_requests_get_eventlets_answers_in_openstack(clouds):
+    """As eventlet.wsgi (the APIs' server in Mitaka..Pike) answers: its bare 400 for a long
+    header line, http.server's error page for a line it cannot parse, 505 for HTTP/2+; a
+    method name and a chunked body reach the API, which answers in its own fault style."""
+    for service in OPENSTACK:
+        api = clouds[service]
+        path = api.health[1]
+        wrong_method = fuzz.send(api.port, "PATCH" if service != "keystone" else "DELETE",
+                                 b"/", api.auth)   # the API's usual 4xx style
+        for kind, data in _unparsable(path).items():
+            status, headers, body = _raw(api.port, data)
+            where = (service, kind, status, body[:200])
+            if kind == "header line over 8 KiB":
+                assert status == b"HTTP/1.0 400 Header Line Too Long" and not body, where
+                assert headers[b"content-length"] == b"0", where
+            elif kind == "bad request line":
+                assert status.split()[1] == b"400" and b"Error code: 400" in body, where
+                assert headers[b"content-type"].startswith(b"text/html"), where
+            elif kind == "bad HTTP version":
+                assert status.split()[1] == b"505" and b"Error code: 505" in body, where
+            elif kind == "bytes outside ASCII in the path":   # routed: no route matches
+                assert status.split()[1] == b"404", where
+                assert headers[b"content-type"].split(b";")[0].strip() == \
+                    wrong_method.content_type.encode(), where
+            elif kind == "unknown method":
+                assert status.split()[1] == b"405" and b"FOOBAR" in body, where
+                assert headers[b"content-type"].split(b";")[0].strip() == \
+                    wrong_method.content_type.encode(), where
+            else:
+                assert status.split()[1] == b"400" and b"chunked" in body, where
+            assert headers.get(b"connection", b"").lower() == b"close", where
+            assert api.served().status < 300, where

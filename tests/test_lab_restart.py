@@ -6,7 +6,9 @@ tests/support/labcli.py).
   `status` shows the restart count and the reason; Datera's events API records the restart;
 - a clean stop (SIGTERM to the component) is not restarted;
 - the give-up limit: the component stays down and `status` says why, with its log's tail;
-- `lab down` restarts nothing, whatever dies while it stops.
+- `lab down` restarts nothing, whatever dies while it stops;
+- fio jobs through the driver's transport, a Nova guest and a pod ride out a Datera restart;
+  the pod's also rides out VIP1 down (the chaos switch) on VIP2 (net 127.223's lab).
 """
 import json
 import os
@@ -189,15 +191,21 @@ def k8s_lab(tmp_path_factory):
     lab.run("down")
 
 
-@pytest.mark.slow
-def test_a_pod_fio_job_rides_out_a_datera_restart(k8s_lab):
+def _pod_fio_through(k8s_lab, fault) -> list[str]:
     """A pod's raw-block PVC (Datera CSI) written and verified by fio through the node agent's
-    disk relay; Datera is killed with -9 mid-job. The relay stages the LUN again once Datera
-    is back: the pod succeeds and fio's report shows no error."""
+    disk relay; fault() runs once the pod's first writes reached the volume. Asserts the pod
+    succeeded with fio's report showing no error; returns Datera's initiator_login messages
+    made during the job."""
     from kubernetes import client
     from fixtures import kubernetes as k8s
     from fixtures.target import Target
     cluster = k8s.connect(Target.load(k8s_lab.target))
+    target = k8s_lab.run_dir / "target"
+    api = connect(Udc.load(target / "datera.json", target / "datera-ca.pem"))
+
+    def logins():
+        return [e["message"] for e in api.events.system.list()
+                if e["code"] == "initiator_login"]
     ns, sc = f"vkr-{uuid.uuid4().hex[:8]}", f"vkr-{uuid.uuid4().hex[:8]}"
     k8s.ensure_namespace(cluster.core, ns)
     k8s.ensure_storage_class(cluster.storage, k8s.storage_class_body(
@@ -207,6 +215,7 @@ def test_a_pod_fio_job_rides_out_a_datera_restart(k8s_lab):
             ns, k8s.pvc_body("vol", sc, "1Gi", block=True))
         k8s.wait_for(cluster.core.list_namespaced_persistent_volume_claim, "vol", k8s.pvc_bound,
                      90, "PVC bound", namespace=ns)
+        before = len(logins())
         script = ("fio --name=restart --filename=/dev/xvda --rw=randwrite --bs=4k --size=16m "
                   "--iodepth=4 --verify=crc32c --verify_backlog=64 --time_based --runtime=15 "
                   "--output-format=json")
@@ -223,9 +232,7 @@ def test_a_pod_fio_job_rides_out_a_datera_restart(k8s_lab):
         volumes = k8s_lab.run_dir / "datera" / "data" / "volumes"
         wait_until(lambda: any(f.stat().st_blocks * 512 >= 2 << 20 for f in volumes.glob("*.img")),
                    timeout=60, interval=0.05, what="the pod's first writes")
-        before = state(k8s_lab)["datera"]
-        os.kill(before["pid"], signal.SIGKILL)
-        back_healthy(k8s_lab, "datera", before["pid"], before["restarts"] + 1)
+        fault()
         pod = k8s.wait_for(cluster.core.list_namespaced_pod, "fio",
                            lambda p: p is not k8s.GONE and p.status.phase in ("Succeeded",
                                                                               "Failed"),
@@ -234,6 +241,38 @@ def test_a_pod_fio_job_rides_out_a_datera_restart(k8s_lab):
         assert pod.status.phase == "Succeeded", log[-2000:]
         job = json.loads(log[log.index("{"):])["jobs"][0]
         assert job["error"] == 0 and "verify: bad" not in log
+        return logins()[before:]
     finally:
         k8s.delete_namespace(cluster.core, ns)
         cluster.storage.delete_storage_class(sc)
+
+
+@pytest.mark.slow
+def test_a_pod_fio_job_rides_out_a_datera_restart(k8s_lab):
+    """Datera is killed with -9 mid-job: the relay stages the LUN again once Datera is back;
+    the pod succeeds and fio's report shows no error."""
+    def kill():
+        before = state(k8s_lab)["datera"]
+        os.kill(before["pid"], signal.SIGKILL)
+        back_healthy(k8s_lab, "datera", before["pid"], before["restarts"] + 1)
+    _pod_fio_through(k8s_lab, kill)
+
+
+@pytest.mark.slow
+def test_a_pod_fio_job_rides_out_vip1_down_on_vip2(k8s_lab):
+    """VIP1 goes down for 10 s mid-job (the chaos switch's vip-down): the node agent's relay
+    stages the LUN again through the next portal that answers, as the kubelet's multipath
+    iSCSI uses its other path: the pod succeeds, fio shows no error, the new login is on
+    VIP2."""
+    vip1, vip2 = k8s_lab.address("7.11"), k8s_lab.address("7.12")
+    try:
+        made = _pod_fio_through(k8s_lab, lambda: _vip_down(k8s_lab, "VIP1", "10s"))
+    finally:
+        k8s_lab.run("chaos", "clear")
+    assert made and made[0].endswith(f"on {vip1}"), made
+    assert made[-1].endswith(f"on {vip2}"), made
+
+
+def _vip_down(lab: LabCli, vip: str, for_: str) -> None:
+    proc = lab.run("chaos", "vip-down", vip, "--for", for_)
+    assert proc.returncode == 0, proc.stderr

@@ -205,6 +205,31 @@ def test_watch_confirms_a_timed_out_probe_before_announcing_an_outage():
     watch.item_finished()
     assert len(seen) >= 4 and len(downs) == 1, (seen, downs)
 
+
+def test_watch_needs_three_503s_in_a_row_before_an_outage(monkeypatch):
+    """An API shedding a share of its requests with 503 (the chaos switch's 5%) is up: its
+    clients retry such answers. Three 503 answers in a row are an outage, from the first."""
+    from fixtures.outage import watch as watch_mod
+    from fixtures.outage.probes import GatewayError
+    monkeypatch.setattr(watch_mod, "WATCH_S", 0.02)
+    gw = GatewayError("https://x:7718/", 503)
+    answers = iter([gw, None, gw, gw, None, gw, gw, gw])
+    seen = []
+
+    def alive():
+        seen.append(time.time())
+        a = next(answers, None)
+        if a is not None:
+            raise a
+    probe = Probe("datera", "Datera REST API", "https://x:7718", alive)
+    downs, ups = [], []
+    watch = Watch(lambda: [probe], downs.append, ups.append)
+    watch.item_started()
+    wait_until(lambda: ups, 30, "the confirmed outage to end", 0.02)
+    watch.item_finished()
+    assert len(downs) == 1 and downs[0].reason == "HTTP 503", downs
+    assert seen[4] < downs[0].start <= seen[5], (downs[0].start, seen)   # the first of three
+
 # -- deferred deletions ------------------------------------------------------------------------
 
 def test_deletion_that_meets_an_outage_is_queued_and_drained():

@@ -4,15 +4,13 @@
 inside scenario steps. Fixed net: run under the lock of tests/support/labcli.py's nets."""
 import json
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
-from tests.support.labcli import REPO, LabCli
-from tests.support.outage_run import (BACK, WAITING, datera_pid, start_demo, stopped,
-                                      wait_workers_in_steps)
+from tests.support.labcli import LabCli
+from tests.support.outage_run import (BACK, WAITING, datera_pid, leftovers, start_demo,
+                                      stopped, wait_workers_in_steps)
 
 pytestmark = [pytest.mark.slow, pytest.mark.serial]
 NET = "127.225"
@@ -26,14 +24,6 @@ def outage_lab(tmp_path_factory):
     assert proc.returncode == 0, proc.stderr
     yield lab
     lab.run("down")
-
-
-def _leftovers(lab: LabCli) -> list[str]:
-    proc = subprocess.run([sys.executable, "-m", "fixtures.cleanup", "--target",
-                           str(lab.target)], cwd=REPO, env=lab.env(), capture_output=True,
-                          text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    return [ln for ln in proc.stdout.splitlines() if ln.startswith("would delete")]
 
 
 def test_datera_stopped_mid_run_pauses_resumes_and_exits_0(outage_lab, tmp_path):
@@ -74,4 +64,4 @@ def test_datera_stopped_mid_run_pauses_resumes_and_exits_0(outage_lab, tmp_path)
         assert any("Outage (not a failure" in p.read_text()
                    for p in tmp_path.glob("report*.html"))
         assert ">outage<" in (tmp_path / "index.html").read_text()
-    assert _leftovers(outage_lab) == []
+    assert leftovers(outage_lab) == []

@@ -7,14 +7,10 @@ VMDK's region, the I/O in the Datera metrics of the volume, VMware Tools' info-s
 refusals (wrong CHAP secret, a host not in the ACL, a disk not on a Datera LUN) as
 secret-free guestinfo values, and a bad stdin as one line.
 """
-import base64
 import json
 import os
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
@@ -22,42 +18,8 @@ from fixtures.waiters import wait_until
 from fixtures.workload import parse_output
 from lab.vsphere import guest
 from tests.support.datera_lab import make_lab_volume
-
-ROOT = Path(__file__).resolve().parents[1]
-HOST_IQN = "iqn.1998-01.com.vmware:esxi-guest-test"
-CHAP = ("chap_esx", "esxsecret1234567")
-USER, PASSWORD = "vc-user", "guestinfo-pw-123"
-
-
-class GuestInfoReceiver:
-    def __init__(self):
-        self.values: dict[str, str] = {}
-        self.unauthorized = 0
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                want = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if self.headers.get("Authorization") != want:
-                    receiver.unauthorized += 1
-                    self.send_response(401)
-                    self.end_headers()
-                    return
-                receiver.values.update(json.loads(body))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/guestinfo?vm=vm-42"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+from tests.support.vsphere_guest import (CHAP, HOST_IQN, PASSWORD, ROOT, USER,
+                                         GuestInfoReceiver, vm_doc)
 
 
 @pytest.fixture
@@ -67,15 +29,7 @@ def receiver():
     r.close()
 
 
-def _doc(receiver, vol, userdata: str, *, chap=CHAP, iqn=HOST_IQN, naa="naa.6001405x") -> dict:
-    return {"vm": "vm-42", "name": "vancouver-vm-1", "userdata": userdata,
-            "host": {"iqn": iqn, "chap_user": chap[0] if chap else "",
-                     "chap_secret": chap[1] if chap else ""},
-            "disks": [{"label": "Hard disk 1", "datastore": "vancouver-ds", "naa": naa,
-                       "target_iqn": vol.iqn, "portals": [f"{ip}:3260" for ip in vol.ips],
-                       "lun_id": 0, "capacity_bytes": 64 << 20,
-                       "vmdk_path": "[vancouver-ds] vancouver-vm-1/vancouver-vm-1.vmdk"}],
-            "guestinfo_url": receiver.url, "auth": {"user": USER, "password": PASSWORD}}
+_doc = vm_doc
 
 
 def _run_agent(doc: dict, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -97,6 +97,20 @@ def render_error(request: web.Request, e: BaseException) -> web.Response:
     return _json(_error_body(e, path, version or "", tenant), e.http)
 
 
+def render_rejected(r: core.Rejected) -> web.Response:
+    """A request the HTTP parser refused before routing (lab/http/rejects.py) as the DSP's
+    400 error object, like every other bad request it answers."""
+    from lab.http import rejects
+    why = {rejects.HEADER_TOO_LONG: f"a request header line is longer than {rejects.LIMIT} "
+                                    "bytes",
+           rejects.BAD_METHOD: f"unknown HTTP method {r.method or '(unreadable)'}",
+           rejects.BAD_VERSION: "unsupported HTTP version (HTTP/1.0 and HTTP/1.1 only)",
+           rejects.BAD_CHUNKED: "malformed chunked transfer encoding in the request body",
+           rejects.BAD_PATH: "the request path has bytes outside visible ASCII",
+           }.get(r.kind, "malformed HTTP request line or header")
+    return _json(_error_body(InvalidRequest(f"Bad request: {why}"), "", "", "/root"), 400)
+
+
 def _injected(fault) -> ApiFailure:
     """The chaos switch's 5xx as the DSP's error object (name per status; code: internal)."""
     e = ApiFailure(fault.message)

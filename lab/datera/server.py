@@ -21,6 +21,7 @@ from .metrics import Metrics
 from .models import DateraModel, ModelConfig
 from .models.durable import DurableState
 from .models.events import SYSTEM
+from lab.http import serve_rejects
 from lab.store import Store
 
 log = logging.getLogger("lab.datera")
@@ -130,6 +131,7 @@ async def serve(config: Config, *, with_data_plane: bool = True) -> None:
         app.on_response_prepare.append(fabric.on_response_prepare)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
+    serve_rejects(runner, api.render_rejected)
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     try:
         tls.load_cert_chain(config.tls_cert, config.tls_key)

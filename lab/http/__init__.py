@@ -8,8 +8,9 @@ from .chaos import InjectedFault
 from .app import ErrorRenderer, build_app, client_error_message, normalize
 from .body import BodyError, loads
 from .request import path_as_sent, reply_headers
+from .rejects import Rejected, serve_rejects
 from .routes import Route, register, route_of
 
-__all__ = ["BodyError", "ErrorRenderer", "InjectedFault", "Route", "build_app",
+__all__ = ["BodyError", "ErrorRenderer", "InjectedFault", "Rejected", "Route", "build_app",
            "client_error_message", "loads", "normalize", "path_as_sent", "register",
-           "reply_headers", "route_of"]
+           "reply_headers", "route_of", "serve_rejects"]

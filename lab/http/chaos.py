@@ -3,9 +3,12 @@ rules for its service and, per request, adds latency, resets the connection or f
 an InjectedFault, which the API's own error renderer turns into its error body (Datera's
 error object, Nova's computeFault, Glance's HTML page, ...), as a real overloaded or failing
 service answers. It sits just inside the core's error middleware, before any of the API's own
-middlewares, so it hits every route, public or not.
+middlewares, so it hits every route, public or not. Every injected reset or error is one
+log line ("chaos: injected HTTP 503 on <service>: POST /path") in the component's log, so a
+run can count what the switch did to it (tests/support/chaos_run.py).
 """
 import asyncio
+import logging
 import socket
 import struct
 
@@ -13,6 +16,7 @@ from aiohttp import web
 
 from lab import chaos
 
+log = logging.getLogger("lab.chaos")
 _MESSAGES = {500: "The server has either erred or is incapable of performing the requested "
                   "operation.",
              502: "Bad gateway: the service behind this endpoint failed.",
@@ -51,9 +55,13 @@ def middleware(control: chaos.Control, service: str, cloud: str | None = None):
             if fault.latency_s:
                 await asyncio.sleep(fault.latency_s)
             if fault.reset:
+                log.warning("chaos: injected reset on %s: %s %s", service, request.method,
+                            request.path)
                 _reset(request)
                 raise asyncio.CancelledError()   # nothing more to write on this connection
             if fault.status is not None:
+                log.warning("chaos: injected HTTP %d on %s: %s %s", fault.status, service,
+                            request.method, request.path)
                 raise InjectedFault(fault.status)
         return await handler(request)
     return inject

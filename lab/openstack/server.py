@@ -31,7 +31,7 @@ from aiohttp import web
 
 import lab.http as core
 
-from . import errors, faults
+from . import errors, faults, rejects
 from .api import Route, Rq, to_response
 from .cloud import Cloud, Service
 from .config import CloudConfig
@@ -235,6 +235,7 @@ async def serve(config: CloudConfig) -> None:
             runner = web.AppRunner(build_app(cloud, service, state), access_log=None,
                                    handle_signals=False)
             await runner.setup()
+            core.serve_rejects(runner, rejects.answer(service))
             runners.append(runner)
             site = web.TCPSite(runner, config.address, service.port, reuse_address=True,
                                shutdown_timeout=1)

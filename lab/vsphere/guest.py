@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.guests import GUEST_FILE_LIMIT, ConsoleLog, GuestError, iscsi_login, rewrite_script
+from lab.openstack.nova.disk_relay import DiskRelay
 
 DISK_PREFIX = "/dev/sd"
 VMFS_PARTITION_OFFSET = 1 << 20    # bytes: sector 2048
@@ -189,9 +190,23 @@ def run(doc: dict, workdir: Path, timeout: float) -> dict[str, str]:
     if not text.strip():
         return {"guestinfo.state": "done", "guestinfo.exitcode": "0",
                 "guestinfo.output": "no userdata"}
+    devices = devices_for(doc)
+    relays: dict[str, DiskRelay] = {}
+
+    def relay_uri(dev: str) -> str:
+        """The disk's LUN through a relay that logs in again, through the first portal that
+        answers, when the target drops it: a lost path (VIP1 down) or a Datera restart is a
+        pause for the VM's I/O, as with the ESXi host's multipathed software iSCSI."""
+        if dev not in relays:
+            sock = workdir / f"{dev.rsplit('/', 1)[-1]}.sock"
+            if len(str(sock)) > 100:    # sun_path is 108 bytes
+                sock = Path(tempfile.mkdtemp(prefix="vancouver-relay-")) / sock.name
+            relays[dev] = DiskRelay(str(sock), devices[dev].check)
+        return relays[dev].uri
     try:
-        script = rewrite_script(text, devices_for(doc), prefix=DISK_PREFIX)
+        script = rewrite_script(text, devices, nbd_uri=relay_uri, prefix=DISK_PREFIX)
     except GuestError as e:
+        _close_relays(relays)
         return {"guestinfo.state": "done", "guestinfo.exitcode": "-1",
                 "guestinfo.output": f"userdata failed: {e}"}
     (workdir / "userdata.sh").write_text(script)
@@ -213,10 +228,18 @@ def run(doc: dict, workdir: Path, timeout: float) -> dict[str, str]:
         code = "timeout"
         console.write(f"guest: userdata killed after {timeout:.0f} s\n".encode())
     pump.join(2.0)
+    _close_relays(relays)
     values = _rpc_values(rpc)
     values.update({"guestinfo.state": "done", "guestinfo.exitcode": code,
                    "guestinfo.output": _tail(console.path)})
     return values
+
+
+def _close_relays(relays: dict) -> None:
+    for relay in relays.values():
+        relay.close()
+        if Path(relay.sock_path).parent.name.startswith("vancouver-relay-"):
+            shutil.rmtree(Path(relay.sock_path).parent, ignore_errors=True)
 
 
 def _stop_group() -> None:

@@ -99,10 +99,15 @@ class Served:
         self.lt = lt
         self.runners = []
 
-    def serve(self, app: web.Application) -> int:
+    def serve(self, app: web.Application, rejected=None) -> int:
+        """rejected: the API's answer to requests the HTTP parser refuses, as its server
+        wires it (lab.http.serve_rejects)."""
         async def start():
             runner = web.AppRunner(app, access_log=None, handle_signals=False)
             await runner.setup()
+            if rejected is not None:
+                from lab.http import serve_rejects
+                serve_rejects(runner, rejected)
             site = web.TCPSite(runner, "127.0.0.1", 0, shutdown_timeout=1)
             await site.start()
             self.runners.append(runner)
@@ -202,7 +207,7 @@ class Req:
     def wire(self) -> bool:
         """Refused by the HTTP layer before any API sees it: not HTTP/1.1 (RFC 9112: the request
         target is visible ASCII) or over its 8 KiB line limits (aiohttp's, as eventlet's, nginx's
-        and Apache's in front of the real APIs). The HTTP layer answers 400 itself."""
+        and Apache's in front of the real APIs). The HTTP layer answers before the API."""
         return (any(b < 0x21 or b > 0x7e for b in self.path) or len(self.path) > 8000
                 or any(len(k) + len(v) > 8000 for k, v in self.headers))
 
@@ -254,7 +259,11 @@ class Api:
             return None if req.lenient else f"{ans.status} (not a 4xx) for {req}"
         if req.method == "HEAD":
             return None
-        if req.wire and ans.status == 400 and ans.content_type == "text/plain":
+        # Refused by the HTTP layer: Datera answers its error object (the shape below);
+        # OpenStack's eventlet.wsgi its own bare 400 or http.server's error page, or hands the
+        # request to the API (lab/http/rejects.py, lab/openstack/rejects.py).
+        if req.wire and self.name != "datera" and ans.status in (400, 505) and (
+                not ans.body or b"Error code: " in ans.body):
             return None
         return self.shape(ans.status, ans)
 

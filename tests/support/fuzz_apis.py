@@ -14,6 +14,7 @@ from lab.datera import responses, server, urls
 from lab.datera.ldapauth import Directory
 from lab.datera.metrics import Metrics
 from lab.datera.models import DateraModel, ModelConfig
+from lab.openstack import rejects as os_rejects
 from lab.openstack import server as os_server
 from lab.openstack.cloud import Cloud
 from lab.openstack.config import CloudConfig
@@ -39,7 +40,7 @@ def datera_api(lt: LoopThread, tmp) -> tuple[Api, Served]:
     services = responses.Services(model=model, metrics=Metrics(), directory=Directory({}),
                                   cpu=server.CpuSampler(), routes=urls.ROUTES)
     served = Served(lt)
-    port = served.serve(server.build_app(services))
+    port = served.serve(server.build_app(services), datera_wire.render_rejected)
     key = _call(port, "PUT", "/v2.2/login", {"name": ADMIN, "password": PASSWORD})["key"]
     auth = [(b"Auth-Token", key.encode())]
     _call(port, "POST", "/v2.2/tenants", {"name": "fuzz"}, auth + [(b"tenant", b"/root")])
@@ -88,7 +89,7 @@ def openstack_apis(lt: LoopThread, tmp, release: str) -> tuple[dict, Served]:
         "services": {"cinder": {"ceph": {"address": "127.0.0.1"}}}})
     cloud = lt.run(_make_cloud(config))
     served = Served(lt)
-    ports = {name: served.serve(os_server.build_app(cloud, svc))
+    ports = {name: served.serve(os_server.build_app(cloud, svc), os_rejects.answer(svc))
              for name, svc in cloud.services.items()}
     token, project = _token(ports["keystone"], "tenant", "pw-tenant-1", "Vancouver-FZ")
     admin_token, admin_project = _token(ports["keystone"], "admin", "pw-admin-1", "admin")

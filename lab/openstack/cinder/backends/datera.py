@@ -130,7 +130,9 @@ class DateraDriver:
                 api = dfs_sdk.get_api(
                     c.san_ip, c.san_login, c.san_password, f"v{c.api_version}",
                     secure=c.secure, verify=c.ca_file or False,
-                    disable_log=True, retry_connection_type=None, retry_503_type=None,
+                    # 503: dfs_sdk's default backoff, which the real driver keeps (its
+                    # get_api passes no retry arguments); no connection retries for minutes.
+                    disable_log=True, retry_connection_type=None, retry_503_type="backoff",
                     schema_loc=str(self._schema_dir / f"schema-{os.getpid()}.json"),
                     thread_local=threading.local(), extra_headers=dict(DRIVER_HEADER),
                     ldap_server=c.ldap_server)

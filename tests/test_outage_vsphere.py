@@ -1,0 +1,89 @@
+"""The outage machinery knows vCenter (fixtures/outage/probes.py `vsphere` entry), against a
+real simulator of this test's own (tests/support/vsphere.py: lab/vsphere's Go main on
+127.0.0.1 and a free port, no shared lab touched):
+
+- the probe answers healthy while the simulator serves, through pyVmomi's SOAP stub;
+- stopped (SIGSTOP, as tests/test_outage_e2e.py stops Datera): the cheap check and the full
+  probe say "timed out" within their time limits, never hang;
+- the pause a scenario takes (fixtures/outage/pause.py wait_until_healthy) waits while it is
+  stopped and resumes once it is continued (SIGCONT);
+- killed: what a pyVmomi call then meets is classified as "connection refused", and the
+  plugin's probe lookup lands on the vCenter probe.
+"""
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from fixtures.outage.classify import classify
+from fixtures.outage.pause import wait_until_healthy
+from fixtures.outage.probes import LIVENESS_TIMEOUT_S, PROBE_TIMEOUT_S, probes_of
+from fixtures.target import Target
+from tests.support.vsphere import USER, Vcsim
+
+STOPPED_S = 3.0   # how long the simulator stays stopped: the stimulus, not a wait
+
+
+@pytest.fixture
+def vc(tmp_path):
+    sim = Vcsim(tmp_path / "vcsim").start()
+    yield sim
+    if sim.proc.poll() is None:
+        os.kill(sim.proc.pid, signal.SIGCONT)
+    sim.stop()
+
+
+@pytest.fixture
+def probe(vc, tmp_path):
+    (tmp_path / "target.yaml").write_text(
+        f"kind: real\nvsphere:\n  url: {vc.url}\n  user: {USER}\n  password: {vc.password}\n"
+        f"  ca_file: {vc.ca}\n")
+    probes = [p for p in probes_of(Target.load(tmp_path / "target.yaml"))
+              if p.platform == "vsphere"]
+    assert len(probes) == 1
+    return probes[0]
+
+
+def test_vcenter_probe_is_healthy_while_the_simulator_serves(vc, probe):
+    assert probe.endpoint == vc.url and probe.label == "vCenter SDK"
+    assert probe.healthy() == (True, "")
+    assert probe.liveness() == (True, "")
+
+
+def test_a_stopped_vcenter_times_out_then_the_pause_resumes_when_it_continues(vc, probe):
+    os.kill(vc.proc.pid, signal.SIGSTOP)
+    resumed_at = []
+
+    def cont():
+        os.kill(vc.proc.pid, signal.SIGCONT)
+        resumed_at.append(time.monotonic())
+    timer = threading.Timer(STOPPED_S, cont)
+    try:
+        t0 = time.monotonic()
+        assert probe.liveness() == (False, "timed out")
+        assert time.monotonic() - t0 < LIVENESS_TIMEOUT_S + 2
+        t0 = time.monotonic()
+        assert probe.healthy() == (False, "timed out")
+        assert time.monotonic() - t0 < PROBE_TIMEOUT_S + 2
+        timer.start()
+        waited = wait_until_healthy(probe, stopping=lambda: False)
+    finally:
+        timer.cancel()
+        os.kill(vc.proc.pid, signal.SIGCONT)
+    assert waited.healthy and resumed_at, waited
+    assert probe.healthy() == (True, "")
+
+
+def test_a_killed_vcenter_is_connection_refused_for_pyvmomi_and_the_probe(vc, probe):
+    si = vc.connect()
+    os.kill(vc.proc.pid, signal.SIGKILL)
+    vc.proc.wait(10)
+    with pytest.raises(Exception) as e:   # its pooled TLS connection: EOF
+        si.RetrieveContent()
+    found = classify(e.value)
+    assert found is not None and found.reason in ("connection refused", "connection reset",
+                                                  "connection closed without an answer"), \
+        repr(e.value)
+    assert probe.healthy() == (False, "connection refused")
