@@ -1,7 +1,9 @@
 """Run by the Tempest venv's python: validates response bodies with Tempest's own schemas.
 
 stdin: JSON list of {"label", "schema": "volume.volumes.create_volume", "status", "body"}
-(schema = module path under tempest.lib.api_schema.response, then the schema's name).
+(schema = module path under tempest.lib.api_schema.response, then the schema's name), or
+{"label", "json_schema": {...}, "body"}: a JSON schema a service serves itself (Glance's
+/v2/schemas/image), checked with jsonschema's Draft 4 validator as Glance and glanceclient do.
 stdout: JSON list of {"label", "error"} for each body Tempest would refuse, with the check
 Tempest applies to every response (RestClient.validate_response: status code in the
 schema's list, then jsonschema with Tempest's format checkers).
@@ -22,6 +24,13 @@ class _Resp(dict):
 def main() -> None:
     failures = []
     for item in json.load(sys.stdin):
+        if "json_schema" in item:
+            import jsonschema
+            try:
+                jsonschema.Draft4Validator(item["json_schema"]).validate(item["body"])
+            except jsonschema.ValidationError as e:
+                failures.append({"label": item["label"], "error": str(e)[:500]})
+            continue
         module, _, name = item["schema"].rpartition(".")
         schema = getattr(importlib.import_module(
             f"tempest.lib.api_schema.response.{module}"), name)

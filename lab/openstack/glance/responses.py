@@ -54,6 +54,14 @@ def _matches(image: Image, rq: Rq) -> bool:
         return False
     if visibility not in (None, "all") and image.visibility != visibility:
         return False
+    if (image.owner != rq.auth.project_id and not rq.auth.is_admin
+            and image.visibility not in ("public", "community")):
+        # an image shared with the caller: listed when its membership has member_status
+        # (default accepted; `all` for any), as Glance's image list does
+        wanted = q.get("member_status", "accepted")
+        status = _model(rq).members.get(image.id, {}).get(rq.auth.project_id)
+        if wanted != "all" and (status is None or status.status != wanted):
+            return False
     ids = q.get("id")
     if ids is not None:
         wanted = ids[3:].split(",") if ids.startswith("in:") else [ids]
@@ -72,6 +80,8 @@ def _matches(image: Image, rq: Rq) -> bool:
 
 
 def list_images(rq: Rq) -> Reply:
+    if rq.query.get("member_status", "all") not in ("pending", "accepted", "rejected", "all"):
+        raise BadRequest("Invalid status value: " + rq.query["member_status"])
     images = [i for i in _model(rq).listing(rq.auth.project_id, rq.auth.is_admin)
               if _matches(i, rq)]
     sort_key = rq.query.get("sort_key", "created_at")
@@ -114,19 +124,45 @@ def update_image(rq: Rq) -> Reply:
     ops = rq.json()
     if not isinstance(ops, list):
         raise BadRequest("Request body must be a JSON array of operation objects.")
-    changes = []
-    for op in ops:
-        if not isinstance(op, dict) or op.get("op") not in ("add", "replace", "remove") \
-                or not isinstance(op.get("path"), str) or not op["path"].startswith("/"):
-            raise BadRequest("Operation objects must contain exactly one member named \"op\" "
-                             "(add, remove or replace) and a \"path\" starting with \"/\".")
-        if op["op"] != "remove" and "value" not in op:
-            raise BadRequest(f"Operation \"{op['op']}\" requires a member named \"value\".")
-        changes.append((op["op"], op["path"][1:].replace("~1", "/").replace("~0", "~"),
-                        op.get("value")))
+    draft4 = rq.http.content_type == PATCH_TYPES[1]
+    changes = [_change(op, draft4) for op in ops]
     if image.owner != rq.auth.project_id and not rq.auth.is_admin:
         raise NotFound(f"No image found with ID {image.id}")
     return ok(image_view(_model(rq).update(image, changes, rq.auth.is_admin)))
+
+
+def _change(op, draft4: bool) -> tuple[str, str, object]:
+    """One JSON-patch operation -> (op, attribute, value). The v2.1 media type is RFC 6902
+    ({"op": "replace", "path": "/name"}); the v2.0 one is the JSON-pointer draft 4 form
+    ({"replace": "/name", "value": ...}): glance/api/v2/images.py _get_change_operation_d4/d10."""
+    ops = ("replace", "add", "remove")
+    if not isinstance(op, dict):
+        raise BadRequest("Operation objects must be JSON objects.")
+    if draft4:
+        named = [k for k in ops if k in op]
+        if len(named) > 1:
+            raise BadRequest('Operation objects must contain only one member named "add", '
+                             '"remove", or "replace".')
+        if not named:
+            raise BadRequest('Operation objects must contain exactly one member named '
+                             '"add", "remove", or "replace".')
+        kind, path = named[0], op[named[0]]
+    else:
+        kind = op.get("op")
+        if kind is None:
+            raise BadRequest("Unable to find `op` in JSON Schema change. It must be one of "
+                             f"the following: {', '.join(ops)}.")
+        if kind not in ops:
+            raise BadRequest(f"Invalid operation: `{kind}`. It must be one of the "
+                             f"following: {', '.join(ops)}.")
+        if "path" not in op:
+            raise BadRequest("Unable to find '/' in JSON Schema change")
+        path = op["path"]
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise BadRequest("Pointer `%s` does not start with \"/\"." % path)
+    if kind != "remove" and "value" not in op:
+        raise BadRequest(f'Operation "{kind}" requires a member named "value".')
+    return kind, path[1:].replace("~1", "/").replace("~0", "~"), op.get("value")
 
 
 def delete_image(rq: Rq) -> Reply:
