@@ -38,14 +38,16 @@ REPO = Path(__file__).resolve().parent.parent
 EXCLUDE_DIR = Path(__file__).resolve().parent / "exclude"
 # identity: the v3 API tests, admin (tempest.api.identity.admin.v3) and not
 # compute: the API tests that need no server booted from an image (the lab's hosts have no
-# local disks): flavors, keypairs, limits, quotas, availability zones, versions, extensions
+# local disks): flavors, keypairs, limits, quotas, availability zones, versions, extensions,
+# and servers booted from a volume (ServersTestBootFromVolume)
 SUITES = {"volume": r"tempest\.api\.volume\.",
           "identity": r"tempest\.api\.identity\.(admin\.)?v3\.",
           "image": r"tempest\.api\.image\.v2\.",
           "network": r"tempest\.api\.network\.",
-          "compute": r"tempest\.api\.compute\.(admin\.)?(flavors|keypairs|limits|"
-                     r"test_quotas|test_availability_zone|test_versions|test_extensions|"
-                     r"servers\.test_availability_zone)"}
+          "compute": r"tempest\.api\.compute\.(admin\.)?(flavors|keypairs|limits|test_quotas|"
+                     r"test_availability_zone|test_versions|test_extensions|test_keypairs_v210|"
+                     r"servers\.test_availability_zone|"
+                     r"servers\.test_create_server\.ServersTestBootFromVolume)"}
 DEFAULT_PROFILES = "pike:volume,mitaka:volume,pike:identity"
 RESULTS_SCRIPT = Path(__file__).resolve().parent / "subunit_results.py"
 

@@ -77,10 +77,22 @@ class ReleaseProfile:
                 "min_version": str(self.nova_min), "updated": "2013-07-23T11:33:21Z",
                 "links": [{"rel": "self", "href": f"{base}/v2.1/"}]}
 
+    @staticmethod
+    def nova_v20_entry(base: str) -> dict:
+        return {"id": "v2.0", "status": "SUPPORTED", "version": "", "min_version": "",
+                "updated": "2011-01-21T11:33:21Z",
+                "links": [{"rel": "self", "href": f"{base}/v2/"}]}
+
     def nova_root(self, base: str) -> dict:
-        v20 = {"id": "v2.0", "status": "SUPPORTED", "version": "", "min_version": "",
-               "updated": "2011-01-21T11:33:21Z", "links": [{"rel": "self", "href": f"{base}/v2/"}]}
-        return {"versions": [v20, self.nova_v21_entry(base)]}
+        return {"versions": [self.nova_v20_entry(base), self.nova_v21_entry(base)]}
+
+    def nova_v20(self, base: str) -> dict:
+        """GET /v2/: the legacy v2 endpoint's document (Nova serves v2 through v2.1's code)."""
+        entry = self.nova_v20_entry(base)
+        entry["links"] = entry["links"] + [_DOCS_LINK]
+        entry["media-types"] = [{"base": "application/json",
+                                 "type": "application/vnd.openstack.compute+json;version=2"}]
+        return {"version": entry}
 
     def nova_v21(self, base: str) -> dict:
         entry = self.nova_v21_entry(base)

@@ -1,6 +1,7 @@
 """Nova v2.1 handlers: discovery, flavors, servers, volume attachments, console output,
 hypervisors, services, quotas and limits. Errors are Nova's faults (error_style "fault")."""
 import asyncio
+import json
 import uuid
 
 from ..errors import BadRequest, Conflict, NotFound, policy_forbids
@@ -43,12 +44,12 @@ def root(rq: Rq) -> Reply:
     return ok(rq.profile.nova_root(rq.base_url))
 
 
+def v20(rq: Rq) -> Reply:
+    return ok(rq.profile.nova_v20(rq.base_url))
+
+
 def v21(rq: Rq) -> Reply:
     return ok(rq.profile.nova_v21(rq.base_url))
-
-
-def extensions(rq: Rq) -> Reply:
-    return ok({"extensions": []})
 
 
 # ---- flavors -------------------------------------------------------------------------------
@@ -65,6 +66,14 @@ def flavor_view(rq: Rq, f: Flavor, detail: bool = True) -> dict:
 
 def _flavor_list(rq: Rq, detail: bool) -> Reply:
     flavors = _model(rq).list_flavors()
+    # minRam / minDisk: flavors with at least that much (nova/api/openstack/compute/flavors.py)
+    for param, attr in (("minRam", "ram"), ("minDisk", "disk")):
+        if param in rq.query:
+            try:
+                floor = int(rq.query[param])
+            except ValueError:
+                raise BadRequest(f"Invalid {param} filter [{rq.query[param]}]") from None
+            flavors = [f for f in flavors if getattr(f, attr) >= floor]
     try:
         page, _ = paginate(flavors, rq.query)
     except LookupError:
@@ -217,15 +226,16 @@ def create_server(rq: Rq) -> Reply:
         devices = model.parse_block_devices(body["block_device_mapping"], legacy=True)
     else:
         devices = []
+    metadata = body.get("metadata") or {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str)
+                                                for v in metadata.values()):
+        raise BadRequest(f"Invalid input for field/attribute metadata. Value: {metadata}.")
+    model.check_quota(_caller(rq), str(body["flavorRef"]), metadata)   # before the BDMs
     if body.get("imageRef"):
         if not devices or all(d["boot_index"] != 0 for d in devices):
             raise BadRequest("Block Device Mapping is Invalid: the lab's compute hosts have no "
                              "local disks; boot from a volume (block_device_mapping_v2 with "
                              "destination_type volume)")
-    metadata = body.get("metadata") or {}
-    if not isinstance(metadata, dict) or not all(isinstance(v, str)
-                                                for v in metadata.values()):
-        raise BadRequest(f"Invalid input for field/attribute metadata. Value: {metadata}.")
     nets = _networks(rq, body)
     server = model.create_server(_caller(rq), name=name, flavor_id=str(body["flavorRef"]),
                                  user_data=body.get("user_data"), metadata=metadata,
@@ -336,6 +346,9 @@ def _host_id(rq: Rq, h: ComputeHost):
     return h.uuid if rq.at_least("2.53") else h.id
 
 
+CPU_INFO = {"arch": "x86_64", "model": "Haswell", "vendor": "Intel"}
+
+
 def hypervisor_view(rq: Rq, h: ComputeHost, detail: bool) -> dict:
     view = {"id": _host_id(rq, h), "hypervisor_hostname": h.name, "state": "up",
             "status": "enabled"}
@@ -348,7 +361,8 @@ def hypervisor_view(rq: Rq, h: ComputeHost, detail: bool) -> dict:
                      "disk_available_least": 100, "current_workload": 0,
                      "hypervisor_type": "QEMU", "hypervisor_version": 2005000,
                      "host_ip": h.address,
-                     "cpu_info": '{"arch": "x86_64", "model": "Haswell", "vendor": "Intel"}',
+                     # a JSON string before 2.28, the object itself from 2.28 on
+                     "cpu_info": CPU_INFO if rq.at_least("2.28") else json.dumps(CPU_INFO),
                      "service": {"host": h.name, "id": _service_id(rq, h, "nova-compute"),
                                  "disabled_reason": None}})
     return view
@@ -452,6 +466,13 @@ def update_quota(rq: Rq) -> Reply:
     return ok({"quota_set": body})
 
 
+def delete_quota(rq: Rq) -> Reply:
+    """DELETE /os-quota-sets/{project}: back to the defaults (admin; 202 with no body)."""
+    rq.require_admin("os_compute_api:os-quota-sets:delete")
+    _model(rq).reset_quota(rq.p("project"))
+    return accepted()
+
+
 def limits(rq: Rq) -> Reply:
     model = _model(rq)
     project = rq.query.get("tenant_id") if rq.auth.is_admin and rq.query.get("tenant_id") \
@@ -459,12 +480,14 @@ def limits(rq: Rq) -> Reply:
     q, used = model.limits_of(project), model.usage_of(project)
     absolute = {"maxTotalInstances": q["instances"], "maxTotalCores": q["cores"],
                 "maxTotalRAMSize": q["ram"], "maxServerMeta": q["metadata_items"],
-                "maxImageMeta": q["metadata_items"], "maxPersonality": q["injected_files"],
+                "maxPersonality": q["injected_files"],
                 "maxPersonalitySize": q["injected_file_content_bytes"],
                 "maxTotalKeypairs": q["key_pairs"], "maxServerGroups": q["server_groups"],
                 "maxServerGroupMembers": q["server_group_members"],
                 "totalInstancesUsed": used["instances"], "totalCoresUsed": used["cores"],
                 "totalRAMUsed": used["ram"], "totalServerGroupsUsed": 0}
+    if not rq.at_least("2.39"):   # 2.39 drops the image-metadata proxy's limit
+        absolute["maxImageMeta"] = q["metadata_items"]
     if not rq.at_least("2.36"):
         absolute.update({"maxTotalFloatingIps": q["floating_ips"],
                          "maxSecurityGroups": q["security_groups"],
