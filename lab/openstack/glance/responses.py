@@ -47,6 +47,46 @@ def versions(rq: Rq) -> Reply:
 
 # ---- images --------------------------------------------------------------------------------
 
+# query keys that are not filters (paging, sorting, the ones handled apart)
+NOT_FILTERS = {"limit", "marker", "sort", "sort_key", "sort_dir", "visibility", "id", "tag",
+               "member_status"}
+FILTERABLE = {"name", "status", "owner", "disk_format", "container_format", "size",
+              "min_disk", "min_ram", "protected", "checksum"}
+SORT_KEYS = ("created_at", "updated_at", "name", "id", "size", "status", "disk_format",
+             "container_format", "min_disk", "min_ram", "owner", "visibility")
+
+
+def _int_param(key: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise BadRequest(f"Unable to filter on a range with a non-numeric value.") from None
+
+
+def _sort_spec(q) -> list[tuple[str, str]]:
+    """[(key, dir)] from sort=k1:d1,k2 (v2.2+) or sort_key/sort_dir (repeatable); the two
+    styles cannot mix (glance/api/v2/images.py _get_sorting_params)."""
+    if "sort" in q:
+        if "sort_key" in q or "sort_dir" in q:
+            raise BadRequest("The 'sort' parameter cannot be combined with 'sort_key' or "
+                             "'sort_dir'.")
+        spec = []
+        for part in q["sort"].split(","):
+            key, _, direction = part.strip().partition(":")
+            spec.append((key, direction or "desc"))
+    else:
+        keys = q.getall("sort_key", []) or ["created_at"]
+        dirs = q.getall("sort_dir", []) or ["desc"]
+        spec = [(k, dirs[i] if i < len(dirs) else dirs[-1]) for i, k in enumerate(keys)]
+    for key, direction in spec:
+        if direction not in ("asc", "desc"):
+            raise BadRequest(f"Invalid sort direction: {direction}")
+        if key not in SORT_KEYS:
+            raise BadRequest(f"Invalid sort key: {key}. It must be one of the following: "
+                             f"{', '.join(SORT_KEYS)}.")
+    return spec
+
+
 def _matches(image: Image, rq: Rq) -> bool:
     q = rq.query
     visibility = q.get("visibility")
@@ -67,12 +107,21 @@ def _matches(image: Image, rq: Rq) -> bool:
         wanted = ids[3:].split(",") if ids.startswith("in:") else [ids]
         if image.id not in wanted:
             return False
-    for key in ("name", "status", "owner", "disk_format", "container_format"):
-        want = q.get(key)
-        if want is not None:
-            values = want[3:].split(",") if want.startswith("in:") else [want]
-            if getattr(image, key) not in values:
+    for key, want in q.items():
+        if key in NOT_FILTERS:
+            continue
+        if key in ("size_min", "size_max"):
+            bound = _int_param(key, want)
+            if image.size is None or (image.size < bound if key == "size_min"
+                                      else image.size > bound):
                 return False
+            continue
+        # any other key filters on an attribute or an extra property (Glance's db filters)
+        have = getattr(image, key, None) if key in FILTERABLE else image.properties.get(key)
+        values = want[3:].split(",") if want.startswith("in:") else [want]
+        if have is None or str(have) not in values and not (
+                isinstance(have, bool) and str(have).lower() in values):
+            return False
     for tag in q.getall("tag", []):
         if tag not in image.tags:
             return False
@@ -84,15 +133,13 @@ def list_images(rq: Rq) -> Reply:
         raise BadRequest("Invalid status value: " + rq.query["member_status"])
     images = [i for i in _model(rq).listing(rq.auth.project_id, rq.auth.is_admin)
               if _matches(i, rq)]
-    sort_key = rq.query.get("sort_key", "created_at")
-    sort_dir = rq.query.get("sort_dir", "desc")
-    if sort_dir not in ("asc", "desc"):
-        raise BadRequest(f"Invalid sort direction: {sort_dir}")
-    if sort_key not in ("created_at", "updated_at", "name", "id", "size", "status"):
-        raise BadRequest(f"Invalid sort key: {sort_key}.")
-    if (sort_key, sort_dir) != ("created_at", "desc"):
-        images.sort(key=lambda i: (getattr(i, sort_key) is None, getattr(i, sort_key) or ""),
-                    reverse=sort_dir == "desc")
+    spec = _sort_spec(rq.query)
+    if spec != [("created_at", "desc")]:
+        for key, direction in reversed(spec):   # stable sorts, least significant key first
+            present = [i for i in images if getattr(i, key) is not None]
+            absent = [i for i in images if getattr(i, key) is None]
+            present.sort(key=lambda i: getattr(i, key), reverse=direction == "desc")
+            images = present + absent if direction == "desc" else absent + present
     try:
         page, more = paginate(images, rq.query, default_limit=25, full_page_has_more=True)
     except LookupError:
