@@ -15,8 +15,8 @@ def _user(rq: Rq, requested) -> str:
     if requested is None or not rq.at_least("2.10"):
         return rq.auth.user_id
     if requested != rq.auth.user_id and not rq.auth.is_admin:
-        raise Forbidden(f"Policy doesn't allow os_compute_api:os-keypairs:create to be "
-                        f"performed.")
+        raise Forbidden("Policy doesn't allow os_compute_api:os-keypairs:create to be "
+                        "performed.")
     return requested
 
 

@@ -1,12 +1,13 @@
 """Nova v2.1 handlers: discovery, flavors, servers, volume attachments, console output,
-hypervisors, services, quotas and limits. Errors are Nova's faults (error_style "fault")."""
+hypervisors and services (quotas and limits: quota_responses.py; key pairs and zones:
+keypair_responses.py). Errors are Nova's faults (error_style "fault")."""
 import asyncio
 import json
 import uuid
 
-from ..errors import BadRequest, Conflict, NotFound, policy_forbids
+from ..errors import BadRequest, Conflict, NotFound
 from ..api import Reply, Rq, accepted, no_content, ok, paginate
-from .models import DEFAULT_QUOTAS, Caller, ComputeHost, ComputeModel, Flavor, Server
+from .models import Caller, ComputeHost, ComputeModel, Flavor, Server
 
 # Keys of POST /servers' `server` that Nova 13-16's schema and its extensions know.
 SERVER_CREATE_KEYS = {"name", "imageRef", "flavorRef", "adminPass", "metadata", "networks",
@@ -108,6 +109,10 @@ def _addresses(s: Server) -> dict:
     return out
 
 
+def _access(s: Server, i: int) -> str:
+    return getattr(s, "access_ips", ("", ""))[i]   # records saved before the field existed
+
+
 def server_view(rq: Rq, s: Server) -> dict:
     f = s.flavor
     if rq.profile.nova_embedded_flavor and rq.at_least("2.47"):
@@ -126,7 +131,7 @@ def server_view(rq: Rq, s: Server) -> dict:
             "hostId": uuid.uuid5(uuid.NAMESPACE_DNS, s.project_id + s.host.name).hex
             if s.status != "BUILD" else "",
             "image": "", "flavor": flavor, "created": s.created, "updated": s.updated,
-            "addresses": _addresses(s), "accessIPv4": "", "accessIPv6": "",
+            "addresses": _addresses(s), "accessIPv4": _access(s, 0), "accessIPv6": _access(s, 1),
             "links": _links(rq, "servers", s.id), "key_name": None, "config_drive": "",
             "progress": 0, "OS-DCF:diskConfig": "MANUAL", "OS-EXT-AZ:availability_zone": "nova",
             "OS-EXT-STS:vm_state": s.vm_state, "OS-EXT-STS:task_state": s.task_state,
@@ -196,6 +201,25 @@ def _networks(rq: Rq, body: dict) -> list | None:
     return out
 
 
+def _access_ips(body: dict) -> tuple:
+    """accessIPv4/accessIPv6 of a create: valid addresses of their family (Nova's schema
+    formats ipv4/ipv6: 400 otherwise)."""
+    import ipaddress
+    out = []
+    for key, family in (("accessIPv4", ipaddress.IPv4Address), ("accessIPv6",
+                                                                  ipaddress.IPv6Address)):
+        value = body.get(key) or ""
+        if value:
+            try:
+                family(value)
+            except ValueError:
+                raise _bad_server(body, f"Invalid input for field/attribute {key}. Value: "
+                                        f"{value}. '{value}' is not a '{key[-2:].lower()}'"
+                                  ) from None
+        out.append(value)
+    return tuple(out)
+
+
 def create_server(rq: Rq) -> Reply:
     model = _model(rq)
     body = rq.json_object("server")
@@ -240,7 +264,8 @@ def create_server(rq: Rq) -> Reply:
     server = model.create_server(_caller(rq), name=name, flavor_id=str(body["flavorRef"]),
                                  user_data=body.get("user_data"), metadata=metadata,
                                  devices=devices, zone=body.get("availability_zone"),
-                                 description=body.get("description"), tags=body.get("tags"))
+                                 description=body.get("description"), tags=body.get("tags"),
+                                 access_ips=_access_ips(body))
     neutron = rq.cloud.model("neutron") if nets else None
     for net in nets:
         port = neutron.create_port(rq.auth.project_id, net.id, device_id=server.id)
@@ -422,75 +447,3 @@ def list_services(rq: Rq) -> Reply:
             view["forced_down"] = False
         out.append(view)
     return ok({"services": out})
-
-
-# ---- quotas and limits ---------------------------------------------------------------------
-
-def _quota_target(rq: Rq) -> str:
-    project = rq.p("project")
-    if project != rq.auth.project_id and not rq.auth.is_admin:
-        raise policy_forbids("os_compute_api:os-quota-sets:show")
-    return project
-
-
-def _quota_body(rq: Rq, project: str, values: dict) -> dict:
-    keys = _model(rq).quota_keys(rq.version)
-    return {"id": project, **{k: values[k] for k in keys}}
-
-
-def get_quota(rq: Rq) -> Reply:
-    project = _quota_target(rq)
-    return ok({"quota_set": _quota_body(rq, project, _model(rq).limits_of(project))})
-
-
-def get_quota_detail(rq: Rq) -> Reply:
-    project = _quota_target(rq)
-    model = _model(rq)
-    limits, used = model.limits_of(project), model.usage_of(project)
-    body = {"id": project}
-    for k in model.quota_keys(rq.version):
-        body[k] = {"limit": limits[k], "in_use": used.get(k, 0), "reserved": 0}
-    return ok({"quota_set": body})
-
-
-def get_quota_defaults(rq: Rq) -> Reply:
-    return ok({"quota_set": _quota_body(rq, rq.p("project"), DEFAULT_QUOTAS)})
-
-
-def update_quota(rq: Rq) -> Reply:
-    values = dict(rq.json_object("quota_set"))
-    model = _model(rq)
-    limits = model.update_quota(_caller(rq), rq.p("project"), values, rq.version)
-    body = _quota_body(rq, rq.p("project"), limits)
-    body.pop("id")
-    return ok({"quota_set": body})
-
-
-def delete_quota(rq: Rq) -> Reply:
-    """DELETE /os-quota-sets/{project}: back to the defaults (admin; 202 with no body)."""
-    rq.require_admin("os_compute_api:os-quota-sets:delete")
-    _model(rq).reset_quota(rq.p("project"))
-    return accepted()
-
-
-def limits(rq: Rq) -> Reply:
-    model = _model(rq)
-    project = rq.query.get("tenant_id") if rq.auth.is_admin and rq.query.get("tenant_id") \
-        else rq.auth.project_id
-    q, used = model.limits_of(project), model.usage_of(project)
-    absolute = {"maxTotalInstances": q["instances"], "maxTotalCores": q["cores"],
-                "maxTotalRAMSize": q["ram"], "maxServerMeta": q["metadata_items"],
-                "maxPersonality": q["injected_files"],
-                "maxPersonalitySize": q["injected_file_content_bytes"],
-                "maxTotalKeypairs": q["key_pairs"], "maxServerGroups": q["server_groups"],
-                "maxServerGroupMembers": q["server_group_members"],
-                "totalInstancesUsed": used["instances"], "totalCoresUsed": used["cores"],
-                "totalRAMUsed": used["ram"], "totalServerGroupsUsed": 0}
-    if not rq.at_least("2.39"):   # 2.39 drops the image-metadata proxy's limit
-        absolute["maxImageMeta"] = q["metadata_items"]
-    if not rq.at_least("2.36"):
-        absolute.update({"maxTotalFloatingIps": q["floating_ips"],
-                         "maxSecurityGroups": q["security_groups"],
-                         "maxSecurityGroupRules": q["security_group_rules"],
-                         "totalFloatingIpsUsed": 0, "totalSecurityGroupsUsed": 0})
-    return ok({"limits": {"rate": [], "absolute": absolute}})

@@ -3,6 +3,7 @@
 from ..api import Route
 from . import extensions as ext
 from . import keypair_responses as kp
+from . import quota_responses as q
 from . import responses as r
 
 _API = [
@@ -33,12 +34,12 @@ _API = [
     ("GET", "/os-hypervisors/statistics", r.hypervisor_statistics),
     ("GET", "/os-hypervisors/{id}", r.get_hypervisor),
     ("GET", "/os-services", r.list_services),
-    ("GET", "/os-quota-sets/{project}", r.get_quota),
-    ("PUT", "/os-quota-sets/{project}", r.update_quota),
-    ("DELETE", "/os-quota-sets/{project}", r.delete_quota),
-    ("GET", "/os-quota-sets/{project}/detail", r.get_quota_detail),
-    ("GET", "/os-quota-sets/{project}/defaults", r.get_quota_defaults),
-    ("GET", "/limits", r.limits),
+    ("GET", "/os-quota-sets/{project}", q.get_quota),
+    ("PUT", "/os-quota-sets/{project}", q.update_quota),
+    ("DELETE", "/os-quota-sets/{project}", q.delete_quota),
+    ("GET", "/os-quota-sets/{project}/detail", q.get_quota_detail),
+    ("GET", "/os-quota-sets/{project}/defaults", q.get_quota_defaults),
+    ("GET", "/limits", q.limits),
 ]
 
 ROUTES: list[Route] = [

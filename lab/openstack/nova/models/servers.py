@@ -134,7 +134,8 @@ class ServersMixin:
 
     def create_server(self, caller: Caller, *, name: str, flavor_id: str, user_data,
                       metadata: dict, devices: list[dict], zone: str | None,
-                      description: str | None = None, tags=None) -> Server:
+                      description: str | None = None, tags=None,
+                      access_ips: tuple = ("", "")) -> Server:
         flavor = self.check_quota(caller, flavor_id, metadata)
         if not any(d["boot_index"] == 0 for d in devices):
             raise errors.BadRequest("Block Device Mapping is Invalid: Boot sequence for the "
@@ -153,7 +154,7 @@ class ServersMixin:
         server = Server(id=str(uuid.uuid4()), name=name, project_id=caller.project_id,
                         user_id=caller.user_id, flavor=flavor, host=host, user_data=data,
                         metadata=dict(metadata), description=description,
-                        tags=list(tags or []), pending=devices,
+                        tags=list(tags or []), pending=devices, access_ips=access_ips,
                         admin_pass=uuid.uuid4().hex[:12])
         with self.lock:
             self.servers[server.id] = server
