@@ -60,7 +60,7 @@ def _int_param(key: str, value: str) -> int:
     try:
         return int(value)
     except ValueError:
-        raise BadRequest(f"Unable to filter on a range with a non-numeric value.") from None
+        raise BadRequest("Unable to filter on a range with a non-numeric value.") from None
 
 
 def _sort_spec(q) -> list[tuple[str, str]]:
