@@ -2,7 +2,8 @@
 
     python -m conformance.run --tempest-venv ~/.cache/vancouver/tempest-47.0.0
         [--target DIR]   an already running lab (or real target) instead of a lab of our own
-        [--profiles pike:volume,mitaka:volume,pike:identity] [--min-ratio 0.95]
+        [--profiles pike:volume,mitaka:volume,pike:identity,pike:image,pike:compute]
+        [--min-ratio 0.95]
         [--workdir reports/conformance]
 
 Without --target it starts a lab of its own (openstack-pike and openstack-mitaka with what
@@ -48,7 +49,7 @@ SUITES = {"volume": r"tempest\.api\.volume\.",
                      r"test_availability_zone|test_versions|test_extensions|test_keypairs_v210|"
                      r"servers\.test_availability_zone|"
                      r"servers\.test_create_server\.ServersTestBootFromVolume)"}
-DEFAULT_PROFILES = "pike:volume,mitaka:volume,pike:identity"
+DEFAULT_PROFILES = "pike:volume,mitaka:volume,pike:identity,pike:image,pike:compute"
 RESULTS_SCRIPT = Path(__file__).resolve().parent / "subunit_results.py"
 
 

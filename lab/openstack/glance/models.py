@@ -195,6 +195,12 @@ class ImageModel:
         if image.status != "queued":
             raise Conflict(f"Image status transition from {image.status} to saving is not "
                            "allowed", kind="InvalidImageStatusTransition")
+        # glance/domain Image.status setter: queued -> saving needs both formats (400, the
+        # image stays queued)
+        missing = [k for k in ("disk_format", "container_format") if not getattr(image, k)]
+        if missing:
+            raise BadRequest(f"Propert{'ies' if len(missing) > 1 else 'y'} "
+                             f"{', '.join(missing)} must be set prior to saving data.")
         image.status = "saving"
         image.touch()
         return Upload(self, image)

@@ -203,7 +203,8 @@ def _networks(rq: Rq, body: dict) -> list | None:
 
 def _access_ips(body: dict) -> tuple:
     """accessIPv4/accessIPv6 of a create: valid addresses of their family (Nova's schema
-    formats ipv4/ipv6: 400 otherwise)."""
+    formats ipv4/ipv6: 400 otherwise), kept in canonical form (an embedded IPv4 tail of a
+    non-mapped IPv6 address becomes hex, as netaddr prints it)."""
     import ipaddress
     out = []
     for key, family in (("accessIPv4", ipaddress.IPv4Address), ("accessIPv6",
@@ -211,7 +212,7 @@ def _access_ips(body: dict) -> tuple:
         value = body.get(key) or ""
         if value:
             try:
-                family(value)
+                value = str(family(value))   # stored canonical (RFC 5952), as Nova does
             except ValueError:
                 raise _bad_server(body, f"Invalid input for field/attribute {key}. Value: "
                                         f"{value}. '{value}' is not a '{key[-2:].lower()}'"
