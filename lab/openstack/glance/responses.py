@@ -56,6 +56,10 @@ SORT_KEYS = ("created_at", "updated_at", "name", "id", "size", "status", "disk_f
              "container_format", "min_disk", "min_ram", "owner", "visibility")
 
 
+TIME_OPS = {"gt": lambda a, b: a > b, "gte": lambda a, b: a >= b, "lt": lambda a, b: a < b,
+            "lte": lambda a, b: a <= b, "eq": lambda a, b: a == b, "neq": lambda a, b: a != b}
+
+
 def _int_param(key: str, value: str) -> int:
     try:
         return int(value)
@@ -114,6 +118,14 @@ def _matches(image: Image, rq: Rq) -> bool:
             bound = _int_param(key, want)
             if image.size is None or (image.size < bound if key == "size_min"
                                       else image.size > bound):
+                return False
+            continue
+        if key in ("created_at", "updated_at"):   # op:ISO time (gt, gte, lt, lte, eq, neq)
+            op, _, when = want.partition(":") if ":" in want.split("T")[0] else ("eq", "", want)
+            have = getattr(image, key)
+            if op not in TIME_OPS:
+                raise BadRequest(f"Invalid operator {op} for {key}")
+            if not TIME_OPS[op](have, when.replace("+00:00", "Z")):
                 return False
             continue
         # any other key filters on an attribute or an extra property (Glance's db filters)

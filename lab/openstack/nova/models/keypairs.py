@@ -13,7 +13,6 @@ Facts: nova/compute/api.py KeypairAPI and nova/crypto.py at 13.0.0 / 16.0.0:
 import base64
 import datetime
 import hashlib
-import itertools
 import string
 from dataclasses import dataclass
 
@@ -27,7 +26,6 @@ from lab.openstack import errors
 from .records import now_iso
 
 NAME_CHARS = set(string.digits + string.ascii_letters + "-_ ")
-_ids = itertools.count(1)
 
 
 @dataclass
@@ -114,7 +112,8 @@ class KeypairsMixin:
             limit = self.quotas.get(project_id, {}).get("key_pairs", 100)
             if limit >= 0 and len([1 for (u, _) in self.keypairs if u == user_id]) >= limit:
                 raise errors.Forbidden("Quota exceeded, too many key pairs.")
-            kp = Keypair(next(_ids), user_id, name, public_key, fingerprint, kind, now_iso())
+            next_id = max((k.id for k in self.keypairs.values()), default=0) + 1
+            kp = Keypair(next_id, user_id, name, public_key, fingerprint, kind, now_iso())
             self.keypairs[(user_id, name)] = kp
         return kp, private
 
