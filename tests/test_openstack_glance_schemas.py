@@ -170,3 +170,33 @@ def test_pike_members_need_shared_visibility(ost):
         assert r.status_code == 403
     finally:
         g.cleanup()
+
+
+@CLOUDS
+def test_list_filters_and_sorts_as_glance(glance):
+    """size_min/size_max, any attribute or extra property as a filter, created_at with an
+    operator, sort=key:dir and sort_key/sort_dir (glance/api/v2/images.py index)."""
+    tag = unique_name("lst")
+    ids = {}
+    for n in (1, 3, 2):
+        img = glance.image(tags=[tag], os_distro=f"d{n}")
+        assert glance("PUT", f"/images/{img['id']}/file", data=b"x" * (1024 * n),
+                      headers={"Content-Type": "application/octet-stream"}).status_code == 204
+        ids[n] = img["id"]
+
+    def listed(query):
+        r = glance("GET", f"/images?tag={tag}&{query}")
+        assert r.status_code == 200, r.text
+        return [i["id"] for i in r.json()["images"]]
+
+    assert sorted(listed("size_min=2048")) == sorted([ids[2], ids[3]])
+    assert listed("size_max=1024") == [ids[1]]
+    assert listed("size=3072") == [ids[3]]
+    assert listed("os_distro=d2") == [ids[2]]
+    assert listed("sort=size:desc") == [ids[3], ids[2], ids[1]]
+    assert listed("sort_key=size&sort_dir=asc") == [ids[1], ids[2], ids[3]]
+    assert len(listed("created_at=gte:2000-01-01T00:00:00Z")) == 3
+    assert listed("created_at=lt:2000-01-01T00:00:00Z") == []
+    assert glance("GET", "/images?sort=size:sideways").status_code == 400
+    assert glance("GET", "/images?sort=size&sort_key=name").status_code == 400
+    assert glance("GET", "/images?size_min=big").status_code == 400
