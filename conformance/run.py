@@ -2,7 +2,8 @@
 
     python -m conformance.run --tempest-venv ~/.cache/vancouver/tempest-47.0.0
         [--target DIR]   an already running lab (or real target) instead of a lab of our own
-        [--profiles pike:volume,mitaka:volume,pike:identity] [--min-ratio 0.95]
+        [--profiles pike:volume,mitaka:volume,pike:identity,pike:image,pike:compute]
+        [--min-ratio 0.95]
         [--workdir reports/conformance]
 
 Without --target it starts a lab of its own (openstack-pike and openstack-mitaka with what
@@ -37,9 +38,18 @@ from .tempest_conf import ConfError, write_conf
 REPO = Path(__file__).resolve().parent.parent
 EXCLUDE_DIR = Path(__file__).resolve().parent / "exclude"
 # identity: the v3 API tests, admin (tempest.api.identity.admin.v3) and not
+# compute: the API tests that need no server booted from an image (the lab's hosts have no
+# local disks): flavors, keypairs, limits, quotas, availability zones, versions, extensions,
+# and servers booted from a volume (ServersTestBootFromVolume)
 SUITES = {"volume": r"tempest\.api\.volume\.",
-          "identity": r"tempest\.api\.identity\.(admin\.)?v3\."}
-DEFAULT_PROFILES = "pike:volume,mitaka:volume,pike:identity"
+          "identity": r"tempest\.api\.identity\.(admin\.)?v3\.",
+          "image": r"tempest\.api\.image\.v2\.",
+          "network": r"tempest\.api\.network\.",
+          "compute": r"tempest\.api\.compute\.(admin\.)?(flavors|keypairs|limits|test_quotas|"
+                     r"test_availability_zone|test_versions|test_extensions|test_keypairs_v210|"
+                     r"servers\.test_availability_zone|"
+                     r"servers\.test_create_server\.ServersTestBootFromVolume)"}
+DEFAULT_PROFILES = "pike:volume,mitaka:volume,pike:identity,pike:image,pike:compute"
 RESULTS_SCRIPT = Path(__file__).resolve().parent / "subunit_results.py"
 
 

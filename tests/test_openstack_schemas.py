@@ -7,31 +7,10 @@ venv (`make tempest-venv`, $(VANCOUVER_CACHE)/tempest-47.0.0) validates them all
 RestClient.validate_response, the check Tempest applies to every response it gets
 (conformance/validate_schemas.py).
 """
-import json
-import subprocess
-
 import pytest
 
-from conformance import tempest_venv
 from tests.support.openstack import unique_name
-
-VALIDATOR = "conformance/validate_schemas.py"
-
-
-def _tempest_python():
-    python = tempest_venv() / "bin" / "python"
-    if not (tempest_venv() / ".installed").exists():
-        pytest.skip(f"no Tempest venv at {tempest_venv()}: `make tempest-venv` makes it "
-                    "(the validation runs Tempest's own code)")
-    return python
-
-
-def validate(items: list[dict]) -> list[dict]:
-    """[(label, schema, status, body)] -> the ones Tempest refuses, with its reason."""
-    r = subprocess.run([str(_tempest_python()), VALIDATOR], input=json.dumps(items),
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr[-2000:]
-    return json.loads(r.stdout)
+from tests.support.tempest_schemas import tempest_python as _tempest_python, validate
 
 
 class Collector:

@@ -45,6 +45,8 @@ class ReleaseProfile:
     glance_versions: tuple               # (id, status), newest first
     glance_default_visibility: str
     glance_visibilities: tuple
+    glance_members_need_shared: bool     # 14.0.0+: only `shared` images have members
+    glance_disk_formats: tuple           # [image_format] disk_formats default (glance/common/config.py)
     # the in-tree Datera Cinder driver of the release
     datera_driver_version: str
     datera_fast_retype: bool
@@ -75,10 +77,22 @@ class ReleaseProfile:
                 "min_version": str(self.nova_min), "updated": "2013-07-23T11:33:21Z",
                 "links": [{"rel": "self", "href": f"{base}/v2.1/"}]}
 
+    @staticmethod
+    def nova_v20_entry(base: str) -> dict:
+        return {"id": "v2.0", "status": "SUPPORTED", "version": "", "min_version": "",
+                "updated": "2011-01-21T11:33:21Z",
+                "links": [{"rel": "self", "href": f"{base}/v2/"}]}
+
     def nova_root(self, base: str) -> dict:
-        v20 = {"id": "v2.0", "status": "SUPPORTED", "version": "", "min_version": "",
-               "updated": "2011-01-21T11:33:21Z", "links": [{"rel": "self", "href": f"{base}/v2/"}]}
-        return {"versions": [v20, self.nova_v21_entry(base)]}
+        return {"versions": [self.nova_v20_entry(base), self.nova_v21_entry(base)]}
+
+    def nova_v20(self, base: str) -> dict:
+        """GET /v2/: the legacy v2 endpoint's document (Nova serves v2 through v2.1's code)."""
+        entry = self.nova_v20_entry(base)
+        entry["links"] = entry["links"] + [_DOCS_LINK]
+        entry["media-types"] = [{"base": "application/json",
+                                 "type": "application/vnd.openstack.compute+json;version=2"}]
+        return {"version": entry}
 
     def nova_v21(self, base: str) -> dict:
         entry = self.nova_v21_entry(base)
@@ -127,6 +141,12 @@ def _glance(current: int, v1_status: str) -> tuple:
     return tuple(v2 + [("v1.1", v1_status), ("v1.0", v1_status)])
 
 
+# Glance's default disk formats: vhdx arrives in 13.0.0, ploop in 15.0.0 (glance/common/config.py)
+GLANCE_DISK_FORMATS_12 = ("ami", "ari", "aki", "vhd", "vmdk", "raw", "qcow2", "vdi", "iso")
+GLANCE_DISK_FORMATS_13 = ("ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi",
+                          "iso")
+GLANCE_DISK_FORMATS_15 = GLANCE_DISK_FORMATS_13 + ("ploop",)
+
 MV = Microversion.parse
 
 PROFILES: dict[str, ReleaseProfile] = {
@@ -145,6 +165,7 @@ PROFILES: dict[str, ReleaseProfile] = {
         cinder_v2_status="SUPPORTED", cinder_v2_updated="2014-06-28T12:20:21Z",
         glance_versions=_glance(3, "SUPPORTED"), glance_default_visibility="private",
         glance_visibilities=("public", "private"),
+        glance_disk_formats=GLANCE_DISK_FORMATS_12, glance_members_need_shared=False,
         datera_driver_version="2.0", datera_fast_retype=False,
     ),
     "newton": ReleaseProfile(
@@ -162,6 +183,7 @@ PROFILES: dict[str, ReleaseProfile] = {
         cinder_v2_status="SUPPORTED", cinder_v2_updated="2014-06-28T12:20:21Z",
         glance_versions=_glance(4, "DEPRECATED"), glance_default_visibility="private",
         glance_visibilities=("public", "private"),
+        glance_disk_formats=GLANCE_DISK_FORMATS_13, glance_members_need_shared=False,
         datera_driver_version="2.2", datera_fast_retype=False,
     ),
     "pike": ReleaseProfile(
@@ -179,6 +201,7 @@ PROFILES: dict[str, ReleaseProfile] = {
         cinder_v2_status="DEPRECATED", cinder_v2_updated="2017-02-25T12:00:00Z",
         glance_versions=_glance(5, "DEPRECATED"), glance_default_visibility="shared",
         glance_visibilities=("community", "public", "private", "shared"),
+        glance_disk_formats=GLANCE_DISK_FORMATS_15, glance_members_need_shared=True,
         datera_driver_version="2.4.0", datera_fast_retype=True,
     ),
 }

@@ -7,7 +7,7 @@ from .urls import ROUTES
 
 class GlanceService(Service):
     name = "glance"
-    durable = ("images",)   # the bytes are files in data_dir/glance already
+    durable = ("images", "members")   # the bytes are files in data_dir/glance already
     port = PORTS["glance"]
     catalog = (CatalogEntry("image", "glance", ""),)
     error_body = staticmethod(faults.glance)

@@ -14,7 +14,6 @@ from pathlib import Path
 from ..errors import BadRequest, Conflict, Forbidden, NotFound
 from ..releases import ReleaseProfile
 
-DISK_FORMATS = ("ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso")
 CONTAINER_FORMATS = ("ami", "ari", "aki", "bare", "ovf", "ova", "docker")
 STATUSES = ("queued", "saving", "active", "killed", "deleted", "pending_delete", "deactivated")
 # Attributes a client may not set (Glance answers 403 "Attribute 'x' is read-only.").
@@ -60,13 +59,15 @@ class ImageModel:
         self.dir = data_dir / "glance"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.images: dict[str, Image] = {}       # in creation order
+        self.members: dict[str, dict] = {}       # image id -> {project id: members.Member}
 
     # -- access --------------------------------------------------------------------------
 
-    @staticmethod
-    def visible(image: Image, project_id: str | None, is_admin: bool) -> bool:
+    def visible(self, image: Image, project_id: str | None, is_admin: bool) -> bool:
+        """Admin, owner, public and community images, and a member's (any status)."""
         return (is_admin or image.owner == project_id
-                or image.visibility in ("public", "community"))
+                or image.visibility in ("public", "community")
+                or project_id in self.members.get(image.id, {}))
 
     def get(self, image_id: str, project_id: str | None = None, is_admin: bool = True) -> Image:
         image = self.images.get(image_id)
@@ -108,7 +109,8 @@ class ImageModel:
                 raise _schema(f"{value!r} is not of type 'string' or longer than 255")
             image.name = value
         elif key in ("disk_format", "container_format"):
-            allowed = DISK_FORMATS if key == "disk_format" else CONTAINER_FORMATS
+            allowed = (self.profile.glance_disk_formats if key == "disk_format"
+                       else CONTAINER_FORMATS)
             if value is not None and value not in allowed:
                 raise BadRequest(f"Invalid value '{value}' for parameter '{key}'",
                                  kind="SchemaValidation")
@@ -174,6 +176,7 @@ class ImageModel:
             raise Forbidden(f"Image {image.id} is protected and cannot be deleted.")
         self.data_path(image.id).unlink(missing_ok=True)
         del self.images[image.id]
+        self.members.pop(image.id, None)
 
     def add_tag(self, image: Image, tag: str) -> None:
         if tag not in image.tags:
@@ -192,6 +195,12 @@ class ImageModel:
         if image.status != "queued":
             raise Conflict(f"Image status transition from {image.status} to saving is not "
                            "allowed", kind="InvalidImageStatusTransition")
+        # glance/domain Image.status setter: queued -> saving needs both formats (400, the
+        # image stays queued)
+        missing = [k for k in ("disk_format", "container_format") if not getattr(image, k)]
+        if missing:
+            raise BadRequest(f"Propert{'ies' if len(missing) > 1 else 'y'} "
+                             f"{', '.join(missing)} must be set prior to saving data.")
         image.status = "saving"
         image.touch()
         return Upload(self, image)

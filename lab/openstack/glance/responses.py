@@ -47,6 +47,50 @@ def versions(rq: Rq) -> Reply:
 
 # ---- images --------------------------------------------------------------------------------
 
+# query keys that are not filters (paging, sorting, the ones handled apart)
+NOT_FILTERS = {"limit", "marker", "sort", "sort_key", "sort_dir", "visibility", "id", "tag",
+               "member_status"}
+FILTERABLE = {"name", "status", "owner", "disk_format", "container_format", "size",
+              "min_disk", "min_ram", "protected", "checksum"}
+SORT_KEYS = ("created_at", "updated_at", "name", "id", "size", "status", "disk_format",
+             "container_format", "min_disk", "min_ram", "owner", "visibility")
+
+
+TIME_OPS = {"gt": lambda a, b: a > b, "gte": lambda a, b: a >= b, "lt": lambda a, b: a < b,
+            "lte": lambda a, b: a <= b, "eq": lambda a, b: a == b, "neq": lambda a, b: a != b}
+
+
+def _int_param(key: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise BadRequest("Unable to filter on a range with a non-numeric value.") from None
+
+
+def _sort_spec(q) -> list[tuple[str, str]]:
+    """[(key, dir)] from sort=k1:d1,k2 (v2.2+) or sort_key/sort_dir (repeatable); the two
+    styles cannot mix (glance/api/v2/images.py _get_sorting_params)."""
+    if "sort" in q:
+        if "sort_key" in q or "sort_dir" in q:
+            raise BadRequest("The 'sort' parameter cannot be combined with 'sort_key' or "
+                             "'sort_dir'.")
+        spec = []
+        for part in q["sort"].split(","):
+            key, _, direction = part.strip().partition(":")
+            spec.append((key, direction or "desc"))
+    else:
+        keys = q.getall("sort_key", []) or ["created_at"]
+        dirs = q.getall("sort_dir", []) or ["desc"]
+        spec = [(k, dirs[i] if i < len(dirs) else dirs[-1]) for i, k in enumerate(keys)]
+    for key, direction in spec:
+        if direction not in ("asc", "desc"):
+            raise BadRequest(f"Invalid sort direction: {direction}")
+        if key not in SORT_KEYS:
+            raise BadRequest(f"Invalid sort key: {key}. It must be one of the following: "
+                             f"{', '.join(SORT_KEYS)}.")
+    return spec
+
+
 def _matches(image: Image, rq: Rq) -> bool:
     q = rq.query
     visibility = q.get("visibility")
@@ -54,17 +98,42 @@ def _matches(image: Image, rq: Rq) -> bool:
         return False
     if visibility not in (None, "all") and image.visibility != visibility:
         return False
+    if (image.owner != rq.auth.project_id and not rq.auth.is_admin
+            and image.visibility not in ("public", "community")):
+        # an image shared with the caller: listed when its membership has member_status
+        # (default accepted; `all` for any), as Glance's image list does
+        wanted = q.get("member_status", "accepted")
+        status = _model(rq).members.get(image.id, {}).get(rq.auth.project_id)
+        if wanted != "all" and (status is None or status.status != wanted):
+            return False
     ids = q.get("id")
     if ids is not None:
         wanted = ids[3:].split(",") if ids.startswith("in:") else [ids]
         if image.id not in wanted:
             return False
-    for key in ("name", "status", "owner", "disk_format", "container_format"):
-        want = q.get(key)
-        if want is not None:
-            values = want[3:].split(",") if want.startswith("in:") else [want]
-            if getattr(image, key) not in values:
+    for key, want in q.items():
+        if key in NOT_FILTERS:
+            continue
+        if key in ("size_min", "size_max"):
+            bound = _int_param(key, want)
+            if image.size is None or (image.size < bound if key == "size_min"
+                                      else image.size > bound):
                 return False
+            continue
+        if key in ("created_at", "updated_at"):   # op:ISO time (gt, gte, lt, lte, eq, neq)
+            op, _, when = want.partition(":") if ":" in want.split("T")[0] else ("eq", "", want)
+            have = getattr(image, key)
+            if op not in TIME_OPS:
+                raise BadRequest(f"Invalid operator {op} for {key}")
+            if not TIME_OPS[op](have, when.replace("+00:00", "Z")):
+                return False
+            continue
+        # any other key filters on an attribute or an extra property (Glance's db filters)
+        have = getattr(image, key, None) if key in FILTERABLE else image.properties.get(key)
+        values = want[3:].split(",") if want.startswith("in:") else [want]
+        if have is None or str(have) not in values and not (
+                isinstance(have, bool) and str(have).lower() in values):
+            return False
     for tag in q.getall("tag", []):
         if tag not in image.tags:
             return False
@@ -72,17 +141,17 @@ def _matches(image: Image, rq: Rq) -> bool:
 
 
 def list_images(rq: Rq) -> Reply:
+    if rq.query.get("member_status", "all") not in ("pending", "accepted", "rejected", "all"):
+        raise BadRequest("Invalid status value: " + rq.query["member_status"])
     images = [i for i in _model(rq).listing(rq.auth.project_id, rq.auth.is_admin)
               if _matches(i, rq)]
-    sort_key = rq.query.get("sort_key", "created_at")
-    sort_dir = rq.query.get("sort_dir", "desc")
-    if sort_dir not in ("asc", "desc"):
-        raise BadRequest(f"Invalid sort direction: {sort_dir}")
-    if sort_key not in ("created_at", "updated_at", "name", "id", "size", "status"):
-        raise BadRequest(f"Invalid sort key: {sort_key}.")
-    if (sort_key, sort_dir) != ("created_at", "desc"):
-        images.sort(key=lambda i: (getattr(i, sort_key) is None, getattr(i, sort_key) or ""),
-                    reverse=sort_dir == "desc")
+    spec = _sort_spec(rq.query)
+    if spec != [("created_at", "desc")]:
+        for key, direction in reversed(spec):   # stable sorts, least significant key first
+            present = [i for i in images if getattr(i, key) is not None]
+            absent = [i for i in images if getattr(i, key) is None]
+            present.sort(key=lambda i: getattr(i, key), reverse=direction == "desc")
+            images = present + absent if direction == "desc" else absent + present
     try:
         page, more = paginate(images, rq.query, default_limit=25, full_page_has_more=True)
     except LookupError:
@@ -114,19 +183,45 @@ def update_image(rq: Rq) -> Reply:
     ops = rq.json()
     if not isinstance(ops, list):
         raise BadRequest("Request body must be a JSON array of operation objects.")
-    changes = []
-    for op in ops:
-        if not isinstance(op, dict) or op.get("op") not in ("add", "replace", "remove") \
-                or not isinstance(op.get("path"), str) or not op["path"].startswith("/"):
-            raise BadRequest("Operation objects must contain exactly one member named \"op\" "
-                             "(add, remove or replace) and a \"path\" starting with \"/\".")
-        if op["op"] != "remove" and "value" not in op:
-            raise BadRequest(f"Operation \"{op['op']}\" requires a member named \"value\".")
-        changes.append((op["op"], op["path"][1:].replace("~1", "/").replace("~0", "~"),
-                        op.get("value")))
+    draft4 = rq.http.content_type == PATCH_TYPES[1]
+    changes = [_change(op, draft4) for op in ops]
     if image.owner != rq.auth.project_id and not rq.auth.is_admin:
         raise NotFound(f"No image found with ID {image.id}")
     return ok(image_view(_model(rq).update(image, changes, rq.auth.is_admin)))
+
+
+def _change(op, draft4: bool) -> tuple[str, str, object]:
+    """One JSON-patch operation -> (op, attribute, value). The v2.1 media type is RFC 6902
+    ({"op": "replace", "path": "/name"}); the v2.0 one is the JSON-pointer draft 4 form
+    ({"replace": "/name", "value": ...}): glance/api/v2/images.py _get_change_operation_d4/d10."""
+    ops = ("replace", "add", "remove")
+    if not isinstance(op, dict):
+        raise BadRequest("Operation objects must be JSON objects.")
+    if draft4:
+        named = [k for k in ops if k in op]
+        if len(named) > 1:
+            raise BadRequest('Operation objects must contain only one member named "add", '
+                             '"remove", or "replace".')
+        if not named:
+            raise BadRequest('Operation objects must contain exactly one member named '
+                             '"add", "remove", or "replace".')
+        kind, path = named[0], op[named[0]]
+    else:
+        kind = op.get("op")
+        if kind is None:
+            raise BadRequest("Unable to find `op` in JSON Schema change. It must be one of "
+                             f"the following: {', '.join(ops)}.")
+        if kind not in ops:
+            raise BadRequest(f"Invalid operation: `{kind}`. It must be one of the "
+                             f"following: {', '.join(ops)}.")
+        if "path" not in op:
+            raise BadRequest("Unable to find '/' in JSON Schema change")
+        path = op["path"]
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise BadRequest("Pointer `%s` does not start with \"/\"." % path)
+    if kind != "remove" and "value" not in op:
+        raise BadRequest(f'Operation "{kind}" requires a member named "value".')
+    return kind, path[1:].replace("~1", "/").replace("~0", "~"), op.get("value")
 
 
 def delete_image(rq: Rq) -> Reply:

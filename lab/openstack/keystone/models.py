@@ -28,6 +28,7 @@ from .credentials import CredentialMixin
 from .tokens import TOKEN_TTL_S, Token, TokenMixin  # noqa: F401  (re-exported)
 
 DEFAULT_DOMAIN_ID = "default"
+MAX_PROJECT_TREE_DEPTH = 5   # keystone.conf [DEFAULT] max_project_tree_depth default
 SEED_ROLES = ("admin", "_member_", "Member")
 
 
@@ -230,6 +231,16 @@ class IdentityModel(TokenMixin, CredentialMixin, AssignmentMixin, CatalogMixin):
                                  f"{domain_id}, but specifies a parent in a different domain "
                                  f"({parent.domain_id}).", kind="ValidationError")
             domain_id = parent.domain_id
+            # resource/core.py _enforce_project_constraints: the whole branch above must be
+            # enabled, and no deeper than max_project_tree_depth (5)
+            branch = [parent_id, *self._ancestry(parent_id)]
+            for pid in reversed(branch):
+                if not self.projects[pid].enabled:
+                    raise BadRequest("cannot create a project in a branch containing a "
+                                     f"disabled project: {pid}", kind="ValidationError")
+            if len(branch) + 1 > MAX_PROJECT_TREE_DEPTH:
+                raise Forbidden(f"Max hierarchy depth reached for {parent_id} branch.",
+                                kind="ForbiddenNotSecurity")
         domain_id = domain_id or DEFAULT_DOMAIN_ID
         self.get_domain(domain_id)
         self._unique("project", name,
@@ -245,7 +256,20 @@ class IdentityModel(TokenMixin, CredentialMixin, AssignmentMixin, CatalogMixin):
         if "name" in body and body["name"] != p.name:
             self._unique("project", body["name"],
                          [x for x in self.projects.values() if x.domain_id == p.domain_id])
+        if "parent_id" in body and body["parent_id"] != p.parent_id:
+            raise Forbidden("Update of `parent_id` is not allowed.",
+                            kind="ForbiddenNotSecurity")
         disabling = body.get("enabled") is False and p.enabled
+        enabling = body.get("enabled") is True and not p.enabled
+        # resource/core.py _update_project (Keystone 9-12; its REST API has no `cascade`):
+        # a project is enabled only under enabled parents, and disabled only once its whole
+        # subtree is disabled, so no enabled project ever sits below a disabled one
+        if enabling and any(not self.projects[a].enabled for a in self._ancestry(p.id)):
+            raise Forbidden(f"Cannot enable project {p.id} since it has disabled parents",
+                            kind="ForbiddenNotSecurity")
+        if disabling and any(self.projects[x].enabled for x in self._subtree(p.id)):
+            raise Forbidden(f"Cannot disable project {p.id} since its subtree contains "
+                            "enabled projects.", kind="ForbiddenNotSecurity")
         for key in ("name", "description", "enabled"):
             if key in body:
                 setattr(p, key, body[key])

@@ -85,11 +85,6 @@ def v20(rq: Rq) -> Reply:
                              for n in ("network", "subnet", "port")]})
 
 
-def extensions(rq: Rq) -> Reply:
-    # The minimal Neutron implements no API extension (no routers, floating IPs, ...).
-    return ok({"extensions": []})
-
-
 def no_extension(rq: Rq) -> Reply:
     raise NotFound("The resource could not be found.", kind="HTTPNotFound")
 

@@ -1,11 +1,13 @@
 """The minimal Neutron's one route table (v2.0 only; clients append v2.0 to the catalog URL)."""
 from ..api import Route
+from . import extensions as ext
 from . import responses as r
 
 ROUTES: list[Route] = [
     Route("GET", "/", r.root, public=True),
     Route("GET", "/v2.0", r.v20),
-    Route("GET", "/v2.0/extensions", r.extensions),
+    Route("GET", "/v2.0/extensions", ext.list_extensions),
+    Route("GET", "/v2.0/extensions/{alias}", ext.get_extension),
     Route("GET", "/v2.0/networks", r.list_networks),
     Route("GET", "/v2.0/networks/{id}", r.get_network),
     Route("GET", "/v2.0/subnets", r.list_subnets),

@@ -22,7 +22,7 @@ NOVA_MICROVERSIONS = MicroversionSpec(
 
 class NovaService(Service):
     name = "nova"
-    durable = ("servers", "flavors", "quotas")
+    durable = ("servers", "flavors", "quotas", "keypairs")
     port = PORTS["nova"]
     error_body = staticmethod(faults.fault)
     microversions = NOVA_MICROVERSIONS

@@ -1,11 +1,13 @@
 """Nova v2.1 handlers: discovery, flavors, servers, volume attachments, console output,
-hypervisors, services, quotas and limits. Errors are Nova's faults (error_style "fault")."""
+hypervisors and services (quotas and limits: quota_responses.py; key pairs and zones:
+keypair_responses.py). Errors are Nova's faults (error_style "fault")."""
 import asyncio
+import json
 import uuid
 
-from ..errors import BadRequest, Conflict, NotFound, policy_forbids
+from ..errors import BadRequest, Conflict, NotFound
 from ..api import Reply, Rq, accepted, no_content, ok, paginate
-from .models import DEFAULT_QUOTAS, Caller, ComputeHost, ComputeModel, Flavor, Server
+from .models import Caller, ComputeHost, ComputeModel, Flavor, Server
 
 # Keys of POST /servers' `server` that Nova 13-16's schema and its extensions know.
 SERVER_CREATE_KEYS = {"name", "imageRef", "flavorRef", "adminPass", "metadata", "networks",
@@ -43,12 +45,12 @@ def root(rq: Rq) -> Reply:
     return ok(rq.profile.nova_root(rq.base_url))
 
 
+def v20(rq: Rq) -> Reply:
+    return ok(rq.profile.nova_v20(rq.base_url))
+
+
 def v21(rq: Rq) -> Reply:
     return ok(rq.profile.nova_v21(rq.base_url))
-
-
-def extensions(rq: Rq) -> Reply:
-    return ok({"extensions": []})
 
 
 # ---- flavors -------------------------------------------------------------------------------
@@ -65,6 +67,14 @@ def flavor_view(rq: Rq, f: Flavor, detail: bool = True) -> dict:
 
 def _flavor_list(rq: Rq, detail: bool) -> Reply:
     flavors = _model(rq).list_flavors()
+    # minRam / minDisk: flavors with at least that much (nova/api/openstack/compute/flavors.py)
+    for param, attr in (("minRam", "ram"), ("minDisk", "disk")):
+        if param in rq.query:
+            try:
+                floor = int(rq.query[param])
+            except ValueError:
+                raise BadRequest(f"Invalid {param} filter [{rq.query[param]}]") from None
+            flavors = [f for f in flavors if getattr(f, attr) >= floor]
     try:
         page, _ = paginate(flavors, rq.query)
     except LookupError:
@@ -99,6 +109,10 @@ def _addresses(s: Server) -> dict:
     return out
 
 
+def _access(s: Server, i: int) -> str:
+    return getattr(s, "access_ips", ("", ""))[i]   # records saved before the field existed
+
+
 def server_view(rq: Rq, s: Server) -> dict:
     f = s.flavor
     if rq.profile.nova_embedded_flavor and rq.at_least("2.47"):
@@ -117,7 +131,7 @@ def server_view(rq: Rq, s: Server) -> dict:
             "hostId": uuid.uuid5(uuid.NAMESPACE_DNS, s.project_id + s.host.name).hex
             if s.status != "BUILD" else "",
             "image": "", "flavor": flavor, "created": s.created, "updated": s.updated,
-            "addresses": _addresses(s), "accessIPv4": "", "accessIPv6": "",
+            "addresses": _addresses(s), "accessIPv4": _access(s, 0), "accessIPv6": _access(s, 1),
             "links": _links(rq, "servers", s.id), "key_name": None, "config_drive": "",
             "progress": 0, "OS-DCF:diskConfig": "MANUAL", "OS-EXT-AZ:availability_zone": "nova",
             "OS-EXT-STS:vm_state": s.vm_state, "OS-EXT-STS:task_state": s.task_state,
@@ -187,6 +201,26 @@ def _networks(rq: Rq, body: dict) -> list | None:
     return out
 
 
+def _access_ips(body: dict) -> tuple:
+    """accessIPv4/accessIPv6 of a create: valid addresses of their family (Nova's schema
+    formats ipv4/ipv6: 400 otherwise), kept in canonical form (an embedded IPv4 tail of a
+    non-mapped IPv6 address becomes hex, as netaddr prints it)."""
+    import ipaddress
+    out = []
+    for key, family in (("accessIPv4", ipaddress.IPv4Address), ("accessIPv6",
+                                                                  ipaddress.IPv6Address)):
+        value = body.get(key) or ""
+        if value:
+            try:
+                value = str(family(value))   # stored canonical (RFC 5952), as Nova does
+            except ValueError:
+                raise _bad_server(body, f"Invalid input for field/attribute {key}. Value: "
+                                        f"{value}. '{value}' is not a '{key[-2:].lower()}'"
+                                  ) from None
+        out.append(value)
+    return tuple(out)
+
+
 def create_server(rq: Rq) -> Reply:
     model = _model(rq)
     body = rq.json_object("server")
@@ -217,20 +251,22 @@ def create_server(rq: Rq) -> Reply:
         devices = model.parse_block_devices(body["block_device_mapping"], legacy=True)
     else:
         devices = []
+    metadata = body.get("metadata") or {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str)
+                                                for v in metadata.values()):
+        raise BadRequest(f"Invalid input for field/attribute metadata. Value: {metadata}.")
+    model.check_quota(_caller(rq), str(body["flavorRef"]), metadata)   # before the BDMs
     if body.get("imageRef"):
         if not devices or all(d["boot_index"] != 0 for d in devices):
             raise BadRequest("Block Device Mapping is Invalid: the lab's compute hosts have no "
                              "local disks; boot from a volume (block_device_mapping_v2 with "
                              "destination_type volume)")
-    metadata = body.get("metadata") or {}
-    if not isinstance(metadata, dict) or not all(isinstance(v, str)
-                                                for v in metadata.values()):
-        raise BadRequest(f"Invalid input for field/attribute metadata. Value: {metadata}.")
     nets = _networks(rq, body)
     server = model.create_server(_caller(rq), name=name, flavor_id=str(body["flavorRef"]),
                                  user_data=body.get("user_data"), metadata=metadata,
                                  devices=devices, zone=body.get("availability_zone"),
-                                 description=body.get("description"), tags=body.get("tags"))
+                                 description=body.get("description"), tags=body.get("tags"),
+                                 access_ips=_access_ips(body))
     neutron = rq.cloud.model("neutron") if nets else None
     for net in nets:
         port = neutron.create_port(rq.auth.project_id, net.id, device_id=server.id)
@@ -336,6 +372,9 @@ def _host_id(rq: Rq, h: ComputeHost):
     return h.uuid if rq.at_least("2.53") else h.id
 
 
+CPU_INFO = {"arch": "x86_64", "model": "Haswell", "vendor": "Intel"}
+
+
 def hypervisor_view(rq: Rq, h: ComputeHost, detail: bool) -> dict:
     view = {"id": _host_id(rq, h), "hypervisor_hostname": h.name, "state": "up",
             "status": "enabled"}
@@ -348,7 +387,8 @@ def hypervisor_view(rq: Rq, h: ComputeHost, detail: bool) -> dict:
                      "disk_available_least": 100, "current_workload": 0,
                      "hypervisor_type": "QEMU", "hypervisor_version": 2005000,
                      "host_ip": h.address,
-                     "cpu_info": '{"arch": "x86_64", "model": "Haswell", "vendor": "Intel"}',
+                     # a JSON string before 2.28, the object itself from 2.28 on
+                     "cpu_info": CPU_INFO if rq.at_least("2.28") else json.dumps(CPU_INFO),
                      "service": {"host": h.name, "id": _service_id(rq, h, "nova-compute"),
                                  "disabled_reason": None}})
     return view
@@ -408,66 +448,3 @@ def list_services(rq: Rq) -> Reply:
             view["forced_down"] = False
         out.append(view)
     return ok({"services": out})
-
-
-# ---- quotas and limits ---------------------------------------------------------------------
-
-def _quota_target(rq: Rq) -> str:
-    project = rq.p("project")
-    if project != rq.auth.project_id and not rq.auth.is_admin:
-        raise policy_forbids("os_compute_api:os-quota-sets:show")
-    return project
-
-
-def _quota_body(rq: Rq, project: str, values: dict) -> dict:
-    keys = _model(rq).quota_keys(rq.version)
-    return {"id": project, **{k: values[k] for k in keys}}
-
-
-def get_quota(rq: Rq) -> Reply:
-    project = _quota_target(rq)
-    return ok({"quota_set": _quota_body(rq, project, _model(rq).limits_of(project))})
-
-
-def get_quota_detail(rq: Rq) -> Reply:
-    project = _quota_target(rq)
-    model = _model(rq)
-    limits, used = model.limits_of(project), model.usage_of(project)
-    body = {"id": project}
-    for k in model.quota_keys(rq.version):
-        body[k] = {"limit": limits[k], "in_use": used.get(k, 0), "reserved": 0}
-    return ok({"quota_set": body})
-
-
-def get_quota_defaults(rq: Rq) -> Reply:
-    return ok({"quota_set": _quota_body(rq, rq.p("project"), DEFAULT_QUOTAS)})
-
-
-def update_quota(rq: Rq) -> Reply:
-    values = dict(rq.json_object("quota_set"))
-    model = _model(rq)
-    limits = model.update_quota(_caller(rq), rq.p("project"), values, rq.version)
-    body = _quota_body(rq, rq.p("project"), limits)
-    body.pop("id")
-    return ok({"quota_set": body})
-
-
-def limits(rq: Rq) -> Reply:
-    model = _model(rq)
-    project = rq.query.get("tenant_id") if rq.auth.is_admin and rq.query.get("tenant_id") \
-        else rq.auth.project_id
-    q, used = model.limits_of(project), model.usage_of(project)
-    absolute = {"maxTotalInstances": q["instances"], "maxTotalCores": q["cores"],
-                "maxTotalRAMSize": q["ram"], "maxServerMeta": q["metadata_items"],
-                "maxImageMeta": q["metadata_items"], "maxPersonality": q["injected_files"],
-                "maxPersonalitySize": q["injected_file_content_bytes"],
-                "maxTotalKeypairs": q["key_pairs"], "maxServerGroups": q["server_groups"],
-                "maxServerGroupMembers": q["server_group_members"],
-                "totalInstancesUsed": used["instances"], "totalCoresUsed": used["cores"],
-                "totalRAMUsed": used["ram"], "totalServerGroupsUsed": 0}
-    if not rq.at_least("2.36"):
-        absolute.update({"maxTotalFloatingIps": q["floating_ips"],
-                         "maxSecurityGroups": q["security_groups"],
-                         "maxSecurityGroupRules": q["security_group_rules"],
-                         "totalFloatingIpsUsed": 0, "totalSecurityGroupsUsed": 0})
-    return ok({"limits": {"rate": [], "absolute": absolute}})

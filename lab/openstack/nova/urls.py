@@ -1,10 +1,20 @@
 """Nova v2.1's one route table. Mitaka's catalog endpoint carries the project
 (/v2.1/{project_id}), Newton's and Pike's do not: every API route is served in both forms."""
 from ..api import Route
+from . import extensions as ext
+from . import keypair_responses as kp
+from . import quota_responses as q
 from . import responses as r
 
 _API = [
-    ("GET", "/extensions", r.extensions),
+    ("GET", "/extensions", ext.list_extensions),
+    ("GET", "/extensions/{alias}", ext.get_extension),
+    ("GET", "/os-keypairs", kp.list_keypairs),
+    ("POST", "/os-keypairs", kp.create_keypair),
+    ("GET", "/os-keypairs/{name}", kp.get_keypair),
+    ("DELETE", "/os-keypairs/{name}", kp.delete_keypair),
+    ("GET", "/os-availability-zone", kp.list_zones),
+    ("GET", "/os-availability-zone/detail", kp.list_zones_detail),
     ("GET", "/flavors", r.list_flavors),
     ("GET", "/flavors/detail", r.list_flavors_detail),
     ("GET", "/flavors/{id}", r.get_flavor),
@@ -24,15 +34,17 @@ _API = [
     ("GET", "/os-hypervisors/statistics", r.hypervisor_statistics),
     ("GET", "/os-hypervisors/{id}", r.get_hypervisor),
     ("GET", "/os-services", r.list_services),
-    ("GET", "/os-quota-sets/{project}", r.get_quota),
-    ("PUT", "/os-quota-sets/{project}", r.update_quota),
-    ("GET", "/os-quota-sets/{project}/detail", r.get_quota_detail),
-    ("GET", "/os-quota-sets/{project}/defaults", r.get_quota_defaults),
-    ("GET", "/limits", r.limits),
+    ("GET", "/os-quota-sets/{project}", q.get_quota),
+    ("PUT", "/os-quota-sets/{project}", q.update_quota),
+    ("DELETE", "/os-quota-sets/{project}", q.delete_quota),
+    ("GET", "/os-quota-sets/{project}/detail", q.get_quota_detail),
+    ("GET", "/os-quota-sets/{project}/defaults", q.get_quota_defaults),
+    ("GET", "/limits", q.limits),
 ]
 
 ROUTES: list[Route] = [
     Route("GET", "/", r.root, public=True),
+    Route("GET", "/v2", r.v20, public=True),
     Route("GET", "/v2.1", r.v21, public=True),
     *[Route(m, "/v2.1" + p, h) for m, p, h in _API],
     *[Route(m, "/v2.1/{project_id}" + p, h) for m, p, h in _API],

@@ -13,7 +13,7 @@ by the request handlers' thread, never by the workers.
 
 One module per family, composed into ComputeModel as moto composes its backends:
 records.py (flavors, hosts, servers, block devices), hosts.py (flavors, hosts, the scheduler),
-quotas.py, servers.py (the API half), attachments.py (os-volume_attachments), compute.py (the
+quotas.py, keypairs.py, servers.py (the API half), attachments.py (os-volume_attachments), compute.py (the
 compute host's work: every change off the request), restart.py (a restart's init_host).
 """
 import logging
@@ -25,6 +25,7 @@ from lab.openstack.ports import Volumes
 from .attachments import AttachmentsMixin
 from .compute import ComputeManager
 from .hosts import HostsMixin
+from .keypairs import KeypairsMixin
 from .quotas import QuotasMixin
 from .records import (DEFAULT_FLAVORS, DEFAULT_QUOTAS, BlockDevice, ComputeHost, Flavor, Server,
                       now_iso)
@@ -37,8 +38,8 @@ __all__ = ["BlockDevice", "Caller", "ComputeHost", "ComputeModel", "DEFAULT_QUOT
 log = logging.getLogger("lab.openstack.nova")
 
 
-class ComputeModel(HostsMixin, QuotasMixin, ServersMixin, AttachmentsMixin, RestartMixin,
-                   ComputeManager):
+class ComputeModel(HostsMixin, QuotasMixin, KeypairsMixin, ServersMixin, AttachmentsMixin,
+                   RestartMixin, ComputeManager):
     """Nova of one cloud. `volumes` is the Volumes port (ports.py: Cinder's model), None when
     the cloud has no Cinder; `hosts` are the cloud's compute nodes; `run_dir` holds the
     guests' files."""
@@ -55,6 +56,7 @@ class ComputeModel(HostsMixin, QuotasMixin, ServersMixin, AttachmentsMixin, Rest
         self.flavors = {f.id: f for f in DEFAULT_FLAVORS}
         self.servers: dict[str, Server] = {}
         self.quotas: dict[str, dict] = {}
+        self.keypairs: dict[tuple, object] = {}   # (user id, name) -> keypairs.Keypair
         self._init_background("nova-compute", workers, log)
         self.started = now_iso()
 

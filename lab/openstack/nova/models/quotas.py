@@ -50,3 +50,7 @@ class QuotasMixin:
         with self.lock:
             self.quotas.setdefault(project_id, {}).update(clean)
         return self.limits_of(project_id)
+
+    def reset_quota(self, project_id: str) -> None:
+        with self.lock:
+            self.quotas.pop(project_id, None)

@@ -79,6 +79,7 @@ class Server:
     metadata: dict
     description: str | None = None
     tags: list = field(default_factory=list)
+    access_ips: tuple = ("", "")          # accessIPv4, accessIPv6 as the user set them
     status: str = "BUILD"
     vm_state: str = "building"
     task_state: str | None = "scheduling"

@@ -111,22 +111,36 @@ class ServersMixin:
                                     "not valid.")
         return sorted(out, key=lambda x: (x["boot_index"] is None, x["boot_index"] or 0))
 
-    def create_server(self, caller: Caller, *, name: str, flavor_id: str, user_data,
-                      metadata: dict, devices: list[dict], zone: str | None,
-                      description: str | None = None, tags=None) -> Server:
+    def check_quota(self, caller: Caller, flavor_id: str, metadata: dict):
+        """The flavor, after Nova's create-time checks in its order (compute/api.py
+        _validate_and_build_base_options, then _provision_instances): the flavor exists, the
+        metadata items fit the quota (403), the instances, cores and ram fit (403). Block
+        devices are validated after these."""
         flavor = self.flavors.get(str(flavor_id))
         if flavor is None:
             raise errors.BadRequest(f"Flavor {flavor_id} could not be found.")
-        if not any(d["boot_index"] == 0 for d in devices):
-            raise errors.BadRequest("Block Device Mapping is Invalid: Boot sequence for the "
-                                    "instance and image/block device mapping combination is "
-                                    "not valid.")
         limits, used = self.limits_of(caller.project_id), self.usage_of(caller.project_id)
+        allowed = limits["metadata_items"]
+        if allowed >= 0 and len(metadata) > allowed:
+            raise errors.Forbidden(f"Quota exceeded for metadata_items: Requested "
+                                   f"{len(metadata)}, but already used 0 of {allowed} "
+                                   "metadata_items", kind="OverQuota")
         for key, need in (("instances", 1), ("cores", flavor.vcpus), ("ram", flavor.ram)):
             if limits[key] >= 0 and used[key] + need > limits[key]:
                 raise errors.Forbidden(f"Quota exceeded for {key}: Requested {need}, but "
                                        f"already used {used[key]} of {limits[key]} {key}",
                                        kind="OverQuota")
+        return flavor
+
+    def create_server(self, caller: Caller, *, name: str, flavor_id: str, user_data,
+                      metadata: dict, devices: list[dict], zone: str | None,
+                      description: str | None = None, tags=None,
+                      access_ips: tuple = ("", "")) -> Server:
+        flavor = self.check_quota(caller, flavor_id, metadata)
+        if not any(d["boot_index"] == 0 for d in devices):
+            raise errors.BadRequest("Block Device Mapping is Invalid: Boot sequence for the "
+                                    "instance and image/block device mapping combination is "
+                                    "not valid.")
         data = self.decode_user_data(user_data)
         cinder, cc = self.cinder(), caller
         # Nova's API checks each existing volume before it accepts the request.
@@ -140,7 +154,7 @@ class ServersMixin:
         server = Server(id=str(uuid.uuid4()), name=name, project_id=caller.project_id,
                         user_id=caller.user_id, flavor=flavor, host=host, user_data=data,
                         metadata=dict(metadata), description=description,
-                        tags=list(tags or []), pending=devices,
+                        tags=list(tags or []), pending=devices, access_ips=access_ips,
                         admin_pass=uuid.uuid4().hex[:12])
         with self.lock:
             self.servers[server.id] = server
