@@ -221,6 +221,30 @@ def read_datera_volume(cc: CinderClouds, cloud: str, volume_id: str, tmp_path,
                json={"os-terminate_connection": {"connector": connector}})
 
 
+def write_datera_volume(cc: CinderClouds, cloud: str, volume_id: str, data: bytes,
+                        tmp_path) -> None:
+    """As a host writes it: the login of read_datera_volume, then nbdcopy of `data` to the
+    volume's first bytes."""
+    connector = {"initiator": TEST_INITIATOR, "ip": "127.0.0.1", "host": "cinder-test",
+                 "multipath": False, "platform": "x86_64", "os_type": "linux2"}
+    resp = cc.raw(cloud, "POST", f"/volumes/{volume_id}/action",
+                  json={"os-initialize_connection": {"connector": connector}})
+    assert resp.status_code == 200, resp.text
+    d = resp.json()["connection_info"]["data"]
+    try:
+        chap = ({"chap_user": d["auth_username"], "chap_secret": d["auth_password"]}
+                if d.get("auth_method") == "CHAP" else {})
+        luns = login(d["target_portal"].rsplit(":", 1)[0], ports.ISCSI, TEST_INITIATOR,
+                     d["target_iqn"], **chap)
+        src = tmp_path / f"write-{uuid.uuid4().hex[:6]}"
+        src.write_bytes(data)
+        subprocess.run(["nbdcopy", "--flush", str(src), luns[0].uri], check=True, timeout=120,
+                       capture_output=True)
+    finally:
+        cc.raw(cloud, "POST", f"/volumes/{volume_id}/action",
+               json={"os-terminate_connection": {"connector": connector}})
+
+
 def sha256_file(path) -> str:
     """Hex sha256 of a file's bytes."""
     h = hashlib.sha256()
