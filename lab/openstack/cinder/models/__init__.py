@@ -17,6 +17,7 @@ One module per family, composed into CinderModel as moto composes its EC2 backen
     attachments.py    attach flow, attachments API         snapshots.py     snapshots (API half)
     migration.py      retype, migrate (the Ceph-to-Datera migration's steps)
     revert.py         revert to the latest snapshot (3.40), API and manager halves
+    upload.py         upload a volume to a Glance image (os-volume_upload_image)
     scheduler.py      the backend choice (CapabilitiesFilter)   messages.py  user messages
     manager.py        every background worker: the only place state changes off the request
     restart.py        work in flight when the process died, settled on start (init_host)
@@ -33,6 +34,7 @@ from .quotas import QuotasMixin
 from .scheduler import SchedulerMixin
 from .restart import RestartMixin
 from .revert import RevertMixin
+from .upload import UploadMixin
 from .records import Attachment, QosSpec, Snapshot, Volume, VolumeType, now_iso
 from .snapshots import SnapshotsMixin
 from .volume_types import TypesMixin
@@ -43,7 +45,8 @@ __all__ = ["Attachment", "Caller", "CinderModel", "Compute", "ImageData", "Image
 
 
 class CinderModel(TypesMixin, QuotasMixin, VolumesMixin, AttachmentsMixin, SnapshotsMixin,
-                  MigrationMixin, RevertMixin, SchedulerMixin, MessagesMixin, RestartMixin, VolumeManager):
+                  MigrationMixin, RevertMixin, UploadMixin,
+                  SchedulerMixin, MessagesMixin, RestartMixin, VolumeManager):
     """Cinder of one cloud. `drivers` maps a backend name to its driver (backends/); `images`
     is the Glance port and `compute` the Nova port (ports.py), None where the cloud has none:
     then creating from an image is refused and an attached volume cannot be migrated."""

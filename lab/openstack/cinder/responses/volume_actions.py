@@ -134,6 +134,11 @@ def _revert(rq, m, c, vid, a):
     return accepted()
 
 
+def _upload_image(rq, m, c, vid, a):
+    """os-volume_upload_image: 202 with the image Cinder created (models/upload.py)."""
+    return accepted({"os-volume_upload_image": m.upload_to_image(c, vid, a, rq.version)})
+
+
 def _readonly(rq, m, c, vid, a):
     if "readonly" not in a:
         raise errors.BadRequest("Must specify readonly in request.")
@@ -152,4 +157,5 @@ ACTIONS = {
     "os-roll_detaching": _simple("roll_detaching"), "os-set_bootable": _set_bootable,
     "os-migrate_volume": _migrate, "os-force_delete": _force_delete,
     "os-update_readonly_flag": _readonly, "revert": _revert,
+    "os-volume_upload_image": _upload_image,
 }
