@@ -107,6 +107,7 @@ class CinderClouds:
     def __init__(self, ost):
         self.ost = ost
         self.volumes, self.types, self.qos, self.images = [], [], [], []
+        self.backups = []         # (cloud, backup id): newest first out, before the volumes
         self._conns = {}
 
     def conn(self, cloud: str, admin: bool = False):
@@ -163,6 +164,11 @@ class CinderClouds:
         return poll_until(lambda: self.admin_volume(cloud, volume_id), done, timeout)
 
     def cleanup(self) -> None:
+        for cloud, bid in reversed(self.backups):    # incremental children before parents
+            self.raw(cloud, "POST", f"/backups/{bid}/action", admin=True,
+                     json={"os-force_delete": None})
+            poll_until(lambda: self.raw(cloud, "GET", f"/backups/{bid}", admin=True),
+                       lambda r: r.status_code == 404, 60)
         for cloud, vid in reversed(self.volumes):
             admin = self.conn(cloud, True).block_storage
             vol = admin.find_volume(vid, ignore_missing=True, all_projects=True)

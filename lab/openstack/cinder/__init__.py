@@ -26,6 +26,7 @@ from .backends.ceph import CephDriver
 from .backends.datera import DateraConfig, DateraDriver
 from ..ports import Compute, ImageData, ImageSource
 from .backends import BackendError
+from .backup_posix import PosixBackupDriver
 from .models import Caller, CinderModel
 from .urls import ROUTES
 
@@ -36,7 +37,8 @@ DATERA_DRIVER_VERSIONS = {"mitaka": "2.0", "newton": "2.2", "pike": "2.4.0"}
 
 class CinderService(Service):
     name = "cinder"
-    durable = ("volumes", "snapshots", "types", "qos", "quotas", "attachments", "messages")
+    durable = ("volumes", "snapshots", "types", "qos", "quotas", "attachments", "messages",
+               "backups")
     port = PORTS["cinder"]
     catalog = (CatalogEntry("volumev3", "cinderv3", "/v3/{project_id}"),)
     error_body = staticmethod(faults.fault)
@@ -175,5 +177,6 @@ def make_service(cloud: Cloud) -> CinderService:
     default = "ceph" if "ceph" in drivers else next(iter(drivers))
     model = CinderModel(profile=cloud.profile, host=host_name(cloud), drivers=drivers,
                         default_backend=default, images=GlanceImages(cloud),
-                        compute=NovaCompute(cloud))
+                        compute=NovaCompute(cloud),
+                        backup_driver=PosixBackupDriver(cloud.config.data_dir / "backup"))
     return CinderService(cloud, model)

@@ -147,7 +147,7 @@ class UploadMixin:
         return {"id": vt.id, "name": vt.name, "description": vt.description,
                 "is_public": vt.is_public, "extra_specs": dict(vt.extra_specs),
                 "qos_specs_id": vt.qos_specs_id, "deleted": False, "deleted_at": None,
-                "created_at": vt.created_at, "updated_at": None}
+                "created_at": getattr(vt, "created_at", None), "updated_at": None}
 
     def _settle_after_upload(self, v) -> None:
         v.status = "in-use" if v.attachments else "available"
