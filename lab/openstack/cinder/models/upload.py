@@ -103,11 +103,14 @@ class UploadMixin:
             self._touch(v)
         try:
             image = store.create_image(caller, meta)
-        except errors.ApiError as e:   # Cinder rolls the status back and answers 400
+        except Exception as e:   # Cinder rolls the status back and answers 400 with the error
             with self.lock:
                 v.status, v.previous_status = v.previous_status or "available", None
                 self._touch(v)
-            raise errors.BadRequest(e.message if hasattr(e, "message") else str(e)) from None
+            if isinstance(e, errors.ApiError):
+                raise errors.BadRequest(e.message) from None
+            log.error("image create for volume %s failed", v.id, exc_info=e)
+            raise errors.BadRequest("An unknown error occurred.") from None
         with self.lock:
             self._submit(self._upload_worker, v.id, image["id"], disk_format,
                          on_crash=self._upload_crashed(v, image["id"]))
