@@ -7,7 +7,7 @@ Facts from Tempest 47.0.0's tempest/config.py (option names and defaults) and th
 release profiles (lab/openstack/releases.py: the max microversions of each release). The
 admin credentials are the `<cloud>-admin` entry of clouds.yaml; Tempest creates its own
 users and projects with them (dynamic credentials). Features are on only where the lab has
-them: no backups, no manage/unmanage, no replication, no swift, no isolated networks.
+them: backups (the lab's posix driver), no manage/unmanage, no replication, no swift, no isolated networks.
 """
 import configparser
 from pathlib import Path
@@ -81,7 +81,7 @@ def tempest_conf(target_dir: Path, cloud: str, *, log_dir: Path | None = None,
         "storage_protocol": "iSCSI", "vendor_name": "Datera",
     }
     c["volume-feature-enabled"] = {
-        "multi_backend": "true", "backup": "false", "snapshot": "true", "clone": "true",
+        "multi_backend": "true", "backup": "true", "snapshot": "true", "clone": "true",
         "manage_snapshot": "false", "manage_volume": "false", "replication": "false",
         "extend_attached_volume": "false", "extend_attached_encrypted_volume": "false",
         "api_extensions": "all",

@@ -69,7 +69,7 @@ def test_tempest_conf_per_release(tmp_path, release, cinder, nova):
     assert c["auth"]["use_dynamic_credentials"] == "true"
     assert c["auth"]["admin_username"] == "admin"
     assert c["identity"]["uri_v3"] == "http://127.9.3.1:5000/v3"
-    assert c["volume-feature-enabled"]["backup"] == "false"   # the lab has no backups
+    assert c["volume-feature-enabled"]["backup"] == "true"    # cinder-backup (posix driver)
     assert c["service_available"]["swift"] == "false"
     assert c["compute"]["image_ref"] == "img"
 

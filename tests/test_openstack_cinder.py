@@ -608,7 +608,7 @@ def test_sdk_types_qos_snapshots_clones_quotas_and_limits(cc, tmp_path):
     zones = cc.raw(cloud, "GET", "/os-availability-zone").json()
     assert zones["availabilityZoneInfo"][0]["zoneName"] == "nova"
     svcs = cc.raw(cloud, "GET", "/os-services", admin=True).json()["services"]
-    assert {s["binary"] for s in svcs} == {"cinder-scheduler", "cinder-volume"}
+    assert {s["binary"] for s in svcs} == {"cinder-scheduler", "cinder-volume", "cinder-backup"}
 
 
 # ---- bad input: Cinder's codes and fault bodies; the lab keeps serving ---------------------

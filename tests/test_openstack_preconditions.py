@@ -155,10 +155,13 @@ def test_services_list_cinder_volume_per_backend_and_filters(cc, cloud):
     assert [(s["binary"], s["host"]) for s in only] == [("cinder-volume", f"{ctl}@datera")]
     # a bare host matches the host and its backends, as Cinder's db filter does
     by_host = cc.raw(cloud, "GET", f"/os-services?host={ctl}", admin=True).json()["services"]
-    assert sorted(s["host"] for s in by_host) == sorted([ctl, f"{ctl}@ceph", f"{ctl}@datera"])
+    # (cinder-scheduler and cinder-backup both run on the controller)
+    assert sorted((s["binary"], s["host"]) for s in by_host) == sorted(
+        [("cinder-scheduler", ctl), ("cinder-backup", ctl), ("cinder-volume", f"{ctl}@ceph"),
+         ("cinder-volume", f"{ctl}@datera")])
     legacy = cc.raw(cloud, "GET", f"/os-services?service=cinder-scheduler",
                     admin=True).json()["services"]
-    want = 1 if cloud != "pike" else 3       # Pike's index no longer reads `service`
+    want = 1 if cloud != "pike" else 4       # Pike's index no longer reads `service`
     assert len(legacy) == want
 
 

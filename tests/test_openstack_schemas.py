@@ -7,6 +7,10 @@ venv (`make tempest-venv`, $(VANCOUVER_CACHE)/tempest-47.0.0) validates them all
 RestClient.validate_response, the check Tempest applies to every response it gets
 (conformance/validate_schemas.py).
 """
+import base64
+import json
+import uuid
+
 import pytest
 
 from tests.support.openstack import unique_name
@@ -137,3 +141,46 @@ def test_cinder_version_documents_pass_tempest_schemas(cc, cloud):
                       "status": resp.status_code, "body": resp.json()})
     refused = validate(items)
     assert not refused, "\n".join(f"{r['label']}: {r['error']}" for r in refused)
+
+
+@pytest.mark.parametrize("cloud", ["pike", "mitaka"])
+def test_cinder_backup_bodies_pass_tempest_schemas(cc, cloud):
+    """Every answer of the backups API (create, show, lists, update at 3.9, restore, export,
+    import, reset-status), as Tempest's backups schemas check them."""
+    _tempest_python()
+    c = Collector(cc, cloud)
+    vol = cc.volume(cloud, size=1)
+    created = c.call("volume.backups.create_backup", "POST", "/backups",
+                     json={"backup": {"volume_id": vol.id, "name": unique_name("schema")}})
+    bid = created["backup"]["id"]
+    cc.backups.append((cloud, bid))
+    bs = cc.conn(cloud).block_storage
+    bs.wait_for_status(bs.get_backup(bid), "available", wait=120)
+    c.call("volume.backups.show_backup", "GET", f"/backups/{bid}")
+    c.call("volume.backups.show_backup", "GET", f"/backups/{bid}", admin=True, version="3.43"
+           if cloud == "pike" else None)
+    c.call("volume.backups.list_backups_no_detail", "GET", "/backups")
+    c.call("volume.backups.list_backups_with_detail", "GET", "/backups/detail")
+    if cloud == "pike":
+        c.call("volume.backups.update_backup", "PUT", f"/backups/{bid}", version="3.9",
+               json={"backup": {"name": unique_name("schema")}})
+    restore = c.call("volume.backups.restore_backup", "POST", f"/backups/{bid}/restore",
+                     json={"restore": {}})
+    cc.volumes.append((cloud, restore["restore"]["volume_id"]))
+    cc.wait_admin(cloud, restore["restore"]["volume_id"], lambda v: v["status"] == "available")
+    bs.wait_for_status(bs.get_backup(bid), "available", wait=120)
+    record = c.call("volume.backups.export_backup", "GET", f"/backups/{bid}/export_record",
+                    admin=True)["backup-record"]
+    # import a copy under another id, as Tempest's export/import test does
+    doc = json.loads(base64.b64decode(record["backup_url"]))
+    doc["id"] = str(uuid.uuid4())
+    copy = c.call("volume.backups.import_backup", "POST", "/backups/import_record", admin=True,
+                  json={"backup-record": {"backup_service": record["backup_service"],
+                                          "backup_url": base64.b64encode(
+                                              json.dumps(doc).encode()).decode()}})
+    cc.backups.append((cloud, copy["backup"]["id"]))
+    c.call("volume.backups.reset_backup_status", "POST", f"/backups/{bid}/action", admin=True,
+           json={"os-reset_status": {"status": "error"}})
+    refused = validate(c.items)
+    assert not refused, "\n".join(f"{r['label']}: {r['error']}" for r in refused)
+    assert len(c.items) >= 9

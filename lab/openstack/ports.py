@@ -4,6 +4,7 @@ factories pass the other model, or an adapter over the cloud when the other is b
 no model assigns a function onto another.
 
     Cinder -> Glance   ImageSource     read an image's record and bytes (create from image)
+    Cinder -> Glance   ImageStore      create an image and upload its bytes (upload to image)
     Cinder -> Nova     Compute         swap an attached volume during a migration
     Nova   -> Cinder   Volumes         the attach/detach flow, boot volumes, their bytes
 """
@@ -36,6 +37,21 @@ class ImageSource(abc.ABC):
     @abc.abstractmethod
     def image(self, caller: Caller, image_id: str) -> ImageData:
         """KeyError when the image does not exist or the caller may not see it."""
+
+
+class ImageStore(Protocol):
+    """How Cinder writes images (os-volume_upload_image); the same adapter as ImageSource."""
+
+    def create_image(self, caller: Caller, meta: dict) -> dict:
+        """A queued image from {name, disk_format, container_format, [visibility, protected],
+        properties}; its {id, name, disk_format, container_format, visibility, protected,
+        status}. Raises errors.ApiError as Glance answers."""
+
+    def upload_image(self, image_id: str, path: str) -> None:
+        """The file's bytes become the image's data; the image ends active."""
+
+    def delete_queued_image(self, image_id: str) -> None:
+        """Deletes the image if it is still queued or saving (a failed upload)."""
 
 
 class Compute(Protocol):

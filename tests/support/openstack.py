@@ -107,6 +107,7 @@ class CinderClouds:
     def __init__(self, ost):
         self.ost = ost
         self.volumes, self.types, self.qos, self.images = [], [], [], []
+        self.backups = []         # (cloud, backup id): newest first out, before the volumes
         self._conns = {}
 
     def conn(self, cloud: str, admin: bool = False):
@@ -163,6 +164,11 @@ class CinderClouds:
         return poll_until(lambda: self.admin_volume(cloud, volume_id), done, timeout)
 
     def cleanup(self) -> None:
+        for cloud, bid in reversed(self.backups):    # incremental children before parents
+            self.raw(cloud, "POST", f"/backups/{bid}/action", admin=True,
+                     json={"os-force_delete": None})
+            poll_until(lambda: self.raw(cloud, "GET", f"/backups/{bid}", admin=True),
+                       lambda r: r.status_code == 404, 60)
         for cloud, vid in reversed(self.volumes):
             admin = self.conn(cloud, True).block_storage
             vol = admin.find_volume(vid, ignore_missing=True, all_projects=True)
@@ -216,6 +222,30 @@ def read_datera_volume(cc: CinderClouds, cloud: str, volume_id: str, tmp_path,
         subprocess.run(["nbdcopy", luns[0].uri, str(out)], check=True, timeout=120,
                        capture_output=True)
         return sha256_file(out)
+    finally:
+        cc.raw(cloud, "POST", f"/volumes/{volume_id}/action",
+               json={"os-terminate_connection": {"connector": connector}})
+
+
+def write_datera_volume(cc: CinderClouds, cloud: str, volume_id: str, data: bytes,
+                        tmp_path) -> None:
+    """As a host writes it: the login of read_datera_volume, then nbdcopy of `data` to the
+    volume's first bytes."""
+    connector = {"initiator": TEST_INITIATOR, "ip": "127.0.0.1", "host": "cinder-test",
+                 "multipath": False, "platform": "x86_64", "os_type": "linux2"}
+    resp = cc.raw(cloud, "POST", f"/volumes/{volume_id}/action",
+                  json={"os-initialize_connection": {"connector": connector}})
+    assert resp.status_code == 200, resp.text
+    d = resp.json()["connection_info"]["data"]
+    try:
+        chap = ({"chap_user": d["auth_username"], "chap_secret": d["auth_password"]}
+                if d.get("auth_method") == "CHAP" else {})
+        luns = login(d["target_portal"].rsplit(":", 1)[0], ports.ISCSI, TEST_INITIATOR,
+                     d["target_iqn"], **chap)
+        src = tmp_path / f"write-{uuid.uuid4().hex[:6]}"
+        src.write_bytes(data)
+        subprocess.run(["nbdcopy", "--flush", str(src), luns[0].uri], check=True, timeout=120,
+                       capture_output=True)
     finally:
         cc.raw(cloud, "POST", f"/volumes/{volume_id}/action",
                json={"os-terminate_connection": {"connector": connector}})

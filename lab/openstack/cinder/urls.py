@@ -1,7 +1,7 @@
 """Cinder's one route table: version documents, then /v3/{project_id}/... resources (and the
 same resources under /v2/{project_id}, minus those that need a microversion)."""
 from ..api import Route
-from .responses import (admin_views, attachments, messages, metadata, quotas, service,
+from .responses import (admin_views, attachments, backups, messages, metadata, quotas, service,
                         snapshot_actions, snapshots, volume_actions, volume_types, volumes)
 
 ATTACHMENTS = "3.27"          # Ocata's; so Pike has them and Mitaka/Newton answer 404
@@ -67,6 +67,18 @@ ROUTES: list[Route] = [
     Route("DELETE", "/v3/{project_id}/snapshots/{snapshot_id}", snapshots.delete_snapshot),
     Route("POST", "/v3/{project_id}/snapshots/{snapshot_id}/action",
           snapshot_actions.snapshot_action),
+    # backups ("detail" and "import_record" before {backup_id}); update is 3.9 (Ocata)
+    Route("GET", "/v3/{project_id}/backups", backups.list_backups),
+    Route("GET", "/v3/{project_id}/backups/detail", backups.list_backups_detail),
+    Route("POST", "/v3/{project_id}/backups", backups.create_backup),
+    Route("POST", "/v3/{project_id}/backups/import_record", backups.import_record),
+    Route("GET", "/v3/{project_id}/backups/{backup_id}", backups.show_backup),
+    Route("PUT", "/v3/{project_id}/backups/{backup_id}", backups.update_backup,
+          min_version="3.9"),
+    Route("DELETE", "/v3/{project_id}/backups/{backup_id}", backups.delete_backup),
+    Route("POST", "/v3/{project_id}/backups/{backup_id}/restore", backups.restore_backup),
+    Route("GET", "/v3/{project_id}/backups/{backup_id}/export_record", backups.export_record),
+    Route("POST", "/v3/{project_id}/backups/{backup_id}/action", backups.backup_action),
     # the attachments API; os-complete needs 3.44 (Queens), beyond Pike's 3.43
     Route("GET", "/v3/{project_id}/attachments", attachments.list_attachments,
           min_version=ATTACHMENTS),

@@ -16,6 +16,7 @@ Driver protocol (the names are those of cinder.volume.driver.VolumeDriver):
     create_export(ref, connector); initialize_connection(ref, connector) -> connection_info
     detach_volume(ref, connector)
     retype(ref, new_specs, new_qos, diff) -> bool      False: Cinder must migrate
+    revert_to_snapshot(ref, snap_ref)                  the volume's bytes become the snapshot's
     update_migrated_volume(original_ref, new_ref) -> ModelUpdate
     local_access(ref) -> context manager yielding a path or nbd:// URI the lab host can
                          read and write (for image copies and generic migration)

@@ -89,6 +89,13 @@ class CephDriver:
         with contextlib.suppress(FileNotFoundError):
             self._snap_path(ref.id, snap.id).unlink()
 
+    def revert_to_snapshot(self, ref: VolumeRef, snap: SnapshotRef) -> None:
+        """`rbd snap rollback`: the image's bytes become the snapshot's again."""
+        src = self._snap_path(ref.id, snap.id)
+        if not src.exists():
+            raise BackendError(f"rbd snapshot {src.name} does not exist in pool {self.pool}")
+        copy_bytes(str(src), str(self.local_path(ref.id)), ref.size_gib * GiB)
+
     # -- attach ---------------------------------------------------------------------------------
     def create_export(self, ref: VolumeRef, connector: dict) -> None:
         """RBD has no export: clients talk to the monitors and OSDs directly."""

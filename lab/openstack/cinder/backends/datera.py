@@ -420,6 +420,26 @@ class DateraDriver:
         except dexc.ApiNotFoundError:
             pass
 
+    def revert_to_snapshot(self, ref: VolumeRef, snap: SnapshotRef) -> None:
+        """The Datera driver's revert_to_snapshot: the app instance offline, the volume's
+        `restore_point` set to the snapshot's timestamp (its provider_location), back online
+        (the DSP restores only offline volumes)."""
+        t = self.tenant_path
+        if not snap.provider_location:
+            raise BackendError(f"Datera snapshot {snap.id} has no timestamp to restore")
+        ai = self._ai_required(ref.id)
+        _, vol = self._si_vol(ai)
+        self._call("snapshot lookup", vol.snapshots.get, snap.provider_location, tenant=t)
+        online = ai["admin_state"] == "online"
+        if online:
+            self._call("app_instance offline", ai.set, tenant=t, admin_state="offline")
+        try:
+            self._call("volume restore", vol.set, tenant=t,
+                       restore_point=snap.provider_location)
+        finally:
+            if online:
+                self._call("app_instance online", ai.set, tenant=t, admin_state="online")
+
     # -- retype and migration ---------------------------------------------------------------------
     def retype(self, ref: VolumeRef, new_specs: dict, new_qos: dict, diff: dict) -> bool:
         """Pike's fast retype: the new policy applied live, replicas and placement updated.

@@ -16,6 +16,9 @@ One module per family, composed into CinderModel as moto composes its EC2 backen
     quotas.py         quota sets, usage, limit checks      volumes.py       volumes (API half)
     attachments.py    attach flow, attachments API         snapshots.py     snapshots (API half)
     migration.py      retype, migrate (the Ceph-to-Datera migration's steps)
+    revert.py         revert to the latest snapshot (3.40), API and manager halves
+    upload.py         upload a volume to a Glance image (os-volume_upload_image)
+    backups.py        volume backups (cinder-backup; bytes in ../backup_posix.py)
     scheduler.py      the backend choice (CapabilitiesFilter)   messages.py  user messages
     manager.py        every background worker: the only place state changes off the request
     restart.py        work in flight when the process died, settled on start (init_host)
@@ -24,6 +27,7 @@ from lab.openstack.caller import Caller
 from lab.openstack.ports import Compute, ImageData, ImageSource
 
 from .attachments import AttachmentsMixin
+from .backups import Backup, BackupsMixin
 from .helpers import _boolish
 from .manager import VolumeManager, log
 from .messages import MessagesMixin
@@ -31,24 +35,27 @@ from .migration import MigrationMixin
 from .quotas import QuotasMixin
 from .scheduler import SchedulerMixin
 from .restart import RestartMixin
+from .revert import RevertMixin
+from .upload import UploadMixin
 from .records import Attachment, QosSpec, Snapshot, Volume, VolumeType, now_iso
 from .snapshots import SnapshotsMixin
 from .volume_types import TypesMixin
 from .volumes import VolumesMixin
 
-__all__ = ["Attachment", "Caller", "CinderModel", "Compute", "ImageData", "ImageSource",
+__all__ = ["Attachment", "Backup", "Caller", "CinderModel", "Compute", "ImageData", "ImageSource",
            "QosSpec", "Snapshot", "Volume", "VolumeType", "_boolish"]
 
 
 class CinderModel(TypesMixin, QuotasMixin, VolumesMixin, AttachmentsMixin, SnapshotsMixin,
-                  MigrationMixin, SchedulerMixin, MessagesMixin, RestartMixin, VolumeManager):
+                  MigrationMixin, RevertMixin, UploadMixin,
+                  BackupsMixin, SchedulerMixin, MessagesMixin, RestartMixin, VolumeManager):
     """Cinder of one cloud. `drivers` maps a backend name to its driver (backends/); `images`
     is the Glance port and `compute` the Nova port (ports.py), None where the cloud has none:
     then creating from an image is refused and an attached volume cannot be migrated."""
 
     def __init__(self, *, profile, host: str, drivers: dict, default_backend: str,
                  images: ImageSource | None = None, compute: Compute | None = None,
-                 workers: int = 4):
+                 workers: int = 4, backup_driver=None):
         self.profile = profile
         self.host = host                          # the cinder-volume host name
         self.drivers = drivers                    # backend name -> driver
@@ -63,6 +70,8 @@ class CinderModel(TypesMixin, QuotasMixin, VolumesMixin, AttachmentsMixin, Snaps
         self.quotas: dict[str, dict] = {}
         self.attachments: dict[str, Attachment] = {}
         self.messages: dict[str, dict] = {}
+        self.backups: dict[str, Backup] = {}
+        self.backup_driver = backup_driver        # None: the cloud runs no cinder-backup
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)

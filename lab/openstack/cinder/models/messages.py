@@ -25,6 +25,11 @@ _EVENTS = {
                    "try another size or volume type."),
         ("001", "schedule allocate volume"),
         ("003", "Could not find any available weighted backend.")),
+    # volume/manager.py copy_volume_to_image's failure: Pike only (Newton writes none)
+    "upload_failed": (
+        None,
+        ("003", "copy volume to image"),
+        ("004", "Failed to upload volume to image at image service.")),
 }
 
 
@@ -35,6 +40,8 @@ class MessagesMixin:
             return
         newton, action, detail = _EVENTS[kind]
         if self.profile.cinder_max < Microversion(3, 16):      # Newton's defined_messages
+            if newton is None:
+                return
             event_id, text = newton
         else:
             event_id = f"VOLUME_VOLUME_{action[0]}_{detail[0]}"

@@ -33,6 +33,10 @@ class QuotasMixin:
             if s.project_id == project:
                 used["snapshots"] += 1
                 used["gigabytes"] += s.size
+        for b in getattr(self, "backups", {}).values():
+            if b.project_id == project:
+                used["backups"] += 1
+                used["backup_gigabytes"] += b.size
         return used
 
     def get_quota(self, caller: Caller, project: str, usage: bool = False) -> dict:

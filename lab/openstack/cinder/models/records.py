@@ -28,6 +28,7 @@ class VolumeType:
     extra_specs: dict = field(default_factory=dict)
     qos_specs_id: str | None = None
     projects: set = field(default_factory=set)
+    created_at: str = field(default_factory=now_iso)
 
 
 @dataclass

@@ -8,6 +8,10 @@ again); a volume that was uploading to an image is `in-use` or `available` by it
 Everything else in flight stays where it was, as the real service leaves it: `creating`,
 `extending`, `retyping`, a `migrating` migration_status, `attaching`/`detaching`, a snapshot
 `creating`; an admin clears those with os-reset_status (and os-force_delete).
+
+As cinder-backup's init_host (backup/manager.py _cleanup_incomplete_backup_operations): a
+backup `creating` goes to `error` (its volume back to its previous status), one `restoring`
+back to `available` with its volume `error_restoring`, one `deleting` is deleted again.
 """
 
 
@@ -27,6 +31,24 @@ class RestartMixin:
                              if s.volume_id == v.id and s.status == "deleting"]
                     self._submit(self._delete_worker, v.id, [s.id for s in snaps],
                                  on_crash=self._crashed(v, "error_deleting", *snaps))
+            for b in list(getattr(self, "backups", {}).values()):
+                v = self.volumes.get(b.volume_id)
+                if b.status == "creating":
+                    b.status, b.fail_reason = "error", "incomplete backup reset on manager restart"
+                    if v is not None and v.status == "backing-up":
+                        v.status = v.previous_status or "available"
+                        self._touch(v)
+                    self._touch(b)
+                elif b.status == "restoring":
+                    b.status = "available"
+                    target = self.volumes.get(b.restore_volume_id or "")
+                    if target is not None and target.status == "restoring-backup":
+                        target.status = "error_restoring"
+                        self._touch(target)
+                    self._touch(b)
+                elif b.status == "deleting":
+                    self._submit(self._delete_backup_worker, b.id,
+                                 on_crash=lambda b=b: setattr(b, "status", "error_deleting"))
             for s in list(self.snapshots.values()):
                 owner = self.volumes.get(s.volume_id)
                 if s.status == "deleting" and (owner is None or owner.status != "deleting"):

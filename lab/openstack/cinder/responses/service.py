@@ -62,7 +62,8 @@ _DISABLED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 def _rows(rq: Rq) -> list:
     model = _model(rq)
-    return [("cinder-scheduler", model.host)] + \
+    backup = [("cinder-backup", model.host)] if model.backup_driver is not None else []
+    return [("cinder-scheduler", model.host)] + backup + \
         [("cinder-volume", f"{model.host}@{name}") for name in model.drivers]
 
 

@@ -126,6 +126,19 @@ def _show_image_metadata(rq, m, c, vid, a):
     return ok({"metadata": _image_metadata(m, c, vid)})
 
 
+def _revert(rq, m, c, vid, a):
+    """`revert` (3.40, cinder/api/v3/volumes.py): below 3.40 no such action (404)."""
+    if not rq.at_least("3.40"):
+        raise errors.NotFound("The resource could not be found.")
+    m.revert_to_snapshot(c, vid, a.get("snapshot_id"))
+    return accepted()
+
+
+def _upload_image(rq, m, c, vid, a):
+    """os-volume_upload_image: 202 with the image Cinder created (models/upload.py)."""
+    return accepted({"os-volume_upload_image": m.upload_to_image(c, vid, a, rq.version)})
+
+
 def _readonly(rq, m, c, vid, a):
     if "readonly" not in a:
         raise errors.BadRequest("Must specify readonly in request.")
@@ -143,5 +156,6 @@ ACTIONS = {
     "os-unreserve": _simple("unreserve"), "os-begin_detaching": _simple("begin_detaching"),
     "os-roll_detaching": _simple("roll_detaching"), "os-set_bootable": _set_bootable,
     "os-migrate_volume": _migrate, "os-force_delete": _force_delete,
-    "os-update_readonly_flag": _readonly,
+    "os-update_readonly_flag": _readonly, "revert": _revert,
+    "os-volume_upload_image": _upload_image,
 }
