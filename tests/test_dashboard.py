@@ -13,6 +13,7 @@ import urllib.request
 
 import pytest
 
+from fixtures.dashboard import topology
 from fixtures.dashboard.channel import LiveReceiver, LiveSender
 from fixtures.dashboard.datera_metrics import DateraMetrics
 from fixtures.dashboard.server import DashboardServer, bind, parse_address
@@ -149,6 +150,29 @@ def test_run_state_counts_steps_failures_and_stays_bounded():
     rows = state.snapshot()["fio"]["vm_lifecycle"]["4k randread"]
     assert [r["iops"] for r in rows] == list(range(5, FIO_HISTORY + 5))
     assert len(state.feed) == FEED_MAX
+
+
+# ------------------------------------------------------------------------ topology
+def test_topology_finds_each_platform_under_its_component_and_marks_it_busy():
+    """demo.yaml says platform `vmware`; the lab component and target section are `vsphere`.
+    Busy: a running scenario parametrized by the tenant, by its release, or none (the
+    kubernetes and vmware pieces have no parameter)."""
+    from tests.support.recorded_run import COMPONENTS, TENANTS
+    run = {"scenarios": [{"key": "vmware", "platform": "vmware", "running": [""]},
+                         {"key": "server_lifecycle", "platform": "openstack",
+                          "running": ["newton"]},
+                         {"key": "tenancy", "platform": "datera", "running": ["Vancouver-OP"]}]}
+    for components, sections in ((COMPONENTS, set()), (set(), {"vsphere", "openstack",
+                                                                "kubernetes", "datera"})):
+        nodes = {n["id"]: n for n in topology.build(TENANTS, components, sections, None,
+                                                    run)["nodes"]}
+        assert {nodes[p]["health"] for p in ("openstack-mitaka", "openstack-newton",
+                                             "openstack-pike", "kubernetes", "vmware")} == {"ok"}
+    busy = {n["id"] for n in topology.build(TENANTS, COMPONENTS, set(), None, run)["nodes"]
+            if n["busy"]}
+    assert busy == {"vmware", "openstack-newton", "openstack-newton-controller",
+                    "openstack-newton-compute-1", "openstack-newton-compute-2",
+                    "openstack-pike"}, busy
 
 
 # ------------------------------------------------------------------------ server
