@@ -229,6 +229,33 @@ def test_port_in_use_is_one_line():
     assert parse_address("0.0.0.0:8050") == ("0.0.0.0", 8050)
 
 
+def test_make_demo_first_line_before_setup_and_port_in_use_is_one_line(tmp_path):
+    """`make demo` runs fixtures/dashboard/where.py with the system python3 before its setup
+    checks: the run's where-line, or the run's one-line error for a port in use (exit 2)."""
+    import subprocess
+    import sys
+    from tests.support.inner_run import ROOT
+    index = tmp_path / "reports" / "index.html"
+    where = [sys.executable, "-m", "fixtures.dashboard.where"]
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = subprocess.run([*where, f"127.0.0.1:{port}", str(index)], cwd=ROOT,
+                              capture_output=True, text=True, timeout=30)
+        assert (proc.returncode, proc.stdout) == (2, ""), proc
+        assert proc.stderr == (f"ERROR: --dashboard 127.0.0.1:{port}: cannot listen "
+                               "(port in use)\n")
+    proc = subprocess.run([*where, f"127.0.0.1:{port}", str(index)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc
+    assert proc.stdout == (f"Vancouver demo: dashboard http://127.0.0.1:{port}/  reports "
+                           f"{index}\n")
+    recipe = subprocess.run(["make", "-n", "demo", "DASHBOARD=127.0.0.1:8050"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60).stdout.splitlines()
+    assert recipe[0].startswith("python3 -m fixtures.dashboard.where 127.0.0.1:8050 "), recipe
+
+
 def test_unreachable_datera_is_a_notice_and_polling_goes_on():
     calls = []
 
