@@ -28,6 +28,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -42,8 +43,10 @@ def first_line(argv: list[str], env: dict, timeout: float = 180) -> tuple[float,
     """Seconds from spawn to LINE on a pty; the process group is stopped (SIGINT) after."""
     master, slave = pty.openpty()
     t0 = time.monotonic()
+    # SIGINT as the operator's Ctrl-C: a bench started in the background inherits it ignored
     proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=slave, stdout=slave, stderr=slave,
-                            start_new_session=True)
+                            start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     os.close(slave)
     seen, found = b"", None
     try:
@@ -103,7 +106,8 @@ def main() -> int:
     venv = Path(sys.executable).parent.parent
     py = sys.executable
     demo_args = [py, "-m", "pytest", "-n", "5", "--count=0", "scenarios/", "--demo-profile",
-                 "booth", "--dashboard", "127.0.0.1:0", "-p", "no:cacheprovider"]
+                 "booth", "--dashboard", "127.0.0.1:0", "-p", "no:cacheprovider",
+                 "--html", f"{tempfile.mkdtemp(prefix='bench-first-line-')}/report.html"]
     cases = {
         "make demo": lambda: first_line(["make", "--no-print-directory", "demo",
                                          f"VENV={venv}", f"DASHBOARD=127.0.0.1:{free_port()}"],
