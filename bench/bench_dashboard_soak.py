@@ -57,6 +57,7 @@ class Viewer(threading.Thread):
         self.pushes = 0
         self.bytes = 0
         self.errors: list[str] = []
+        self.late: list[tuple] = []  # feed lines first seen more than 30 s after their time
         self._seen: set = set()
         self._newest = 0.0
 
@@ -93,6 +94,10 @@ class Viewer(threading.Thread):
                     continue
                 self._seen.add(key)
                 self.event_lags.append(now - item["ts"])
+                if now - item["ts"] > 30 and len(self.late) < 50:  # named at the end
+                    self.late.append((round(now - item["ts"], 1), time.strftime(
+                        "%H:%M:%S", time.localtime(now)), item["worker"], item["kind"],
+                        item["text"][:100]))
             feed = (state.get("run") or {}).get("feed") or []
             if feed:
                 self._newest = max(self._newest, feed[-1]["ts"])
@@ -230,6 +235,9 @@ def main() -> int:
     for i, v in enumerate(viewers):
         print(f"viewer {i}: {v.pushes} pushes, {v.bytes / max(1, v.pushes) / 1024:.1f} KiB each, "
               f"{len(v.errors)} reconnects")
+    late = sorted({x for v in viewers for x in v.late}, reverse=True)[:8]
+    for lag, at, worker, kind, text in late:
+        print(f"  late feed line: {lag} s, seen {at}, {worker} {kind}: {text}")
     print(f"load average over the run: {statistics.fmean(r[4] for r in rows):.2f} "
           f"(min {min(r[4] for r in rows):.2f}, max {max(r[4] for r in rows):.2f}; 2 cores)")
     return 0
