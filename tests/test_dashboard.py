@@ -275,6 +275,52 @@ def test_unreachable_datera_is_a_notice_and_polling_goes_on():
         metrics.close()
 
 
+def test_a_slow_cluster_never_holds_the_page_push():
+    """The poller waits for Datera's metrics answers outside its lock: snapshot() (what
+    every push builds) returns while a metrics call is still held by the cluster."""
+    held, release, calls = threading.Event(), threading.Event(), []
+
+    class Metric:
+        def get(self, **params):
+            calls.append(params)
+            if "uuid" in params:  # the per-volume call: the cluster keeps us waiting
+                held.set()
+                release.wait(30)
+            return {"points": [{"time": int(time.time()), "value": 100.0}]}
+
+    class Api:
+        class metrics:
+            class io:
+                iops_read = iops_write = thpt_read = thpt_write = Metric()
+
+        class app_instances:
+            @staticmethod
+            def list(tenant):
+                return [{"name": "OS-1", "storage_instances": [{"volumes": [
+                    {"uuid": "v-1", "size": 1, "capacity_in_use": 0,
+                     "performance_policy": {"total_iops_max": 500}}]}]}]
+    metrics = DateraMetrics(lambda: Api(), ["/root/Vancouver-OM"], 1000).start()
+    try:
+        assert held.wait(30), "the poller never asked for the volume's metrics"
+        done = []
+
+        def pushes():  # a second of page pushes while the answer is held
+            for _ in range(20):
+                done.append(metrics.snapshot())
+                time.sleep(0.05)
+        t = threading.Thread(target=pushes, daemon=True)
+        t.start()
+        t.join(10)
+        assert len(done) == 20 and not release.is_set(), \
+            f"snapshot() waited for the cluster's answer ({len(done)} of 20 pushes built)"
+        release.set()
+        wait_until(lambda: metrics.snapshot()["volumes"] and
+                   metrics.snapshot()["volumes"][0]["iops"], 30, "the held answer merged")
+    finally:
+        release.set()
+        metrics.close()
+
+
 # ------------------------------------------------------------------------ inner runs
 @pytest.mark.parametrize("workers", [["-n", "2"], []], ids=["xdist", "one-process"])
 def test_current_step_is_live_and_every_event_counted_once(tmp_path, workers):
