@@ -84,8 +84,11 @@ test: setup
 	exit $$rc
 
 # The live booth demo: endless, five workers, the plan's numbers; Ctrl-C stops it cleanly.
-# The dashboard is on (DASHBOARD= to change the address); its URL is the first line.
-demo: setup
+# The dashboard is on (DASHBOARD= to change the address); its URL is the first line, printed
+# by the system python3 before the setup checks (10-20 s on a loaded machine) and imports.
+demo:
+	@python3 -m fixtures.dashboard.where $(DASHBOARD) $(CURDIR)/reports/index.html
+	@$(MAKE) --no-print-directory setup
 	$(PY) -m pytest -n 5 --count=0 scenarios/ --demo-profile booth --report-rotate 10m --report-keep 48 --dashboard $(DASHBOARD)
 
 # The dashboard's chart library (uPlot) from npm, cached outside the clone; served by the

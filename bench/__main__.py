@@ -28,6 +28,8 @@ RUNS = [
     ["bench_openstack_scenarios.py", "--duration", "120", "--convert-gib", "1"],
     ["bench_booth_load.py", "--warmup", "45", "--seconds", "5", "--rounds", "2"],
     ["bench_dashboard.py", "--duration", "60", "--rate-duration", "40"],
+    ["bench_dashboard_soak.py", "--duration", "5m"],   # the figure: --duration 30m
+    ["bench_first_line.py", "--runs", "2"],
     ["bench_outage_resume.py", "--outages", "1"],
     ["bench_chaos_errors.py", "--duration", "60"],
     ["bench_fuzz.py", "--examples", "300"],

@@ -13,6 +13,7 @@ import urllib.request
 
 import pytest
 
+from fixtures.dashboard import topology
 from fixtures.dashboard.channel import LiveReceiver, LiveSender
 from fixtures.dashboard.datera_metrics import DateraMetrics
 from fixtures.dashboard.server import DashboardServer, bind, parse_address
@@ -151,6 +152,29 @@ def test_run_state_counts_steps_failures_and_stays_bounded():
     assert len(state.feed) == FEED_MAX
 
 
+# ------------------------------------------------------------------------ topology
+def test_topology_finds_each_platform_under_its_component_and_marks_it_busy():
+    """demo.yaml says platform `vmware`; the lab component and target section are `vsphere`.
+    Busy: a running scenario parametrized by the tenant, by its release, or none (the
+    kubernetes and vmware pieces have no parameter)."""
+    from tests.support.recorded_run import COMPONENTS, TENANTS
+    run = {"scenarios": [{"key": "vmware", "platform": "vmware", "running": [""]},
+                         {"key": "server_lifecycle", "platform": "openstack",
+                          "running": ["newton"]},
+                         {"key": "tenancy", "platform": "datera", "running": ["Vancouver-OP"]}]}
+    for components, sections in ((COMPONENTS, set()), (set(), {"vsphere", "openstack",
+                                                                "kubernetes", "datera"})):
+        nodes = {n["id"]: n for n in topology.build(TENANTS, components, sections, None,
+                                                    run)["nodes"]}
+        assert {nodes[p]["health"] for p in ("openstack-mitaka", "openstack-newton",
+                                             "openstack-pike", "kubernetes", "vmware")} == {"ok"}
+    busy = {n["id"] for n in topology.build(TENANTS, COMPONENTS, set(), None, run)["nodes"]
+            if n["busy"]}
+    assert busy == {"vmware", "openstack-newton", "openstack-newton-controller",
+                    "openstack-newton-compute-1", "openstack-newton-compute-2",
+                    "openstack-pike"}, busy
+
+
 # ------------------------------------------------------------------------ server
 def _sse_first(url: str, timeout: float = 10) -> dict:
     with urllib.request.urlopen(url + "events", timeout=timeout) as resp:
@@ -205,6 +229,33 @@ def test_port_in_use_is_one_line():
     assert parse_address("0.0.0.0:8050") == ("0.0.0.0", 8050)
 
 
+def test_make_demo_first_line_before_setup_and_port_in_use_is_one_line(tmp_path):
+    """`make demo` runs fixtures/dashboard/where.py with the system python3 before its setup
+    checks: the run's where-line, or the run's one-line error for a port in use (exit 2)."""
+    import subprocess
+    import sys
+    from tests.support.inner_run import ROOT
+    index = tmp_path / "reports" / "index.html"
+    where = [sys.executable, "-m", "fixtures.dashboard.where"]
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = subprocess.run([*where, f"127.0.0.1:{port}", str(index)], cwd=ROOT,
+                              capture_output=True, text=True, timeout=30)
+        assert (proc.returncode, proc.stdout) == (2, ""), proc
+        assert proc.stderr == (f"ERROR: --dashboard 127.0.0.1:{port}: cannot listen "
+                               "(port in use)\n")
+    proc = subprocess.run([*where, f"127.0.0.1:{port}", str(index)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc
+    assert proc.stdout == (f"Vancouver demo: dashboard http://127.0.0.1:{port}/  reports "
+                           f"{index}\n")
+    recipe = subprocess.run(["make", "-n", "demo", "DASHBOARD=127.0.0.1:8050"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60).stdout.splitlines()
+    assert recipe[0].startswith("python3 -m fixtures.dashboard.where 127.0.0.1:8050 "), recipe
+
+
 def test_unreachable_datera_is_a_notice_and_polling_goes_on():
     calls = []
 
@@ -221,6 +272,52 @@ def test_unreachable_datera_is_a_notice_and_polling_goes_on():
         assert snap["tenants"]["/root/Vancouver-OM"]["iops"] == []
         wait_until(lambda: len(calls) >= 2, 10, "a retry")
     finally:
+        metrics.close()
+
+
+def test_a_slow_cluster_never_holds_the_page_push():
+    """The poller waits for Datera's metrics answers outside its lock: snapshot() (what
+    every push builds) returns while a metrics call is still held by the cluster."""
+    held, release, calls = threading.Event(), threading.Event(), []
+
+    class Metric:
+        def get(self, **params):
+            calls.append(params)
+            if "uuid" in params:  # the per-volume call: the cluster keeps us waiting
+                held.set()
+                release.wait(30)
+            return {"points": [{"time": int(time.time()), "value": 100.0}]}
+
+    class Api:
+        class metrics:
+            class io:
+                iops_read = iops_write = thpt_read = thpt_write = Metric()
+
+        class app_instances:
+            @staticmethod
+            def list(tenant):
+                return [{"name": "OS-1", "storage_instances": [{"volumes": [
+                    {"uuid": "v-1", "size": 1, "capacity_in_use": 0,
+                     "performance_policy": {"total_iops_max": 500}}]}]}]
+    metrics = DateraMetrics(lambda: Api(), ["/root/Vancouver-OM"], 1000).start()
+    try:
+        assert held.wait(30), "the poller never asked for the volume's metrics"
+        done = []
+
+        def pushes():  # a second of page pushes while the answer is held
+            for _ in range(20):
+                done.append(metrics.snapshot())
+                time.sleep(0.05)
+        t = threading.Thread(target=pushes, daemon=True)
+        t.start()
+        t.join(10)
+        assert len(done) == 20 and not release.is_set(), \
+            f"snapshot() waited for the cluster's answer ({len(done)} of 20 pushes built)"
+        release.set()
+        wait_until(lambda: metrics.snapshot()["volumes"] and
+                   metrics.snapshot()["volumes"][0]["iops"], 30, "the held answer merged")
+    finally:
+        release.set()
         metrics.close()
 
 

@@ -65,3 +65,18 @@ def test_the_performance_piece_has_its_own_panel():
     assert snap["performance"] == {"4k randread": [{"ts": snap["performance"]["4k randread"][0]
                                                     ["ts"], "param": "", "iops": 9000}]}
     assert "performance" not in snap["fio"] and "server_lifecycle" in snap["fio"]
+
+
+@pytest.mark.parametrize("state, text", [
+    ("down", "OpenStack Pike (Keystone) at http://127.0.3.1:5000/v3 not answering: timed out"),
+    ("back", "OpenStack Pike (Keystone) back after 7.5 s"),
+    ("stopped", "OpenStack Pike (Keystone) still not answering when the run stopped "
+                "(8 s down, timed out)")])
+def test_every_outage_state_has_its_feed_line(state, text):
+    """The outage plugin's three states (events.py): a stop while waiting is a line too."""
+    run = RunState()
+    run(ev.Outage(platform="openstack-pike", label="OpenStack Pike (Keystone)",
+                  endpoint="http://127.0.3.1:5000/v3", reason="timed out", state=state,
+                  duration_s=7.5, nodeid=NID, worker="gw2"))
+    line = run.snapshot()["feed"][-1]
+    assert (line["kind"], line["text"], line["worker"]) == ("outage", text, "gw2")

@@ -30,10 +30,10 @@ def test_rich_tables_show_counts_rate_last_duration_and_current_step():
     console.print(worker_table(snap))
     text = out.getvalue()
     row = next(line for line in text.splitlines() if "image_rotation" in line)
-    assert row.split()[1:5] == ["│", "openstack", "│", "2"], row
+    assert row.split()[:4] == ["image_rotation", "2", "1", "1"], row
     assert "3.0" in row and "Vancouver-ON" in row
     worker = next(line for line in text.splitlines() if "gw1" in line)
-    assert "test_rotate[Vancouver-ON]" in worker and "upload image" in worker
+    assert "rotate[Vancouver-ON]" in worker and "upload image" in worker
 
 
 def test_plain_lines_name_scenario_figures_and_worker_steps():
@@ -41,6 +41,80 @@ def test_plain_lines_name_scenario_figures_and_worker_steps():
     assert lines[0].startswith("[live] image_rotation: 2 iterations, 1 passed, 1 failed, ")
     assert lines[0].endswith("last 3.0 s")
     assert any(line.startswith(f"[live] gw1: {NID} > upload image (") for line in lines)
+
+
+def _booth_minute():
+    """The recorded minute (every happening, an outage, the performance piece) plus five
+    busy workers with long steps and OpenStack params, as on a booth run."""
+    import time
+    from tests.support.recorded_run import recorded_state
+    state, _, _ = recorded_state(time.time())
+    steps = {"gw0": ("scenarios/test_performance.py::test_performance",
+                     "wait until no QoS check is measuring (the array to ourselves)"),
+             "gw2": ("scenarios/openstack/test_server_lifecycle.py::test_server_lifecycle[newton]",
+                     "retype both volumes to gold while fio runs and the guest writes"),
+             "gw3": ("scenarios/test_tenancy.py::test_tenancy[Vancouver-ON]", "boot"),
+             "gw4": ("scenarios/openstack/test_volume_features.py::test_volume_features[pike]",
+                     "snapshot [consistent] and clone")}
+    for worker, (nid, step) in steps.items():
+        state(ev.StepStart(name=step, step=0, nodeid=nid, worker=worker))
+    return state
+
+
+def test_live_table_fits_an_80_column_terminal_one_line_per_row():
+    snap = _booth_minute().snapshot()
+    out = io.StringIO()
+    console = Console(file=out, width=80, color_system=None)
+    console.print(scenario_table(snap))
+    console.print(worker_table(snap))
+    lines = out.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= 80, lines
+    assert len(lines) == 2 + len(snap["scenarios"]) + len(snap["workers"]), lines
+    assert lines[0].split() == ["scenario", "iter", "pass", "fail", "outage", "/min", "last",
+                                "s", "running"], lines[0]
+    row = {line.split()[0]: line.split() for line in lines}
+    assert row["server_lifecycle"][1:5] == ["1", "0", "0", "1"], row["server_lifecycle"]
+    assert row["gw2"][1] == "server_lifecycle[newton]"   # brackets are text, not markup
+    assert row["gw4"][1:4] == ["volume_features[pike]", "snapshot", "[consistent]"]
+    assert row["gw0"][-2].endswith("…"), row["gw0"]       # a long step is cut, not wrapped
+
+
+def test_plain_lines_stay_readable_with_happenings_and_outages():
+    from fixtures.reporting.terminal import plain_event_lines
+    from tests.support.recorded_run import PERF
+    state = _booth_minute()
+    snap = state.snapshot()
+    events, last = plain_event_lines(snap, 0)
+    # the happenings and the QoS change asked by the run, once each, oldest first; outage
+    # and failure lines are the outage plugin's and pytest's own
+    assert [e.split(" ", 3)[3] for e in events] == [
+        f["text"] for f in snap["feed"] if f["kind"] not in ("outage", "result", "failure")]
+    assert any(e.endswith("gw1 volume retyped to a higher QoS tier: "
+                          "vancouver-7e17f8-gw1-data-1 (mitaka, bronze -> gold)")
+               for e in events), events
+    assert all(e.startswith("[event] ") and "\n" not in e for e in events)
+    assert last == snap["feed"][-1]["n"]
+    assert plain_event_lines(state.snapshot(), last) == ([], last)  # nothing twice
+    state(ev.Happening(what="pod_removed", subject="ns/fio", nodeid=PERF, worker="gw3"))
+    assert [e.split(" ", 3)[3] for e in plain_event_lines(state.snapshot(), last)[0]] == [
+        "pod removed: ns/fio"]
+    lines = plain_lines(snap)
+    assert "[live] server_lifecycle: 1 iterations, 0 passed, 0 failed, 1 outage, " \
+        "0.2/min, last 41.0 s" in lines
+    state(ev.StepStart(name="first step", step=0, nodeid=NID, worker="gw5"))
+    fresh = next(x for x in plain_lines(state.snapshot()) if "image_rotation" in x)
+    assert fresh.endswith("last -"), fresh  # no iteration yet: no duration to show
+
+
+def test_plain_lines_say_how_many_feed_lines_a_long_gap_skipped():
+    from fixtures.reporting.terminal import plain_event_lines
+    state = RunState()
+    for i in range(100):
+        state(ev.Happening(what="image_created", subject=f"img-{i}", nodeid=NID, worker="gw0"))
+    events, last = plain_event_lines(state.snapshot(), 0)
+    assert events[0] == "[event] (40 earlier feed lines not shown: see the dashboard or " \
+        "the report)"
+    assert len(events) == 61 and events[-1].endswith("image created: img-99") and last == 100
 
 
 def test_not_a_terminal_gives_plain_lines_after_the_where_line(tmp_path):
@@ -61,5 +135,5 @@ def test_rich_view_draws_the_table_on_a_terminal(tmp_path):
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out
     assert out.splitlines()[0].startswith("Vancouver demo: reports ")
-    assert "current step" in out and "iterations" in out and "rate/min" in out
+    assert "current step" in out and "iter" in out and "/min" in out
     assert "2 passed" in out  # pytest's own summary still comes after the table
