@@ -1,12 +1,14 @@
 """python -m lab up|down|status: the embedded lab's command line.
 
     python -m lab up [--only datera,ldap] [--run-dir DIR] [--foreground]
-    python -m lab down [--run-dir DIR]
+    python -m lab down [--force] [--run-dir DIR]
     python -m lab status [--run-dir DIR]
     python -m lab chaos errors|reset|latency|vip-down|kill|clear|status ... (lab/chaos_cli.py)
 
 `up` starts a detached supervisor and returns once every component is healthy, printing the
 target.yaml path; `--foreground` keeps the supervisor in this terminal until Ctrl-C.
+`status` also lists the runs that use the lab (lab/users.py); `down` refuses, in one line and
+with status 1, to stop a lab a live run uses, unless `--force`.
 """
 import argparse
 import json
@@ -29,8 +31,10 @@ def _parse(argv: list[str]) -> argparse.Namespace:
                     help="comma-separated components (their dependencies come along)")
     up.add_argument("--foreground", action="store_true",
                     help="run the supervisor in this terminal until Ctrl-C")
-    for name, text in (("down", "stop the lab"), ("status", "show the lab's components")):
-        sub.add_parser(name, help=text)
+    down = sub.add_parser("down", help="stop the lab (refused while a run uses it)")
+    down.add_argument("--force", action="store_true",
+                      help="stop it even while runs use it (they see an outage)")
+    sub.add_parser("status", help="show the lab's components and the runs using it")
     sup = sub.add_parser("_supervise")   # internal: the detached supervisor process
     sup.add_argument("--only", default=None)
     sup.add_argument("--ready-fd", type=int, required=True)
@@ -158,14 +162,32 @@ def _supervise(run_dir: Path, only: list[str] | None, ready_fd: int) -> int:
     return supervisor.Supervisor(run_dir, selected).run_forever(report)
 
 
+def _down(run_dir: Path, force: bool) -> int:
+    from lab import supervisor, users
+    runs = users.live_runs(run_dir) if supervisor.read_pid(run_dir) is not None else []
+    if runs and not force:
+        print(f"lab: not stopped, {users.in_use_message(runs)}: stop "
+              f"{'those runs' if len(runs) > 1 else 'that run'} first (Ctrl-C), or "
+              "python -m lab down --force", file=sys.stderr)
+        return 1
+    print(supervisor.stop_lab(run_dir)
+          + (f"; {len(runs)} run(s) using it lost it" if runs else ""))
+    return 0
+
+
 def _status(run_dir: Path) -> int:
-    from lab import components, supervisor, topology
+    from lab import components, supervisor, topology, users
     pid = supervisor.read_pid(run_dir)
     if pid is None:
         print(f"no lab running in {run_dir}")
         return 1
     state = supervisor.read_state(run_dir)
     print(f"lab {topology.NET}: supervisor pid {pid}, run dir {run_dir}")
+    runs = users.live_runs(run_dir)
+    for use in runs:
+        print(f"  used by run {use.describe()}")
+    if not runs:
+        print("  used by no run")
     run = components.LabRun(run_dir)
     all_healthy = True
     name_w = max([len(c["name"]) for c in state.get("components", [])] + [10])
@@ -209,8 +231,7 @@ def main(argv: list[str]) -> int:
         if args.command == "_supervise":
             return _supervise(run_dir, _only(args.only), args.ready_fd)
         if args.command == "down":
-            print(supervisor.stop_lab(run_dir))
-            return 0
+            return _down(run_dir, args.force)
         if args.command == "chaos":
             from lab import chaos_cli
             return chaos_cli.run(args, run_dir)
