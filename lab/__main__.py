@@ -13,6 +13,7 @@ with status 1, to stop a lab a live run uses, unless `--force`.
 import argparse
 import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -23,8 +24,50 @@ from pathlib import Path
 UP_TIMEOUT_S = 180.0   # the supervisor's own per-component deadlines fire well before this
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with bad input as ONE line naming the option and the value (status 2), as
+    the lab's own checks answer; usage stays with --help."""
+
+    def error(self, message: str):
+        command = self.prog.removeprefix("python -m ").removeprefix("lab").strip()
+        self.exit(2, f"lab: {command + ': ' if command else ''}{_one_line(message)} "
+                     f"(see {self.prog} --help)\n")
+
+
+_CHOICE = re.compile(r"argument (\S+): invalid choice: (.+?) \(choose from (.+)\)$")
+_TYPED = re.compile(r"argument (\S+): invalid (\w+) value: (.+)$")
+
+
+def _one_line(message: str) -> str:
+    """argparse's messages in the form `--option value: expected ...`."""
+    if m := _CHOICE.match(message):
+        choices = [c for c in m[3].replace("'", "").split(", ") if not c.startswith("_")]
+        return f"{m[1]} {m[2]}: expected one of {', '.join(choices)}"
+    if m := _TYPED.match(message):
+        kind = {"int": "a whole number", "float": "a number"}.get(m[2], m[2])
+        return f"{m[1]} {m[3]}: expected {kind}"
+    if m := re.match(r"argument (\S+): expected one argument$", message):
+        return f"{m[1]}: expected a value"
+    if m := re.match(r"argument (\S+): (.+)$", message):
+        return f"{m[1]} {m[2]}"
+    return message
+
+
+def _join_dash_values(argv: list[str]) -> list[str]:
+    """`--for -3s` -> `--for=-3s`: argparse takes a value starting with '-' for an option and
+    answers only "expected one argument"; joined, the option's own check names the value."""
+    out: list[str] = []
+    for token in argv:
+        if out and out[-1].startswith("--") and "=" not in out[-1] and \
+                re.match(r"-[\d.]", token):
+            out[-1] = f"{out[-1]}={token}"
+        else:
+            out.append(token)
+    return out
+
+
 def _parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m lab", description="The embedded lab.")
+    parser = _Parser(prog="python -m lab", description="The embedded lab.")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start the lab and write its target directory")
     up.add_argument("--only", default=None,
@@ -42,7 +85,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         _run_dir_arg(p)
     from lab import chaos_cli
     chaos_cli.add_parser(sub, _run_dir_arg)
-    return parser.parse_args(argv)
+    return parser.parse_args(_join_dash_values(argv))
 
 
 def _run_dir_arg(p: argparse.ArgumentParser) -> None:
