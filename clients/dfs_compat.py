@@ -199,6 +199,10 @@ def _request(args: tuple) -> str:
 
 def _install_bounded_retries() -> None:
     api = _connection.ApiConnection
+    if getattr(api, "_vancouver_bounded", False):   # a reload of this module: done already
+        return
+    # _do_stream_request, the SDK's third retried method, is a generator: its wrapper only
+    # creates it, so there is nothing to retry (or bound) there.
     for name, what in (("login", lambda args: "login"), ("_do_auth_request", _request)):
         sdk_retrying = getattr(api, name)
         attempt = getattr(sdk_retrying, "__wrapped__", None)
@@ -207,6 +211,7 @@ def _install_bounded_retries() -> None:
                               "_with_retry: clients/dfs_compat.py needs a look")
         setattr(api, name, _bounded(_connection._with_retry(_observed(attempt, what)), what))
     _connection.LOG.addFilter(_QuietSdkRetries())
+    api._vancouver_bounded = True
     set_retry_window(RETRY_WINDOW_S)
 
 
