@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 import psutil  # noqa: E402
 
-from bench.bench_openstack_scenarios import lab  # noqa: E402
+import _lab  # noqa: E402  (bench/ is the script's own directory)
 
 PARTS = (  # (part, test on the command line), first match wins
     ("lab: Datera (API + data plane)", lambda c: "lab.datera" in c),
@@ -187,46 +187,36 @@ def main(argv) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench-booth-"))
     env = dict(os.environ, VANCOUVER_LAB_NET=os.environ.get("VANCOUVER_LAB_NET", "127.233"))
     env.pop("VANCOUVER_TARGET", None)
-    run_dir = tmp / "lab"
-    if args.target:
-        target = Path(args.target).resolve()
-    else:
-        up = lab("up", run_dir=run_dir, env=env)
-        if up.returncode != 0:
-            print(f"bench_booth_load: lab did not start: {up.stderr.strip()}", file=sys.stderr)
-            return 1
-        target = run_dir / "target" / "target.yaml"
-    demo = None
-    try:
-        idle = gold_fio(target, args.seconds, args.rounds, gold)
-        costs = cpu_per_op(target)
-        demo = subprocess.Popen(
-            [sys.executable, "-m", "pytest", "scenarios/", "-p", "no:cacheprovider",
-             "--target", str(target), "-n", str(args.workers), "--count=0",
-             "--demo-profile", args.profile, "--html", str(tmp / "reports" / "report.html")],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True)
-        deadline = time.monotonic() + args.warmup
-        while time.monotonic() < deadline and demo.poll() is None:
-            time.sleep(1)   # the demo warming up: nothing to wait for but time
-        load_cpu: dict = {}
-        loaded: list[float] = []
-        marks = (str(target.parent.parent), f"{env['VANCOUVER_LAB_NET']}.")
-        sampler = threading.Thread(target=lambda: load_cpu.update(
-            cpu_by_part(args.seconds * args.rounds, demo.pid, marks)))
-        sampler.start()
-        loaded = gold_fio(target, args.seconds, args.rounds, gold)
-        sampler.join()
-        la = os.getloadavg()
-    finally:
-        if demo is not None and demo.poll() is None:
-            os.killpg(demo.pid, signal.SIGINT)      # the demo's own clean stop
-            try:
-                demo.wait(600)
-            except subprocess.TimeoutExpired:
-                os.killpg(demo.pid, signal.SIGKILL)
-        if not args.target:
-            lab("down", run_dir=run_dir, env=env)
+    with _lab.target_or_own_lab(args.target, tmp / "lab", env, timeout=600) as target:
+        demo = None
+        try:
+            idle = gold_fio(target, args.seconds, args.rounds, gold)
+            costs = cpu_per_op(target)
+            demo = subprocess.Popen(
+                [sys.executable, "-m", "pytest", "scenarios/", "-p", "no:cacheprovider",
+                 "--target", str(target), "-n", str(args.workers), "--count=0",
+                 "--demo-profile", args.profile, "--html", str(tmp / "reports" / "report.html")],
+                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True)
+            deadline = time.monotonic() + args.warmup
+            while time.monotonic() < deadline and demo.poll() is None:
+                time.sleep(1)   # the demo warming up: nothing to wait for but time
+            load_cpu: dict = {}
+            loaded: list[float] = []
+            marks = (str(target.parent.parent), f"{env['VANCOUVER_LAB_NET']}.")
+            sampler = threading.Thread(target=lambda: load_cpu.update(
+                cpu_by_part(args.seconds * args.rounds, demo.pid, marks)))
+            sampler.start()
+            loaded = gold_fio(target, args.seconds, args.rounds, gold)
+            sampler.join()
+            la = os.getloadavg()
+        finally:
+            if demo is not None and demo.poll() is None:
+                os.killpg(demo.pid, signal.SIGINT)      # the demo's own clean stop
+                try:
+                    demo.wait(600)
+                except subprocess.TimeoutExpired:
+                    os.killpg(demo.pid, signal.SIGKILL)
     med_idle, med_loaded = statistics.median(idle), statistics.median(loaded)
     print(f"one fio, 4 KiB randwrite QD16, gold tier ({gold} IOPS), {args.seconds:.0f} s x "
           f"{args.rounds} (median):")

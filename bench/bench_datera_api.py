@@ -11,7 +11,6 @@ stopped afterwards).
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,16 +23,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.support.dsdk import Udc, connect, errors  # noqa: E402
+from _lab import lab  # noqa: E402  (bench/ is the script's own directory)
 
 
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))]
-
-
-def lab(*args: str, run_dir: Path, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lab", *args, "--run-dir", str(run_dir)],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
 
 def load_udc(target_yaml: Path) -> Udc:

@@ -22,13 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_harness_memory import sample  # noqa: E402
+from _lab import lab  # noqa: E402  (bench/ is the script's own directory)
+from _table import print_table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def lab(*args: str, run_dir: Path, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lab", *args, "--run-dir", str(run_dir)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
 def results(path: Path) -> list[dict]:
@@ -86,12 +83,10 @@ def main(argv: list[str]) -> int:
           f"exit {proc.returncode}")
     print(f"tenancy iterations: {len(done)} ({passed} passed) in {minutes:.1f} min = "
           f"{len(done) / minutes:.1f} per minute")
-    print(f"{'process':<12}{'start MB':>10}{'end MB':>10}{'growth MB':>11}   "
-          f"(over {(time.monotonic() - t_first) / 60:.1f} min; goal: growth < 10 MB)")
-    for name in first:
-        if name in last:
-            print(f"{name:<12}{first[name]:>10.1f}{last[name]:>10.1f}"
-                  f"{last[name] - first[name]:>11.1f}")
+    print_table(["process", "start MB", "end MB", "growth MB"],
+                [[n, first[n], last[n], last[n] - first[n]] for n in first if n in last],
+                formats=dict.fromkeys(range(1, 4), "{:.1f}"),
+                note=f"(over {(time.monotonic() - t_first) / 60:.1f} min; goal: growth < 10 MB)")
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
 

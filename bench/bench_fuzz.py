@@ -27,6 +27,7 @@ from tests.support import fuzz  # noqa: E402
 from tests.support import nbd_fuzz as nf  # noqa: E402
 from tests.support.fuzz_apis import LoopThread, datera_api, openstack_apis  # noqa: E402
 from tests.support.nbd import AclTestDouble, InProc  # noqa: E402
+from _table import print_table  # noqa: E402
 
 
 def run(name: str, strategy, body, examples: int, seed: int) -> tuple[int, int, str]:
@@ -110,12 +111,12 @@ def main() -> int:
             results += more
     finally:
         lt.close()
-    print(f"\n{'target':<22} {'tried':>7} {'right':>7}  first wrong answer")
-    for name, tried, right, problem in results:
-        print(f"{name:<22} {tried:>7} {right:>7}  {problem or '-'}")
     total = sum(r[1] for r in results)
     ok = sum(r[2] for r in results)
-    print(f"{'all':<22} {total:>7} {ok:>7}")
+    print()
+    print_table(["target", "tried", "right", "first wrong answer"],
+                [[name, tried, right, problem or "-"] for name, tried, right, problem in results]
+                + [["all", total, ok, ""]])
     print(f"neighbour NBD reads during the data-plane fuzz: {figures['reads']} reads, "
           f"p50 {figures['p50_ms']:.2f} ms, p99 {figures['p99_ms']:.2f} ms, "
           f"max {figures['max_ms']:.1f} ms" + (f", FAILED: {figures['error']}"

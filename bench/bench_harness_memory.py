@@ -26,6 +26,8 @@ from pathlib import Path
 
 import psutil
 
+from _table import print_table  # bench/, the script's own directory, is on sys.path
+
 ROOT = Path(__file__).resolve().parent.parent
 
 SUITE = {
@@ -156,14 +158,11 @@ def main() -> int:
           f"exit {proc.returncode}")
     print(f"results between samples: {done} in {t_last - t_first:.1f} s "
           f"({done / max(t_last - t_first, 1e-9):.0f}/s)")
-    print(f"{'process':<12}{'start MB':>10}{'middle MB':>11}{'end MB':>10}{'growth MB':>11}"
-          f"{'MB/10k res':>12}")
-    for name in first:
-        if name in last:
-            growth = last[name] - first[name]
-            per = growth / done * 10000 if done else 0.0
-            print(f"{name:<12}{first[name]:>10.1f}{mid.get(name, 0.0):>11.1f}"
-                  f"{last[name]:>10.1f}{growth:>11.1f}{per:>12.2f}")
+    print_table(["process", "start MB", "middle MB", "end MB", "growth MB", "MB/10k res"],
+                [[n, first[n], mid.get(n, 0.0), last[n], last[n] - first[n],
+                  (last[n] - first[n]) / done * 10000 if done else 0.0]
+                 for n in first if n in last],
+                formats={**dict.fromkeys(range(1, 5), "{:.1f}"), 5: "{:.2f}"})
     if args.keep:
         print(f"(suite and reports in {tmp})")
     else:

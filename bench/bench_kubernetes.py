@@ -19,14 +19,11 @@ import time
 import uuid
 from pathlib import Path
 
+from _lab import lab  # bench/, the script's own directory, is on sys.path
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 GOAL_S = 8.0
-
-
-def lab(*args: str, run_dir: Path, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lab", *args, "--run-dir", str(run_dir)],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
 
 def boot(only: str, runs: int, run_dir: Path, env: dict) -> list[float]:

@@ -10,19 +10,15 @@ never touches a running lab.
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _lab import lab  # bench/, the script's own directory, is on sys.path
+
 REPO = Path(__file__).resolve().parent.parent
 GOAL_S = 3.0
-
-
-def lab(*args: str, run_dir: Path, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lab", *args, "--run-dir", str(run_dir)],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
 
 def main(argv: list[str]) -> int:

@@ -9,24 +9,25 @@ Runs on its own lab network (VANCOUVER_LAB_NET, default 127.231) and a tmp run d
 restart limit is raised for the run (VANCOUVER_LAB_RESTART_BURST) so rounds never hit it.
 """
 import argparse
+import functools
 import json
 import os
 import re
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import _lab  # bench/, the script's own directory, is on sys.path
+from _table import print_table  # bench/, the script's own directory, is on sys.path
+
 REPO = Path(__file__).resolve().parent.parent
 GOAL_S = 5.0
 
 
-def lab(*args: str, run_dir: Path, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lab", *args, "--run-dir", str(run_dir)],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+lab = functools.partial(_lab.lab, timeout=600)
 
 
 def component(run_dir: Path, name: str) -> dict:
@@ -76,17 +77,20 @@ def main(argv: list[str]) -> int:
             return 1
         try:
             cold = cold_starts(run_dir)
-            print(f"{'component':<16} {'cold start':>10} {'kill->healthy p50':>18} "
-                  f"{'max':>6} {'supervisor':>10} {'ratio':>6}  goal <{GOAL_S:.0f}s")
+            rows = []
             for name in names:
                 runs = [restart_once(run_dir, name) for _ in range(args.rounds)]
                 total = [r[0] for r in runs]
                 p50 = statistics.median(total)
                 ref = cold.get(name)
-                print(f"{name:<16} {ref or float('nan'):>9.2f}s {p50:>17.2f}s "
-                      f"{max(total):>5.2f}s {statistics.median(r[1] for r in runs):>9.2f}s "
-                      f"{p50 / ref if ref else float('nan'):>5.2f}x  "
-                      f"{'ok' if max(total) < GOAL_S else 'OVER'}")
+                rows.append([name, ref or float("nan"), p50, max(total),
+                             statistics.median(r[1] for r in runs),
+                             p50 / ref if ref else float("nan"),
+                             "ok" if max(total) < GOAL_S else "OVER"])
+            s = "{:.2f}s"
+            print_table(["component", "cold start", "kill->healthy p50", "max", "supervisor",
+                         "ratio", f"goal <{GOAL_S:.0f}s"], rows,
+                        formats={1: s, 2: s, 3: s, 4: s, 5: "{:.2f}x"})
             print("(supervisor: from the death noticed to healthy; ratio: restart p50 / "
                   "cold start)")
         finally:

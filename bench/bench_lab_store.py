@@ -13,7 +13,6 @@ in each first: the store compares every object on each write, so its cost grows 
 """
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +24,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.bench_datera_api import lab, load_udc, percentile  # noqa: E402
 from tests.support.dsdk import connect  # noqa: E402
+from _table import print_table  # noqa: E402
 
 OPS = ("create", "list", "get", "delete")
 
@@ -77,14 +77,15 @@ def measure(sides: list[Side], n: int, population: int) -> None:
 
 
 def report(store: Side, memory: Side) -> None:
-    print(f"{'op':8} {'store p50':>10} {'memory p50':>11} {'ratio':>6}   "
-          f"{'store p99':>10} {'memory p99':>11} {'ratio':>6}")
+    rows = []
     for op in OPS:
         a, b = store.times[op], memory.times[op]
         p50a, p50b = percentile(a, 50) * 1000, percentile(b, 50) * 1000
         p99a, p99b = percentile(a, 99) * 1000, percentile(b, 99) * 1000
-        print(f"{op:8} {p50a:8.2f}ms {p50b:9.2f}ms {p50a / p50b:5.2f}x   "
-              f"{p99a:8.2f}ms {p99b:9.2f}ms {p99a / p99b:5.2f}x")
+        rows.append([op, p50a, p50b, p50a / p50b, p99a, p99b, p99a / p99b])
+    ms, x = "{:.2f}ms", "{:.2f}x"
+    print_table(["op", "store p50", "memory p50", "ratio", "store p99", "memory p99", "ratio"],
+                rows, formats={1: ms, 2: ms, 3: x, 4: ms, 5: ms, 6: x})
 
 
 def main(argv: list[str]) -> int:

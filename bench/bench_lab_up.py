@@ -11,22 +11,22 @@ Runs on its own lab network (VANCOUVER_LAB_NET, default 127.232) and a tmp run d
 never touches a running lab. Needs the cached control-plane build (make setup).
 """
 import argparse
+import functools
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import _lab  # bench/, the script's own directory, is on sys.path
+
 REPO = Path(__file__).resolve().parent.parent
 HEALTHY = re.compile(r"lab\.supervisor INFO (\S+) healthy after ([0-9.]+)s")
 
 
-def lab(*args: str, run_dir: Path, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lab", *args, "--run-dir", str(run_dir)],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
+lab = functools.partial(_lab.lab, timeout=400)
 
 
 def one(only: str, run_dir: Path, env: dict) -> tuple[float, dict[str, float]]:

@@ -12,21 +12,17 @@ import argparse
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _lab import lab  # bench/, the script's own directory, is on sys.path
+
 REPO = Path(__file__).resolve().parent.parent
 GOAL_S = 5.0
 CLOUDS = ("openstack-mitaka", "openstack-newton", "openstack-pike")
 HEALTHY_RE = re.compile(r"(openstack-\w+) healthy after ([0-9.]+)s")
-
-
-def lab(*args: str, run_dir: Path, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lab", *args, "--run-dir", str(run_dir)],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
 
 def main(argv: list[str]) -> int:

@@ -10,7 +10,6 @@ asserts nothing.
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -19,13 +18,10 @@ from pathlib import Path
 import openstack
 import yaml
 
+from _lab import lab  # bench/, the script's own directory, is on sys.path
+
 REPO = Path(__file__).resolve().parent.parent
 POLL_S = 0.02
-
-
-def lab(*args: str, run_dir: Path, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lab", *args, "--run-dir", str(run_dir)],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
 
 def until(fetch, done, timeout: float = 120):

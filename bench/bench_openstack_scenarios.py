@@ -20,13 +20,12 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import _lab  # bench/, the script's own directory, is on sys.path
+from _table import print_table  # bench/, the script's own directory, is on sys.path
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-
-def lab(*args, run_dir: Path, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lab", *args, "--run-dir", str(run_dir)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
 def pct(values, q):
@@ -50,27 +49,29 @@ def run_scenarios(target: Path, args, env, tmp: Path) -> None:
     per = defaultdict(list)
     for r in rows:
         per[r["nodeid"].split("::", 1)[1]].append(r)
-    print(f"{'piece [cloud]':42} {'iter':>5} {'passed':>6} {'iter/min':>8} {'mean s':>7}")
-    for node, rs in sorted(per.items()):
-        ok = sum(r["outcome"] == "passed" for r in rs)
-        print(f"{node:42} {len(rs):5d} {ok:6d} {len(rs) / (args.duration / 60):8.2f} "
-              f"{statistics.mean(r['duration'] for r in rs):7.1f}")
+    print_table(["piece [cloud]", "iter", "passed", "iter/min", "mean s"],
+                [[node, len(rs), sum(r["outcome"] == "passed" for r in rs),
+                  len(rs) / (args.duration / 60), statistics.mean(r["duration"] for r in rs)]
+                 for node, rs in sorted(per.items())], formats={3: "{:.2f}", 4: "{:.1f}"})
     pieces = defaultdict(list)
     for node, rs in per.items():
         pieces[node.split("[", 1)[0]] += rs
-    print(f"\n{'piece (all clouds)':42} {'iter':>5} {'iter/min':>8} {'p50 s':>7} {'p95 s':>7}")
-    for piece, rs in sorted(pieces.items()):
-        ds = [r["duration"] for r in rs]
-        print(f"{piece:42} {len(rs):5d} {len(rs) / (args.duration / 60):8.2f} "
-              f"{pct(ds, .5):7.1f} {pct(ds, .95):7.1f}")
+    print()
+    print_table(["piece (all clouds)", "iter", "iter/min", "p50 s", "p95 s"],
+                [[piece, len(rs), len(rs) / (args.duration / 60),
+                  pct([r["duration"] for r in rs], .5), pct([r["duration"] for r in rs], .95)]
+                 for piece, rs in sorted(pieces.items())],
+                formats={2: "{:.2f}", 3: "{:.1f}", 4: "{:.1f}"})
     steps = defaultdict(list)
     for r in rows:
         piece = r["nodeid"].split("::", 1)[1].split("[", 1)[0]
         for name, d in (r.get("steps") or {}).items():
             steps[(piece, name)].append(d)
-    print(f"\n{'piece':22} {'step':62} {'n':>4} {'p50 s':>7} {'p95 s':>7}")
-    for (piece, name), ds in sorted(steps.items()):
-        print(f"{piece:22} {name[:62]:62} {len(ds):4d} {pct(ds, .5):7.2f} {pct(ds, .95):7.2f}")
+    print()
+    print_table(["piece / step", "n", "p50 s", "p95 s"],
+                [[f"{piece} / {name[:62]}", len(ds), pct(ds, .5), pct(ds, .95)]
+                 for (piece, name), ds in sorted(steps.items())],
+                formats={2: "{:.2f}", 3: "{:.2f}"})
 
 
 def convert(target: Path, gib: int, tmp: Path) -> None:
@@ -137,24 +138,11 @@ def main(argv) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench-os-"))
     env = dict(os.environ, VANCOUVER_LAB_NET=os.environ.get("VANCOUVER_LAB_NET", "127.232"))
     env.pop("VANCOUVER_TARGET", None)
-    run_dir = tmp / "lab"
-    if args.target:
-        target = Path(args.target).resolve()
-    else:
-        up = lab("up", run_dir=run_dir, env=env)
-        if up.returncode != 0:
-            print(f"bench_openstack_scenarios: lab did not start: {up.stderr.strip()}",
-                  file=sys.stderr)
-            return 1
-        target = run_dir / "target" / "target.yaml"
-    try:
+    with _lab.target_or_own_lab(args.target, tmp / "lab", env, timeout=600) as target:
         if not args.skip_run:
             run_scenarios(target, args, env, tmp)
         if args.convert_gib:
             convert(target, args.convert_gib, tmp)
-    finally:
-        if not args.target:
-            lab("down", run_dir=run_dir, env=env)
     return 0
 
 

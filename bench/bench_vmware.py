@@ -12,13 +12,14 @@ Without --target it starts `lab up --only datera,ldap,vsphere` on its own lab ne
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
 from pathlib import Path
+
+import _lab  # bench/, the script's own directory, is on sys.path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -27,10 +28,6 @@ GUEST = ("fio --name=v --filename=/dev/sda --rw=write --bs=64k --size=4M --verif
          "--do_verify=1 --output-format=json > v.json\n")
 TENANT = "/root/Vancouver-VM"
 
-
-def lab(*args: str, run_dir: Path, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lab", *args, "--run-dir", str(run_dir)],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
 
 
 def pct(times: list[float], q: float) -> float:
@@ -108,17 +105,10 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     env = dict(os.environ, VANCOUVER_LAB_NET=os.environ.get("VANCOUVER_LAB_NET", "127.232"))
     with tempfile.TemporaryDirectory(prefix="bench-vmware-") as tmp:
-        run_dir = Path(tmp) / "lab"
-        target = Path(args.target) if args.target else run_dir / "target" / "target.yaml"
         if not args.target:
             os.environ["VANCOUVER_LAB_NET"] = env["VANCOUVER_LAB_NET"]
-            up = lab("up", "--only", "datera,ldap,vsphere", run_dir=run_dir, env=env)
-            if up.returncode != 0:
-                print(f"lab up failed: {(up.stderr or up.stdout).strip()[-400:]}",
-                      file=sys.stderr)
-                lab("down", run_dir=run_dir, env=env)
-                return 1
-        try:
+        with _lab.target_or_own_lab(args.target, Path(tmp) / "lab", env, "--only",
+                                    "datera,ldap,vsphere", timeout=600) as target:
             t0 = time.perf_counter()
             one, f1 = run_cycles(target, 1, args.cycles)
             report("1 worker (reference)", one, f1, time.perf_counter() - t0)
@@ -128,9 +118,6 @@ def main(argv: list[str]) -> int:
             if one and many:
                 print(f"p50 ratio {args.workers} workers / 1 worker: "
                       f"x{statistics.median(many) / statistics.median(one):.2f}")
-        finally:
-            if not args.target:
-                lab("down", run_dir=run_dir, env=env)
     return 0
 
 

@@ -8,15 +8,20 @@ through this module (`from clients.dfs_compat import dfs_sdk, dexc`), never dire
 because the SDK's defaults are unsafe for a test harness (reference datera-api §0.4, §0.11,
 §0.12): its log files hold Auth-Token values, its schema cache is global and sticky, and it
 retries a dead endpoint for five minutes.
+
+Whoever turns the SDK's retries on (its defaults, `retry_503_type`/`retry_connection_type`
+"backoff" or "random") gets them bounded and visible here: see `set_retry_window`.
 """
 import collections
 import collections.abc
 import contextlib
 import contextvars
 import functools
+import logging
 import os
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 for _name in ("Mapping", "MutableMapping", "Sequence", "Iterable", "Callable"):
@@ -34,8 +39,8 @@ if (_constants.REST_PORT, _constants.REST_PORT_HTTPS) != (ports.DATERA_HTTP, por
     raise ImportError(f"dfs_sdk dials {_constants.REST_PORT}/{_constants.REST_PORT_HTTPS}, "
                       f"clients/ports.py says {ports.DATERA_HTTP}/{ports.DATERA_HTTPS}")
 
-__all__ = ["dfs_sdk", "dexc", "request_timeout", "schema_file", "safe_options",
-           "set_request_timeout"]
+__all__ = ["dfs_sdk", "dexc", "request_timeout", "retry_log", "schema_file", "safe_options",
+           "set_request_timeout", "set_retry_window"]
 
 # dfs_sdk stores get_api(timeout=...) and never uses it: every request is
 # `requests.<method>(url, ...)` without a timeout (connection.py, _http_connect_request), so a
@@ -94,15 +99,123 @@ def schema_file(owner: str, tag: str | int | None = None) -> str:
     return str(folder / f"schema-{os.getpid() if tag is None else tag}.json")
 
 
-def safe_options(schema_loc: str, retry_503: bool = False) -> dict:
+def safe_options(schema_loc: str, retry_503_type: str | None = None) -> dict:
     """get_api() keyword arguments: no SDK log files, a private schema cache, fail fast on a
-    dead endpoint (no connection retries: an unreachable cluster is an outage the caller
-    handles), and a thread_local of this API object's own.
-
-    retry_503: keep dfs_sdk's own default for HTTP 503 ("backoff": sleep 1 s, 2 s, 3 s, ...
-    and send again, for up to 300 s; dfs_sdk connection.py _with_retry). The real Datera
-    Cinder driver calls get_api without retry arguments, so it retries 503 that way; a
-    client that must see every 503 (the lab's own tests) leaves it False."""
+    dead endpoint, on a 503 too unless retry_503_type ("backoff" or "random", the SDK's
+    own; bounded by set_retry_window) says otherwise, and a thread_local of this API
+    object's own. The real Datera Cinder driver calls get_api without retry arguments, so
+    it retries 503 with the SDK's "backoff": clients that act as the driver does (the demo's
+    own sessions, the lab's Cinder) pass retry_503_type="backoff"; the lab's tests that must
+    see every 503 leave it None."""
     return dict(disable_log=True, schema_loc=schema_loc, retry_connection_type=None,
-                retry_503_type="backoff" if retry_503 else None,
-                thread_local=threading.local())
+                retry_503_type=retry_503_type, thread_local=threading.local())
+
+
+# ---- retries: bounded, and one line per retried call ------------------------------------------
+# dfs_sdk 1.2.27 (connection.py `_with_retry`, around login and every request) retries a call
+# that got HTTP 503 (retry_503_type) or no connection (retry_connection_type), sleeping 1 s,
+# 2 s, 3 s, ... ("backoff") or 0-10 s ("random") for as long as constants.RETRY_TIMEOUT =
+# 300 s, and says so only on its own logger, per attempt (NullHandler, or its log files): a
+# 503 storm held calls for tens of seconds with no line anywhere, and a client waiting out
+# 5 minutes hides an outage from the run's classifier (fixtures/outage). Here the SDK's own
+# retry loop stays, bounded by RETRY_WINDOW_S (it starts no attempt after the window), and
+# each retried call logs ONE warning on `retry_log`: method, path, host and why (status or
+# connection error; never a body: the SDK's error text carries login passwords). A call that
+# still fails raises the SDK's ApiTimeoutError with a secret-free message.
+RETRY_WINDOW_S = 10.0
+retry_log = logging.getLogger("clients.dfs_compat.retry")
+_retry_call: contextvars.ContextVar = contextvars.ContextVar("dfs_retry_call", default=None)
+_RETRY_KINDS = {"Api503RetryError": "retry_503_type", "ApiConnectionError":
+                "retry_connection_type"}
+_SDK_RETRY_LINES = ("Hit 503 Retry", "Hit Connection Error")
+
+
+def set_retry_window(seconds: float) -> None:
+    """No retry attempt of any dfs_sdk call starts later than `seconds` after the call."""
+    _connection.RETRY_TIMEOUT = seconds
+
+
+def _why(e: BaseException) -> str:
+    if isinstance(e, dexc.Api503RetryError):   # the SDK's message ends "<status> <reason>"
+        return "HTTP " + str(e.args[0] if e.args else "503").rsplit("\n", 1)[-1]
+    inner = e.args[0] if e.args and isinstance(e.args[0], BaseException) else e
+    while inner is not None and not isinstance(inner, OSError):
+        inner = inner.__cause__ or inner.__context__ or getattr(inner, "reason", None)
+    return "no connection" + (f" ({inner.strerror.lower()})"
+                               if isinstance(inner, OSError) and inner.strerror else "")
+
+
+def _observed(attempt, what):
+    """One attempt of a retried call: on its first retryable failure, the call's one line."""
+    @functools.wraps(attempt)
+    def run(self, *args, **kwargs):
+        try:
+            return attempt(self, *args, **kwargs)
+        except (dexc.Api503RetryError, dexc.ApiConnectionError) as e:
+            call = _retry_call.get()
+            retry = getattr(self._context, _RETRY_KINDS[type(e).__name__], None)
+            if call is not None and retry and not getattr(e, "_vancouver_said", False):
+                call["last"], call["attempts"] = _why(e), call["attempts"] + 1
+                if call["attempts"] == 1:
+                    retry_log.warning(
+                        "dfs_sdk: %s at %s: %s; retrying (%s) for up to %.0f s",
+                        what(args), self._hostname, call["last"], retry,
+                        _connection.RETRY_TIMEOUT)
+            e._vancouver_said = True   # an outer call (a request around its login) is quiet
+            raise
+    return run
+
+
+def _bounded(retrying, what):
+    """A call of the SDK's retry wrapper: its own retry record; a give-up without secrets."""
+    @functools.wraps(retrying)
+    def call(self, *args, **kwargs):
+        token = _retry_call.set({"attempts": 0, "last": None, "t0": time.monotonic()})
+        try:
+            return retrying(self, *args, **kwargs)
+        except dexc.ApiTimeoutError as e:
+            record = _retry_call.get()
+            if not record["attempts"] or not str(e.args[0] if e.args else "").startswith(
+                    "Request never succeeded"):
+                raise   # a request's own timeout, not the end of the retry window
+            raise dexc.ApiTimeoutError(
+                f"dfs_sdk: {what(args)} at {self._hostname}: no success in "
+                f"{time.monotonic() - record['t0']:.1f} s ({record['attempts']} attempts), "
+                f"last: {record['last']}", "") from None
+        finally:
+            _retry_call.reset(token)
+    return call
+
+
+class _QuietSdkRetries(logging.Filter):
+    """The SDK's per-attempt lines: the call's one line above replaces them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(_SDK_RETRY_LINES)
+
+
+def _request(args: tuple) -> str:
+    """`GET app_instances` from _do_auth_request(method, urlpath, ...)."""
+    method, path = (list(args) + ["?", "?"])[:2]
+    return f"{str(method).upper()} {str(path).strip('/')}"
+
+
+def _install_bounded_retries() -> None:
+    api = _connection.ApiConnection
+    if getattr(api, "_vancouver_bounded", False):   # a reload of this module: done already
+        return
+    # _do_stream_request, the SDK's third retried method, is a generator: its wrapper only
+    # creates it, so there is nothing to retry (or bound) there.
+    for name, what in (("login", lambda args: "login"), ("_do_auth_request", _request)):
+        sdk_retrying = getattr(api, name)
+        attempt = getattr(sdk_retrying, "__wrapped__", None)
+        if attempt is None:
+            raise ImportError(f"dfs_sdk's ApiConnection.{name} is no longer wrapped by "
+                              "_with_retry: clients/dfs_compat.py needs a look")
+        setattr(api, name, _bounded(_connection._with_retry(_observed(attempt, what)), what))
+    _connection.LOG.addFilter(_QuietSdkRetries())
+    api._vancouver_bounded = True
+    set_retry_window(RETRY_WINDOW_S)
+
+
+_install_bounded_retries()

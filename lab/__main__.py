@@ -1,16 +1,19 @@
 """python -m lab up|down|status: the embedded lab's command line.
 
     python -m lab up [--only datera,ldap] [--run-dir DIR] [--foreground]
-    python -m lab down [--run-dir DIR]
+    python -m lab down [--force] [--run-dir DIR]
     python -m lab status [--run-dir DIR]
     python -m lab chaos errors|reset|latency|vip-down|kill|clear|status ... (lab/chaos_cli.py)
 
 `up` starts a detached supervisor and returns once every component is healthy, printing the
 target.yaml path; `--foreground` keeps the supervisor in this terminal until Ctrl-C.
+`status` also lists the runs that use the lab (lab/users.py); `down` refuses, in one line and
+with status 1, to stop a lab a live run uses, unless `--force`.
 """
 import argparse
 import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -21,16 +24,60 @@ from pathlib import Path
 UP_TIMEOUT_S = 180.0   # the supervisor's own per-component deadlines fire well before this
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with bad input as ONE line naming the option and the value (status 2), as
+    the lab's own checks answer; usage stays with --help."""
+
+    def error(self, message: str):
+        command = self.prog.removeprefix("python -m ").removeprefix("lab").strip()
+        self.exit(2, f"lab: {command + ': ' if command else ''}{_one_line(message)} "
+                     f"(see {self.prog} --help)\n")
+
+
+_CHOICE = re.compile(r"argument (\S+): invalid choice: (.+?) \(choose from (.+)\)$")
+_TYPED = re.compile(r"argument (\S+): invalid (\w+) value: (.+)$")
+
+
+def _one_line(message: str) -> str:
+    """argparse's messages in the form `--option value: expected ...`."""
+    if m := _CHOICE.match(message):
+        choices = [c for c in m[3].replace("'", "").split(", ") if not c.startswith("_")]
+        return f"{m[1]} {m[2]}: expected one of {', '.join(choices)}"
+    if m := _TYPED.match(message):
+        kind = {"int": "a whole number", "float": "a number"}.get(m[2], m[2])
+        return f"{m[1]} {m[3]}: expected {kind}"
+    if m := re.match(r"argument (\S+): expected one argument$", message):
+        return f"{m[1]}: expected a value"
+    if m := re.match(r"argument (\S+): (.+)$", message):
+        return f"{m[1]} {m[2]}"
+    return message
+
+
+def _join_dash_values(argv: list[str]) -> list[str]:
+    """`--for -3s` -> `--for=-3s`: argparse takes a value starting with '-' for an option and
+    answers only "expected one argument"; joined, the option's own check names the value."""
+    out: list[str] = []
+    for token in argv:
+        if out and out[-1].startswith("--") and "=" not in out[-1] and \
+                re.match(r"-[\d.]", token):
+            out[-1] = f"{out[-1]}={token}"
+        else:
+            out.append(token)
+    return out
+
+
 def _parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m lab", description="The embedded lab.")
+    parser = _Parser(prog="python -m lab", description="The embedded lab.")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start the lab and write its target directory")
     up.add_argument("--only", default=None,
                     help="comma-separated components (their dependencies come along)")
     up.add_argument("--foreground", action="store_true",
                     help="run the supervisor in this terminal until Ctrl-C")
-    for name, text in (("down", "stop the lab"), ("status", "show the lab's components")):
-        sub.add_parser(name, help=text)
+    down = sub.add_parser("down", help="stop the lab (refused while a run uses it)")
+    down.add_argument("--force", action="store_true",
+                      help="stop it even while runs use it (they see an outage)")
+    sub.add_parser("status", help="show the lab's components and the runs using it")
     sup = sub.add_parser("_supervise")   # internal: the detached supervisor process
     sup.add_argument("--only", default=None)
     sup.add_argument("--ready-fd", type=int, required=True)
@@ -38,7 +85,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         _run_dir_arg(p)
     from lab import chaos_cli
     chaos_cli.add_parser(sub, _run_dir_arg)
-    return parser.parse_args(argv)
+    return parser.parse_args(_join_dash_values(argv))
 
 
 def _run_dir_arg(p: argparse.ArgumentParser) -> None:
@@ -158,14 +205,32 @@ def _supervise(run_dir: Path, only: list[str] | None, ready_fd: int) -> int:
     return supervisor.Supervisor(run_dir, selected).run_forever(report)
 
 
+def _down(run_dir: Path, force: bool) -> int:
+    from lab import supervisor, users
+    runs = users.live_runs(run_dir) if supervisor.read_pid(run_dir) is not None else []
+    if runs and not force:
+        print(f"lab: not stopped, {users.in_use_message(runs)}: stop "
+              f"{'those runs' if len(runs) > 1 else 'that run'} first (Ctrl-C), or "
+              "python -m lab down --force", file=sys.stderr)
+        return 1
+    print(supervisor.stop_lab(run_dir)
+          + (f"; {len(runs)} run(s) using it lost it" if runs else ""))
+    return 0
+
+
 def _status(run_dir: Path) -> int:
-    from lab import components, supervisor, topology
+    from lab import components, supervisor, topology, users
     pid = supervisor.read_pid(run_dir)
     if pid is None:
         print(f"no lab running in {run_dir}")
         return 1
     state = supervisor.read_state(run_dir)
     print(f"lab {topology.NET}: supervisor pid {pid}, run dir {run_dir}")
+    runs = users.live_runs(run_dir)
+    for use in runs:
+        print(f"  used by run {use.describe()}")
+    if not runs:
+        print("  used by no run")
     run = components.LabRun(run_dir)
     all_healthy = True
     name_w = max([len(c["name"]) for c in state.get("components", [])] + [10])
@@ -209,8 +274,7 @@ def main(argv: list[str]) -> int:
         if args.command == "_supervise":
             return _supervise(run_dir, _only(args.only), args.ready_fd)
         if args.command == "down":
-            print(supervisor.stop_lab(run_dir))
-            return 0
+            return _down(run_dir, args.force)
         if args.command == "chaos":
             from lab import chaos_cli
             return chaos_cli.run(args, run_dir)

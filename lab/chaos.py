@@ -12,13 +12,16 @@ by themselves; `clear` empties the file.
 
 Rule kinds: errors (status, rate), reset (rate), latency (ms), vip-down (vip). `service`
 names an API of the HTTP core (SERVICES); `cloud` narrows an OpenStack service to one cloud.
+One rule per slot (kind + service + cloud, or kind + VIP): a new rule for a slot replaces the
+active one (its `replaces` names it), as setting a knob again would, so the same command
+twice never stacks into a higher rate or twice the latency.
 """
 import json
 import os
 import random
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 CONTROL_ENV = "VANCOUVER_LAB_CHAOS"
@@ -44,6 +47,13 @@ class Rule:
     vip: str | None = None          # vip-down: VIP1 or VIP2
     until: float | None = None      # epoch seconds; None: until cleared
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    replaces: str | None = None     # the id of the rule of the same slot it replaced
+
+    @property
+    def slot(self) -> tuple:
+        """What a rule acts on: a newer rule for the same slot replaces it."""
+        return (self.kind, self.vip) if self.kind == "vip-down" else \
+            (self.kind, self.service, self.cloud)
 
     def active(self, now: float) -> bool:
         return self.until is None or now < self.until
@@ -61,7 +71,8 @@ class Rule:
             self.service + (f" ({self.cloud})" if self.cloud else "")
         left = "until cleared" if self.until is None else \
             f"{max(0.0, self.until - now):.0f}s left"
-        return f"{self.id}  {self.kind:<8} {where:<16} {what}, {left}"
+        again = f" (replaced {self.replaces})" if self.replaces else ""
+        return f"{self.id}  {self.kind:<8} {where:<16} {what}, {left}{again}"
 
     @classmethod
     def from_dict(cls, d: dict) -> "Rule":
@@ -112,9 +123,15 @@ def write_rules(path: Path, rules: list[Rule]) -> None:
 
 
 def add_rule(path: Path, rule: Rule) -> Rule:
+    """Adds a valid rule (ValueError otherwise); an active rule of the same slot is replaced.
+    Returns the rule as written (`replaces` set when it replaced one)."""
+    validate(rule)
     now = time.time()
     rules = [r for r in read_rules(path) if r.active(now)]
-    write_rules(path, rules + [validate(rule)])
+    old = [r for r in rules if r.slot == rule.slot]
+    if old:
+        rule = replace(rule, replaces=old[-1].id)
+    write_rules(path, [r for r in rules if r.slot != rule.slot] + [rule])
     return rule
 
 

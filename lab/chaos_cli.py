@@ -9,8 +9,9 @@
     python -m lab chaos status
 
 Each takes --run-dir (default /tmp/vancouver-lab-<NET>). Rules live in <run dir>/chaos.json
-(lab/chaos.py); each command prints one line; a bad value is one line naming it (status 2).
-Exit status 1: no lab runs there.
+(lab/chaos.py); each command prints one line; a bad value is one line naming it (status 2),
+checked before the lab is looked for. A rule for the same kind, service and cloud (or VIP) as
+an active one replaces it (`status` shows which it replaced). Exit status 1: no lab runs there.
 """
 import argparse
 import os
@@ -30,7 +31,8 @@ def duration(text: str) -> float:
     """'120s', '2m', '1.5h', '90' (seconds) -> seconds."""
     m = _DURATION.fullmatch(text.strip())
     if not m or float(m.group(1)) <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a duration like 30s, 2m or 1h")
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected a positive duration like 30s, 2m or 1h")
     return float(m.group(1)) * _UNIT_S[m.group(2)]
 
 
@@ -48,7 +50,7 @@ def add_parser(sub, run_dir_arg) -> None:
     """Adds `chaos` and its commands to the lab's subparsers; run_dir_arg(parser) adds
     --run-dir to each."""
     p = sub.add_parser("chaos", help="inject faults into a running lab")
-    cmds = p.add_subparsers(dest="chaos_command", required=True)
+    cmds = p.add_subparsers(dest="chaos_command", required=True, metavar="command")
 
     def service_args(q, with_rate: bool):
         q.add_argument("--service", required=True, choices=chaos.SERVICES)
@@ -86,13 +88,31 @@ def add_parser(sub, run_dir_arg) -> None:
         run_dir_arg(q)
 
 
+def _rule(args) -> chaos.Rule:
+    """The rule a rule command asks for; ValueError names a bad value."""
+    until = time.time() + args.for_s if args.for_s else None
+    if args.chaos_command == "vip-down":
+        return chaos.validate(chaos.Rule(kind="vip-down", vip=args.vip, until=until))
+    return chaos.validate(chaos.Rule(
+        kind=args.chaos_command, service=args.service, cloud=args.cloud,
+        status=getattr(args, "status", None), rate=getattr(args, "rate", 1.0),
+        ms=getattr(args, "ms", 0), until=until))
+
+
 def run(args, run_dir: Path) -> int:
     from lab import supervisor
+    cmd = args.chaos_command
+    rule = None
+    if cmd in chaos.KINDS:
+        try:   # bad input is bad whether or not a lab runs
+            rule = _rule(args)
+        except ValueError as e:
+            print(f"lab: chaos {cmd}: {e}", file=sys.stderr)
+            return 2
     if supervisor.read_pid(run_dir) is None:
         print(f"lab: no lab running in {run_dir}", file=sys.stderr)
         return 1
     path = chaos.control_path(run_dir)
-    cmd = args.chaos_command
     if cmd == "kill":
         return _kill(run_dir, args.component)
     if cmd == "clear":
@@ -108,22 +128,12 @@ def run(args, run_dir: Path) -> int:
         return 0
     if cmd == "status":
         rules = [r for r in chaos.read_rules(path) if r.active(time.time())]
-        print(f"chaos: {len(rules)} active rule(s)" + (":" if rules else ""))
+        print(f"chaos: {len(rules)} active rule(s)" + (" (one per kind, service and cloud or "
+                                                      "VIP):" if rules else ""))
         for r in rules:
             print("  " + r.describe())
         return 0
-    until = time.time() + args.for_s if args.for_s else None
-    if cmd == "vip-down":
-        rule = chaos.Rule(kind="vip-down", vip=args.vip, until=until)
-    else:
-        rule = chaos.Rule(kind=cmd, service=args.service, cloud=args.cloud,
-                          status=getattr(args, "status", None), rate=getattr(args, "rate", 1.0),
-                          ms=getattr(args, "ms", 0), until=until)
-    try:
-        chaos.add_rule(path, rule)
-    except ValueError as e:
-        print(f"lab: chaos {cmd}: {e}", file=sys.stderr)
-        return 2
+    rule = chaos.add_rule(path, rule)
     print(f"chaos: {rule.describe()}")
     return 0
 

@@ -14,6 +14,7 @@ Files in the run dir:
     supervisor.pid        "<pid> <start time>" while the supervisor lives
     state.json            each component's address, pid, state, restarts and last exit,
                           for `status` and `down`
+    users/<pid>.json      the runs that use the lab (lab/users.py)
     chaos.json            the chaos switch's rules (lab/chaos.py), read by every component
     logs/<name>.log       each component's stdout+stderr (logs/supervisor.log: the supervisor)
     <name>/               each component's config and data; tls/ the lab's certificates
@@ -39,6 +40,7 @@ from pathlib import Path
 
 from lab import chaos, topology
 from lab.restart import RestartPolicy, is_failure
+from lab.users import process_start_time as _start_time, users_dir
 from lab.components import (REPO_ROOT, Component, LabError, LabRun, find_binary,
                             new_secrets, write_target_dir)
 
@@ -91,17 +93,6 @@ def last_line(path: Path) -> str:
 
 
 # ---- process identity (pid files survive their process; pids get reused) -------------------
-
-def _start_time(pid: int) -> str | None:
-    """The process's start time (psutil's create_time), or None when it is gone or a zombie."""
-    import psutil   # here, not at the top: `lab up` never needs it on a free run dir (boot time)
-    try:
-        proc = psutil.Process(pid)
-        return (None if proc.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
-                else repr(proc.create_time()))
-    except psutil.Error:
-        return None
-
 
 def alive(pid: int, start_time: str | None = None) -> bool:
     st = _start_time(pid)
@@ -295,6 +286,7 @@ class Supervisor:
             shutil.rmtree(self.run.target_dir, ignore_errors=True)
             state_file(run_dir).unlink(missing_ok=True)
             pid_file(run_dir).unlink(missing_ok=True)
+            shutil.rmtree(users_dir(run_dir), ignore_errors=True)   # no lab, no users
             self._owns_run_dir = False
         if self._lock_file is not None:
             self._lock_file.seek(0)

@@ -34,8 +34,8 @@ def make_lab(tmp_path):
         return lab
 
     yield make
-    for lab in made:
-        lab.run("down")
+    for lab in made:   # --force: a run the test left behind must not keep its lab alive
+        lab.run("down", "--force")
 
 
 @pytest.fixture(scope="module")

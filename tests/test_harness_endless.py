@@ -179,6 +179,24 @@ def test_endless_xdist_round_robin_bounded(tmp_path):
     assert (tmp_path / "reports" / "index.html").is_file()
 
 
+@pytest.mark.parametrize("workers", [["-n", "2"], []], ids=["xdist", "single"])
+def test_a_short_run_starts_every_scenario_before_any_twice(tmp_path, workers):
+    """Four scenario keys of three items each: the first four starts are the four keys (in
+    file order each key's items would come first), and all twelve items start before any
+    item starts again."""
+    make_suite(tmp_path, {k: dict(n=3, sleep=0.4) for k in "abcd"})
+    code, out = run(tmp_path, *workers, "--count=0", "--duration", "7s")
+    assert code == 0, out[-3000:]
+    starts = sorted((ts, what) for kind, what, _, ts in events(tmp_path) if kind == "start")
+    order = [what for _, what in starts]
+    modules = [n.split("::")[0] for n in order]
+    assert len(set(modules[:4])) == 4, order[:4]
+    assert len(order) >= 12, order
+    assert len(set(order[:12])) == 12, order[:12]
+    if not workers:   # one process: exactly round-robin over the keys, then their items
+        assert modules[:8] == modules[:4] * 2, modules[:8]
+
+
 def test_sigint_to_controller_stops_gracefully(tmp_path):
     make_suite(tmp_path, {"a": dict(n=4, sleep=1.0)})
     proc = start(tmp_path, "-n", "2", "--count=0")
@@ -751,6 +769,59 @@ def test_scheduler_simulation(tmp_path, n_items, n_nodes):
         # Few spare items leave the scheduler little choice; with more it evens out tightly.
         slack = max(counts) // (10 if n_items >= 3 * n_nodes else 4)
         assert max(counts) - min(counts) <= max(3, slack), counts
+
+
+# The demo's collection (pytest --collect-only scenarios/): 8 keys, 1 to 5 items each.
+DEMO_COLLECTION = [
+    "scenarios/kubernetes/test_kubernetes.py::test_kubernetes",
+    *[f"scenarios/openstack/test_{k}.py::test_{k}[{c}]"
+      for k in ("ceph_migration", "image_rotation", "server_lifecycle", "volume_features")
+      for c in ("mitaka", "newton", "pike")],
+    "scenarios/test_performance.py::test_performance",
+    *[f"scenarios/test_tenancy.py::test_tenancy[Vancouver-{t}]"
+      for t in ("OM", "ON", "OP", "KU", "VM")],
+    "scenarios/vmware/test_vmware.py::test_vmware",
+]
+
+
+@pytest.mark.parametrize("n_nodes", [2, 3, 5])
+def test_first_round_starts_every_scenario_key_before_any_key_twice(n_nodes):
+    """A short demo must reach every scenario: starts go round-robin over the keys (modules),
+    then over their tenants, so the first 8 starts are the 8 keys and every item starts once
+    before any item starts twice. Iterations of one length here (each node a little slower
+    than the one before): with iterations of different lengths, a node's next item is
+    committed before its current one ends, which is as far as the workers allow."""
+    sched = EndlessScheduling(None, None, FakeStopper(), numnodes=n_nodes)
+    nodes = [FakeNode(f"gw{i}", 1.0 + 0.01 * i) for i in range(n_nodes)]
+    for node in nodes:
+        sched.add_node(node)
+        sched.add_node_collection(node, DEMO_COLLECTION)
+    sched.schedule()
+    now, busy_until, order = 0.0, {}, []
+    while len(order) < 3 * len(DEMO_COLLECTION):
+        for node in nodes:
+            if node not in busy_until and len(node.queue) >= 2:
+                order.append(node.queue[0])
+                busy_until[node] = now + node.speed
+        node = min(busy_until, key=busy_until.get)
+        now = busy_until.pop(node)
+        sched.mark_test_complete(node, node.queue.pop(0))
+    keys = [DEMO_COLLECTION[i].split("::")[0] for i in order]
+    assert len(set(keys[:8])) == 8, keys[:8]
+    first_repeat = next(n for n, i in enumerate(order) if i in order[:n])
+    assert sorted(order[:first_repeat]) == list(range(len(DEMO_COLLECTION))), order
+
+
+def test_pacer_hands_out_round_robin_over_keys_then_their_items():
+    keys = ["a", "a", "a", "b", "c", "c"]
+    pacer = Pacer([0.0] * 6, clock=Clock(), keys=keys)
+    got = []
+    for _ in range(6):
+        i = pacer.order(range(6))[0]
+        pacer.handed_out(i)
+        got.append(i)
+    assert [keys[i] for i in got] == ["a", "b", "c", "a", "c", "a"]
+    assert sorted(got) == list(range(6))
 
 
 # --------------------------------------------------------------------------- the Pacer

@@ -1,6 +1,7 @@
 """fixtures/headroom.py: QoS checks share their window within the measured capacity and never
 on one tenant at once, the performance piece has it alone, a waiting performance run keeps new
 QoS checks out (no starvation), and the capacity probe runs alone, once per TTL."""
+import contextlib
 import fcntl
 import os
 import subprocess
@@ -59,13 +60,34 @@ def test_qos_checks_overlap_and_a_waiting_saturation_run_goes_next():
         p.unlink()
 
 
-def _windows(probe=None, **kw):
-    return headroom.Windows(f"https://test-{uuid.uuid4().hex}", probe=probe, **kw)
+@contextlib.contextmanager
+def windows(probe=None, **kw):
+    """headroom.Windows on an endpoint of its own; its lock files are removed after."""
+    w = headroom.Windows(f"https://test-{uuid.uuid4().hex}", probe=probe, **kw)
+    try:
+        yield w
+    finally:
+        for p in (w.turnstile, w.ledger):
+            p.unlink(missing_ok=True)
 
 
-def _cleanup(w):
-    for p in (w.turnstile, w.ledger):
-        p.unlink(missing_ok=True)
+def waiting_claim(w, iops: int, **kw):
+    """Starts a claim of `iops` on another thread and asserts that it waits (0.5 s: a
+    negative, nothing to wait for). Returns enters(): asserts it gets in once the caller's
+    claims are gone."""
+    got_in = threading.Event()
+
+    def claim():
+        with w.qos(iops, **kw):
+            got_in.set()
+    t = threading.Thread(target=claim, daemon=True)
+    t.start()
+    assert not got_in.wait(0.5)
+
+    def enters():
+        assert got_in.wait(10)
+        t.join(10)
+    return enters
 
 
 def test_claims_beyond_the_measured_capacity_wait_their_turn():
@@ -74,114 +96,68 @@ def test_claims_beyond_the_measured_capacity_wait_their_turn():
     def probe():
         probes.append(time.monotonic())
         return 1000.0
-    w = _windows(probe, share=0.8, paced_cost=1)
-    try:
+    with windows(probe, share=0.8, paced_cost=1) as w:
         with w.qos(500) as first:            # the first window measures the capacity
             assert (first.capacity, first.beside, len(probes)) == (1000.0, 0, 1)
             with w.qos(300) as second:       # 800 <= 0.8 x 1000: side by side
                 assert second.beside == 500
-            entered = threading.Event()
-
-            def third():
-                with w.qos(400):             # 900 > 800: waits for the first to leave
-                    entered.set()
-            t = threading.Thread(target=third)
-            t.start()
-            assert not entered.wait(0.5)
-        assert entered.wait(10)
-        t.join(10)
+            third = waiting_claim(w, 400)    # 900 > 800: waits for the first to leave
+        third()
         with w.qos(5000) as alone:           # more than the host: alone, expecting what it has
             assert alone.reach(2000) == 1000.0 and alone.reach(500) == 500
         assert len(probes) == 1              # measured once within the TTL
-    finally:
-        _cleanup(w)
-    w = _windows(lambda: 3000.0, paced_cost=3)
-    try:
+    with windows(lambda: 3000.0, paced_cost=3) as w:
         with w.qos(1000) as adm:             # a paced op weighs 3: the host paces 1,000
             assert adm.paced_capacity == 1000.0
             assert (adm.reach(2000), adm.reach(500)) == (1000.0, 500)
             assert adm.row()["host capacity, paced IOPS"] == 1000
-    finally:
-        _cleanup(w)
 
 
 def test_a_paced_probe_short_of_its_limit_lowers_what_checks_expect():
-    w = _windows(lambda: 6000.0, probe_limit=8000)    # the host paced 75% of the probe's limit
-    try:
+    # the host paced 75% of the probe's limit
+    with windows(lambda: 6000.0, probe_limit=8000) as w:
         with w.qos(1000) as adm:
             assert adm.paced_share == 0.75
             assert (adm.reach(1000), adm.reach(500)) == (750.0, 375.0)
             assert adm.row()["share of its limit the paced probe reached"] == 0.75
-    finally:
-        _cleanup(w)
-    w = _windows(lambda: 6000.0, probe_limit=8000)    # short of pace: one check at a time
-    try:
+    with windows(lambda: 6000.0, probe_limit=8000) as w:   # short of pace: one at a time
         with w.qos(100):
-            got_in = threading.Event()
-
-            def second():
-                with w.qos(100):
-                    got_in.set()
-            t = threading.Thread(target=second)
-            t.start()
-            assert not got_in.wait(0.5)
-        assert got_in.wait(10)
-        t.join(10)
-    finally:
-        _cleanup(w)
-    w = _windows(lambda: 8000.0, probe_limit=8000)    # a host that keeps pace: the limits
-    try:
+            second = waiting_claim(w, 100)
+        second()
+    with windows(lambda: 8000.0, probe_limit=8000) as w:   # a host that keeps pace: the limits
         with w.qos(1000) as adm:
             assert (adm.paced_share, adm.reach(1000)) == (1.0, 1000)
-            with w.qos(1000) as beside:               # and room for more than one check
+            with w.qos(1000) as beside:                    # and room for more than one check
                 assert beside.beside == 1000
-    finally:
-        _cleanup(w)
 
 
 def test_paced_claims_weigh_their_cost():
-    w = _windows(lambda: 10000.0, share=0.8, paced_cost=8)
-    try:
+    with windows(lambda: 10000.0, share=0.8, paced_cost=8) as w:
         with w.qos(500):                     # 500 x 8 = 4,000 of 8,000
             with w.qos(500) as second:       # 8,000 of 8,000: fits
                 assert second.beside == 500
-                got_in = threading.Event()
-
-                def third():
-                    with w.qos(100):         # 8,800 > 8,000: waits
-                        got_in.set()
-                t = threading.Thread(target=third)
-                t.start()
-                assert not got_in.wait(0.5)
-        assert got_in.wait(10)
-        t.join(10)
-    finally:
-        _cleanup(w)
+                third = waiting_claim(w, 100)   # 8,800 > 8,000: waits
+        third()
 
 
 def test_the_capacity_is_measured_again_when_stale_and_alone():
     holders_seen = []
-    w = _windows(None, ttl_s=0.0)
-
-    def probe():
-        with w._state() as state:
-            holders_seen.append(sorted(h["kind"] for h in state["holders"].values()))
-        return 2000.0
-    w.probe = probe
-    try:
+    with windows(None, ttl_s=0.0) as w:
+        def probe():
+            with w._state() as state:
+                holders_seen.append(sorted(h["kind"] for h in state["holders"].values()))
+            return 2000.0
+        w.probe = probe
         with w.qos(100):
             pass
         with w.qos(100):
             pass
         assert holders_seen == [["probe"], ["probe"]]   # twice, and nobody measured beside it
         assert w.capacity() == 2000.0
-    finally:
-        _cleanup(w)
 
 
 def test_claims_on_one_tenant_never_overlap():
-    w = _windows(lambda: 1e9)
-    try:
+    with windows(lambda: 1e9) as w:
         order = []
         with w.qos(100, tenant="/root/Vancouver-OM"):
             with w.qos(100, tenant="/root/Vancouver-ON"):   # another tenant: at once
@@ -196,18 +172,13 @@ def test_claims_on_one_tenant_never_overlap():
             order.append("first leaves")
         t.join(10)
         assert order == ["other tenant beside", "first leaves", "same tenant"]
-    finally:
-        _cleanup(w)
 
 
 def test_a_dead_holder_is_dropped():
-    w = _windows(lambda: 1000.0)
-    try:
+    with windows(lambda: 1000.0) as w:
         dead = subprocess.Popen(["true"])
         dead.wait()
         with w._state() as state:
             state["holders"]["gone"] = {"pid": dead.pid, "demand": 10**6, "kind": "saturation"}
         with w.qos(100) as adm:
             assert adm.beside == 0
-    finally:
-        _cleanup(w)

@@ -17,37 +17,10 @@ from kubernetes.client.exceptions import ApiException
 from clients import initiator, ports
 from fixtures import kubernetes as k8s
 from fixtures.waiters import wait_until
-from tests.support.kubernetes_fixtures import cluster, dtenant  # noqa: F401  (fixtures)
+from tests.support.kubernetes_fixtures import cluster, dtenant, ns, storage_class  # noqa: F401
 
 TIMEOUT = 120
 NODE_IQN = "iqn.1993-08.org.debian:01:vancouver-kubernetes"
-
-
-@pytest.fixture
-def ns(cluster):
-    name = f"vkf-{uuid.uuid4().hex[:8]}"
-    k8s.ensure_namespace(cluster.core, name)
-    yield name
-    k8s.delete_namespace(cluster.core, name, timeout=TIMEOUT)
-
-
-@pytest.fixture
-def sc(cluster):
-    made = []
-
-    def make(params: dict, reclaim: str = "Delete") -> str:
-        name = f"vkf-{uuid.uuid4().hex[:8]}"
-        k8s.ensure_storage_class(cluster.storage, k8s.storage_class_body(
-            name, cluster.provisioner, params, reclaim))
-        made.append(name)
-        return name
-
-    yield make
-    for name in made:
-        try:
-            cluster.storage.delete_storage_class(name)
-        except ApiException:
-            pass
 
 
 def pod_body(name: str, containers: list[dict], volumes: list[dict],
@@ -126,10 +99,10 @@ def read_through_data_plane(lab_api, tenant: str, handle: str, tmp_path, fn):
 
 @pytest.mark.parametrize("fs", ["ext4", "xfs"])
 def test_a_filesystem_pvc_is_formatted_mounted_and_its_files_land_on_the_datera_volume(
-        cluster, ns, sc, lab_api, dtenant, tmp_path, fs):
+        cluster, ns, storage_class, lab_api, dtenant, tmp_path, fs):
     if not shutil.which(f"mkfs.{fs}"):
         pytest.skip(f"mkfs.{fs} is not installed (make setup installs it)")
-    pv = fs_claim(cluster, ns, sc({"csi.storage.k8s.io/fstype": fs}))
+    pv = fs_claim(cluster, ns, storage_class({"csi.storage.k8s.io/fstype": fs}))
     assert pv.spec.csi.fs_type == fs and pv.spec.volume_mode == "Filesystem"
     handle = pv.spec.csi.volume_handle
     writer = run_pod(cluster, ns, pod_body("writer", [sh("app", (
@@ -162,8 +135,9 @@ def test_a_filesystem_pvc_is_formatted_mounted_and_its_files_land_on_the_datera_
         assert cat == "hello from datera\n"
 
 
-def test_an_unsupported_fstype_fails_provisioning_as_the_driver_refuses_it(cluster, ns, sc):
-    name = sc({"csi.storage.k8s.io/fstype": "btrfs"})
+def test_an_unsupported_fstype_fails_provisioning_as_the_driver_refuses_it(cluster, ns,
+                                                                           storage_class):
+    name = storage_class({"csi.storage.k8s.io/fstype": "btrfs"})
     cluster.core.create_namespaced_persistent_volume_claim(ns, k8s.pvc_body("fsvol", name, "1Gi"))
     failed = wait_until(lambda: [e for e in k8s.events_for(cluster.core, ns, "fsvol")
                                  if e.reason == "ProvisioningFailed"], TIMEOUT,
@@ -228,8 +202,9 @@ def test_an_unsupported_fstype_on_a_pv_gives_the_failed_mount_event(cluster, ns,
         lab_api.app_instances.get(handle, tenant=dtenant).delete(tenant=dtenant, force=True)
 
 
-def test_every_container_runs_after_the_init_containers_and_reports_its_status(cluster, ns, sc):
-    fs_claim(cluster, ns, sc({"csi.storage.k8s.io/fstype": "ext4"}))
+def test_every_container_runs_after_the_init_containers_and_reports_its_status(cluster, ns,
+                                                                               storage_class):
+    fs_claim(cluster, ns, storage_class({"csi.storage.k8s.io/fstype": "ext4"}))
     scratch = {"name": "scratch", "emptyDir": {}}
     pod = run_pod(cluster, ns, pod_body(
         "multi",

@@ -15,39 +15,11 @@ from kubernetes.client.exceptions import ApiException
 
 from fixtures import kubernetes as k8s
 from fixtures.waiters import wait_until
-from tests.support.kubernetes_fixtures import cluster, dtenant  # noqa: F401  (fixtures)
+from tests.support.kubernetes_fixtures import cluster, dtenant, ns, storage_class  # noqa: F401
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "lab" / "kubernetes" / "examples"
 DRIVER = "dsp.csi.daterainc.io"
 TIMEOUT = 60
-
-
-@pytest.fixture
-def ns(cluster):
-    name = f"vk-{uuid.uuid4().hex[:8]}"
-    k8s.ensure_namespace(cluster.core, name)
-    yield name
-    k8s.delete_namespace(cluster.core, name)
-
-
-@pytest.fixture
-def storage_class(cluster):
-    """make(parameters) -> a fresh StorageClass name; deleted after the test."""
-    made = []
-
-    def make(parameters: dict, reclaim: str = "Delete") -> str:
-        name = f"vk-{uuid.uuid4().hex[:8]}"
-        k8s.ensure_storage_class(cluster.storage, k8s.storage_class_body(
-            name, cluster.provisioner, parameters, reclaim))
-        made.append(name)
-        return name
-
-    yield make
-    for name in made:
-        try:
-            cluster.storage.delete_storage_class(name)
-        except ApiException:
-            pass
 
 
 def kubectl(cluster, *args: str, check: bool = True) -> subprocess.CompletedProcess:

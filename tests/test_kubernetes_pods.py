@@ -12,37 +12,10 @@ from kubernetes.client.exceptions import ApiException
 
 from fixtures import kubernetes as k8s
 from fixtures.waiters import wait_until
-from tests.support.kubernetes_fixtures import cluster  # noqa: F401  (fixtures)
+from tests.support.kubernetes_fixtures import cluster, ns, storage_class  # noqa: F401
 
 TIMEOUT = 90
 DEV = "/dev/xvda"
-
-
-@pytest.fixture
-def ns(cluster):
-    name = f"vkp-{uuid.uuid4().hex[:8]}"
-    k8s.ensure_namespace(cluster.core, name)
-    yield name
-    k8s.delete_namespace(cluster.core, name)
-
-
-@pytest.fixture
-def sc(cluster):
-    made = []
-
-    def make(params: dict) -> str:
-        name = f"vkp-{uuid.uuid4().hex[:8]}"
-        k8s.ensure_storage_class(cluster.storage, k8s.storage_class_body(
-            name, cluster.provisioner, params))
-        made.append(name)
-        return name
-
-    yield make
-    for name in made:
-        try:
-            cluster.storage.delete_storage_class(name)
-        except ApiException:
-            pass
 
 
 def block_pod(name: str, claim: str, script: str, mount: bool = False) -> client.V1Pod:
@@ -75,8 +48,8 @@ def block_claim(cluster, ns, sc_name, name="vol") -> None:
                  TIMEOUT, f"PVC {name} Bound", namespace=ns)
 
 
-def test_a_second_pod_reads_back_what_the_first_wrote(cluster, ns, sc):
-    block_claim(cluster, ns, sc({}))
+def test_a_second_pod_reads_back_what_the_first_wrote(cluster, ns, storage_class):
+    block_claim(cluster, ns, storage_class({}))
     writer = run_pod(cluster, ns, block_pod("writer", "vol", (
         f"head -c 1048576 /dev/urandom > blob && dd if=blob of={DEV} bs=64k conv=notrunc,fsync "
         f"2>/dev/null && sha256sum < blob")))
@@ -91,8 +64,8 @@ def test_a_second_pod_reads_back_what_the_first_wrote(cluster, ns, sc):
     assert len(wrote) == 64 and read == wrote
 
 
-def test_fio_runs_on_the_volume_and_kubectl_logs_shows_it(cluster, ns, sc):
-    block_claim(cluster, ns, sc({"total_iops_max": "500"}))
+def test_fio_runs_on_the_volume_and_kubectl_logs_shows_it(cluster, ns, storage_class):
+    block_claim(cluster, ns, storage_class({"total_iops_max": "500"}))
     pod = run_pod(cluster, ns, block_pod("fio", "vol", (
         f"fio --name=w --filename={DEV} --rw=randwrite --bs=4k --size=8m --runtime=1 "
         "--time_based --ioengine=libaio --output-format=terse --terse-version=3 | cut -d';' -f1-3")))
@@ -107,7 +80,8 @@ def test_fio_runs_on_the_volume_and_kubectl_logs_shows_it(cluster, ns, sc):
     assert lines[-1].startswith("3;fio-") and lines[-1].endswith(";w")
 
 
-def test_wrong_chap_secret_keeps_the_pod_creating_with_a_login_failure_event(cluster, ns, sc):
+def test_wrong_chap_secret_keeps_the_pod_creating_with_a_login_failure_event(cluster, ns,
+                                                                             storage_class):
     def secret(name, password):
         cluster.core.create_namespaced_secret(ns, client.V1Secret.from_dict({
             "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/iscsi-chap",
@@ -117,7 +91,7 @@ def test_wrong_chap_secret_keeps_the_pod_creating_with_a_login_failure_event(clu
                 "node.session.auth.password": password}.items()}}))
     secret("chap-right", "right-secret-123")
     secret("chap-wrong", "wrong-secret-456")
-    name = sc({"csi.storage.k8s.io/provisioner-secret-name": "chap-right",
+    name = storage_class({"csi.storage.k8s.io/provisioner-secret-name": "chap-right",
                "csi.storage.k8s.io/provisioner-secret-namespace": ns,
                "csi.storage.k8s.io/node-stage-secret-name": "chap-wrong",
                "csi.storage.k8s.io/node-stage-secret-namespace": ns})
@@ -133,8 +107,8 @@ def test_wrong_chap_secret_keeps_the_pod_creating_with_a_login_failure_event(clu
     assert pod.status.container_statuses[0].state.waiting.reason == "ContainerCreating"
 
 
-def test_deleting_a_running_pod_stops_it_and_the_kubelet_removes_it(cluster, ns, sc):
-    block_claim(cluster, ns, sc({}))
+def test_deleting_a_running_pod_stops_it_and_the_kubelet_removes_it(cluster, ns, storage_class):
+    block_claim(cluster, ns, storage_class({}))
     cluster.core.create_namespaced_pod(ns, block_pod("sleeper", "vol", "sleep 300"))
     k8s.wait_for(cluster.core.list_namespaced_pod, "sleeper",
                  lambda p: p is not k8s.GONE and p.status.phase == "Running", TIMEOUT,

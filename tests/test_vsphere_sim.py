@@ -13,7 +13,7 @@ from pyVmomi import vim, vmodl
 from tests.support.vsphere import USER, Vcsim, binaries, create_vm, wait_for, wait_task
 
 # `lab up --only vsphere` on a net no other test module uses (tests/support/labcli.py lists them).
-LAB_NET = "127.217"
+LAB_NET = "127.228"
 
 
 @pytest.fixture(scope="module")

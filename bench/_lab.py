@@ -1,0 +1,43 @@
+"""`python -m lab` for the benchmarks: each runs a lab of its own, on a net of its own
+(VANCOUVER_LAB_NET, each benchmark's default in its docstring) and a tmp run dir, so it never
+touches a running lab."""
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def lab(*args: str, run_dir: Path, env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
+    """python -m lab ARGS --run-dir RUN_DIR, output captured."""
+    return subprocess.run([sys.executable, "-m", "lab", *args, "--run-dir", str(run_dir)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def lab_env(default_net: str, **extra: str) -> dict:
+    """This environment with the lab net (VANCOUVER_LAB_NET if set, else default_net)."""
+    return dict(os.environ, VANCOUVER_LAB_NET=os.environ.get("VANCOUVER_LAB_NET", default_net),
+                **extra)
+
+
+@contextlib.contextmanager
+def target_or_own_lab(given: str | None, run_dir: Path, env: dict, *up_args: str,
+                      timeout: float = 300):
+    """The target.yaml the user gave (--target), or that of a lab of the benchmark's own
+    (`lab up UP_ARGS` in run_dir, stopped after). A lab that does not start ends the
+    benchmark with one line and status 1 (SystemExit)."""
+    if given:
+        yield Path(given).resolve()
+        return
+    up = lab("up", *up_args, run_dir=run_dir, env=env, timeout=timeout)
+    try:
+        if up.returncode != 0:
+            raise SystemExit(f"{Path(sys.argv[0]).stem}: lab did not start: "
+                             f"{(up.stderr or up.stdout).strip()[-400:]}")
+        yield run_dir / "target" / "target.yaml"
+    finally:
+        lab("down", run_dir=run_dir, env=env, timeout=timeout)

@@ -1,0 +1,110 @@
+"""Which demo runs use a lab: `lab status` lists them, `lab down` refuses to stop a lab in use.
+
+A run that uses the lab (fixtures/target.py, in the controller or the only process) registers
+itself as one file per process, written atomically:
+
+    <run dir>/users/<pid>.json   {"pid", "start_time", "report_dir", "started"}
+
+and removes it when it ends. A run killed with -9 cannot remove it, so an entry whose process
+is gone, or whose pid now belongs to another process (start time differs), is stale: readers
+ignore it and remove it. The same model as a pid file checked against /proc, or `umount`
+refusing a busy mount ("target is busy") unless forced.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+
+def users_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / "users"
+
+
+def process_start_time(pid: int) -> str | None:
+    """The process's start time (psutil's create_time), or None when it is gone or a zombie:
+    with the pid, the identity of a process (pids get reused). The supervisor's pid file uses
+    it too."""
+    import psutil   # here, not at the top: `lab up` never needs it on a free run dir
+    try:
+        proc = psutil.Process(pid)
+        return (None if proc.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+                else repr(proc.create_time()))
+    except psutil.Error:
+        return None
+
+
+@dataclass(frozen=True)
+class RunUse:
+    """One run using the lab: its pid, report directory ('' if none) and start (UTC)."""
+    pid: int
+    start_time: str
+    report_dir: str
+    started: str
+
+    def describe(self) -> str:
+        where = f"reports {self.report_dir}" if self.report_dir else "no report dir"
+        return f"pid {self.pid} ({where}, started {self.started})"
+
+
+def register(run_dir: Path, report_dir: Path | str | None = None,
+             pid: int | None = None) -> Path:
+    """Records that process `pid` (default: this one) uses the lab in run_dir. Returns the
+    entry's path (give it to unregister)."""
+    pid = os.getpid() if pid is None else pid
+    use = RunUse(pid=pid, start_time=process_start_time(pid) or "",
+                 report_dir=str(report_dir or ""),
+                 started=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
+    folder = users_dir(run_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{pid}.json"
+    tmp = folder / f".{pid}.json.tmp"
+    tmp.write_text(json.dumps(asdict(use)) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def unregister(entry: Path) -> None:
+    Path(entry).unlink(missing_ok=True)
+
+
+def live_runs(run_dir: Path) -> list[RunUse]:
+    """The runs that use the lab now, oldest first; stale entries are removed."""
+    runs: list[RunUse] = []
+    try:
+        entries = sorted(users_dir(run_dir).glob("*.json"))
+    except OSError:
+        return []
+    for entry in entries:
+        try:
+            use = RunUse(**json.loads(entry.read_text()))
+        except (OSError, ValueError, TypeError):
+            use = None
+        if use is None or not use.start_time or \
+                process_start_time(use.pid) != use.start_time:
+            entry.unlink(missing_ok=True)   # a run that died without unregistering
+            continue
+        runs.append(use)
+    return sorted(runs, key=lambda u: u.started)
+
+
+def in_use_message(runs: list[RunUse]) -> str:
+    """One line naming the runs, for `down`'s refusal."""
+    return (f"in use by {len(runs)} run{'s' if len(runs) > 1 else ''}: "
+            + "; ".join(u.describe() for u in runs))
+
+
+# A run that started the lab stops it when it ends; when another run still uses it then, the
+# last run to leave stops it instead (the mark says so; it goes with the lab's users/).
+_STOP_MARK = "stop-when-unused"
+
+
+def mark_stop_when_unused(run_dir: Path) -> None:
+    users_dir(run_dir).mkdir(parents=True, exist_ok=True)
+    (users_dir(run_dir) / _STOP_MARK).touch()
+
+
+def stop_when_unused(run_dir: Path) -> bool:
+    return (users_dir(run_dir) / _STOP_MARK).exists()
