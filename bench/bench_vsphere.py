@@ -33,7 +33,7 @@ import requests  # noqa: E402
 from pyVim.connect import Disconnect, SmartConnect  # noqa: E402
 from pyVmomi import vim  # noqa: E402
 
-from lab.components import write_private  # noqa: E402
+from lab.component_base import write_private  # noqa: E402
 from lab.tls import issue_server_cert  # noqa: E402
 from lab.vsphere import buildhash  # noqa: E402
 

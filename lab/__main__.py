@@ -116,7 +116,7 @@ def _setup_logging() -> None:
 
 
 def _up(run_dir: Path, only: list[str] | None, foreground: bool) -> int:
-    from lab import components, supervisor, topology
+    from lab import component_base, components, supervisor, topology
     selected = components.select(only)
     supervisor.preflight(run_dir, selected)
     if foreground:
@@ -134,7 +134,7 @@ def _up(run_dir: Path, only: list[str] | None, foreground: bool) -> int:
     sup_log = supervisor.log_file(run_dir, "supervisor")
     read_fd, write_fd = os.pipe()
     env = dict(os.environ, VANCOUVER_LAB_NET=topology.NET,
-               PYTHONPATH=os.pathsep.join(p for p in (str(components.REPO_ROOT),
+               PYTHONPATH=os.pathsep.join(p for p in (str(component_base.REPO_ROOT),
                                                       os.environ.get("PYTHONPATH")) if p))
     with open(sup_log, "ab") as out:
         # Its own session: the lab outlives this command and a Ctrl-C in this terminal. Its
@@ -186,7 +186,7 @@ def _read_report(fd: int, timeout: float) -> dict | None:
 
 
 def _supervise(run_dir: Path, only: list[str] | None, ready_fd: int) -> int:
-    from lab import components, supervisor
+    from lab import component_base, components, supervisor
     _setup_logging()
     pipe = os.fdopen(ready_fd, "w")
 
@@ -199,7 +199,7 @@ def _supervise(run_dir: Path, only: list[str] | None, ready_fd: int) -> int:
 
     try:
         selected = components.select(only)
-    except components.LabError as e:
+    except component_base.LabError as e:
         report(False, str(e))
         return 1
     return supervisor.Supervisor(run_dir, selected).run_forever(report)
@@ -219,7 +219,7 @@ def _down(run_dir: Path, force: bool) -> int:
 
 
 def _status(run_dir: Path) -> int:
-    from lab import components, supervisor, topology, users
+    from lab import component_base, components, supervisor, topology, users
     pid = supervisor.read_pid(run_dir)
     if pid is None:
         print(f"no lab running in {run_dir}")
@@ -231,7 +231,7 @@ def _status(run_dir: Path) -> int:
         print(f"  used by run {use.describe()}")
     if not runs:
         print("  used by no run")
-    run = components.LabRun(run_dir)
+    run = component_base.LabRun(run_dir)
     all_healthy = True
     name_w = max([len(c["name"]) for c in state.get("components", [])] + [10])
     for c in state.get("components", []):
@@ -266,7 +266,7 @@ def main(argv: list[str]) -> int:
     if args.command in ("down", "status", "chaos"):
         _adopt_recorded_net(args.run_dir)
     from lab import supervisor
-    from lab.components import LabError
+    from lab.component_base import LabError
     run_dir = (args.run_dir or supervisor.default_run_dir()).expanduser().resolve()
     try:
         if args.command == "up":

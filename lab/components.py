@@ -12,104 +12,16 @@ import shutil
 import sys
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import yaml
 
 from lab import topology
+from lab.component_base import (DATERA_ADMIN, DATERA_SESSION_TTL_S, DATERA_SW_VERSION,
+                                REPO_ROOT, Component, LabError, LabRun, new_password,
+                                python_module, require_binary, write_private)
+from lab.components_openstack import OPENSTACK_CLOUDS, _openstack_component
 from lab.ldap import directory, slapd
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DATERA_SW_VERSION = "3.3.5.0"
-DATERA_ADMIN = "admin"
-DATERA_SESSION_TTL_S = 900
-
-
-class LabError(Exception):
-    """A one-line, user-facing reason the lab cannot do what was asked."""
-
-
-@dataclass
-class LabRun:
-    """One lab run: its directory and the secrets generated for it (empty for `status`)."""
-    run_dir: Path
-    secrets: dict[str, str] = field(default_factory=dict)
-    # The names of the components this run starts, so one can configure itself for another
-    # (Datera pushes its LUNs to the vCenter's fabric only when the lab has one).
-    components: tuple[str, ...] = ()
-
-    def dir(self, component: str) -> Path:
-        return self.run_dir / component
-
-    @property
-    def target_dir(self) -> Path:
-        return self.run_dir / "target"
-
-
-@dataclass(frozen=True)
-class Component:
-    name: str
-    address: str                                  # shown by `status`
-    binds: tuple[tuple[str, int], ...]            # every (address, port) it listens on
-    depends_on: tuple[str, ...]                   # healthy before this one starts (*)
-    binaries: tuple[str, ...]                     # system programs (Debian packages) it needs
-    prepare: Callable[[LabRun], None]             # writes its config under run.dir(name)
-    argv: Callable[[LabRun], list[str]]
-    healthy: Callable[[LabRun], bool]             # quick, never raises
-    contribute: Callable[[LabRun, dict], None]    # adds files and a section to the target dir
-    # (*) False: the component uses its dependencies only while serving requests, never while it
-    # starts, so the supervisor starts it as soon as they are started instead of waiting for
-    # them to be healthy (its Python start overlaps theirs). The lab is still reported ready
-    # only when every component is healthy, and stops in reverse start order.
-    needs_deps_to_start: bool = True
-    # Seconds it may take to become healthy (None: the supervisor's default). Kubernetes'
-    # apiserver starts in ~3 s on an idle machine but takes minutes on a loaded one.
-    health_timeout_s: float | None = None
-
-
-def new_password() -> str:
-    # Starts with a letter and uses only [A-Za-z0-9_-]: Datera's login schema rejects others.
-    return "p" + secrets.token_urlsafe(18)
-
-
-def new_secrets() -> dict[str, str]:
-    s = {uid: new_password() for uid in directory.all_uids()}
-    s["datera-admin"] = new_password()
-    return s
-
-
-def find_binary(name: str) -> str | None:
-    """Looks on PATH and in the sbin next to each bin on it: Debian puts slapd in /usr/sbin,
-    which an ordinary user's PATH lacks."""
-    dirs = []
-    for d in os.environ.get("PATH", "").split(os.pathsep):
-        if d:
-            dirs.append(d)
-            if Path(d).name == "bin":
-                dirs.append(str(Path(d).parent / "sbin"))
-    return shutil.which(name, path=os.pathsep.join(dirs))
-
-
-def _binary(name: str) -> str:
-    path = find_binary(name)
-    if path is None:
-        raise LabError(f"{name} is not installed: run make setup")
-    return path
-
-
-def write_private(path: Path, text: str) -> None:
-    """Writes a file only its owner can read (configs and anything holding a secret)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(path, 0o600)
-
-
-def _python_module(module: str, config: Path) -> list[str]:
-    return [sys.executable, "-m", module, "--config", str(config)]
-
 
 # ---- ldap: Debian's slapd --------------------------------------------------------------
 
@@ -118,11 +30,11 @@ def _ldap_users(run: LabRun) -> list[directory.LdapUser]:
 
 
 def _ldap_prepare(run: LabRun) -> None:
-    slapd.prepare(run.dir("ldap"), _ldap_users(run), _binary("slapadd"))
+    slapd.prepare(run.dir("ldap"), _ldap_users(run), require_binary("slapadd"))
 
 
 def _ldap_argv(run: LabRun) -> list[str]:
-    return slapd.argv(_binary("slapd"), run.dir("ldap") / "slapd.conf", topology.LDAP.address)
+    return slapd.argv(require_binary("slapd"), run.dir("ldap") / "slapd.conf", topology.LDAP.address)
 
 
 def _ldap_contribute(run: LabRun, doc: dict) -> None:
@@ -190,145 +102,6 @@ def _datera_contribute(run: LabRun, doc: dict) -> None:
                      # The lab has an explicit per-tenant IOPS cap (DESIGN §3.1).
                      "tenant_qos": "lab-extension"}
 
-
-
-# ---- openstack-<cloud>: one process per cloud, every service in it (python -m lab.openstack) --
-
-@dataclass(frozen=True)
-class OpenStackCloud:
-    cloud: str              # clouds.yaml entry names: <cloud> (tenant) and <cloud>-admin
-    node: topology.Node     # the controller: every API binds here
-    project: str            # the tenant project, named as the cloud's Datera tenant
-    compute: tuple = ()     # extra compute nodes (hypervisors Nova lists)
-    # Cinder's Datera backend logs in as the tenant's directory user (datera_ldap_server),
-    # with datera_tenant_id unset: the user's own tenant is where its volumes land.
-    datera_ldap: bool = False
-
-    @property
-    def component(self) -> str:
-        return f"openstack-{self.cloud}"
-
-    @property
-    def tenant_user(self) -> str:
-        return self.project.lower()
-
-
-OPENSTACK_CLOUDS = (
-    OpenStackCloud("mitaka", topology.OPENSTACK_MITAKA,
-                   topology.OPENSTACK_TENANTS["mitaka"]),
-    OpenStackCloud("newton", topology.OPENSTACK_NEWTON,
-                   topology.OPENSTACK_TENANTS["newton"],
-                   compute=topology.OPENSTACK_NEWTON_COMPUTE),
-    OpenStackCloud("pike", topology.OPENSTACK_PIKE,
-                   topology.OPENSTACK_TENANTS["pike"], datera_ldap=True),
-)
-# Every API port of a cloud (one home: lab/topology.py).
-OPENSTACK_PORTS = topology.OPENSTACK_PORTS
-OPENSTACK_ADMIN = "admin"
-
-
-def _os_config_path(run: LabRun, oc: OpenStackCloud) -> Path:
-    return run.dir(oc.component) / "config.json"
-
-
-def _os_secret(run: LabRun, oc: OpenStackCloud, who: str) -> str:
-    # Generated on first use: the supervisor's secrets dict lives for the whole run.
-    return run.secrets.setdefault(f"{oc.component}-{who}", new_password())
-
-
-def _os_datera_login(run: LabRun, oc: OpenStackCloud) -> dict:
-    """cinder.conf's san_login/san_password/datera_tenant_id/datera_ldap_server."""
-    if oc.datera_ldap:
-        uid = directory.uid_for_tenant(oc.project)
-        return {"username": uid, "password": run.secrets[uid], "tenant": "",
-                "ldap_server": topology.LDAP_SERVER_NAME}
-    return {"username": DATERA_ADMIN, "password": run.secrets["datera-admin"],
-            "tenant": f"/root/{oc.project}"}
-
-
-def _os_datera_login_doc(run: LabRun, oc: OpenStackCloud) -> dict:
-    """target.yaml's datera_user / datera_ldap_server of the cloud (no secret)."""
-    login = _os_datera_login(run, oc)
-    doc = {"datera_user": login["username"]}
-    if login.get("ldap_server"):
-        doc["datera_ldap_server"] = login["ldap_server"]
-    return doc
-
-
-def _os_prepare(oc: OpenStackCloud) -> Callable[[LabRun], None]:
-    def prepare(run: LabRun) -> None:
-        work = run.dir(oc.component)
-        (work / "data").mkdir(parents=True, exist_ok=True)
-        hosts = (oc.node, *oc.compute)
-        config = {
-            "cloud": oc.cloud,
-            "release": oc.cloud,
-            "address": oc.node.address,
-            "data_dir": str(work / "data"),
-            "admin": {"user": OPENSTACK_ADMIN, "password": _os_secret(run, oc, "admin"),
-                      "project": "admin"},
-            "tenant": {"user": oc.tenant_user, "password": _os_secret(run, oc, "tenant"),
-                       "project": oc.project},
-            "compute_nodes": [{"name": n.name, "address": n.address} for n in hosts],
-            # Cinder's backends: the Datera lab (as the cloud's Datera tenant) and Ceph.
-            "services": {"cinder": {
-                "datera": {"mgmt_ip": topology.DATERA_MGT1.address,
-                           "http_port": topology.DATERA_HTTP_PORT, **_os_datera_login(run, oc)},
-                "ceph": {"address": topology.CEPH.address}}},
-        }
-        write_private(_os_config_path(run, oc), json.dumps(config, indent=2) + "\n")
-    return prepare
-
-
-def _os_healthy(oc: OpenStackCloud) -> Callable[[LabRun], bool]:
-    """Keystone's /v3 answers 200; the cloud's process starts Keystone after every other
-    service, so that means the whole cloud serves."""
-    def healthy(run: LabRun) -> bool:
-        url = f"http://{oc.node.address}:{OPENSTACK_PORTS['keystone']}/v3"
-        try:
-            with urllib.request.urlopen(url, timeout=1) as resp:
-                return resp.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
-    return healthy
-
-
-def _os_contribute(oc: OpenStackCloud) -> Callable[[LabRun, dict], None]:
-    def contribute(run: LabRun, doc: dict) -> None:
-        path = run.target_dir / "clouds.yaml"
-        clouds = yaml.safe_load(path.read_text()) if path.exists() else {"clouds": {}}
-        auth_url = f"http://{oc.node.address}:{OPENSTACK_PORTS['keystone']}/v3"
-        for entry, user, project, who in ((oc.cloud, oc.tenant_user, oc.project, "tenant"),
-                                          (f"{oc.cloud}-admin", OPENSTACK_ADMIN, "admin", "admin")):
-            clouds["clouds"][entry] = {
-                "auth": {"auth_url": auth_url, "username": user,
-                         "password": _os_secret(run, oc, who), "project_name": project,
-                         "user_domain_name": "Default", "project_domain_name": "Default"},
-                "region_name": "RegionOne", "identity_api_version": 3, "interface": "public"}
-        write_private(path, yaml.safe_dump(clouds, sort_keys=False))
-        section = doc.setdefault("openstack", {"clouds_yaml": "clouds.yaml", "clouds": {}})
-        section["clouds"][oc.cloud] = {"release": oc.cloud, "tenant_cloud": oc.cloud,
-                                       "admin_cloud": f"{oc.cloud}-admin",
-                                       "project": oc.project, "datera_tenant": oc.project,
-                                       "controller": oc.node.address,
-                                       "compute_nodes": [n.address for n in (oc.node, *oc.compute)],
-                                       **_os_datera_login_doc(run, oc)}
-    return contribute
-
-
-def _openstack_component(oc: OpenStackCloud) -> Component:
-    return Component(
-        name=oc.component,
-        address=f"{oc.node.address}:{OPENSTACK_PORTS['keystone']}",
-        binds=tuple((oc.node.address, port) for port in OPENSTACK_PORTS.values()),
-        # Cinder's datera backend drives the Datera lab.
-        depends_on=("datera",),
-        binaries=(),
-        prepare=_os_prepare(oc),
-        argv=lambda run: _python_module("lab.openstack", _os_config_path(run, oc)),
-        healthy=_os_healthy(oc),
-        contribute=_os_contribute(oc),
-    )
 
 
 # ---- kubernetes: etcd + the real control plane + CSI controller + node agent (lab.kubernetes) --
@@ -520,7 +293,7 @@ COMPONENTS: tuple[Component, ...] = (
         depends_on=("ldap",),
         binaries=(),
         prepare=_datera_prepare,
-        argv=lambda run: _python_module("lab.datera", _datera_config_path(run)),
+        argv=lambda run: python_module("lab.datera", _datera_config_path(run)),
         healthy=_datera_healthy,
         contribute=_datera_contribute,
         needs_deps_to_start=False,
@@ -537,7 +310,7 @@ COMPONENTS: tuple[Component, ...] = (
         depends_on=("datera",),
         binaries=("etcd",),
         prepare=_k8s_prepare,
-        argv=lambda run: _python_module("lab.kubernetes", _k8s_config_path(run)),
+        argv=lambda run: python_module("lab.kubernetes", _k8s_config_path(run)),
         healthy=_k8s_healthy,
         contribute=_k8s_contribute,
         needs_deps_to_start=False,

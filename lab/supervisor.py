@@ -41,8 +41,9 @@ from pathlib import Path
 from lab import chaos, topology
 from lab.restart import RestartPolicy, is_failure
 from lab.users import process_start_time as _start_time, users_dir
-from lab.components import (REPO_ROOT, Component, LabError, LabRun, find_binary,
-                            new_secrets, write_target_dir)
+from lab.component_base import (REPO_ROOT, Component, LabError, LabRun, find_binary,
+                                new_secrets)
+from lab.components import write_target_dir
 
 HEALTH_TIMEOUT_S = 30.0   # generous: a loaded 2-core CI machine starts Python slowly
 POLL_S = 0.05

@@ -280,15 +280,15 @@ def test_cloud_config_errors_are_one_line_naming_the_key(tmp_path):
 def test_the_configs_components_write_load_with_their_models(tmp_path):
     """lab/components.py writes each service's config as a plain dict (the supervisor stays
     free of pydantic's import time on the boot path); the service's model accepts it."""
-    from lab import components
+    from lab import component_base, components, components_openstack
     from lab.datera.config import Config
     from lab.openstack.cinder import CinderSettings
     from lab.openstack.config import CloudConfig
 
-    run = components.LabRun(tmp_path, components.new_secrets())
+    run = component_base.LabRun(tmp_path, component_base.new_secrets())
     components.BY_NAME["datera"].prepare(run)
     assert Config.load(components._datera_config_path(run)).ldap
-    for oc in components.OPENSTACK_CLOUDS:
+    for oc in components_openstack.OPENSTACK_CLOUDS:
         components.BY_NAME[oc.component].prepare(run)
-        config = CloudConfig.load(components._os_config_path(run, oc))
+        config = CloudConfig.load(components_openstack._os_config_path(run, oc))
         assert CinderSettings.model_validate(config.services["cinder"]).datera.http_port

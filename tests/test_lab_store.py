@@ -21,7 +21,8 @@ from clients import ports
 from clients.initiator import login
 from fixtures.waiters import wait_until
 from lab import store as store_mod
-from lab.components import LabRun, select
+from lab.component_base import LabRun
+from lab.components import select
 from lab.store import Store
 from tests.support.dsdk import Udc, connect
 from tests.support.labcli import REPO, LabCli

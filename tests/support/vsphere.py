@@ -19,7 +19,7 @@ import requests
 from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim
 
-from lab.components import write_private
+from lab.component_base import write_private
 from lab.tls import issue_server_cert
 from lab.vsphere import buildhash
 
