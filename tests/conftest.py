@@ -20,7 +20,28 @@ from tests.support.openstack import CinderClouds, OpenStackTarget
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "serial: times its own inner runs (--duration, pacing, rotation by time): "
-                   "make test runs it alone, after the parallel phase, like `slow`")
+                   "make test runs it after the shared phase, like `slow`")
+    config.addinivalue_line(
+        "markers", "measures: measures IOPS or QoS through the session lab: make test runs it "
+                   "last, with nothing beside it")
+
+
+# `make test` phase 2 runs the slow/serial tests on xdist workers with --dist loadgroup. Each
+# module is one group: its module-scoped lab sits on fixed nets (tests/support/labcli.py) and
+# must not start on two workers. The modules that sweep the session lab (`cleanup --delete`,
+# then "nothing demo-prefixed is left") share one group, so a sweep never meets another
+# module's resources. Outside loadgroup, xdist ignores these marks; tryfirst: xdist reads them
+# in its own modifyitems hook.
+SESSION_LAB_SWEEPERS = {"test_openstack_scenarios", "test_vmware_scenario",
+                        "test_kubernetes_cleanup"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py")
+        item.add_marker(pytest.mark.xdist_group(
+            "session-lab-sweeps" if module in SESSION_LAB_SWEEPERS else module))
 
 
 @pytest.fixture

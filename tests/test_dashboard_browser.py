@@ -18,8 +18,8 @@ from tests.support.inner_run import env
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
-# A real demo run on the lab with fio and QoS measurements: alone, like the other slow tests.
-pytestmark = [pytest.mark.slow,
+# A real demo run on the session lab with fio and QoS measurements: alone, like the QoS tests.
+pytestmark = [pytest.mark.slow, pytest.mark.measures,
               pytest.mark.skipif(not (shutil.which(CHROMIUM) and shutil.which(DRIVER)),
                                  reason="needs Debian chromium and chromium-driver "
                                         "(make setup installs them)")]
