@@ -24,14 +24,15 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "measures: measures IOPS or QoS through the session lab: make test runs it "
                    "last, with nothing beside it")
+    config.addinivalue_line(
+        "markers", "sweeps: in a module that sweeps the session lab (SESSION_LAB_SWEEPERS, set "
+                   "by this conftest): make test runs these slow/serial tests one at a time")
 
 
-# `make test` phase 2 runs the slow/serial tests on xdist workers with --dist loadgroup. Each
-# module is one group: its module-scoped lab sits on fixed nets (tests/support/labcli.py) and
-# must not start on two workers. The modules that sweep the session lab (`cleanup --delete`,
-# then "nothing demo-prefixed is left") share one group, so a sweep never meets another
-# module's resources. Outside loadgroup, xdist ignores these marks; tryfirst: xdist reads them
-# in its own modifyitems hook.
+# Modules whose tests sweep the session lab (`cleanup --delete`, then "nothing demo-prefixed is
+# left") or make demo-prefixed resources there: marked `sweeps` here, so `make test` phase 2
+# runs their slow/serial tests in a lane of their own, one after another, beside the modules
+# that start labs of their own. tryfirst: -m selects on the marks that this hook adds.
 SESSION_LAB_SWEEPERS = {"test_openstack_scenarios", "test_vmware_scenario",
                         "test_kubernetes_cleanup"}
 
@@ -39,9 +40,9 @@ SESSION_LAB_SWEEPERS = {"test_openstack_scenarios", "test_vmware_scenario",
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        module = item.nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py")
-        item.add_marker(pytest.mark.xdist_group(
-            "session-lab-sweeps" if module in SESSION_LAB_SWEEPERS else module))
+        if item.nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py") in \
+                SESSION_LAB_SWEEPERS:
+            item.add_marker(pytest.mark.sweeps)
 
 
 @pytest.fixture
