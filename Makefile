@@ -97,7 +97,7 @@ $(VENV)/.installed: requirements.txt
 # otherwise every phase runs and the target fails with the last failing phase's status;
 # 5 ("nothing selected") only when phases 1-3 all select nothing. Lane a ignores no Ctrl-C:
 # `env --default-signal=INT` undoes the SIGINT-ignore that background jobs get.
-SLOW_WORKERS ?= 2
+SLOW_WORKERS ?= 3
 test: setup
 	@rc=0; \
 	if [ -z "$(findstring --target,$(PYTEST_ARGS))" ] && ! $(PY) -m lab status >/dev/null 2>&1; then \
