@@ -89,7 +89,9 @@ $(VENV)/.installed: requirements.txt
 #       (reports/sweeps/; its console output is printed when both lanes are done);
 #    b. the rest, which start labs of their own on fixed nets (tests/support/labcli.py) or
 #       none, on SLOW_WORKERS xdist workers, one module per worker (--dist loadfile: a
-#       module's labs start once) (reports/measured/);
+#       module's labs start once), modules in collection order rather than by test count, so
+#       test_demo_e2e (the longest: one lab, ten demo runs in a row) starts at once
+#       (reports/measured/);
 #    (not --dist loadgroup: pytest 9.2's node ids drop xdist 3.8's group suffix, xdist #1386);
 # 3. the `measures` tests (fio IOPS against QoS limits), alone (reports/measures/);
 # 4. the Tempest conformance job (`make conformance`, below), after the session lab is down.
@@ -109,7 +111,7 @@ test: setup
 	[ $$r1 != 2 ] || exit 2; \
 	mkdir -p reports/sweeps; \
 	env --default-signal=INT $(PY) -m pytest -m "(slow or serial) and sweeps and not measures" --html reports/sweeps/report.html $(PYTEST_ARGS) >reports/sweeps/console.txt 2>&1 & lane=$$!; \
-	$(PY) -m pytest -n $(SLOW_WORKERS) --dist loadfile -m "(slow or serial) and not sweeps and not measures" --html reports/measured/report.html $(PYTEST_ARGS); r2=$$?; \
+	$(PY) -m pytest -n $(SLOW_WORKERS) --dist loadfile --no-loadscope-reorder -m "(slow or serial) and not sweeps and not measures" --html reports/measured/report.html $(PYTEST_ARGS); r2=$$?; \
 	wait $$lane; r2a=$$?; \
 	echo "---- phase 2, lane a (sweeps): reports/sweeps/console.txt"; cat reports/sweeps/console.txt; \
 	[ $$r2 != 2 ] && [ $$r2a != 2 ] || exit 2; \
