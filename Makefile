@@ -57,30 +57,70 @@ kubectl-deb: deb
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 kubernetes-client >/dev/null; \
 	fi
 
-venv: $(VENV)/.installed
+# The virtualenv lives in the cache, keyed by requirements.txt and python3's version, so a clean
+# clone links it (.venv -> $(VENV_CACHED)) in a second instead of installing ~100 packages; a
+# changed requirements.txt gets a new one. A .venv directory of your own, or VENV=dir, is kept
+# and installed into as before.
+VENV_CACHED := $(VANCOUVER_CACHE)/venv-$(shell { python3 -V; cat requirements.txt; } | sha256sum | cut -c1-16)
+venv:
+	@if [ "$(VENV)" = .venv ] && { [ -L .venv ] || [ ! -e .venv ]; }; then \
+	  if [ ! -e $(VENV_CACHED)/.installed ]; then \
+	    mkdir -p $(VANCOUVER_CACHE) && flock $(VENV_CACHED).lock bash -c '[ -e $(VENV_CACHED)/.installed ] || { \
+	      echo "venv: installing requirements.txt into $(VENV_CACHED)"; rm -rf $(VENV_CACHED) && \
+	      python3 -m venv $(VENV_CACHED) && \
+	      $(VENV_CACHED)/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt && \
+	      touch $(VENV_CACHED)/.installed; }' || exit 1; \
+	  fi; \
+	  ln -sfn $(VENV_CACHED) .venv; \
+	else $(MAKE) --no-print-directory $(VENV)/.installed; fi
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
 	@touch $@
 
-# Two phases; the target fails when either fails, with pytest's exit status (5, "nothing
-# selected", only when both select nothing). Phase 2 runs even when phase 1 failed, unless
-# phase 1 was interrupted (Ctrl-C) or misused (status 2).
-# 1. every test that does not measure rates or time, on TEST_WORKERS xdist workers sharing the
-#    session lab (started once by the controller, fixtures/target.py);
-# 2. the `slow` tests (they measure IOPS and QoS timings, or run a 5-worker demo) and the
-#    `serial` ones (they time inner runs), alone, so no other test's CPU load moves them;
-# 3. the Tempest conformance job (`make conformance`, below).
+# Phases, each with a report folder of its own (reports/<phase>/):
+# 0. the session lab: started here once for phases 1-3 and stopped at the end (on failure and
+#    Ctrl-C too), unless one runs already (then it is used and left running) or PYTEST_ARGS
+#    has --target;
+# 1. every test not `slow` or `serial`, on TEST_WORKERS xdist workers (reports/tests/);
+# 2. the `slow` and `serial` tests that do not measure IOPS, in two lanes side by side:
+#    a. `sweeps` (they sweep the session lab, tests/conftest.py), one at a time
+#       (reports/sweeps/; its console output is printed when both lanes are done);
+#    b. the rest, which start labs of their own on fixed nets (tests/support/labcli.py) or
+#       none, on SLOW_WORKERS xdist workers, one module per worker (--dist loadfile: a
+#       module's labs start once), modules in collection order rather than by test count, so
+#       test_demo_e2e (the longest: one lab, ten demo runs in a row) starts at once
+#       (reports/measured/);
+#    (not --dist loadgroup: pytest 9.2's node ids drop xdist 3.8's group suffix, xdist #1386);
+# 3. the `measures` tests (fio IOPS against QoS limits), alone (reports/measures/);
+# 4. the Tempest conformance job (`make conformance`, below), after the session lab is down.
+# Exit status: pytest's. Status 2 of a phase (interrupted, usage error) stops at once with 2;
+# otherwise every phase runs and the target fails with the last failing phase's status;
+# 5 ("nothing selected") only when phases 1-3 all select nothing. Lane a ignores no Ctrl-C:
+# `env --default-signal=INT` undoes the SIGINT-ignore that background jobs get.
+SLOW_WORKERS ?= 3
 test: setup
 	@rc=0; \
+	if [ -z "$(findstring --target,$(PYTEST_ARGS))" ] && ! $(PY) -m lab status >/dev/null 2>&1; then \
+	  trap 'wait; $(PY) -m lab down >/dev/null' EXIT; trap 'exit 130' INT TERM; \
+	  echo "make test: starting the session lab"; \
+	  $(PY) -m lab up >/dev/null || exit 2; \
+	fi; \
 	$(PY) -m pytest -n $(TEST_WORKERS) -m "not (slow or serial)" --html reports/tests/report.html $(PYTEST_ARGS); r1=$$?; \
 	[ $$r1 != 2 ] || exit 2; \
-	$(PY) -m pytest -m "slow or serial" --html reports/measured/report.html $(PYTEST_ARGS); r2=$$?; \
-	[ $$r2 != 2 ] || exit 2; \
-	$(MAKE) --no-print-directory conformance; r3=$$?; \
-	for r in $$r1 $$r2 $$r3; do [ $$r = 0 ] || [ $$r = 5 ] || rc=$$r; done; \
-	[ $$rc != 0 ] || [ $$r1$$r2 != 55 ] || rc=5; \
+	mkdir -p reports/sweeps; \
+	env --default-signal=INT $(PY) -m pytest -m "(slow or serial) and sweeps and not measures" --html reports/sweeps/report.html $(PYTEST_ARGS) >reports/sweeps/console.txt 2>&1 & lane=$$!; \
+	$(PY) -m pytest -n $(SLOW_WORKERS) --dist loadfile --no-loadscope-reorder -m "(slow or serial) and not sweeps and not measures" --html reports/measured/report.html $(PYTEST_ARGS); r2=$$?; \
+	wait $$lane; r2a=$$?; \
+	echo "---- phase 2, lane a (sweeps): reports/sweeps/console.txt"; cat reports/sweeps/console.txt; \
+	[ $$r2 != 2 ] && [ $$r2a != 2 ] || exit 2; \
+	$(PY) -m pytest -m "measures" --html reports/measures/report.html $(PYTEST_ARGS); r3=$$?; \
+	[ $$r3 != 2 ] || exit 2; \
+	if [ -n "$$(trap -p EXIT)" ]; then $(PY) -m lab down >/dev/null; trap - EXIT; fi; \
+	$(MAKE) --no-print-directory conformance; r4=$$?; \
+	for r in $$r1 $$r2a $$r2 $$r3 $$r4; do [ $$r = 0 ] || [ $$r = 5 ] || rc=$$r; done; \
+	[ $$rc != 0 ] || [ $$r1$$r2a$$r2$$r3 != 5555 ] || rc=5; \
 	exit $$rc
 
 # The live booth demo: endless, five workers, the plan's numbers; Ctrl-C stops it cleanly.

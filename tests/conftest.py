@@ -20,7 +20,29 @@ from tests.support.openstack import CinderClouds, OpenStackTarget
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "serial: times its own inner runs (--duration, pacing, rotation by time): "
-                   "make test runs it alone, after the parallel phase, like `slow`")
+                   "make test runs it after the shared phase, like `slow`")
+    config.addinivalue_line(
+        "markers", "measures: measures IOPS or QoS through the session lab: make test runs it "
+                   "last, with nothing beside it")
+    config.addinivalue_line(
+        "markers", "sweeps: in a module that sweeps the session lab (SESSION_LAB_SWEEPERS, set "
+                   "by this conftest): make test runs these slow/serial tests one at a time")
+
+
+# Modules whose tests sweep the session lab (`cleanup --delete`, then "nothing demo-prefixed is
+# left") or make demo-prefixed resources there: marked `sweeps` here, so `make test` phase 2
+# runs their slow/serial tests in a lane of their own, one after another, beside the modules
+# that start labs of their own. tryfirst: -m selects on the marks that this hook adds.
+SESSION_LAB_SWEEPERS = {"test_openstack_scenarios", "test_vmware_scenario",
+                        "test_kubernetes_cleanup"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py") in \
+                SESSION_LAB_SWEEPERS:
+            item.add_marker(pytest.mark.sweeps)
 
 
 @pytest.fixture

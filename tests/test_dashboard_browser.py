@@ -64,7 +64,9 @@ def browser():
 
 
 # A real demo run on the lab with fio and QoS measurements: alone, like the other slow tests.
+# A real demo run on the session lab with fio and QoS measurements: alone, like the QoS tests.
 @pytest.mark.slow
+@pytest.mark.measures
 def test_dashboard_live_in_chromium(target, browser, tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2",

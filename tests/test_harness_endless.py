@@ -26,6 +26,10 @@ from tests.support.inner_run import demo_yaml, env
 
 # Inner runs bounded by --duration and paced by wall-clock intervals: run alone (make test).
 pytestmark = pytest.mark.serial
+# The waits of finish() and wait_for() guard against hangs; they are not what a test measures.
+# An inner pytest run's start and exit take tens of seconds on a loaded 2-core machine (CI
+# beside other work), so every guard is stretched by this factor.
+GUARD_SLACK = 4
 
 
 
@@ -92,11 +96,11 @@ def start(tmp: Path, *args: str) -> subprocess.Popen:
 
 def finish(proc: subprocess.Popen, timeout: float = 40) -> str:
     try:
-        out, _ = proc.communicate(timeout=timeout)
+        out, _ = proc.communicate(timeout=timeout * GUARD_SLACK)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate()
-        pytest.fail(f"pytest did not finish in {timeout}s:\n{out[-3000:]}")
+        pytest.fail(f"pytest did not finish in {timeout * GUARD_SLACK}s:\n{out[-3000:]}")
     return out
 
 
@@ -118,7 +122,7 @@ def events(tmp: Path) -> list[tuple[str, str, str, float]]:
 
 
 def wait_for(proc: subprocess.Popen, predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + timeout * GUARD_SLACK
     while time.monotonic() < deadline:
         if predicate():
             return
@@ -250,7 +254,7 @@ class Watched:
 
     def wait_for(self, predicate, what: str, timeout: float = 120) -> None:
         # A condition, not a sleep: generous for worker start-up on a loaded machine.
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * GUARD_SLACK
         while not predicate():
             if self.proc.poll() is not None:
                 self._reader.join(5)
@@ -264,10 +268,10 @@ class Watched:
 
     def finish(self, timeout: float = 40) -> str:
         try:
-            self.proc.wait(timeout)
+            self.proc.wait(timeout * GUARD_SLACK)
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
-            pytest.fail(f"pytest did not finish in {timeout}s:\n{self.out[-3000:]}")
+            pytest.fail(f"pytest did not finish in {timeout * GUARD_SLACK}s:\n{self.out[-3000:]}")
         self._reader.join(5)
         return self.out
 

@@ -93,6 +93,7 @@ def _demo_left(cluster, lab_api, dtenant) -> list[str]:
 
 @pytest.mark.serial   # --delete sweeps every demo namespace of the session lab
 @pytest.mark.slow
+@pytest.mark.timeout(900)   # the sweep's own limit is 600 s (pytest.ini: 300 s)
 def test_kill_9_of_an_endless_kubernetes_run_then_cleanup_leaves_nothing(cluster, target,
                                                                          lab_api, dtenant,
                                                                          tmp_path):

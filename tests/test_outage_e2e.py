@@ -12,7 +12,8 @@ from tests.support.labcli import LabCli
 from tests.support.outage_run import (BACK, WAITING, datera_pid, leftovers, start_demo,
                                       stopped, wait_workers_in_steps)
 
-pytestmark = [pytest.mark.slow, pytest.mark.serial]
+# timeout: the inner run's own limit is 600 s (pytest.ini: 300 s)
+pytestmark = [pytest.mark.slow, pytest.mark.serial, pytest.mark.timeout(900)]
 NET = "127.225"
 OUTAGE_S = 10.0   # the outage itself: the stimulus, not a wait for a condition
 

@@ -133,6 +133,7 @@ def within(measured: float, expected: float, tolerance: float = 0.05) -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.measures
 @pytest.mark.parametrize("limit", [500, 1000, 5000])
 def test_volume_iops_limit_holds_and_metrics_agree_with_fio(lab_api, lab_tenant, tmp_path, limit):
     lv = make_lab_volume(lab_api, lab_tenant, initiators=[HOST], qos={"total_iops_max": limit})
@@ -149,6 +150,7 @@ def test_volume_iops_limit_holds_and_metrics_agree_with_fio(lab_api, lab_tenant,
 
 
 @pytest.mark.slow
+@pytest.mark.measures
 def test_live_policy_change_shows_in_the_metrics_within_2_s(lab_api, lab_tenant, tmp_path):
     lv = make_lab_volume(lab_api, lab_tenant, initiators=[HOST], qos={"total_iops_max": 500})
     (lun,) = lv.login(HOST)
@@ -175,6 +177,7 @@ def test_live_policy_change_shows_in_the_metrics_within_2_s(lab_api, lab_tenant,
 
 
 @pytest.mark.slow
+@pytest.mark.measures
 def test_tenant_cap_holds_across_three_busy_volumes(lab_api, lab_tenant, tmp_path):
     lab_api.tenant_qos.set(total_iops_max=1000, tenant=lab_tenant)
     vols = [make_lab_volume(lab_api, lab_tenant, initiators=[HOST]) for _ in range(3)]

@@ -192,6 +192,7 @@ def test_cleanup_sweeps_vm_then_datastore_then_volume(vs, dapi, vs_target, prefi
 
 @pytest.mark.serial   # times its inner run (--duration) and sweeps the lab afterwards
 @pytest.mark.slow
+@pytest.mark.timeout(900)   # the inner run's own limit is 600 s (pytest.ini: 300 s)
 def test_bounded_endless_pass_of_the_vmware_scenario(vs, dapi, vs_target, tmp_path):
     """`make test`'s bounded pass: two workers loop the scenario for 60 s (ci profile), every
     iteration passes, and no VM, datastore, LUN or Datera volume is left."""

@@ -67,8 +67,10 @@ class OpenStackTarget:
         CompletedProcess when check=False)."""
         entry = self.cloud(name)["admin_cloud" if admin else "tenant_cloud"]
         env = dict(os.environ, OS_CLIENT_CONFIG_FILE=str(self.clouds_yaml))
+        # A hang guard, not a figure: the CLI's imports alone took over 60 s on a loaded
+        # 2-core machine (CI beside other work).
         proc = subprocess.run([OPENSTACK_CLI, "--os-cloud", entry, *args], env=env,
-                              capture_output=True, text=True, timeout=60)
+                              capture_output=True, text=True, timeout=240)
         if not check:
             return proc
         assert proc.returncode == 0, f"openstack {' '.join(args)}: {proc.stderr}"
