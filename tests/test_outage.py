@@ -316,6 +316,7 @@ def test_fine():
 """
 
 
+@pytest.mark.serial   # a --duration inner run: under phase 1's load its 5 s could end before test_fine
 @pytest.mark.parametrize("xdist", [False, True], ids=["one process", "xdist"])
 def test_run_with_only_outages_exits_0(tmp_path, xdist):
     (tmp_path / "conftest.py").write_text(inner_run.CONFTEST.replace(
