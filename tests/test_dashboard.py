@@ -6,6 +6,7 @@ tests/test_dashboard_browser.py.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import time
@@ -251,7 +252,12 @@ def test_make_demo_first_line_before_setup_and_port_in_use_is_one_line(tmp_path)
     assert proc.returncode == 0, proc
     assert proc.stdout == (f"Vancouver demo: dashboard http://127.0.0.1:{port}/  reports "
                            f"{index}\n")
-    recipe = subprocess.run(["make", "-n", "demo", "DASHBOARD=127.0.0.1:8050"], cwd=ROOT,
+    # Under `make test` the environment carries the outer make's MAKELEVEL and MAKEFLAGS: a
+    # make of its own, so its first line is the recipe's, not "Entering directory".
+    own_make = {k: v for k, v in os.environ.items()
+                if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES")}
+    recipe = subprocess.run(["make", "--no-print-directory", "-n", "demo",
+                             "DASHBOARD=127.0.0.1:8050"], cwd=ROOT, env=own_make,
                             capture_output=True, text=True, timeout=60).stdout.splitlines()
     assert recipe[0].startswith("python3 -m fixtures.dashboard.where 127.0.0.1:8050 "), recipe
 
