@@ -394,6 +394,34 @@ def test_secret_words_in_names_keep_values_registered_secret_masked(tmp_path, xd
     assert "token bucket ***" in shown and "secret 3" in shown
 
 
+def test_bad_input_is_named_even_while_another_run_holds_the_report_directory(tmp_path):
+    """A second run with a bad option gets the option's one line, not the lock's: the lock
+    would send the user to wait for the other run only to meet the real error afterwards."""
+    from fixtures.reporting import run_lock
+    (tmp_path / "conftest.py").write_text(PLAIN_CONFTEST)
+    (tmp_path / "test_plain.py").write_text(PLAIN_TEST % 1)
+    held = run_lock.hold(tmp_path / "reports")
+    try:
+        code, out = run(tmp_path, "--duration", "-5s")
+    finally:
+        os.close(held)
+    errors = [ln for ln in out.splitlines() if ln.startswith("ERROR")]
+    assert code == 4 and len(errors) == 1, out[-3000:]
+    assert errors[0].startswith("ERROR: --duration -5s: expected a positive time"), errors[0]
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "1"]], ids=["one process", "xdist"])
+def test_a_mistyped_path_is_one_line_with_or_without_xdist(tmp_path, workers):
+    """pytest names a missing path while collecting; under xdist the controller collects
+    nothing, so the run said "no tests ran" (status 5) unless checked up front."""
+    (tmp_path / "conftest.py").write_text(PLAIN_CONFTEST)
+    (tmp_path / "test_plain.py").write_text(PLAIN_TEST % 1)
+    code, out = run(tmp_path, *workers, "--count=0", "--duration", "20s", "test_plainn.py")
+    errors = [ln for ln in out.splitlines() if ln.startswith("ERROR")]
+    assert code == 4 and errors == ["ERROR: file or directory not found: test_plainn.py"], \
+        out[-3000:]
+
+
 def test_second_run_into_the_same_report_directory_is_one_line(tmp_path):
     """Two runs writing one report directory would interleave results.jsonl and overwrite
     index.html: the second stops before anything starts and names the other run. A run that
