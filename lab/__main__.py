@@ -68,7 +68,8 @@ def _join_dash_values(argv: list[str]) -> list[str]:
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = _Parser(prog="python -m lab", description="The embedded lab.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    # metavar: the internal _supervise stays out of the usage line
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
     up = sub.add_parser("up", help="start the lab and write its target directory")
     up.add_argument("--only", default=None,
                     help="comma-separated components (their dependencies come along)")

@@ -84,3 +84,16 @@ def test_a_good_rule_without_a_lab_is_status_1(tmp_path):
                            "--run-dir", str(tmp_path)], cwd=REPO, capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 1 and proc.stderr.strip() == f"lab: no lab running in {tmp_path}"
+
+
+def test_the_lab_help_and_errors_name_only_the_public_commands():
+    """`_supervise` is the detached supervisor's own entry: not a command to offer a user."""
+    shown = subprocess.run([sys.executable, "-m", "lab", "--help"], cwd=REPO,
+                           capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0 and "_supervise" not in shown.stdout, shown.stdout
+    assert "usage: python -m lab [-h] command ..." in shown.stdout
+    wrong = subprocess.run([sys.executable, "-m", "lab", "bogus"], cwd=REPO,
+                           capture_output=True, text=True, timeout=60)
+    assert (wrong.returncode, wrong.stderr) == (
+        2, "lab: command 'bogus': expected one of up, down, status, chaos "
+           "(see python -m lab --help)\n")

@@ -123,3 +123,30 @@ def test_kill_9_of_an_endless_kubernetes_run_then_cleanup_leaves_nothing(cluster
     # deletes PV and volume on its own within seconds
     wait_until(lambda: _demo_left(cluster, lab_api, dtenant) == [], 60,
                "the CSI driver to delete the last volumes", 0.2)
+
+
+def _demo_classes(cluster) -> set[str]:
+    return {sc.metadata.name for sc in cluster.storage.list_storage_class().items
+            if (sc.metadata.labels or {}).get(k8s.DEMO_LABEL)}
+
+
+@pytest.mark.serial   # a bounded run on the session lab, then "nothing of it is left"
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_bounded_kubernetes_run_leaves_nothing_not_even_its_storage_classes(
+        cluster, target, lab_api, dtenant, tmp_path):
+    """The scenario's StorageClasses are its workers' own and go with them: the new-user trial
+    found nine `vancouver-*` classes after every run (shared names, never deleted)."""
+    before = _demo_classes(cluster)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "scenarios/kubernetes/test_kubernetes.py",
+         "--target", str(target.path), "-n", "2", "--count=0", "--duration", "30s",
+         "--demo-profile", "ci", "-p", "no:cacheprovider", "--html",
+         str(tmp_path / "report.html")],
+        cwd=REPO, env=inner_run.env(str(target.path)), capture_output=True, text=True,
+        timeout=540)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert "passed" in proc.stdout, proc.stdout[-3000:]
+    assert _demo_classes(cluster) - before == set()
+    wait_until(lambda: _demo_left(cluster, lab_api, dtenant) == [], 60,
+               "the CSI driver to delete the run's last volumes", 0.2)

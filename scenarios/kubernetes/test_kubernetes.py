@@ -46,7 +46,7 @@ _iterations = itertools.count()
 TOLERANCE = 0.10
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cluster(pytestconfig) -> k8s.Cluster:
     target = get_target(pytestconfig)
     if target is None or "kubernetes" not in target.doc:
@@ -54,23 +54,27 @@ def cluster(pytestconfig) -> k8s.Cluster:
     return k8s.connect(target)
 
 
-@pytest.fixture(scope="module")
-def classes(cluster, demo) -> dict[tuple[str, str], str]:
+@pytest.fixture(scope="session")
+def classes(request, cluster, demo, run_prefix) -> dict[tuple[str, str], str]:
     """(QoS tier, mode) -> StorageClass: the target's class of the tier for every mode (a
-    filesystem PVC gets that class's fstype), or on the lab one class per demo.yaml tier and
-    filesystem (idempotent); block PVCs use the tier's plain class."""
+    filesystem PVC gets that class's fstype), or on the lab this worker's own class per
+    demo.yaml tier and filesystem, deleted when the worker ends (so no worker deletes a class
+    another one provisions from); block PVCs use the tier's plain class."""
     if cluster.storage_classes:
         return {(t, m): sc for t, sc in cluster.storage_classes.items() for m in MODES}
     out = {}
     for name, tier in demo.tiers.items():
         for mode in MODES:
             params = {"total_iops_max": tier.total_iops_max}
-            sc = f"vancouver-{name}"
+            sc = f"{run_prefix}-{name}"
             if mode != "block":
                 params["csi.storage.k8s.io/fstype"] = mode
                 sc += f"-{mode}"
             k8s.ensure_storage_class(cluster.storage, k8s.storage_class_body(
                 sc, cluster.provisioner, params))
+            request.addfinalizer(deferrable(
+                request.config, lambda sc=sc: k8s.delete_storage_class(cluster.storage, sc),
+                f"StorageClass {sc}"))
             out[(name, mode)] = sc
     return out
 
