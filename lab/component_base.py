@@ -5,6 +5,8 @@ import os
 import secrets
 import shutil
 import sys
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -96,6 +98,15 @@ def write_private(path: Path, text: str) -> None:
     with os.fdopen(fd, "w") as f:
         f.write(text)
     os.chmod(path, 0o600)
+
+
+def answers_200(url: str, context=None) -> bool:
+    """GET `url` answers 200 within 1 s (a component's health check; never raises)."""
+    try:
+        with urllib.request.urlopen(url, timeout=1, context=context) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
 
 
 def python_module(module: str, config: Path) -> list[str]:

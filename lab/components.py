@@ -10,16 +10,14 @@ import os
 import secrets
 import shutil
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import yaml
 
 from lab import topology
 from lab.component_base import (DATERA_ADMIN, DATERA_SESSION_TTL_S, DATERA_SW_VERSION,
-                                REPO_ROOT, Component, LabError, LabRun, new_password,
-                                python_module, require_binary, write_private)
+                                REPO_ROOT, Component, LabError, LabRun, answers_200,
+                                new_password, python_module, require_binary, write_private)
 from lab.components_openstack import OPENSTACK_CLOUDS, _openstack_component
 from lab.ldap import directory, slapd
 
@@ -81,12 +79,8 @@ def _datera_prepare(run: LabRun) -> None:
 
 
 def _datera_healthy(run: LabRun) -> bool:
-    url = f"http://{topology.DATERA_MGT1.address}:{topology.DATERA_HTTP_PORT}/api_versions"
-    try:
-        with urllib.request.urlopen(url, timeout=1) as resp:
-            return resp.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
+    return answers_200(
+        f"http://{topology.DATERA_MGT1.address}:{topology.DATERA_HTTP_PORT}/api_versions")
 
 
 def _datera_contribute(run: LabRun, doc: dict) -> None:
@@ -244,10 +238,9 @@ def _vsphere_healthy(run: LabRun) -> bool:
         return False
     try:
         ctx = ssl.create_default_context(cafile=str(work / "tls" / "ca.pem"))
-        with urllib.request.urlopen(vsphere_url("/about"), timeout=1, context=ctx) as resp:
-            return resp.status == 200
-    except (urllib.error.URLError, OSError, ValueError):
+    except (OSError, ValueError):
         return False
+    return answers_200(vsphere_url("/about"), context=ctx)
 
 
 def _vsphere_contribute(run: LabRun, doc: dict) -> None:

@@ -1,8 +1,6 @@
 """The lab's OpenStack components: one process per cloud (Mitaka, Newton, Pike), every service
 in it (python -m lab.openstack), each an entry of lab/components.py's table."""
 import json
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -10,8 +8,8 @@ from typing import Callable
 import yaml
 
 from lab import topology
-from lab.component_base import (DATERA_ADMIN, Component, LabRun, new_password, python_module,
-                                write_private)
+from lab.component_base import (DATERA_ADMIN, Component, LabRun, answers_200, new_password,
+                                python_module, write_private)
 from lab.ldap import directory
 
 # ---- openstack-<cloud>: one process per cloud, every service in it (python -m lab.openstack) --
@@ -106,12 +104,7 @@ def _os_healthy(oc: OpenStackCloud) -> Callable[[LabRun], bool]:
     """Keystone's /v3 answers 200; the cloud's process starts Keystone after every other
     service, so that means the whole cloud serves."""
     def healthy(run: LabRun) -> bool:
-        url = f"http://{oc.node.address}:{OPENSTACK_PORTS['keystone']}/v3"
-        try:
-            with urllib.request.urlopen(url, timeout=1) as resp:
-                return resp.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
+        return answers_200(f"http://{oc.node.address}:{OPENSTACK_PORTS['keystone']}/v3")
     return healthy
 
 
