@@ -186,10 +186,7 @@ K8S_NET = "127.223"
 @pytest.fixture(scope="module")
 def k8s_lab(tmp_path_factory):
     lab = LabCli(K8S_NET, tmp_path_factory.mktemp("restart-k8s") / "lab")
-    up = lab.up("datera,kubernetes", timeout=400)
-    if up.returncode != 0 and "not built" in up.stderr:
-        pytest.skip(f"the Kubernetes control plane is not built here: {up.stderr.strip()}")
-    assert up.returncode == 0, up.stderr
+    lab.up_kubernetes()
     yield lab
     lab.run("down")
 
