@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -41,3 +42,16 @@ def target_or_own_lab(given: str | None, run_dir: Path, env: dict, *up_args: str
         yield run_dir / "target" / "target.yaml"
     finally:
         lab("down", run_dir=run_dir, env=env, timeout=timeout)
+
+
+def stop_run(proc: subprocess.Popen, grace_s: float = 120) -> None:
+    """A demo run started in its own process group: Ctrl-C's graceful stop (teardown, report),
+    then SIGKILL after `grace_s`."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

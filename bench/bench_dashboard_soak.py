@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,8 @@ import urllib.request
 from pathlib import Path
 
 import psutil
+
+from _lab import stop_run  # bench/, the script's own directory, is on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -205,12 +206,7 @@ def main() -> int:
                   f"{len(event):>7} {load1:6.2f}", flush=True)
         proc.wait(timeout=600)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)
-            try:
-                proc.wait(120)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop_run(proc)
         if started_lab is not None:
             subprocess.run([sys.executable, "-m", "lab", "down", "--run-dir", str(started_lab)],
                            cwd=ROOT, capture_output=True, timeout=300)

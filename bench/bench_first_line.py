@@ -32,6 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _lab import stop_run  # bench/, the script's own directory, is on sys.path
+
 ROOT = Path(__file__).resolve().parent.parent
 LINE = re.compile(rb"dashboard http://\S+ +reports \S+index\.html")
 PLUGINS = ["fixtures.config", "fixtures.target", "fixtures.chaos", "fixtures.endless",
@@ -66,13 +68,7 @@ def first_line(argv: list[str], env: dict, timeout: float = 180) -> tuple[float,
             elif proc.poll() is not None:
                 break
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)
-            try:
-                proc.wait(120)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_run(proc)
         os.close(master)
     first = seen.decode(errors="replace").splitlines()[:1]
     if found is None:
