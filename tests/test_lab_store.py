@@ -1,6 +1,6 @@
 """Durable lab state (issue 13 item 1): lab/store.py, and each lab service killed with
-SIGKILL right after a write answered, started again on the same run dir with the command the
-supervisor runs it with, still holding every object (same ids, same relations).
+SIGKILL right after a write answered and restarted by the lab's supervisor on the same run dir,
+still holding every object (same ids, same relations).
 
 The process tests start labs of their own on fixed nets (tests/support/labcli.py): Datera on
 127.212, the OpenStack clouds on 127.213 (Mitaka), 127.214 (Newton) and 127.215 (Pike),
@@ -21,11 +21,9 @@ from clients import ports
 from clients.initiator import login
 from fixtures.waiters import wait_until
 from lab import store as store_mod
-from lab.component_base import LabRun
-from lab.components import select
 from lab.store import Store
 from tests.support.dsdk import Udc, connect
-from tests.support.labcli import REPO, LabCli
+from tests.support.labcli import LabCli
 
 POOL = "/access_network_ip_pools/default"
 
@@ -73,52 +71,43 @@ def test_store_is_wal_private_and_can_be_switched_off(tmp_path, monkeypatch):
 # ---- a lab process killed and started again ----------------------------------------------------
 
 class Restartable:
-    """One component of a test's own lab: SIGKILL it, then start it again on the same run dir
-    with the argv the supervisor's table gives it (lab/components.py), as a restart does."""
+    """One component of a test's own lab, SIGKILLed; the lab's supervisor restarts it on the
+    same run dir (Restart=on-failure, lab/restart.py), as it would at the booth. The test
+    never starts a copy of its own: two copies would race for the component's ports and data."""
 
     def __init__(self, lab: LabCli, name: str):
         self.lab, self.name = lab, name
-        self.component = select([name])[-1]
-        self.procs: list[subprocess.Popen] = []
+        self.killed: int | None = None
+
+    def _entry(self) -> dict:
+        try:
+            state = json.loads((self.lab.run_dir / "state.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return next((c for c in state["components"] if c["name"] == self.name), {})
 
     def kill9(self) -> None:
         pid = self.lab.component_pids()[self.name]
         os.killpg(pid, signal.SIGKILL)
         wait_until(lambda: not _alive(pid), 10, f"{self.name} (pid {pid}) to die", 0.05)
+        self.killed = pid
 
     def start(self, healthy_url: str | None = None, timeout: float = 60, healthy=None) -> None:
-        """healthy_url answers 200, or healthy() is true, once the component serves again."""
-        run = LabRun(self.lab.run_dir)
-        log = open(self.lab.run_dir / "logs" / f"{self.name}-restarted.log", "wb")
-        env = self.lab.env(PYTHONPATH=str(REPO), PYDANTIC_DISABLE_PLUGINS="1")
-        self.procs.append(subprocess.Popen(self.component.argv(run), cwd=run.dir(self.name),
-                                           env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                           stderr=subprocess.STDOUT, start_new_session=True))
-        log.close()
-
+        """Waits for the supervisor's restart: a new pid, state "healthy", and then
+        healthy_url answering 200 or healthy() true."""
         def up():
-            assert self.procs[-1].poll() is None, self.log_tail()
+            entry = self._entry()
+            assert entry.get("state") != "failed", f"{self.name} gave up: {entry}"
+            if entry.get("pid") in (None, self.killed) or entry.get("state") != "healthy":
+                return False
             if healthy is not None:
                 return healthy()
             try:
                 return requests.get(healthy_url, timeout=1).status_code == 200
             except requests.RequestException:
                 return False
-        wait_until(up, timeout, f"{self.name} healthy after a restart", 0.1)
-
-    def log_tail(self) -> str:
-        p = self.lab.run_dir / "logs" / f"{self.name}-restarted.log"
-        return p.read_text(errors="replace")[-2000:] if p.exists() else ""
-
-    def stop(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-                try:
-                    p.wait(20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(p.pid, signal.SIGKILL)
-                    p.wait()
+        wait_until(up, timeout, f"{self.name} restarted by the supervisor and healthy", 0.1)
+        assert self._entry()["restarts"] >= 1
 
 
 def _alive(pid: int) -> bool:
@@ -130,19 +119,6 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
     except (OSError, IndexError):
         return False
-
-
-@pytest.fixture
-def restartable():
-    made: list[Restartable] = []
-
-    def make(lab, name):
-        r = Restartable(lab, name)
-        made.append(r)
-        return r
-    yield make
-    for r in made:
-        r.stop()
 
 
 def _qemu_io(uri: str, command: str) -> subprocess.CompletedProcess:
@@ -174,7 +150,7 @@ def _datera_state(api, tenant: str) -> dict:
     }
 
 
-def test_datera_objects_and_bytes_survive_kill9_and_restart(make_lab, restartable):
+def test_datera_objects_and_bytes_survive_kill9_and_restart(make_lab):
     lab = make_lab("127.212")
     up = lab.up(only="datera")
     assert up.returncode == 0, up.stderr
@@ -210,7 +186,7 @@ def test_datera_objects_and_bytes_survive_kill9_and_restart(make_lab, restartabl
     # The last write: answered, then the process dies at once (no periodic sync in between).
     last = api.app_instances.create(tenant=tenant, name="killed-after-this", storage_instances=[
         {"name": "storage-1", "volumes": [{"name": "volume-1", "size": 2, "replica_count": 1}]}])
-    datera = restartable(lab, "datera")
+    datera = Restartable(lab, "datera")
     datera.kill9()
     datera.start(f"http://{lab.address('7.10')}:{ports.DATERA_HTTP}/api_versions")
 
@@ -268,7 +244,7 @@ def _os_state(admin, tenant, ids: dict) -> dict:
 
 @pytest.mark.parametrize("cloud, net, controller", [
     ("mitaka", "127.213", "1.1"), ("newton", "127.214", "2.1"), ("pike", "127.215", "3.1")])
-def test_openstack_cloud_objects_survive_kill9_and_restart(make_lab, restartable, cloud, net,
+def test_openstack_cloud_objects_survive_kill9_and_restart(make_lab, cloud, net,
                                                            controller):
     import openstack
     import openstack.config
@@ -319,7 +295,7 @@ def test_openstack_cloud_objects_survive_kill9_and_restart(make_lab, restartable
     assert before["boot"][1] == "in-use" and before["server"][2] == [boot.id]
     # The last write, answered; then the process dies at once.
     last = admin.block_storage.create_type(name=f"durable-last-{tag}")
-    os_cloud = restartable(lab, f"openstack-{cloud}")
+    os_cloud = Restartable(lab, f"openstack-{cloud}")
     os_cloud.kill9()
     os_cloud.start(f"http://{lab.address(controller)}:{OPENSTACK_PORTS['keystone']}/v3",
                    timeout=120)
@@ -453,7 +429,7 @@ def test_nova_restart_is_a_rebooted_compute_host(restart_cloud):
 
 
 @pytest.mark.serial   # a Kubernetes control plane of its own, started twice: minutes when loaded
-def test_kubernetes_objects_survive_a_restart_of_etcd_and_the_control_plane(make_lab, restartable):
+def test_kubernetes_objects_survive_a_restart_of_etcd_and_the_control_plane(make_lab):
     """etcd's data dir is <run dir>/kubernetes/etcd: the whole node (etcd included) killed
     with SIGKILL and started again on the same run dir keeps every API object."""
     from kubernetes import client, config as kconfig
@@ -471,14 +447,9 @@ def test_kubernetes_objects_survive_a_restart_of_etcd_and_the_control_plane(make
     ns = core().create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     cm = core().create_namespaced_config_map(name, client.V1ConfigMap(
         metadata=client.V1ObjectMeta(name="kept"), data={"answer": "42"}))
-    k8s = restartable(lab, "kubernetes")
+    k8s = Restartable(lab, "kubernetes")
     k8s.kill9()
-    ready = lab.run_dir / "kubernetes" / "ready"
-    ready.unlink(missing_ok=True)   # the node process writes it again once it serves
-
     def serving():
-        if not ready.exists():
-            return False
         try:
             return bool(core().read_namespace(name))
         except Exception:

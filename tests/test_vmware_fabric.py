@@ -224,3 +224,29 @@ def test_refusing_receiver_never_fails_the_api_and_resync_repairs(fabric_lab):
     _wait(receiver, lambda l: len(l) == 1, "the resync repairs a lost table")
     receiver.luns["naa.6001405deadbeef"] = {"naa": "naa.6001405deadbeef"}   # not Datera's now
     _wait(receiver, lambda l: "naa.6001405deadbeef" not in l, "the resync withdraws a stale LUN")
+
+
+def test_stop_ends_the_push_task_even_when_a_change_wakes_it_at_that_moment():
+    """A change accepted just as the lab stops (sync() then stop() in one loop turn) must not
+    keep the push task alive: on Python 3.11 asyncio.wait_for swallowed such a cancel
+    (CPython gh-86296) and stop() never returned."""
+    from lab.datera.models import DateraModel, ModelConfig
+
+    async def scenario():
+        model = DateraModel(ModelConfig(
+            vips=[topology.DATERA_VIP1.address, topology.DATERA_VIP2.address],
+            mgmt_ip=f"{topology.NET}.7.250", admin_user="admin", admin_password="x"))
+        for _ in range(20):
+            # port 1 refuses at once: the first resync fails, then the task waits for a wake
+            fab = fabric_mod.Fabric(model, url=f"http://{topology.NET}.5.250:1", user=USER,
+                                    password=PASSWORD, ca_file=None, resync_s=60)
+            await fab.start()
+            while fab.failures == 0:
+                await asyncio.sleep(0.01)
+            for _ in range(3):
+                await asyncio.sleep(0)
+            fab.sync()
+            async with asyncio.timeout(10):
+                await fab.stop()
+            assert fab._task.cancelled()
+    asyncio.run(scenario())

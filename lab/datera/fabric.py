@@ -140,9 +140,13 @@ class Fabric:
         while True:
             delay = next_resync - loop.time()
             if delay > 0:
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns the result
+                # when a cancel lands as the wake-up does (CPython gh-86296), and stop() waits
+                # forever for a task that never saw its cancel.
                 try:
-                    await asyncio.wait_for(self._wake.wait(), delay)
-                except asyncio.TimeoutError:
+                    async with asyncio.timeout(delay):
+                        await self._wake.wait()
+                except TimeoutError:
                     pass
             self._wake.clear()
             try:

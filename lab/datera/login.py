@@ -123,7 +123,8 @@ async def _discard_line(reader, budget: int = 1 << 20, timeout: float = 2.0):
     the connection, and the client would lose the refusal just sent."""
     try:
         while budget > 0:
-            chunk = await asyncio.wait_for(reader.read(65536), timeout)
+            async with asyncio.timeout(timeout):   # not wait_for: see fabric.Fabric._run
+                chunk = await reader.read(65536)
             budget -= len(chunk)
             if not chunk or b"\n" in chunk:
                 return
@@ -165,7 +166,8 @@ class LoginService:
 
     async def _read(self, reader, writer) -> dict | None:
         try:
-            line = await asyncio.wait_for(reader.readline(), IDLE_TIMEOUT)
+            async with asyncio.timeout(IDLE_TIMEOUT):   # not wait_for: see fabric.Fabric._run
+                line = await reader.readline()
         except asyncio.TimeoutError:
             return None
         except ValueError:   # over the stream's limit: say so before closing, as for any bad line
