@@ -61,7 +61,7 @@ def test_config_map_and_secret_keys_become_files_with_items_and_modes(cluster, n
                {"name": "creds", "secret": {"secretName": "creds", "defaultMode": 0o400}}]
     script = ("cat /etc/cfg/app.conf; ls /etc/cfg | sort | tr '\\n' ' '; echo; "
               "od -An -tx1 /etc/cfg/blob.bin; cat /etc/picked/conf/renamed.conf; "
-              "ls /etc/picked; stat -c %a /etc/picked/conf/renamed.conf /etc/creds/password; "
+              "ls /etc/picked; stat -L -c %a /etc/picked/conf/renamed.conf /etc/creds/password; "
               "cat /etc/creds/password; echo")
     cluster.core.create_namespaced_pod(ns, pod("reader", script, volumes, {
         "cfg": "/etc/cfg", "picked": "/etc/picked", "creds": "/etc/creds"}))

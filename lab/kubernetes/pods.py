@@ -10,7 +10,8 @@ in place:
 - filesystem PVCs (`volumeMounts`): NodeStage formats (real mkfs) and mounts the volume once
   per node, NodePublish bind-mounts it into the pod's directory (volumes.py);
 - emptyDir volumes: a directory of the pod's, shared by its containers;
-- configMap and secret volumes: their keys as files (podvolumes.py); any other type is
+- configMap and secret volumes: their keys as files, refreshed while the pod runs when the
+  object changes (podvolumes.py, podrefresh.py); any other type is
   refused as a kubelet without its plugin refuses it (FailedMount, ContainerCreating).
 A container runs on the node's own filesystem, so each mention of a mountPath in its command
 becomes the pod's path of that volume.
@@ -45,6 +46,7 @@ from clients import initiator, ports
 from . import podstatus, podvolumes
 from .datera_csi import CsiError, DateraCsi
 from .podstatus import ContainerState, now
+from .podrefresh import VolumeRefresher
 from .podvolumes import MountError
 from .volumes import NodeVolumes, Staged, rewrite_mount_paths
 
@@ -101,6 +103,7 @@ class PodRunner:
                                    lambda ip, iqn_, **chap: nbd_login(ip, iqn_, iqn, **chap))
         self.guests: dict[str, Guest] = {}
         self._lock = threading.Lock()
+        self.refresh = VolumeRefresher(core)
 
     def start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -108,6 +111,7 @@ class PodRunner:
 
     def shutdown(self) -> None:
         """Stops every guest and unstages its volumes (the node process is stopping)."""
+        self.refresh.shutdown()
         for uid in list(self.guests):
             self._stop(uid)
 
@@ -187,6 +191,7 @@ class PodRunner:
 
     def _detach(self, g: Guest) -> None:
         """NodeUnpublish every volume of the pod, then NodeUnstage those no other pod uses."""
+        self.refresh.forget(g.uid)
         for mnt, proc in g.fuse:
             NodeVolumes._stop_fuse(mnt, proc)
         g.fuse.clear()
@@ -235,8 +240,8 @@ class PodRunner:
         for v in pod.spec.volumes or []:
             if v.config_map is not None or v.secret is not None:
                 d = g.dir / "volumes" / v.name
-                podvolumes.project(self.core, g.namespace, v, d)
-                out[v.name] = {"dir": str(d)}
+                self.refresh.set_up(g.uid, g.namespace, v, d)
+                out[v.name] = {"dir": str(d), "projected": True}
             elif v.empty_dir is not None:
                 d = g.dir / "volumes" / "kubernetes.io~empty-dir" / v.name
                 d.mkdir(parents=True, exist_ok=True)
@@ -276,10 +281,15 @@ class PodRunner:
     def _rewrite(self, g: Guest, c, text: str, vols: dict[str, dict]) -> str:
         """One argument of container `c`'s command with its volumes' paths made real."""
         mounts = {}
-        for m in c.volume_mounts or []:
-            if m.name in vols and "dir" in vols[m.name]:
-                mounts[m.mount_path] = str(Path(vols[m.name]["dir"]) / (m.sub_path or ""))
-                Path(mounts[m.mount_path]).mkdir(parents=True, exist_ok=True)
+        for i, m in enumerate(c.volume_mounts or []):
+            if m.name not in vols or "dir" not in vols[m.name]:
+                continue
+            path = Path(vols[m.name]["dir"]) / (m.sub_path or "")
+            if m.sub_path and vols[m.name].get("projected"):
+                path = self._subpath_copy(g, c.name, m.name, i, path)
+            elif not path.exists():
+                path.mkdir(parents=True)
+            mounts[m.mount_path] = str(path)
         text = rewrite_mount_paths(text, mounts)
         devices = {d.device_path: vols[d.name]["block"] for d in c.volume_devices or []
                    if d.name in vols and "block" in vols[d.name]}
@@ -297,6 +307,27 @@ class PodRunner:
                     line = re.sub(re.escape(path) + r"(?![\w/])", shlex.quote(f), line)
             out.append(line)
         return "\n".join(out)
+
+    @staticmethod
+    def _subpath_copy(g: Guest, container: str, volume: str, index: int, path: Path) -> Path:
+        """A subPath of a configMap/secret volume as the container gets it: kubelet
+        bind-mounts the path as resolved at container start (volume-subpaths/<volume>/
+        <container>/<index>), so later refreshes of the volume do not reach it; the lab's guest
+        gets a copy of it."""
+        dst = g.dir / "volume-subpaths" / volume / container / str(index)
+        if dst.is_dir():
+            shutil.rmtree(dst)
+        else:
+            dst.unlink(missing_ok=True)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        real = path.resolve()
+        if real.is_dir():
+            shutil.copytree(real, dst, symlinks=True)
+        elif real.exists():
+            shutil.copy2(real, dst)
+        else:
+            dst.mkdir()   # kubelet creates a missing subPath as a directory
+        return dst
 
     # -- one pod ---------------------------------------------------------------------------
     def _run(self, g: Guest, pod) -> None:

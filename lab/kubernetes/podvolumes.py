@@ -3,8 +3,9 @@
 - configMap and secret (pkg/volume/configmap, pkg/volume/secret): one file per key of `data`
   (and a configMap's `binaryData`), or only the `items` listed (key -> path, mode), files
   mode `defaultMode` (0644); a missing object or key fails MountVolume.SetUp with kubelet's
-  message unless `optional`. The files are written once, when the pod starts (kubelet also
-  refreshes them later; the lab's pods are short).
+  message unless `optional`. The files are laid out as kubelet's AtomicWriter lays them out
+  (atomicwriter.py: `..data` -> a timestamped directory, one symlink per top-level name),
+  and refreshed while the pod runs when the object changes (podrefresh.py).
 - any other type (hostPath, nfs, projected, downwardAPI, ...): the lab's node has no plugin
   for it, so it answers as a kubelet without the plugin does: the volume manager's
   "failed to get Plugin from volumeSpec ... no volume plugin matched", reported as a
@@ -12,10 +13,11 @@
   ContainerCreating.
 """
 import base64
-import os
 from pathlib import Path
 
 from kubernetes.client.exceptions import ApiException
+
+from . import atomicwriter
 
 DEFAULT_MODE = 0o644
 
@@ -42,25 +44,36 @@ def check_supported(volume, supported: tuple[str, ...]) -> None:
             f'volume "{volume.name}" err=no volume plugin matched')
 
 
-def project(core, namespace: str, volume, dest: Path) -> None:
-    """Writes a configMap or secret volume's files into dest. Raises MountError."""
+def source(volume) -> tuple[str, str, object]:
+    """A configMap or secret volume -> ("configmap" | "secret", the object's name, its source
+    spec)."""
     if volume.config_map is not None:
-        src, kind = volume.config_map, "configmap"
-        read = core.read_namespaced_config_map
-    else:
-        src, kind = volume.secret, "secret"
-        read = core.read_namespaced_secret
-    name = src.name if kind == "configmap" else src.secret_name
-    failed = f'MountVolume.SetUp failed for volume "{volume.name}" : '
+        return "configmap", volume.config_map.name, volume.config_map
+    return "secret", volume.secret.secret_name, volume.secret
+
+
+def read(core, namespace: str, volume):
+    """The volume's ConfigMap or Secret, None when it is missing and `optional`.
+    Raises MountError (missing, not optional) or ApiException."""
+    kind, name, src = source(volume)
+    fn = core.read_namespaced_config_map if kind == "configmap" else core.read_namespaced_secret
     try:
-        obj = read(name, namespace)
+        return fn(name, namespace)
     except ApiException as e:
         if e.status != 404:
             raise
         if src.optional:
-            obj = None
-        else:
-            raise MountError(f'{failed}{kind} "{name}" not found') from None
+            return None
+        raise MountError(f'MountVolume.SetUp failed for volume "{volume.name}" : '
+                         f'{kind} "{name}" not found') from None
+
+
+def payload(volume, obj) -> atomicwriter.Payload:
+    """The files of a configMap/secret volume given its object (None: missing and optional,
+    no files): every key, or only `items` (key -> path, mode), mode `defaultMode` (0644)
+    otherwise (configmap.MakePayload / secret.MakePayload). Raises MountError."""
+    kind, _name, src = source(volume)
+    failed = f'MountVolume.SetUp failed for volume "{volume.name}" : '
     files: dict[str, bytes] = {}
     if obj is not None:
         if kind == "configmap":
@@ -69,7 +82,7 @@ def project(core, namespace: str, volume, dest: Path) -> None:
         else:
             files = {k: base64.b64decode(v) for k, v in (obj.data or {}).items()}
     mode = src.default_mode if src.default_mode is not None else DEFAULT_MODE
-    plan: list[tuple[str, bytes, int]] = []
+    out: atomicwriter.Payload = {}
     if src.items:
         for item in src.items:
             if item.key not in files:
@@ -78,15 +91,20 @@ def project(core, namespace: str, volume, dest: Path) -> None:
                 what = "config" if kind == "configmap" else "secret"
                 raise MountError(f"{failed}{kind} references non-existent {what} key: "
                                  f"{item.key}")
-            plan.append((item.path, files[item.key],
-                         item.mode if item.mode is not None else mode))
+            out[item.path] = (files[item.key], item.mode if item.mode is not None else mode)
     else:
-        plan = [(k, v, mode) for k, v in files.items()]
-    dest.mkdir(parents=True, exist_ok=True)
-    for rel, data, fmode in plan:
-        path = dest / rel
-        if ".." in Path(rel).parts or Path(rel).is_absolute():
-            raise MountError(f"{failed}invalid path {rel!r}: must be relative, without '..'")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        os.chmod(path, fmode)
+        out = {k: (v, mode) for k, v in files.items()}
+    try:
+        for rel in out:
+            atomicwriter.validate_path(rel)
+    except atomicwriter.PayloadError as e:
+        raise MountError(f"{failed}{e}") from None
+    return out
+
+
+def project(core, namespace: str, volume, dest: Path):
+    """Writes a configMap or secret volume's files into dest (kubelet's atomic layout)
+    -> the object written from (None: missing and optional). Raises MountError."""
+    obj = read(core, namespace, volume)
+    atomicwriter.write(dest, payload(volume, obj))
+    return obj
