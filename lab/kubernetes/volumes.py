@@ -86,7 +86,10 @@ def _loop_attach(file: Path, dev_dir: Path) -> str:
             path = str(dev_dir / f"loop{n}")
             if not os.path.exists(path):
                 os.mknod(path, stat.S_IFBLK | 0o600, os.makedev(LOOP_MAJOR, n))
-        r = subprocess.run(["losetup", path, str(file)], capture_output=True, text=True)
+        # --direct-io: the loop device passes each request on to the FUSE file as it comes
+        # (O_DIRECT), so the LUN sees the I/O the pod did, not the page cache's version of it
+        r = subprocess.run(["losetup", "--direct-io=on", path, str(file)], capture_output=True,
+                           text=True)
         if r.returncode == 0:
             return path
         if "busy" not in r.stderr.lower():   # another host process took it meanwhile: retry
