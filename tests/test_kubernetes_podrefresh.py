@@ -2,7 +2,8 @@
 manager keeps them (lab/kubernetes/podrefresh.py, atomicwriter.py): changed with kubectl,
 the running pod's `cat` shows the new value and `readlink ..data` the swapped timestamped
 directory; a subPath mount keeps what the container started with; kubelet's AtomicWriter
-layout and its rules, without a cluster."""
+layout and its rules, without a cluster. A deleted object empties an optional volume and
+leaves a required one as it was (kubelet's SetUp fails: the files stay)."""
 import base64
 import os
 import re
@@ -77,6 +78,38 @@ def test_a_running_pod_sees_the_changed_object_but_not_through_a_subpath(cluster
     assert TS_DIR.match(seen[1]) and seen[1] != first[1], \
         f"..data still points at {seen[1]}: not swapped"
     assert seen[2] == "one", "a subPath mount is refreshed; kubelet never refreshes those"
+
+
+def test_items_follow_a_change_and_a_deleted_object_empties_only_an_optional_volume(
+        cluster, ns):
+    for name in ("opt", "req"):
+        cluster.core.create_namespaced_config_map(ns, client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name=name), data={"k": "one"}))
+    script = ("while :; do echo \"round $(cat /etc/opt/sub/renamed 2>/dev/null || echo none) "
+              "$(cat /etc/req/k)\"; sleep 0.2; done")
+    cluster.core.create_namespaced_pod(ns, client.V1Pod.from_dict({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "watcher", "labels": {k8s.DEMO_LABEL: "true"}},
+        "spec": {"restartPolicy": "Never", "volumes": [
+            {"name": "opt", "configMap": {"name": "opt", "optional": True,
+                                          "items": [{"key": "k", "path": "sub/renamed"}]}},
+            {"name": "req", "configMap": {"name": "req"}}],
+            "containers": [{"name": "app", "image": "vancouver/guest",
+                            "command": ["sh", "-c", script], "volumeMounts": [
+                                {"name": "opt", "mountPath": "/etc/opt"},
+                                {"name": "req", "mountPath": "/etc/req"}]}]}}))
+
+    def seen(want):
+        return lambda: [r for r in (line.split()[1:] for line in kubectl(
+            cluster, "logs", "watcher", "-n", ns).splitlines() if line.startswith("round "))
+            if r == want]
+
+    wait_until(seen(["one", "one"]), TIMEOUT, "the pod's first round")
+    cluster.core.patch_namespaced_config_map("opt", ns, {"data": {"k": "two"}})
+    wait_until(seen(["two", "one"]), TIMEOUT, "the renamed item to follow the change")
+    kubectl(cluster, "delete", "configmap", "opt", "req", "-n", ns)
+    wait_until(seen(["none", "one"]), TIMEOUT,
+               "the optional volume emptied and the required one kept")
 
 
 def test_an_immutable_config_map_cannot_change_under_a_pod(cluster, ns):
