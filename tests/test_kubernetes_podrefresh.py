@@ -4,11 +4,9 @@ the running pod's `cat` shows the new value and `readlink ..data` the swapped ti
 directory; a subPath mount keeps what the container started with; kubelet's AtomicWriter
 layout and its rules, without a cluster. A deleted object empties an optional volume and
 leaves a required one as it was (kubelet's SetUp fails: the files stay)."""
-import base64
 import os
 import re
 import subprocess
-import uuid
 
 import pytest
 from kubernetes import client
@@ -16,18 +14,10 @@ from kubernetes import client
 from fixtures import kubernetes as k8s
 from fixtures.waiters import wait_until
 from lab.kubernetes import atomicwriter
-from tests.support.kubernetes_fixtures import cluster  # noqa: F401  (fixtures)
+from tests.support.kubernetes_fixtures import cluster, ns  # noqa: F401  (fixtures)
 
 TIMEOUT = 60
 TS_DIR = re.compile(r"^\.\.\d{4}_\d\d_\d\d_\d\d_\d\d_\d\d\.\d+$")
-
-
-@pytest.fixture
-def ns(cluster):
-    name = f"vkr-{uuid.uuid4().hex[:8]}"
-    k8s.ensure_namespace(cluster.core, name)
-    yield name
-    k8s.delete_namespace(cluster.core, name)
 
 
 def kubectl(cluster, *args: str, stdin: str | None = None) -> str:

@@ -114,7 +114,7 @@ class VolumeRefresher:
                     log.warning('volume %s in %s: %s "%s" not found; keeping its files',
                                 v.volume.name, v.namespace, kind, obj.metadata.name)
                     continue
-                obj_now, rv = None, _rv(obj) + 1   # the deletion is newer than the object
+                obj_now, rv = None, _rv(obj)   # the event carries the deletion's revision
             elif obj.immutable:
                 continue
             else:
