@@ -14,6 +14,7 @@ from clients.dfs_compat import dexc
 from fixtures import metrics
 from fixtures.config import get_demo
 from fixtures.datera import tenant_path
+from fixtures.headroom import judge_reach
 from fixtures.transport import AccessRefused
 from fixtures.waiters import wait_until
 from fixtures.workload import FioJob, FioRun, run_fio
@@ -29,12 +30,6 @@ def pytest_generate_tests(metafunc):
     if "tenant" in metafunc.fixturenames:
         names = [t.name for t in get_demo(metafunc.config).tenants]
         metafunc.parametrize("tenant", names)
-
-
-def _within(measured: float, reach: float, limit: float) -> bool:
-    """Reaches `reach` (the limit, or less when the host cannot serve it: fixtures/headroom.py)
-    and is never above `limit`."""
-    return (1 - TOLERANCE) * reach <= measured <= (1 + TOLERANCE) * limit
 
 
 def _not_above(measured: float, limit: float) -> bool:
@@ -87,9 +82,11 @@ def test_tenancy(tenant, demo, datera_admin, datera_settings, datera_tenants, te
                              round(cluster),
                              **{k: v for k, v in res.row().items() if k.startswith("lat")}})
             proof.table("QoS tiers (4 KiB random writes, one volume at a time)", rows)
+            share = judge_reach(share, [(r["tier"], r["cluster IOPS/s (median)"],
+                                            r["binding limit"]) for r in rows],
+                                TOLERANCE, proof)
             for r in rows:
-                assert _within(r["cluster IOPS/s (median)"], r["expected reach"],
-                               r["binding limit"]), r
+                assert _not_above(r["cluster IOPS/s (median)"], r["binding limit"]), r
                 assert _not_above(r["fio IOPS"], r["binding limit"]), r
 
         low, high = tiers[0], tiers[-1]
@@ -129,10 +126,12 @@ def test_tenancy(tenant, demo, datera_admin, datera_settings, datera_tenants, te
                                              "after IOPS/s (median)": round(metrics.median(after)),
                                              "fio IOPS (whole run)": round(res.iops)}])
             assert before and after, "metrics cover both sides of the change"
-            assert _within(metrics.median(before), share.reach(low.total_iops_max),
-                           low.total_iops_max), before
-            assert _within(metrics.median(after), share.reach(expected_after),
-                           expected_after), after
+            share = judge_reach(share, [
+                (f"{low.name} before the change", metrics.median(before), low.total_iops_max),
+                (f"{high.name} after the change", metrics.median(after), expected_after)],
+                TOLERANCE, proof)
+            assert _not_above(metrics.median(before), low.total_iops_max), before
+            assert _not_above(metrics.median(after), expected_after), after
             vol.set_policy({"total_iops_max": low.total_iops_max})
 
         with proof.step("tenant max IOPS: all volumes at once"):
@@ -158,8 +157,9 @@ def test_tenancy(tenant, demo, datera_admin, datera_settings, datera_tenants, te
                          {"device": "cluster, whole tenant (median/s)", "iops": round(tenant_iops)},
                          {"device": "limit", "iops": expected_total}])
             proof.figure("tenant IOPS with all volumes busy", round(tenant_iops))
-            assert _within(tenant_iops, share.reach(expected_total), expected_total), \
-                (tenant_iops, share.reach(expected_total), expected_total)
+            share = judge_reach(share, [("tenant, all volumes at once", tenant_iops,
+                                            expected_total)], TOLERANCE, proof)
+            assert _not_above(tenant_iops, expected_total), (tenant_iops, expected_total)
             assert _not_above(total, expected_total), (total, expected_total)
 
     with proof.step("tenancy: another tenant cannot see or touch these volumes"):

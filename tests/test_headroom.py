@@ -182,3 +182,59 @@ def test_a_dead_holder_is_dropped():
             state["holders"]["gone"] = {"pid": dead.pid, "demand": 10**6, "kind": "saturation"}
         with w.qos(100) as adm:
             assert adm.beside == 0
+
+
+def test_a_shortfall_is_judged_again_against_a_capacity_measured_after_it():
+    """The host slowed after the last probe: the check's shortfall is explained by a fresh
+    probe (run alone, the check out of its window meanwhile), and the row shows both figures.
+    A check whose host could pace more still fails: the fresh figure does not excuse it."""
+    figures = iter([1000.0, 600.0, 1000.0])
+    with windows(probe=lambda: next(figures), probe_limit=1000) as w:
+        with w.qos(500) as share:
+            assert share.reach(500) == 500
+            ok, share = share.confirmed(lambda s: 290 >= 0.9 * s.reach(500))
+            assert ok and share.capacity == 600 and share.reach(500) == 300
+            assert share.row()["capacity measured again after a shortfall"] == 600
+        assert w.capacity() == 600   # the ledger holds the fresh figure for the next checks
+        with w.qos(500, tenant="/root/t") as share:
+            ok, again = share.confirmed(lambda s: 200 >= 0.9 * s.reach(500))
+            # the host paces 1000 now: a low figure from before stays the bound, min(600, 1000),
+            # and 200 of the 300 it allows is still short
+            assert not ok and again.rechecked == 1000 and again.capacity == 600
+        with w.qos(500) as share:
+            ok, same = share.confirmed(lambda s: True)
+            assert ok and same is share and same.rechecked is None
+
+
+def test_without_a_probe_a_shortfall_stands():
+    with windows() as w:
+        with w.qos(500) as share:
+            ok, same = share.confirmed(lambda s: False)
+            assert not ok and same is share
+
+
+def test_judge_reach_names_each_short_check_in_one_line():
+    figures = iter([1000.0, 1000.0])
+    with windows(probe=lambda: next(figures), probe_limit=1000) as w:
+        with w.qos(1000) as share:
+            checks = [("bronze", 495.0, 500), ("silver", 700.0, 1000)]
+            try:
+                headroom.judge_reach(share, checks, 0.10)
+            except AssertionError as e:
+                message = str(e)
+            else:
+                raise AssertionError("a short check passed")
+            assert message == ("silver: 700 IOPS, short of 900 (reach 1000 of the limit 1000, "
+                               "host paced 1000 IOPS by the probe, 1000 measured again)")
+            assert headroom.judge_reach(share, checks[:1], 0.10).rechecked is None
+
+
+def test_a_check_judged_after_its_window_does_not_take_the_window_back():
+    figures = iter([1000.0, 500.0])
+    with windows(probe=lambda: next(figures), probe_limit=1000) as w:
+        with w.qos(1000, tenant="/root/k") as share:
+            pass
+        ok, again = share.confirmed(lambda s: 450 >= 0.9 * s.reach(1000))
+        assert ok and again.rechecked == 500
+        with w._state() as state:
+            assert state["holders"] == {}

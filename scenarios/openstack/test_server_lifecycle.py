@@ -175,10 +175,14 @@ def test_server_lifecycle(openstack_cloud, os_factory, demo, proof, datera_admin
             assert b and a, "metrics cover both sides of the retype"
             assert metrics.median(tb) <= (1 + TOLERANCE) * cap, tb
             assert metrics.median(ta) <= (1 + TOLERANCE) * cap, ta
-            assert _follows(metrics.median(b), low.total_iops_max, metrics.median(tb), cap,
-                            share), rows
-            assert _follows(metrics.median(a), high.total_iops_max, metrics.median(ta), cap,
-                            share), rows
+            # a shortfall is confirmed against the host's capacity measured again
+            # (fixtures/headroom.py: the figure may be older than the load that slowed it)
+            ok, share = share.confirmed(lambda s: _follows(
+                metrics.median(b), low.total_iops_max, metrics.median(tb), cap, s) and _follows(
+                metrics.median(a), high.total_iops_max, metrics.median(ta), cap, s), proof)
+            assert ok, f"the data volume did not follow its tier ({low.name} then " \
+                       f"{high.name}, tenant cap {cap}) on a host pacing " \
+                       f"{share.capacity or 0:.0f} IOPS: {rows}"
 
         with proof.step("fio results of both devices from the console"):
             console = guest.wait_console(conn, server, boot_s + runtime + 120)
