@@ -5,10 +5,34 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-from tests.test_harness_reporting import PLAIN_CONFTEST, PLAIN_TEST, index_parts, run
+from tests.support.inner_run import demo_yaml, env
+
+PLAIN_CONFTEST = 'pytest_plugins = ["fixtures.config", "fixtures.endless", "fixtures.reporting"]\n'
+PLAIN_TEST = """\
+import pytest
+
+@pytest.mark.parametrize("n", range(%d))
+def test_step(n, proof):
+    with proof.step("work"):
+        proof.figure("n", n)
+"""
+
+
+def run(tmp: Path, *args: str, timeout: float = 60) -> tuple[int, str]:
+    (tmp / "demo.yaml").write_text(demo_yaml({"demo": 0}))
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                           "--demo-config", "demo.yaml", "--demo-profile", "ci", *args],
+                          cwd=tmp, env=env(), capture_output=True, text=True, timeout=timeout)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def index_total(index_html: str) -> int:
+    return int(re.search(r"<tr class='all' data-total='(\d+)'", index_html).group(1))
 
 
 def _suite(tmp: Path, n: int) -> None:
@@ -37,7 +61,7 @@ def test_two_runs_plain_names_are_the_latest_run(tmp_path):
     reports = tmp_path / "reports"
     lines = [json.loads(x) for x in (reports / "results.jsonl").read_text().splitlines()]
     assert len(lines) == 2 and {x["run"] for x in lines} == {second}
-    assert index_parts((reports / "index.html").read_text())[1] == 2
+    assert index_total((reports / "index.html").read_text()) == 2
     assert f"Vancouver demo, run {second}" in (reports / "report.html").read_text()
     # The first run's files carry its id; index.html links them.
     old = [json.loads(x) for x in (reports / f"results-{first}.jsonl").read_text().splitlines()]
