@@ -30,7 +30,6 @@ import stat
 import subprocess
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -205,8 +204,9 @@ class NodeVolumes:
                 # The LUN is reached through a relay that stages again (login through the
                 # first portal that answers) when the target drops it: a Datera restart or a
                 # lost path is a pause for the pod, as with the kubelet's multipath iSCSI, not
-                # an error. Its socket sits in /tmp: a unix socket's path has at most 107 bytes.
-                relay = DiskRelay(f"/tmp/vancouver-lun-{uuid.uuid4().hex[:16]}.sock",
+                # an error. Its socket sits in a short scratch directory of its own (a unix
+                # socket's path has at most 107 bytes), removed when the relay closes.
+                relay = DiskRelay(None,
                                   functools.partial(self.csi.node_stage, handle, self.iqn,
                                                     self.node, secret, self.login))
                 s = Staged(handle, pv, relay.uri, fs_type, self.plugin_dir / pv, relay=relay)

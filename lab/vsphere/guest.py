@@ -38,12 +38,10 @@ import base64
 import json
 import os
 import shlex
-import shutil
 import signal
 import ssl
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -52,6 +50,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from clients import scratch
 from lab.guests import GUEST_FILE_LIMIT, ConsoleLog, GuestError, iscsi_login, rewrite_script
 from lab.openstack.nova.disk_relay import DiskRelay
 
@@ -199,8 +198,6 @@ def run(doc: dict, workdir: Path, timeout: float) -> dict[str, str]:
         pause for the VM's I/O, as with the ESXi host's multipathed software iSCSI."""
         if dev not in relays:
             sock = workdir / f"{dev.rsplit('/', 1)[-1]}.sock"
-            if len(str(sock)) > 100:    # sun_path is 108 bytes
-                sock = Path(tempfile.mkdtemp(prefix="vancouver-relay-")) / sock.name
             relays[dev] = DiskRelay(str(sock), devices[dev].check)
         return relays[dev].uri
     try:
@@ -238,8 +235,6 @@ def run(doc: dict, workdir: Path, timeout: float) -> dict[str, str]:
 def _close_relays(relays: dict) -> None:
     for relay in relays.values():
         relay.close()
-        if Path(relay.sock_path).parent.name.startswith("vancouver-relay-"):
-            shutil.rmtree(Path(relay.sock_path).parent, ignore_errors=True)
 
 
 def _stop_group() -> None:
@@ -285,11 +280,11 @@ def main() -> int:
     info = GuestInfo(doc)
     info.publish({"guestinfo.state": "running",
                   "guestinfo.started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-    workdir = Path(tempfile.mkdtemp(prefix=f"vancouver-vm-{os.getpid()}-"))
+    workdir = scratch.make_dir("vm")   # a killed guest's is swept by the next one
     try:
         info.publish(run(doc, workdir, timeout))
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        scratch.remove(workdir)
     return 0
 
 

@@ -54,9 +54,11 @@ def test_volume_features(openstack_cloud, os_factory, demo, proof, datera_admin,
                        label=vol.name, chap=(user, secret[::-1] + "x"))
         device = tp.connect(portal=portal, initiator=os_host_iqn, target=data["target_iqn"],
                             label=vol.name, chap=(user, secret))
-        res = run_fio(device, FioJob(rw="randwrite", bs="4k", iodepth=8, runtime_s=None,
-                                     size="2M", verify="crc32c"))
-        tp.disconnect(device, portal=portal, target=data["target_iqn"])
+        try:
+            res = run_fio(device, FioJob(rw="randwrite", bs="4k", iodepth=8, runtime_s=None,
+                                         size="2M", verify="crc32c"))
+        finally:   # a failed fio must not leave the relay (and its socket dir) behind
+            tp.disconnect(device, portal=portal, target=data["target_iqn"])
         proof.table("CHAP attach", [{"attempt": "wrong secret", "result": str(refused.value)},
                                     {"attempt": "right secret", "result":
                                      f"fio wrote and verified {res.write.total_ios} blocks"}])
@@ -100,9 +102,11 @@ def test_volume_features(openstack_cloud, os_factory, demo, proof, datera_admin,
             portal = d["target_portal"].rsplit(":", 1)[0]
             device = tp.connect(portal=portal, initiator=os_host_iqn, target=d["target_iqn"],
                                 label=vol.name)
-            res = run_fio(device, FioJob(rw="randwrite", bs="4k", iodepth=demo.fio.iodepth,
-                                         runtime_s=demo.fio.runtime_s))
-            tp.disconnect(device, portal=portal, target=d["target_iqn"])
+            try:
+                res = run_fio(device, FioJob(rw="randwrite", bs="4k", iodepth=demo.fio.iodepth,
+                                             runtime_s=demo.fio.runtime_s))
+            finally:
+                tp.disconnect(device, portal=portal, target=d["target_iqn"])
             proof.fio(f"{vol.name} (per GB)", res)
             uuid = datera_view.volume_of(datera_admin, dc.datera_tenant, ai)[1]["uuid"]
             cluster = metrics.median(metrics.steady_points(

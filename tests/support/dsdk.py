@@ -7,16 +7,16 @@ schema cache per API version, fails fast instead of retrying for 5 minutes, and 
 API object its own thread_local (clients.dfs_compat.safe_options).
 """
 import json
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from clients import scratch
 from clients.dfs_compat import dexc as errors  # noqa: F401  (re-exported for the tests)
 from clients.dfs_compat import dfs_sdk, safe_options
 
 # A fresh cache per test process: a schema cached by an earlier run (of an older lab) would
 # stick (reference datera-api §0.4).
-_SCHEMA_DIR = Path(tempfile.mkdtemp(prefix="vancouver-dsdk-"))
+_SCHEMA_DIR = scratch.make_dir("dsdk")    # removed when the test process exits
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,13 @@ import time
 import urllib.parse
 from typing import Callable
 
+from clients import scratch
 from lab.datera import nbd_proto as P
 
 log = logging.getLogger("lab.openstack.nova.relay")
 
 _U16, _U32, _U64 = struct.Struct(">H"), struct.Struct(">I"), struct.Struct(">Q")
+SOCK_PATH_MAX = 100       # bytes; sun_path holds 108 with its NUL
 RECOVERY_TIMEOUT = 30.0   # s a lost backend may take to come back (open-iscsi waits 120)
 RECOVERY_RETRY = 0.1      # s between logins while the target is offline
 
@@ -272,9 +274,17 @@ class DiskRelay:
 
     `backend` is the export's URI, or a function giving a fresh one (an initiator login):
     the lab's target revokes an export name when the volume's ACL changes, as Cinder's own
-    attach for its copy does, so every new connection and the copy log in again."""
+    attach for its copy does, so every new connection and the copy log in again.
 
-    def __init__(self, sock_path: str, backend: str | Callable[[], str]):
+    `sock_path` None, or longer than a unix socket's path may be (sun_path: 108 bytes), binds
+    `<name or lun0.sock>` in a short scratch directory of the relay's own, removed by close()
+    (clients/scratch.py: at the process's exit at the latest)."""
+
+    def __init__(self, sock_path: str | os.PathLike | None, backend: str | Callable[[], str]):
+        self._own_dir = None
+        if sock_path is None or len(str(sock_path)) > SOCK_PATH_MAX:
+            self._own_dir = scratch.make_dir("relay")
+            sock_path = self._own_dir / (os.path.basename(sock_path or "") or "lun0.sock")
         self.sock_path = str(sock_path)
         self.resolve = _resolver(backend)
         self.backend_uri = self.resolve()
@@ -380,3 +390,5 @@ class DiskRelay:
             os.unlink(self.sock_path)
         except FileNotFoundError:
             pass
+        if self._own_dir is not None:
+            scratch.remove(self._own_dir)
