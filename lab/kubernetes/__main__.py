@@ -4,14 +4,15 @@ Starts Debian's etcd and the three control-plane programs, each in a session of 
 recorded in <work_dir>/detached/ (processes.py), so a `kill -9` of this process leaves them
 serving as a kubelet crash leaves a node's units: the restarted process adopts them. Waits
 until the apiserver is ready, then runs what a cluster delegates: the Datera CSI controller
-side and the node agent. Writes <work_dir>/ready (JSON: seconds from this process's start to
-each phase, and which programs it adopted) when the API serves, the Node is registered Ready
+side and the node agent. Writes <work_dir>/ready (JSON: this process's pid, seconds from its
+start to each phase, and which programs it adopted) when the API serves, the Node is registered Ready
 and the provisioner's informers have listed. A control-plane program that dies is restarted
 alone; past its restart limit the process exits 1 and the lab supervisor restarts the whole
 component. SIGTERM stops everything, programs included.
 """
 import argparse
 import json
+import os
 import logging
 import signal
 import sys
@@ -56,24 +57,42 @@ def _etcd_healthy(c: Config) -> bool:
         return False
 
 
-def _wait_ready(c: Config, procs: Processes, stop: threading.Event, t0: float,
-                phases: dict) -> None:
-    """Until /readyz answers 200; records when etcd and the apiserver became ready."""
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while not stop.is_set():
-        for name, how in procs.dead():
-            raise SystemExit(f"lab.kubernetes: {name} exited with {how} "
-                             f"while starting (see {c.work_dir}/logs/{name}.log)")
-        if "etcd" not in phases and _etcd_healthy(c):
-            phases["etcd"] = round(time.monotonic() - t0, 3)
-        if controlplane.readyz(c.server, str(c.ca_file), _token(c)):
-            phases.setdefault("etcd", round(time.monotonic() - t0, 3))
-            phases["apiserver"] = round(time.monotonic() - t0, 3)
-            return
-        if time.monotonic() > deadline:
-            raise SystemExit(f"lab.kubernetes: kube-apiserver not ready after {READY_TIMEOUT_S}s "
-                             f"(see {c.work_dir}/logs/kube-apiserver.log)")
-        stop.wait(READY_POLL_S)
+class _Readiness(threading.Thread):
+    """Polls from the programs' start until /readyz answers 200, recording in `phases` when
+    etcd and then the apiserver became ready; runs beside the node's own imports and setup
+    so the figures are the programs', not the Python start's. `error`: one line, or None."""
+
+    def __init__(self, c: Config, procs: Processes, stop: threading.Event, t0: float,
+                 phases: dict):
+        super().__init__(name="readiness", daemon=True)
+        self.c, self.procs, self.stop_ev, self.t0, self.phases = c, procs, stop, t0, phases
+        self.error: str | None = None
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        try:
+            self._poll()
+        finally:
+            self.done.set()
+
+    def _poll(self) -> None:
+        c, phases = self.c, self.phases
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not self.stop_ev.is_set():
+            for name, how in self.procs.dead():
+                self.error = (f"lab.kubernetes: {name} exited with {how} while starting "
+                              f"(see {c.work_dir}/logs/{name}.log)")
+                return
+            if "etcd" not in phases and _etcd_healthy(c):
+                phases["etcd"] = round(time.monotonic() - self.t0, 3)
+            if "etcd" in phases and controlplane.readyz(c.server, str(c.ca_file), _token(c)):
+                phases["apiserver"] = round(time.monotonic() - self.t0, 3)
+                return
+            if time.monotonic() > deadline:
+                self.error = (f"lab.kubernetes: kube-apiserver not ready after "
+                              f"{READY_TIMEOUT_S}s (see {c.work_dir}/logs/kube-apiserver.log)")
+                return
+            self.stop_ev.wait(READY_POLL_S)
 
 
 def main(argv=None) -> int:
@@ -100,7 +119,7 @@ def main(argv=None) -> int:
     # once the apiserver is ready. After a kill -9 of this process they are still running:
     # adopted when they are the recorded processes and healthy.
     procs = Processes(c.work_dir / "logs", c.work_dir)
-    phases: dict = {"adopted": []}
+    phases: dict = {"pid": os.getpid(), "adopted": []}
 
     def adopt_or_start(name, argv, healthy=lambda: True):
         if procs.adopt_or_start(name, argv, healthy):
@@ -108,6 +127,8 @@ def main(argv=None) -> int:
     adopt_or_start("etcd", controlplane.etcd_argv(c), lambda: _etcd_healthy(c))
     adopt_or_start("kube-apiserver", controlplane.apiserver_argv(c),
                    lambda: controlplane.readyz(c.server, str(c.ca_file), _token(c)))
+    readiness = _Readiness(c, procs, stop, t0, phases)
+    readiness.start()
     agents, runner = [], None
     try:
         from .csi_controller import CsiController
@@ -127,9 +148,11 @@ def main(argv=None) -> int:
                            c.work_dir.with_name(c.work_dir.name + "-node"), NODE_IQN)
         runner.start()
         serve_logs(c.address, c.kubelet_port, str(c.tls_cert), str(c.tls_key), runner.log_file)
-        _wait_ready(c, procs, stop, t0, phases)
+        readiness.done.wait()
         if stop.is_set():
             return 0
+        if readiness.error:
+            raise SystemExit(readiness.error)
         log.info("kube-apiserver ready after %.2fs", time.monotonic() - t0)
         adopt_or_start("kube-controller-manager", controlplane.controller_manager_argv(c))
         adopt_or_start("kube-scheduler", controlplane.scheduler_argv(c))

@@ -33,8 +33,12 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from lab.openstack.nova.disk_relay import DiskRelay
+# Imported where a relay is made: its package (lab.openstack.nova) pulls aiohttp and the Nova
+# models, a second of the node process's start on a loaded machine (python -X importtime).
+if TYPE_CHECKING:
+    from lab.openstack.nova.disk_relay import DiskRelay
 
 from .datera_csi import CsiError, DateraCsi
 
@@ -163,7 +167,7 @@ class Staged:
     users: set = field(default_factory=set)   # pod uids
     fuse_proc: subprocess.Popen | None = None
     loop: str | None = None
-    relay: DiskRelay | None = None
+    relay: "DiskRelay | None" = None
 
     @property
     def fuse_dir(self) -> Path:
@@ -203,6 +207,7 @@ class NodeVolumes:
                 # first portal that answers) when the target drops it: a Datera restart or a
                 # lost path is a pause for the pod, as with the kubelet's multipath iSCSI, not
                 # an error. Its socket sits in /tmp: a unix socket's path has at most 107 bytes.
+                from lab.openstack.nova.disk_relay import DiskRelay
                 relay = DiskRelay(f"/tmp/vancouver-lun-{uuid.uuid4().hex[:16]}.sock",
                                   functools.partial(self.csi.node_stage, handle, self.iqn,
                                                     self.node, secret, self.login))
