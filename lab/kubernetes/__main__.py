@@ -5,15 +5,15 @@ recorded in <work_dir>/detached/ (processes.py), so a `kill -9` of this process 
 serving as a kubelet crash leaves a node's units: the restarted process adopts them. Waits
 until the apiserver is ready, then runs what a cluster delegates: the Datera CSI controller
 side and the node agent. Writes <work_dir>/ready (JSON: this process's pid, seconds from its
-start to each phase, and which programs it adopted) when the API serves, the Node is registered Ready
-and the provisioner's informers have listed. A control-plane program that dies is restarted
+start to each phase, and which programs it adopted) when the API serves, the Node is
+registered Ready and the provisioner's informers have listed. A control-plane program that dies is restarted
 alone; past its restart limit the process exits 1 and the lab supervisor restarts the whole
 component. SIGTERM stops everything, programs included.
 """
 import argparse
 import json
-import os
 import logging
+import os
 import signal
 import sys
 import threading
