@@ -5,6 +5,8 @@
     python -m lab chaos latency --service cinder --ms 200 [--cloud newton] [--for 30s]
     python -m lab chaos vip-down VIP1 [--for 10s]
     python -m lab chaos kill datera              # SIGKILL; the supervisor restarts it
+    python -m lab chaos kill kubernetes --all    # and the programs it runs detached (etcd,
+                                                 # the control plane: lab/detached.py)
     python -m lab chaos clear [RULE_ID ...]      # every rule, or the named ones
     python -m lab chaos status
 
@@ -81,6 +83,10 @@ def add_parser(sub, run_dir_arg) -> None:
     for_arg(q)
     q = cmds.add_parser("kill", help="SIGKILL a component (the supervisor restarts it)")
     q.add_argument("component")
+    q.add_argument("--all", action="store_true",
+                   help="also the programs the component runs in sessions of their own, which "
+                        "a kill of its process leaves running (Kubernetes: etcd, kube-apiserver, "
+                        "controller-manager, scheduler)")
     q = cmds.add_parser("clear", help="remove rules: all, or those named")
     q.add_argument("ids", nargs="*")
     cmds.add_parser("status", help="list the active rules")
@@ -114,7 +120,7 @@ def run(args, run_dir: Path) -> int:
         return 1
     path = chaos.control_path(run_dir)
     if cmd == "kill":
-        return _kill(run_dir, args.component)
+        return _kill(run_dir, args.component, args.all)
     if cmd == "clear":
         if args.ids:
             known = {r.id for r in chaos.read_rules(path) if r.active(time.time())}
@@ -138,8 +144,8 @@ def run(args, run_dir: Path) -> int:
     return 0
 
 
-def _kill(run_dir: Path, name: str) -> int:
-    from lab import supervisor
+def _kill(run_dir: Path, name: str, everything: bool = False) -> int:
+    from lab import detached, supervisor
     comps = {c["name"]: c for c in supervisor.read_state(run_dir).get("components", [])}
     if name not in comps:
         print(f"lab: chaos kill: no component {name!r} in this lab; it has "
@@ -149,6 +155,9 @@ def _kill(run_dir: Path, name: str) -> int:
     if not supervisor.alive(pid):
         print(f"lab: chaos kill: {name} is not running ({comps[name]['state']})", file=sys.stderr)
         return 1
-    os.kill(pid, signal.SIGKILL)
-    print(f"chaos: killed {name} (pid {pid}) with SIGKILL; the supervisor restarts it")
+    os.killpg(pid, signal.SIGKILL)   # the component's process group (it leads it)
+    extra = detached.kill(run_dir / name) if everything else []
+    print(f"chaos: killed {name} (pid {pid}) with SIGKILL"
+          + (f" and {', '.join(r.name for r in extra) or 'no detached program'}" if everything
+             else "") + "; the supervisor restarts it")
     return 0

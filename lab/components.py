@@ -153,11 +153,18 @@ def _k8s_prepare(run: LabRun) -> None:
 
 
 def _k8s_healthy(run: LabRun) -> bool:
-    """The node process wrote `ready` (apiserver ready, CSIDriver and Node registered) and the
-    apiserver still answers /readyz."""
+    """The node process wrote `ready` (apiserver ready, CSIDriver and Node registered, the
+    provisioner's informers listed), that process still runs (a killed node's file, with the
+    control plane it left serving, must not pass for its restart), and the apiserver still
+    answers /readyz."""
     from lab.kubernetes import controlplane
+    from lab.users import process_start_time
     work = run.dir("kubernetes")
-    if not (work / "ready").exists():
+    try:
+        pid = json.loads((work / "ready").read_text())["pid"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    if process_start_time(pid) is None:
         return False
     server = f"https://{topology.KUBERNETES.address}:{topology.KUBERNETES_APISERVER_PORT}"
     try:   # from the file: `lab status` runs without the run's secrets

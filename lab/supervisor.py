@@ -18,13 +18,17 @@ Files in the run dir:
     chaos.json            the chaos switch's rules (lab/chaos.py), read by every component
     logs/<name>.log       each component's stdout+stderr (logs/supervisor.log: the supervisor)
     <name>/               each component's config and data; tls/ the lab's certificates
+    <name>/detached/      programs the component runs in sessions of their own, which outlive
+                          its process (lab/detached.py: Kubernetes' etcd and control plane)
     target/               the target directory (target.yaml and friends)
+
+This module is the supervisor's loop and its preflight; the run-dir files, process identity
+and the stop helpers that `down`, `status` and `chaos` share are lab/runfiles.py.
 
 A lock file per lab network (/tmp/.vancouver-lab-<NET>.lock, held with flock for the
 supervisor's lifetime, so it frees itself even after kill -9) refuses a second lab on the
 same addresses whichever run dir it uses.
 """
-import ctypes
 import fcntl
 import json
 import logging
@@ -38,105 +42,26 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab import chaos, topology
+from lab import chaos, detached, topology
 from lab.restart import RestartPolicy, is_failure
+# The run-dir files and stop helpers live in lab/runfiles.py; their names stay importable from
+# here (lab/__main__.py, lab/chaos_cli.py, fixtures/chaos.py use `supervisor.read_pid` etc.).
+from lab.runfiles import (POLL_S, STOP_TIMEOUT_S, _die_with_parent, _group_alive,  # noqa: F401
+                          alive, default_run_dir, last_line, last_lines, lock_path, log_file,
+                          pid_file, read_pid, read_state, state_file, stop_group, stop_lab)
 from lab.users import process_start_time as _start_time, users_dir
 from lab.component_base import (REPO_ROOT, Component, LabError, LabRun, find_binary,
                                 new_secrets)
 from lab.components import write_target_dir
 
 HEALTH_TIMEOUT_S = 30.0   # generous: a loaded 2-core CI machine starts Python slowly
-POLL_S = 0.05
 # Between health checks while starting: each check is one refused connect or one tiny GET, so
 # polling often costs little and every component's start reports up to a poll sooner.
 START_POLL_S = 0.01
-STOP_TIMEOUT_S = 5.0      # per component, between SIGTERM and SIGKILL
 MONITOR_S = 0.1          # how soon a death is noticed: restarts must land within 5 s
 LOG_TAIL_LINES = 5       # lines of a given-up component's log that `status` shows
 
 log = logging.getLogger("lab.supervisor")
-
-
-def default_run_dir() -> Path:
-    return Path(f"/tmp/vancouver-lab-{topology.NET}")
-
-
-def lock_path() -> Path:
-    return Path(f"/tmp/.vancouver-lab-{topology.NET}.lock")
-
-
-def pid_file(run_dir: Path) -> Path:
-    return run_dir / "supervisor.pid"
-
-
-def state_file(run_dir: Path) -> Path:
-    return run_dir / "state.json"
-
-
-def log_file(run_dir: Path, name: str) -> Path:
-    return run_dir / "logs" / f"{name}.log"
-
-
-def last_lines(path: Path, n: int) -> list[str]:
-    """The last n non-empty lines of a log (read from its end: logs of long runs are big)."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(0, f.seek(0, os.SEEK_END) - 64 * 1024))
-            text = f.read().decode(errors="replace")
-    except OSError:
-        return ["no log"]
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return lines[-n:] if lines else ["log is empty"]
-
-
-def last_line(path: Path) -> str:
-    return last_lines(path, 1)[-1]
-
-
-# ---- process identity (pid files survive their process; pids get reused) -------------------
-
-def alive(pid: int, start_time: str | None = None) -> bool:
-    st = _start_time(pid)
-    return st is not None and (start_time is None or st == start_time)
-
-
-def _group_alive(pgid: int) -> bool:
-    """True while any non-zombie process is left in the process group."""
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            fields = stat[stat.rindex(")") + 2:].split()
-            if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-                return True
-    return False
-
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """Runs in each child between fork and exec: if the supervisor dies, even by SIGKILL, the
-    kernel sends the child SIGTERM, so a killed supervisor leaves no orphan behind."""
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def read_pid(run_dir: Path) -> int | None:
-    """The live supervisor's pid for this run dir, or None."""
-    try:
-        pid, start = pid_file(run_dir).read_text().split()
-    except (OSError, ValueError):
-        return None
-    return int(pid) if alive(int(pid), start) else None
-
-
-def read_state(run_dir: Path) -> dict:
-    try:
-        return json.loads(state_file(run_dir).read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 # ---- preflight: refuse early, in one line ---------------------------------------------------
@@ -181,6 +106,11 @@ def preflight(run_dir: Path, components: list[Component]) -> None:
     if any(_group_alive(c["pid"]) for c in read_state(run_dir).get("components", [])):
         raise LabError(f"components of a killed lab still run from {run_dir}: "
                        f"python -m lab down --run-dir {run_dir}")
+    # Programs a component ran in sessions of their own (lab/detached.py) whose component and
+    # supervisor are gone: the recorded ones (same pid, start time and command line) are this
+    # run dir's own leftovers, not another lab's, so stopping them is safe.
+    for r in detached.stop_all(run_dir):
+        log.info("stopped %s (pid %d), left running by a crashed lab", r.name, r.pid)
     holder = _lock_holder()
     if holder is not None:
         raise LabError(_running_message(holder))
@@ -304,6 +234,7 @@ class Supervisor:
         (run.run_dir / "logs").mkdir(exist_ok=True)
         for c in self.components:   # a previous run's databases and configs must not leak in
             if run.dir(c.name).exists():
+                detached.stop(run.dir(c.name))   # nothing of a previous lab keeps running
                 shutil.rmtree(run.dir(c.name))
         healthy: set[str] = set()
         pending = list(self.components)
@@ -431,6 +362,7 @@ class Supervisor:
                       child.policy.restarts)
         elif is_failure(rc):   # the start limit is hit: stays down, `status` says why
             child.state = "failed"
+            detached.stop(self.run.dir(c.name))   # down means down, its detached programs too
             child.log_tail = last_lines(log_file(self.run.run_dir, c.name), LOG_TAIL_LINES)
             log.error("%s %s%s; %s", c.name, child.policy.last_exit,
                       f": {why}" if why else "", child.policy.gave_up())
@@ -458,64 +390,10 @@ class Supervisor:
     def _stop_all(self) -> None:
         for child in reversed(self.children):
             stop_group(child.proc)
+            # The component stops its detached programs on SIGTERM; these are what a component
+            # killed (or dead) at this moment left running.
+            detached.stop(self.run.dir(child.component.name))
             if not child.state.startswith("exited"):
                 child.state = "stopped"
             log.info("stopped %s", child.component.name)
         self.children.clear()
-
-
-def stop_group(proc: subprocess.Popen) -> None:
-    """SIGTERM the child's process group, wait, then SIGKILL whatever is left of it."""
-    pgid = proc.pid   # start_new_session made the child its group's leader
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    try:
-        proc.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        log.warning("pid %d ignored SIGTERM for %.0fs; killing its group", pgid, STOP_TIMEOUT_S)
-    try:
-        os.killpg(pgid, signal.SIGKILL)   # also anything the component left behind
-    except ProcessLookupError:
-        pass
-    proc.wait()
-
-
-# ---- down -----------------------------------------------------------------------------------
-
-def stop_lab(run_dir: Path, timeout: float = 60.0) -> str:
-    """Stops the lab whose supervisor owns run_dir and waits until it and every child is gone.
-    Returns a one-line summary."""
-    pid = read_pid(run_dir)
-    children = [c["pid"] for c in read_state(run_dir).get("components", [])]
-    if pid is None:
-        leftovers = [p for p in children if _group_alive(p)]
-        for p in leftovers:   # the supervisor was killed with -9: its children are orphans
-            try:
-                os.killpg(p, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if pid_file(run_dir).exists():   # a killed supervisor left its files behind
-            shutil.rmtree(run_dir / "target", ignore_errors=True)
-            pid_file(run_dir).unlink()
-        state_file(run_dir).unlink(missing_ok=True)
-        if leftovers:
-            return f"lab supervisor was gone; killed {len(leftovers)} orphaned component(s)"
-        return f"no lab running in {run_dir}"
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while alive(pid) and time.monotonic() < deadline:
-        time.sleep(POLL_S)
-    if alive(pid):
-        os.kill(pid, signal.SIGKILL)
-        for p in children:
-            try:
-                os.killpg(p, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        return f"lab supervisor (pid {pid}) did not stop within {timeout:.0f}s; killed it"
-    # The supervisor reaps its children before it exits; this only guards against a bug.
-    while any(_group_alive(p) for p in children) and time.monotonic() < deadline:
-        time.sleep(POLL_S)
-    return f"lab stopped (run dir {run_dir})"

@@ -3,6 +3,11 @@ module's own (net 127.227, tests/support/labcli.py): `kill -9` of kube-apiserver
 restart of the whole component: the node process starts the apiserver again against the etcd
 that kept running, the objects are all there, and the node agent's watches reconnect (a new
 pod runs). The same for the controller-manager. (lab/kubernetes/processes.py)
+
+etcd and the control plane run in sessions of their own (lab/detached.py), as a node's units
+outlive a kubelet crash: `kill -9` of the component's process group (the node agent) leaves
+them serving and the restarted node adopts them; `chaos kill kubernetes --all` kills them too,
+and etcd's data survives that.
 """
 import json
 import os
@@ -97,5 +102,80 @@ def test_a_killed_control_plane_program_is_restarted_alone_and_etcd_keeps_the_st
 def _read(cluster, ns):
     try:
         return cluster.core.read_namespaced_config_map("before", ns)
+    except Exception:   # connection refused / 503 while the apiserver starts
+        return None
+
+
+def _programs(run_dir) -> dict[str, list[int]]:
+    return {n: pids(n, run_dir) for n in ("etcd", "kube-apiserver", "kube-controller-manager",
+                                          "kube-scheduler")}
+
+
+def _restarted(lab: LabCli, before: dict) -> dict:
+    return wait_until(lambda: (c := component(lab))["pid"] != before["pid"]
+                      and c["state"] == "healthy" and c["restarts"] == before["restarts"] + 1
+                      and c, TIMEOUT, "kubernetes restarted by the supervisor", interval=0.05)
+
+
+def _ready(lab: LabCli) -> dict:
+    return json.loads((lab.run_dir / "kubernetes" / "ready").read_text())
+
+
+def test_kill_9_of_the_node_leaves_the_control_plane_serving_and_its_restart_adopts_it(
+        k8s_lab, cluster):
+    from kubernetes import client
+
+    from fixtures import kubernetes as k8s
+    run_dir = k8s_lab.run_dir / "kubernetes"
+    ns = f"vka-{uuid.uuid4().hex[:8]}"
+    k8s.ensure_namespace(cluster.core, ns)
+    try:
+        cm = cluster.core.create_namespaced_config_map(ns, client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name="before"), data={"k": "v"}))
+        programs, before = _programs(run_dir), component(k8s_lab)
+        assert all(len(p) == 1 for p in programs.values()), programs
+        os.killpg(before["pid"], signal.SIGKILL)   # the component's whole process group
+        # the API keeps serving while the node agent is down: nothing restarted it
+        assert cluster.core.read_namespaced_config_map("before", ns).metadata.uid == \
+            cm.metadata.uid
+        _restarted(k8s_lab, before)
+        assert _programs(run_dir) == programs   # the same processes, adopted
+        assert sorted(_ready(k8s_lab)["adopted"]) == sorted(programs)
+        # the new node agent's watches, the adopted scheduler and the log endpoint work
+        assert run_pod(cluster, ns, "after-node-kill") == "after-node-kill\n"
+    finally:
+        k8s.delete_namespace(cluster.core, ns, timeout=TIMEOUT)
+
+
+def test_chaos_kill_all_kills_the_control_plane_too_and_etcd_keeps_its_data(k8s_lab, cluster):
+    from kubernetes import client
+
+    from fixtures import kubernetes as k8s
+    run_dir = k8s_lab.run_dir / "kubernetes"
+    ns = f"vkk-{uuid.uuid4().hex[:8]}"
+    k8s.ensure_namespace(cluster.core, ns)
+    try:
+        cm = cluster.core.create_namespaced_config_map(ns, client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name="kept"), data={"answer": "42"}))
+        programs, before = _programs(run_dir), component(k8s_lab)
+        out = k8s_lab.run("chaos", "kill", "kubernetes", "--all")
+        assert out.returncode == 0, out.stderr
+        assert "etcd" in out.stdout and "kube-apiserver" in out.stdout, out.stdout
+        _restarted(k8s_lab, before)
+        after = _programs(run_dir)
+        assert all(len(after[n]) == 1 and after[n] != programs[n] for n in programs), \
+            (programs, after)
+        assert _ready(k8s_lab)["adopted"] == []
+        kept = wait_until(lambda: _read_named(cluster, ns, "kept"), TIMEOUT,
+                          "the apiserver answering", interval=0.1)
+        assert (kept.metadata.uid, kept.data) == (cm.metadata.uid, {"answer": "42"})
+        assert run_pod(cluster, ns, "after-kill-all") == "after-kill-all\n"
+    finally:
+        k8s.delete_namespace(cluster.core, ns, timeout=TIMEOUT)
+
+
+def _read_named(cluster, ns, name):
+    try:
+        return cluster.core.read_namespaced_config_map(name, ns)
     except Exception:   # connection refused / 503 while the apiserver starts
         return None

@@ -431,7 +431,10 @@ def test_nova_restart_is_a_rebooted_compute_host(restart_cloud):
 @pytest.mark.serial   # a Kubernetes control plane of its own, started twice: minutes when loaded
 def test_kubernetes_objects_survive_a_restart_of_etcd_and_the_control_plane(make_lab):
     """etcd's data dir is <run dir>/kubernetes/etcd: the whole node (etcd included) killed
-    with SIGKILL and started again on the same run dir keeps every API object."""
+    with SIGKILL and started again on the same run dir keeps every API object. etcd and the
+    control plane run detached from the node's process group (lab/detached.py): they are
+    killed as `chaos kill kubernetes --all` kills them."""
+    from lab import detached
     from kubernetes import client, config as kconfig
     lab = make_lab("127.216")
     up = lab.up(only="kubernetes", timeout=600)
@@ -449,6 +452,8 @@ def test_kubernetes_objects_survive_a_restart_of_etcd_and_the_control_plane(make
         metadata=client.V1ObjectMeta(name="kept"), data={"answer": "42"}))
     k8s = Restartable(lab, "kubernetes")
     k8s.kill9()
+    assert {r.name for r in detached.kill(lab.run_dir / "kubernetes")} >= {"etcd",
+                                                                            "kube-apiserver"}
     def serving():
         try:
             return bool(core().read_namespace(name))

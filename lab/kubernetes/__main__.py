@@ -1,14 +1,19 @@
 """python -m lab.kubernetes --config <file.json>: the lab's Kubernetes node.
 
-Starts Debian's etcd and the three control-plane programs (children in this process group, so
-the supervisor's signal to the group stops them too), waits until the apiserver is ready, then
-runs what a cluster delegates: the Datera CSI controller side and the node agent. Writes
-<work_dir>/ready when all of it serves. A control-plane program that dies is restarted alone
-(processes.py: etcd keeps running across an apiserver restart); past its restart limit the
-process exits 1 and the lab supervisor restarts the whole component.
+Starts Debian's etcd and the three control-plane programs, each in a session of its own and
+recorded in <work_dir>/detached/ (processes.py), so a `kill -9` of this process leaves them
+serving as a kubelet crash leaves a node's units: the restarted process adopts them. Waits
+until the apiserver is ready, then runs what a cluster delegates: the Datera CSI controller
+side and the node agent. Writes <work_dir>/ready (JSON: this process's pid, seconds from its
+start to each phase, and which programs it adopted) when the API serves, the Node is
+registered Ready and the provisioner's informers have listed. A control-plane program that dies is restarted
+alone; past its restart limit the process exits 1 and the lab supervisor restarts the whole
+component. SIGTERM stops everything, programs included.
 """
 import argparse
+import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -40,18 +45,54 @@ def api_client(c: Config):
     return client.ApiClient(conf)
 
 
-def _wait_ready(c: Config, procs: Processes, stop: threading.Event) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while not stop.is_set():
-        for name, rc in procs.dead():
-            raise SystemExit(f"lab.kubernetes: {name} exited with status {rc} "
-                             f"while starting (see {c.work_dir}/logs/{name}.log)")
-        if controlplane.readyz(c.server, str(c.ca_file), _token(c)):
-            return
-        if time.monotonic() > deadline:
-            raise SystemExit(f"lab.kubernetes: kube-apiserver not ready after {READY_TIMEOUT_S}s "
-                             f"(see {c.work_dir}/logs/kube-apiserver.log)")
-        stop.wait(READY_POLL_S)
+def _etcd_healthy(c: Config) -> bool:
+    """etcd's /health answers {"health":"true"} (it has a leader and serves reads)."""
+    import urllib.error
+    import urllib.request
+    try:
+        with urllib.request.urlopen(f"http://{c.address}:{c.etcd_port}/health",
+                                    timeout=1.0) as resp:
+            return json.loads(resp.read()).get("health") == "true"
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+class _Readiness(threading.Thread):
+    """Polls from the programs' start until /readyz answers 200, recording in `phases` when
+    etcd and then the apiserver became ready; runs beside the node's own imports and setup
+    so the figures are the programs', not the Python start's. `error`: one line, or None."""
+
+    def __init__(self, c: Config, procs: Processes, stop: threading.Event, t0: float,
+                 phases: dict):
+        super().__init__(name="readiness", daemon=True)
+        self.c, self.procs, self.stop_ev, self.t0, self.phases = c, procs, stop, t0, phases
+        self.error: str | None = None
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        try:
+            self._poll()
+        finally:
+            self.done.set()
+
+    def _poll(self) -> None:
+        c, phases = self.c, self.phases
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not self.stop_ev.is_set():
+            for name, how in self.procs.dead():
+                self.error = (f"lab.kubernetes: {name} exited with {how} while starting "
+                              f"(see {c.work_dir}/logs/{name}.log)")
+                return
+            if "etcd" not in phases and _etcd_healthy(c):
+                phases["etcd"] = round(time.monotonic() - self.t0, 3)
+            if "etcd" in phases and controlplane.readyz(c.server, str(c.ca_file), _token(c)):
+                phases["apiserver"] = round(time.monotonic() - self.t0, 3)
+                return
+            if time.monotonic() > deadline:
+                self.error = (f"lab.kubernetes: kube-apiserver not ready after "
+                              f"{READY_TIMEOUT_S}s (see {c.work_dir}/logs/kube-apiserver.log)")
+                return
+            self.stop_ev.wait(READY_POLL_S)
 
 
 def main(argv=None) -> int:
@@ -75,10 +116,19 @@ def main(argv=None) -> int:
     t0 = time.monotonic()
     # etcd and the apiserver at once (it retries etcd); the controller-manager gives up
     # (exit 255) when the apiserver is not healthy soon enough, so it and the scheduler start
-    # once the apiserver is ready.
+    # once the apiserver is ready. After a kill -9 of this process they are still running:
+    # adopted when they are the recorded processes and healthy.
     procs = Processes(c.work_dir / "logs", c.work_dir)
-    procs.start("etcd", controlplane.etcd_argv(c))
-    procs.start("kube-apiserver", controlplane.apiserver_argv(c))
+    phases: dict = {"pid": os.getpid(), "adopted": []}
+
+    def adopt_or_start(name, argv, healthy=lambda: True):
+        if procs.adopt_or_start(name, argv, healthy):
+            phases["adopted"].append(name)
+    adopt_or_start("etcd", controlplane.etcd_argv(c), lambda: _etcd_healthy(c))
+    adopt_or_start("kube-apiserver", controlplane.apiserver_argv(c),
+                   lambda: controlplane.readyz(c.server, str(c.ca_file), _token(c)))
+    readiness = _Readiness(c, procs, stop, t0, phases)
+    readiness.start()
     agents, runner = [], None
     try:
         from .csi_controller import CsiController
@@ -98,23 +148,32 @@ def main(argv=None) -> int:
                            c.work_dir.with_name(c.work_dir.name + "-node"), NODE_IQN)
         runner.start()
         serve_logs(c.address, c.kubelet_port, str(c.tls_cert), str(c.tls_key), runner.log_file)
-        _wait_ready(c, procs, stop)
+        readiness.done.wait()
         if stop.is_set():
             return 0
+        if readiness.error:
+            raise SystemExit(readiness.error)
         log.info("kube-apiserver ready after %.2fs", time.monotonic() - t0)
-        procs.start("kube-controller-manager", controlplane.controller_manager_argv(c))
-        procs.start("kube-scheduler", controlplane.scheduler_argv(c))
+        adopt_or_start("kube-controller-manager", controlplane.controller_manager_argv(c))
+        adopt_or_start("kube-scheduler", controlplane.scheduler_argv(c))
+        agents = [controller, node]
+        controller.start()   # its first lists run while the node registers
         controller.register_driver()
         node.register()
-        agents = [controller, node]
-        controller.start()
+        phases["node"] = round(time.monotonic() - t0, 3)
+        while not all(e.wait(0.01) for e in controller.synced):
+            if stop.is_set():
+                return 0
+            procs.check()   # an apiserver dying now must not leave the lists waiting forever
+        phases["csi"] = round(time.monotonic() - t0, 3)
         threading.Thread(target=node.run, name="node-heartbeat", daemon=True).start()
         threading.Thread(target=node.watch_pods, args=(runner.on_pod,), name="node-pods",
                          daemon=True).start()
         # The tenant is created once Datera answers (it may start after us).
         threading.Thread(target=_ensure_tenant, args=(csi, stop), daemon=True).start()
-        (c.work_dir / "ready").write_text(f"{time.monotonic() - t0:.2f}\n")
-        log.info("kubernetes node ready after %.2fs", time.monotonic() - t0)
+        (c.work_dir / "ready").write_text(json.dumps(phases) + "\n")
+        log.info("kubernetes node ready after %.2fs: %s", time.monotonic() - t0,
+                 json.dumps(phases))
         while not stop.wait(CHECK_S):
             procs.check()
         return 0

@@ -8,8 +8,6 @@ the controller-manager and scheduler serve nothing (--port=0 --secure-port=0).
 import shutil
 from pathlib import Path
 
-import yaml
-
 from .config import Config
 
 ADMIN_USER = "vancouver-admin"
@@ -58,6 +56,8 @@ def kubeconfig_doc(server: str, ca_pem: str, token: str, name: str = "vancouver-
 
 def write_kubeconfig(path: Path, doc: dict) -> None:
     import os
+
+    import yaml   # here: the node process imports this module first thing, before its etcd
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(yaml.safe_dump(doc, sort_keys=False))

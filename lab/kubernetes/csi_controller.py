@@ -55,6 +55,8 @@ class CsiController:
         self._backoff: dict[str, tuple[float, float]] = {}   # uid -> (delay, not before)
         self._lock = threading.Lock()
         self.stop = threading.Event()
+        # Set once both the PVC and the PV informers have listed (the provisioner watches).
+        self.synced = (threading.Event(), threading.Event())
 
     # -- the driver object -----------------------------------------------------------------
     def register_driver(self) -> None:
@@ -74,9 +76,10 @@ class CsiController:
         threads = [
             threading.Thread(target=watch_forever, name="csi-pvc-watch", daemon=True,
                              args=("pvc", self.core.list_persistent_volume_claim_for_all_namespaces,
-                                   self._on_pvc, self.stop)),
+                                   self._on_pvc, self.stop, self.synced[0])),
             threading.Thread(target=watch_forever, name="csi-pv-watch", daemon=True,
-                             args=("pv", self.core.list_persistent_volume, self._on_pv, self.stop)),
+                             args=("pv", self.core.list_persistent_volume, self._on_pv, self.stop,
+                                   self.synced[1])),
         ]
         for t in threads:
             t.start()

@@ -1,25 +1,38 @@
-"""The control-plane programs as children of the node process, restarted one by one as a
-systemd unit per program would be (a real node runs etcd and the apiserver as static pods or
-units, so one dying never takes the others down).
+"""The control-plane programs of the node process: etcd, kube-apiserver,
+kube-controller-manager, kube-scheduler, each in a session of its own and recorded in
+<work dir>/detached/ (lab/detached.py), as a real node runs them as systemd units or static
+pods that outlive a kubelet crash.
 
-A dead kube-apiserver is started again against the etcd that kept running (its data, watches'
-resourceVersions and the node agent's objects survive; the agent's watches reconnect), a dead
-etcd is started again on its data dir (the apiserver reconnects by itself). Backoff: 0.2 s
-doubling to 5 s; more than BURST restarts of one program within INTERVAL_S and the node
-process gives up (exit 1) so the lab supervisor restarts the whole component.
+- A `kill -9` of the node process leaves them serving; the restarted node process adopts each
+  one that is still the recorded process (pid, start time, command line) and healthy, and
+  starts the others again on the same data dir.
+- While the node process runs, a dead program is restarted alone, as a unit per program would
+  be: a dead kube-apiserver against the etcd that kept running (its data, watches'
+  resourceVersions and the node agent's objects survive), a dead etcd on its data dir (the
+  apiserver reconnects by itself). Backoff: 0.2 s doubling to 5 s; more than BURST restarts of
+  one program within INTERVAL_S and the node process gives up (exit 1, stopping them all) so
+  the lab supervisor restarts the whole component.
+- The node process stopping (SIGTERM: `lab down`, a component stop) stops them all; what a
+  killed node process leaves, the supervisor stops (lab/supervisor.py).
 """
 import logging
+import os
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from lab import detached
+
 log = logging.getLogger(__name__)
 BACKOFF_FIRST_S = 0.2
 BACKOFF_MAX_S = 5.0
 BURST = 5
 INTERVAL_S = 60.0
+POLL_S = 0.05
+ADOPT_PROBE_S = 3.0     # how long an adopted program may take to answer its health probe
 
 
 class GaveUp(Exception):
@@ -30,31 +43,80 @@ class GaveUp(Exception):
 class Program:
     name: str
     argv: list[str]
-    proc: subprocess.Popen
-    restarts: list[float]          # monotonic times of recent restarts
+    rec: detached.Record | None
+    proc: subprocess.Popen | None   # None for an adopted program (not our child)
+    restarts: list[float]           # monotonic times of recent restarts
     restart_at: float | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid if self.proc is not None else self.rec.pid
+
+    def exit_status(self) -> str | None:
+        """None while it runs; else how it ended ('status -9'; an adopted program's status
+        went to whoever reaps it)."""
+        if self.proc is not None:
+            rc = self.proc.poll()
+            return None if rc is None else f"status {rc}"
+        return None if self.rec is not None and self.rec.live() else "status unknown (adopted)"
 
 
 class Processes:
-    """Starts programs with their output in <logs>/<name>.log; `check()` restarts the dead."""
+    """Starts or adopts programs with their output appended to <logs>/<name>.log; `check()`
+    restarts the dead."""
 
-    def __init__(self, logs: Path, cwd: Path, on_restart: Callable[[str], None] = lambda n: None):
-        self.logs, self.cwd, self.on_restart = logs, cwd, on_restart
+    def __init__(self, logs: Path, work: Path, on_restart: Callable[[str], None] = lambda n: None):
+        self.logs, self.work, self.on_restart = logs, work, on_restart
         self.programs: dict[str, Program] = {}
         logs.mkdir(parents=True, exist_ok=True)
 
-    def _popen(self, name: str, argv: list[str], append: bool) -> subprocess.Popen:
-        with open(self.logs / f"{name}.log", "ab" if append else "wb") as out:
-            return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=subprocess.STDOUT, cwd=self.cwd)
+    def _popen(self, name: str, argv: list[str]) -> tuple[subprocess.Popen, detached.Record | None]:
+        with open(self.logs / f"{name}.log", "ab") as out:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, cwd=self.work,
+                                    start_new_session=True)
+        return proc, detached.record(self.work, name, proc.pid, argv)
 
     def start(self, name: str, argv: list[str]) -> None:
-        self.programs[name] = Program(name, argv, self._popen(name, argv, False), [])
+        proc, rec = self._popen(name, argv)
+        self.programs[name] = Program(name, argv, rec, proc, [])
 
-    def dead(self) -> list[tuple[str, int]]:
-        """(name, exit status) of each program that has exited and awaits no restart."""
-        return [(p.name, p.proc.returncode) for p in self.programs.values()
-                if p.restart_at is None and p.proc.poll() is not None]
+    def adopt_or_start(self, name: str, argv: list[str],
+                       healthy: Callable[[], bool] = lambda: True) -> bool:
+        """Adopts the recorded program when it is still that process, with this command line,
+        and answers healthy() within ADOPT_PROBE_S; otherwise stops what is left of it and
+        starts it afresh. True when adopted."""
+        rec = next((r for r in detached.read(self.work) if r.name == name), None)
+        if rec is not None and rec.live() and rec.argv == tuple(argv):
+            deadline = time.monotonic() + ADOPT_PROBE_S
+            while rec.live():
+                if healthy():
+                    self.programs[name] = Program(name, argv, rec, None, [])
+                    log.info("adopted %s (pid %d), still serving", name, rec.pid)
+                    return True
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(POLL_S)
+            log.warning("%s (pid %d) is running but not healthy: starting it again", name, rec.pid)
+        if rec is not None:
+            self._stop_record(rec)
+        self.start(name, argv)
+        return False
+
+    def _stop_record(self, rec: detached.Record, timeout: float = 5.0) -> None:
+        if rec.live():
+            os.kill(rec.pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while rec.live() and time.monotonic() < deadline:
+                time.sleep(POLL_S)
+            if rec.live():
+                os.kill(rec.pid, signal.SIGKILL)
+        detached.forget(self.work, rec.name)
+
+    def dead(self) -> list[tuple[str, str]]:
+        """(name, how it ended) of each program that has exited and awaits no restart."""
+        return [(p.name, st) for p in self.programs.values()
+                if p.restart_at is None and (st := p.exit_status()) is not None]
 
     def check(self) -> None:
         """Schedules a restart for each newly dead program and starts those that are due.
@@ -62,32 +124,39 @@ class Processes:
         now = time.monotonic()
         for p in self.programs.values():
             if p.restart_at is None:
-                rc = p.proc.poll()
-                if rc is None:
+                status = p.exit_status()
+                if status is None:
                     continue
                 p.restarts = [t for t in p.restarts if now - t < INTERVAL_S]
                 if len(p.restarts) >= BURST:
-                    raise GaveUp(f"{p.name} exited with status {rc} {len(p.restarts) + 1} "
+                    raise GaveUp(f"{p.name} exited with {status} {len(p.restarts) + 1} "
                                  f"times within {INTERVAL_S:.0f}s (see {self.logs}/{p.name}.log)")
                 delay = min(BACKOFF_FIRST_S * 2 ** len(p.restarts), BACKOFF_MAX_S)
                 p.restart_at = now + delay
-                log.error("%s exited with status %d; restarting it in %.1fs", p.name, rc, delay)
+                log.error("%s exited with %s; restarting it in %.1fs", p.name, status, delay)
             elif now >= p.restart_at:
-                p.proc = self._popen(p.name, p.argv, True)
+                p.proc, p.rec = self._popen(p.name, p.argv)
                 p.restarts.append(now)
                 p.restart_at = None
                 log.info("restarted %s (pid %d)", p.name, p.proc.pid)
                 self.on_restart(p.name)
 
     def stop(self, timeout: float) -> None:
-        """SIGTERM in reverse start order (etcd last), then SIGKILL what is left."""
+        """SIGTERM in reverse start order (etcd last), then SIGKILL what is left; the records
+        go with them."""
         progs = list(self.programs.values())
         for p in reversed(progs):
-            if p.proc.poll() is None:
-                p.proc.terminate()
+            if p.exit_status() is None:
+                os.kill(p.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while any(p.exit_status() is None for p in progs) and time.monotonic() < deadline:
+            time.sleep(POLL_S)
         for p in progs:
-            try:
-                p.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                p.proc.kill()
+            if p.exit_status() is None:
+                os.kill(p.pid, signal.SIGKILL)
+        for p in progs:
+            if p.proc is not None:
                 p.proc.wait()
+            while p.exit_status() is None:   # an adopted one: SIGKILL takes a moment
+                time.sleep(POLL_S)
+            detached.forget(self.work, p.name)

@@ -32,8 +32,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from lab.openstack.nova.disk_relay import DiskRelay
+# Imported where a relay is made: its package (lab.openstack.nova) pulls aiohttp and the Nova
+# models, a second of the node process's start on a loaded machine (python -X importtime).
+if TYPE_CHECKING:
+    from lab.openstack.nova.disk_relay import DiskRelay
 
 from .datera_csi import CsiError, DateraCsi
 
@@ -165,7 +169,7 @@ class Staged:
     users: set = field(default_factory=set)   # pod uids
     fuse_proc: subprocess.Popen | None = None
     loop: str | None = None
-    relay: DiskRelay | None = None
+    relay: "DiskRelay | None" = None
 
     @property
     def fuse_dir(self) -> Path:
@@ -206,6 +210,7 @@ class NodeVolumes:
                 # lost path is a pause for the pod, as with the kubelet's multipath iSCSI, not
                 # an error. Its socket sits in a short scratch directory of its own (a unix
                 # socket's path has at most 107 bytes), removed when the relay closes.
+                from lab.openstack.nova.disk_relay import DiskRelay
                 relay = DiskRelay(None,
                                   functools.partial(self.csi.node_stage, handle, self.iqn,
                                                     self.node, secret, self.login))

@@ -12,14 +12,19 @@ WATCH_S = 60
 RETRY_S = 1.0
 
 
-def watch_forever(name: str, list_fn, handle, stop: threading.Event, **list_kwargs) -> None:
+def watch_forever(name: str, list_fn, handle, stop: threading.Event,
+                  synced: threading.Event | None = None, **list_kwargs) -> None:
     """Calls handle(event_type, obj) for every object: ADDED for each listed one, then each
-    watch event. Returns when `stop` is set (within WATCH_S, or at once if idle in a retry)."""
+    watch event. Sets `synced` once the first list is handled (an informer's HasSynced: from
+    then on nothing created is missed). Returns when `stop` is set (within WATCH_S, or at once
+    if idle in a retry)."""
     while not stop.is_set():
         try:
             listed = list_fn(**list_kwargs)
             for item in listed.items:
                 handle("ADDED", item)
+            if synced is not None:
+                synced.set()
             w = watch.Watch()
             for ev in w.stream(list_fn, resource_version=listed.metadata.resource_version,
                                timeout_seconds=WATCH_S, **list_kwargs):

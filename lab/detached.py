@@ -1,0 +1,123 @@
+"""Programs a component runs in sessions of their own, so that they outlive the component's
+process: a real node's etcd and kube-apiserver are systemd units or static pods that keep
+serving through a kubelet crash, and the lab's Kubernetes node does the same.
+
+The component records each such program in <component dir>/detached/<name>.json:
+{"pid": int, "start_time": str (psutil's create_time, lab/users.py), "argv": [str]}. A record
+names its program only while that pid has that start time and that command line, so a reused
+pid is never adopted nor signalled. A restarted component adopts the live ones; the supervisor
+stops them when the component stops for good (`lab down`, a failed start, the restart limit
+hit, `lab up` or `lab down` after a crashed supervisor) and `python -m lab chaos kill
+<component> --all` kills them with it.
+"""
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab.users import process_start_time
+
+DIR = "detached"
+POLL_S = 0.05
+
+
+@dataclass(frozen=True)
+class Record:
+    name: str
+    pid: int
+    start_time: str
+    argv: tuple[str, ...]
+
+    def live(self) -> bool:
+        """True while the recorded process runs (not a zombie) with its recorded identity."""
+        if process_start_time(self.pid) != self.start_time:
+            return False
+        try:
+            cmdline = Path(f"/proc/{self.pid}/cmdline").read_bytes().split(b"\0")[:-1]
+        except OSError:
+            return False
+        return tuple(a.decode(errors="replace") for a in cmdline) == self.argv
+
+
+def records_dir(work: Path) -> Path:
+    return work / DIR
+
+
+def record(work: Path, name: str, pid: int, argv: list[str]) -> Record | None:
+    """Records a started program; None when it is already gone (nothing to record)."""
+    start = process_start_time(pid)
+    if start is None:
+        return None
+    rec = Record(name, pid, start, tuple(argv))
+    d = records_dir(work)
+    d.mkdir(parents=True, exist_ok=True)
+    tmp = d / f".{name}.tmp"
+    tmp.write_text(json.dumps({"pid": pid, "start_time": start, "argv": list(argv)}) + "\n")
+    tmp.replace(d / f"{name}.json")
+    return rec
+
+
+def forget(work: Path, name: str) -> None:
+    (records_dir(work) / f"{name}.json").unlink(missing_ok=True)
+
+
+def read(work: Path) -> list[Record]:
+    """Every record in the component dir, live or not (a torn or foreign file is skipped)."""
+    out = []
+    for path in sorted(records_dir(work).glob("*.json")):
+        try:
+            doc = json.loads(path.read_text())
+            out.append(Record(path.stem, int(doc["pid"]), str(doc["start_time"]),
+                              tuple(doc["argv"])))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return out
+
+
+def _signal(rec: Record, sig: int) -> None:
+    """The program's whole session group (it is its group's leader), or the pid alone."""
+    try:
+        if os.getpgid(rec.pid) == rec.pid:
+            os.killpg(rec.pid, sig)
+        else:
+            os.kill(rec.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def kill(work: Path) -> list[Record]:
+    """SIGKILL every live recorded program of a component (the chaos switch); the records
+    stay, so the restarted component finds them dead and starts the programs afresh."""
+    live = [r for r in read(work) if r.live()]
+    for r in live:
+        _signal(r, signal.SIGKILL)
+    return live
+
+
+def stop(work: Path, timeout: float = 5.0) -> list[Record]:
+    """SIGTERM the live recorded programs (all at once), wait up to timeout, SIGKILL what is
+    left, then drop the records. Returns the records that were live."""
+    live = [r for r in read(work) if r.live()]
+    for r in live:
+        _signal(r, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while any(r.live() for r in live) and time.monotonic() < deadline:
+        time.sleep(POLL_S)
+    for r in live:
+        if r.live():
+            _signal(r, signal.SIGKILL)
+    while any(r.live() for r in live) and time.monotonic() < deadline + timeout:
+        time.sleep(POLL_S)
+    for r in read(work):
+        forget(work, r.name)
+    return live
+
+
+def stop_all(run_dir: Path, timeout: float = 5.0) -> list[Record]:
+    """stop() for every component dir of a run dir."""
+    out = []
+    for d in sorted(run_dir.glob(f"*/{DIR}")):
+        out += stop(d.parent, timeout)
+    return out

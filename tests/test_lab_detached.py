@@ -1,0 +1,92 @@
+"""lab/detached.py on plain processes (`sleep` in a session of its own): a record names its
+program only while pid, start time and command line all match, so a reused pid or another
+program is never adopted nor signalled; stop() ends the live ones and drops the records;
+kill() leaves the records for the restarted component to find dead."""
+import json
+import os
+import subprocess
+import sys
+
+import psutil
+import pytest
+
+from lab import detached
+
+
+@pytest.fixture
+def sleeper(tmp_path):
+    argv = ["sleep", "300"]
+    proc = subprocess.Popen(argv, start_new_session=True)
+    rec = detached.record(tmp_path, "sleeper", proc.pid, argv)
+    yield proc, rec
+    proc.kill()
+    proc.wait()
+
+
+def gone(proc: subprocess.Popen) -> bool:
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
+def test_a_record_is_live_while_its_process_runs_and_is_read_back(tmp_path, sleeper):
+    proc, rec = sleeper
+    assert rec.live()
+    [back] = detached.read(tmp_path)
+    assert back == rec and back.argv == ("sleep", "300")
+
+
+def test_a_reused_pid_or_another_command_line_is_not_the_recorded_program(tmp_path, sleeper):
+    proc, rec = sleeper
+    path = tmp_path / "detached" / "sleeper.json"
+    doc = json.loads(path.read_text())
+    path.write_text(json.dumps({**doc, "start_time": "1.0"}))   # same pid, another process
+    [reused] = detached.read(tmp_path)
+    assert not reused.live()
+    assert detached.stop(tmp_path) == [] and proc.poll() is None   # never signalled
+    detached.record(tmp_path, "sleeper", proc.pid, ["sleep", "301"])
+    [other] = detached.read(tmp_path)
+    assert not other.live()
+    assert detached.kill(tmp_path) == [] and proc.poll() is None
+
+
+def test_our_own_pid_under_a_recorded_name_is_never_signalled(tmp_path):
+    me = psutil.Process(os.getpid())
+    d = tmp_path / "detached"
+    d.mkdir()
+    (d / "etcd.json").write_text(json.dumps({"pid": os.getpid(), "start_time": "12.5",
+                                             "argv": [sys.executable]}))
+    assert detached.stop(tmp_path) == []
+    assert me.is_running()
+
+
+def test_stop_ends_the_live_programs_and_drops_their_records(tmp_path, sleeper):
+    proc, rec = sleeper
+    assert [r.name for r in detached.stop(tmp_path, timeout=5)] == ["sleeper"]
+    assert gone(proc) and proc.returncode == -15   # SIGTERM was enough
+    assert detached.read(tmp_path) == []
+
+
+def test_stop_all_covers_every_component_dir_of_a_run_dir(tmp_path):
+    procs = []
+    for name in ("kubernetes", "other"):
+        p = subprocess.Popen(["sleep", "300"], start_new_session=True)
+        detached.record(tmp_path / name, "prog", p.pid, ["sleep", "300"])
+        procs.append(p)
+    try:
+        assert len(detached.stop_all(tmp_path, timeout=5)) == 2
+        assert all(gone(p) for p in procs)
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def test_kill_sigkills_and_keeps_the_record_for_the_restarted_component(tmp_path, sleeper):
+    proc, rec = sleeper
+    assert [r.name for r in detached.kill(tmp_path)] == ["sleeper"]
+    assert gone(proc) and proc.returncode == -9
+    [left] = detached.read(tmp_path)
+    assert left == rec and not left.live()
