@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+from clients.datera_acl import acl_with, tenant_initiator
 from fixtures.waiters import poll_until
 from tests.support.datera_api import (api, cinder_ai, cinder_create, cinder_dvol,  # noqa: F401
                                       make_tenant, tenant, udc)
@@ -154,6 +155,31 @@ def test_delete_of_an_online_app_instance_needs_force(api, tenant):
     with pytest.raises(errors.ApiNotFoundError):
         api.app_instances.get(ai["id"], tenant=tenant)
 
+
+
+def test_cinder_export_makes_a_tenant_local_initiator_and_adds_it_once(api, tenant):
+    """clients.datera_acl, as both the driver and the lab's Cinder backend export (§3.7): an
+    initiator inherited from /root is copied into the tenant, and a second export of the same
+    host leaves the ACL with one entry for it, next to what was there."""
+    ai, vol_id = cinder_create(api, tenant)
+    si = cinder_ai(api, tenant, vol_id).storage_instances.list(tenant=tenant)[0]
+    iqn = f"iqn.1993-08.org.debian:01:{uuid.uuid4().hex[:12]}"
+    other = f"iqn.1993-08.org.debian:01:{uuid.uuid4().hex[:12]}"
+    api.initiators.create(id=iqn, name="root-copy", force=True, tenant="/root")
+    try:
+        api.initiators.create(id=other, name="already-there", tenant=tenant)
+        si.acl_policy.set(initiators=[{"path": f"/initiators/{other}"}], tenant=tenant)
+        init = tenant_initiator(api, tenant, iqn, name="OpenStack-0001")
+        assert init["tenant"] == tenant and init["name"] == "OpenStack-0001"
+        again = tenant_initiator(api, tenant, iqn, name="OpenStack-0002")
+        assert again["tenant"] == tenant and again["name"] == "OpenStack-0001"   # read back
+        for _ in range(2):
+            si.acl_policy.set(tenant=tenant, **acl_with(si.acl_policy.get(tenant=tenant),
+                                                         init["path"]))
+        paths = [i["path"] for i in si.acl_policy.get(tenant=tenant)["initiators"]]
+        assert paths == [f"/initiators/{other}", f"/initiators/{iqn}"]
+    finally:
+        api.initiators.get(iqn, tenant="/root").delete(tenant="/root")
 
 # ---- CSI flows -------------------------------------------------------------------------------
 
