@@ -115,14 +115,10 @@ def test_session_fixture_once_in_single_process_and_modules_follow_pytest(tmp_pa
 
 def test_session_fixture_torn_down_once_on_a_signal_stop(tmp_path):
     make_suite(tmp_path, {"a": dict(n=1, sleep=0.2)})
-    run = Watched(start(tmp_path, "--count=0"))
-    try:
+    with Watched(start(tmp_path, "--count=0")) as run:
         run.wait_for(lambda: len(results(tmp_path)) >= 3, "3 results")
         os.killpg(run.proc.pid, signal.SIGTERM)
         out = run.finish(30)
-    finally:
-        if run.proc.poll() is None:
-            os.killpg(run.proc.pid, signal.SIGKILL)
     assert run.proc.returncode == 0, out[-3000:]
     evts = events(tmp_path)
     assert _per_worker(evts, "setup", "session") == Counter({"master": 1})

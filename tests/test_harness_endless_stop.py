@@ -89,8 +89,7 @@ def test_sigint_to_process_group_thrice_still_tears_down_and_reports(tmp_path):
     """Terminal Ctrl-C three times, each sent once the run has visibly taken the previous
     one: the first stops gracefully, the second aborts, the third lands in teardown (P11)."""
     make_suite(tmp_path, {"a": dict(n=4, sleep=5.0)})
-    run = Watched(start(tmp_path, "-n", "2", "--count=0"))
-    try:
+    with Watched(start(tmp_path, "-n", "2", "--count=0")) as run:
         run.wait_for(_started(tmp_path, 2), "tests to run")
         os.killpg(run.proc.pid, signal.SIGINT)   # terminal Ctrl-C: controller and workers
         run.wait_for(run.saw("Ctrl-C: stopping"), "the graceful stop")
@@ -98,9 +97,6 @@ def test_sigint_to_process_group_thrice_still_tears_down_and_reports(tmp_path):
         run.wait_for(run.saw("second signal (Ctrl-C): aborting"), "the abort")
         os.killpg(run.proc.pid, signal.SIGINT)   # and a third, impatient one during teardown
         out = run.finish(30)
-    finally:
-        if run.proc.poll() is None:
-            os.killpg(run.proc.pid, signal.SIGKILL)
     assert_interrupted_cleanly(run.proc, out, tmp_path)
 
 
@@ -111,8 +107,7 @@ def test_sigint_landing_in_unconfigure_is_no_traceback(tmp_path, before):
     no traceback, whether the run was stopping (before=1) or already aborted (before=2)."""
     make_suite(tmp_path, {"a": dict(n=2, sleep=0.2)})
     (tmp_path / "conftest.py").write_text(CONFTEST + UNCONFIGURE_HOLD)
-    run = Watched(start(tmp_path, "-n", "2", "--count=0"))
-    try:
+    with Watched(start(tmp_path, "-n", "2", "--count=0")) as run:
         run.wait_for(_started(tmp_path, 2), "tests to run")
         os.killpg(run.proc.pid, signal.SIGINT)
         run.wait_for(run.saw("Ctrl-C: stopping"), "the graceful stop")
@@ -125,9 +120,6 @@ def test_sigint_landing_in_unconfigure_is_no_traceback(tmp_path, before):
                      "the late Ctrl-C to be taken")
         (tmp_path / "go").write_text("")
         out = run.finish(30)
-    finally:
-        if run.proc.poll() is None:
-            os.killpg(run.proc.pid, signal.SIGKILL)
     assert_interrupted_cleanly(run.proc, out, tmp_path)
 
 
@@ -135,15 +127,11 @@ def test_signal_after_the_duration_deadline_aborts_and_says_so(tmp_path):
     """Once --duration has asked the run to end, the operator's first signal is already the
     second stop request: it aborts, and the line says why rather than "second signal"."""
     make_suite(tmp_path, {"a": dict(n=2, sleep=5.0)})
-    run = Watched(start(tmp_path, "-n", "2", "--count=0", "--duration", "1s"))
-    try:
+    with Watched(start(tmp_path, "-n", "2", "--count=0", "--duration", "1s")) as run:
         run.wait_for(run.saw("duration reached: stopping"), "the deadline")
         os.killpg(run.proc.pid, signal.SIGTERM)
         run.wait_for(run.saw("signal after the duration (SIGTERM): aborting"), "the abort")
         out = run.finish(30)
-    finally:
-        if run.proc.poll() is None:
-            os.killpg(run.proc.pid, signal.SIGKILL)
     assert "second signal (SIGTERM)" not in out, out[-3000:]
     assert_interrupted_cleanly(run.proc, out, tmp_path)
     assert "aborted: signal after the duration (SIGTERM)" in (tmp_path / "reports" /
@@ -164,14 +152,10 @@ def test_first_signal_to_process_group_stops_gracefully(tmp_path, sig):
     terminal does): the running iterations finish, everything is torn down, status 0, and
     the proof is written."""
     make_suite(tmp_path, {"a": dict(n=1, sleep=0.5), "b": dict(n=1, sleep=0.5)})
-    run = Watched(start(tmp_path, "-n", "2", "--count=0", "--timeout=120"))
-    try:
+    with Watched(start(tmp_path, "-n", "2", "--count=0", "--timeout=120")) as run:
         run.wait_for(lambda: len(results(tmp_path)) >= 4, "4 results")
         os.killpg(run.proc.pid, SIGNALS[sig])
         out = run.finish(40)
-    finally:
-        if run.proc.poll() is None:
-            os.killpg(run.proc.pid, signal.SIGKILL)
     assert run.proc.returncode == 0, out[-3000:]
     assert "Traceback" not in out, out[-3000:]
     # One line at once, saying what happens and how to abort.
@@ -194,8 +178,7 @@ def test_second_signal_aborts_cuts_and_still_tears_down(tmp_path, first, second)
     # Iterations starting once the file "slow" exists last long: the stop finds them running.
     (tmp_path / "scenarios" / "test_a.py").write_text(SCENARIO_SLOW_AFTER)
     (tmp_path / "scenarios" / "test_b.py").write_text(SCENARIO_SLOW_AFTER)
-    run = Watched(start(tmp_path, "-n", "2", "--count=0"))
-    try:
+    with Watched(start(tmp_path, "-n", "2", "--count=0")) as run:
         run.wait_for(lambda: len(results(tmp_path)) >= 4, "4 results")
         slow_from = time.time()
         (tmp_path / "slow").write_text("")
@@ -213,9 +196,6 @@ def test_second_signal_aborts_cuts_and_still_tears_down(tmp_path, first, second)
         run.wait_for(run.saw(f"second signal ({SHOWN[second]}): aborting"), "the abort")
         os.killpg(run.proc.pid, signal.SIGINT)  # a third, impatient one
         out = run.finish(60)
-    finally:
-        if run.proc.poll() is None:
-            os.killpg(run.proc.pid, signal.SIGKILL)
     assert run.proc.returncode == 2, out[-3000:]
     assert "Traceback" not in out, out[-3000:]
     counts = assert_proof(tmp_path, "aborted")
@@ -263,16 +243,12 @@ def test_signal_during_worker_start_up_is_a_graceful_stop(tmp_path):
     with the stop signals held): no worker dies of it, none is replaced, status 0."""
     make_suite(tmp_path, {"a": dict(n=1, sleep=0.2), "b": dict(n=1, sleep=0.2)})
     (tmp_path / "conftest.py").write_text(CONFTEST + STARTUP_HOLD)
-    run = Watched(start(tmp_path, "-n", "2", "--count=0", "--timeout=120"))
-    try:
+    with Watched(start(tmp_path, "-n", "2", "--count=0", "--timeout=120")) as run:
         run.wait_for(lambda: len(list(tmp_path.glob("starting-gw*"))) == 2, "workers starting")
         os.killpg(run.proc.pid, signal.SIGTERM)
         run.wait_for(run.saw("SIGTERM: stopping"), "the stop line")
         (tmp_path / "go").write_text("")
         out = run.finish(60)
-    finally:
-        if run.proc.poll() is None:
-            os.killpg(run.proc.pid, signal.SIGKILL)
     assert run.proc.returncode == 0, out[-3000:]
     for bad in ("Traceback", "INTERNALERROR", "node down", "replacing crashed worker"):
         assert bad not in out, out[-3000:]
@@ -283,14 +259,10 @@ def test_sigterm_to_controller_alone_stops_gracefully(tmp_path):
     """A service manager that signals only the main process (start-stop-daemon --stop,
     systemd KillMode=mixed): the workers learn of the stop from the controller."""
     make_suite(tmp_path, {"a": dict(n=1, sleep=0.5), "b": dict(n=1, sleep=0.5)})
-    run = Watched(start(tmp_path, "-n", "2", "--count=0"))
-    try:
+    with Watched(start(tmp_path, "-n", "2", "--count=0")) as run:
         run.wait_for(lambda: len(results(tmp_path)) >= 4, "4 results")
         run.proc.send_signal(signal.SIGTERM)
         out = run.finish(40)
-    finally:
-        if run.proc.poll() is None:
-            os.killpg(run.proc.pid, signal.SIGKILL)
     assert run.proc.returncode == 0, out[-3000:]
     assert_proof(tmp_path, "stopped by SIGTERM")
 

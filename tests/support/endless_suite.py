@@ -155,7 +155,9 @@ def assert_no_self_overlap(runs) -> None:
 
 
 class Watched:
-    """A pytest run whose output lines are read as they come, to send signals at known points."""
+    """A pytest run whose output lines are read as they come, to send signals at known points.
+    As a context manager: a run still going when the block ends (a failed wait) is killed with
+    its process group, so no test leaves an endless run behind."""
 
     def __init__(self, proc: subprocess.Popen):
         import threading
@@ -166,6 +168,13 @@ class Watched:
     def _read(self):
         for line in self.proc.stdout:
             self.lines.append(line)
+
+    def __enter__(self) -> "Watched":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
 
     @property
     def out(self) -> str:
