@@ -1,6 +1,7 @@
 """A host's initiator on a Datera storage instance's ACL, the way the Datera Cinder driver's
-create_export / initialize_connection does it (reference datera-api §3.7), through dfs_sdk:
-shared by the driver (fixtures/datera.py) and the lab's Cinder `datera` backend.
+create_export / initialize_connection adds it and detach_volume removes it (reference
+datera-api §3.7, §3.9), through dfs_sdk: shared by the driver (fixtures/datera.py) and the
+lab's Cinder `datera` backend.
 
 An initiator visible in a tenant may be inherited from a parent tenant (/root); the driver then
 makes a tenant-local copy with the same IQN (force=True), since the ACL must name the tenant's
@@ -31,4 +32,12 @@ def acl_with(acl: dict, initiator_path: str) -> dict:
     if all(p["path"] != initiator_path for p in paths):
         paths.append({"path": initiator_path})
     return {"initiators": paths,
+            "initiator_groups": [{"path": g["path"]} for g in acl.get("initiator_groups", [])]}
+
+
+def acl_without(acl: dict, iqn: str) -> dict:
+    """The acl_policy PUT body that keeps `acl` (the current GET) but every entry for `iqn`
+    (the tenant's copy or an inherited one): {"initiators": [...], "initiator_groups": [...]}."""
+    return {"initiators": [{"path": e["path"]} for e in acl.get("initiators", [])
+                           if e["path"].rsplit("/", 1)[-1] != iqn],
             "initiator_groups": [{"path": g["path"]} for g in acl.get("initiator_groups", [])]}

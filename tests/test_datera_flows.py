@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from clients.datera_acl import acl_with, tenant_initiator
+from clients.datera_acl import acl_with, acl_without, tenant_initiator
 from fixtures.waiters import poll_until
 from tests.support.datera_api import (api, cinder_ai, cinder_create, cinder_dvol,  # noqa: F401
                                       make_tenant, tenant, udc)
@@ -159,8 +159,8 @@ def test_delete_of_an_online_app_instance_needs_force(api, tenant):
 
 def test_cinder_export_makes_a_tenant_local_initiator_and_adds_it_once(api, tenant):
     """clients.datera_acl, as both the driver and the lab's Cinder backend export (§3.7): an
-    initiator inherited from /root is copied into the tenant, and a second export of the same
-    host leaves the ACL with one entry for it, next to what was there."""
+    initiator inherited from /root is copied into the tenant, a second export of the same host
+    leaves the ACL with one entry for it, next to what was there, and a detach removes it."""
     ai, vol_id = cinder_create(api, tenant)
     si = cinder_ai(api, tenant, vol_id).storage_instances.list(tenant=tenant)[0]
     iqn = f"iqn.1993-08.org.debian:01:{uuid.uuid4().hex[:12]}"
@@ -178,6 +178,10 @@ def test_cinder_export_makes_a_tenant_local_initiator_and_adds_it_once(api, tena
                                                          init["path"]))
         paths = [i["path"] for i in si.acl_policy.get(tenant=tenant)["initiators"]]
         assert paths == [f"/initiators/{other}", f"/initiators/{iqn}"]
+        # detach (§3.9): the host's entry goes, the rest stays
+        si.acl_policy.set(tenant=tenant, **acl_without(si.acl_policy.get(tenant=tenant), iqn))
+        paths = [i["path"] for i in si.acl_policy.get(tenant=tenant)["initiators"]]
+        assert paths == [f"/initiators/{other}"]
     finally:
         api.initiators.get(iqn, tenant="/root").delete(tenant="/root")
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from clients import initiator as lab_initiator
 from clients import ports
-from clients.datera_acl import acl_with, tenant_initiator
+from clients.datera_acl import acl_with, acl_without, tenant_initiator
 from clients.dfs_compat import dexc, dfs_sdk
 from lab.openstack.cinder.backends import (BackendError, ModelUpdate, SnapshotRef, VolumeRef,
                                            as_bool)
@@ -372,14 +372,9 @@ class DateraDriver:
         try:
             ai = self._ai(ref.id)
             si, _ = self._si_vol(ai)
-            acl = si.acl_policy.get(tenant=t)
-            iqn = (connector or {}).get("initiator")
-            keep = [{"path": e["path"]} for e in acl.get("initiators", [])
-                    if e["path"].rsplit("/", 1)[-1] != iqn]
-            si.acl_policy.set(tenant=t, initiators=keep,
-                              initiator_groups=[{"path": g["path"]}
-                                                for g in acl.get("initiator_groups", [])])
-            if not keep:
+            body = acl_without(si.acl_policy.get(tenant=t), (connector or {}).get("initiator"))
+            si.acl_policy.set(tenant=t, **body)
+            if not body["initiators"]:
                 ai.set(tenant=t, admin_state="offline", force=True)
         except dexc.ApiNotFoundError:
             pass
