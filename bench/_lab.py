@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -18,6 +19,24 @@ def lab(*args: str, run_dir: Path, env: dict, timeout: float = 300) -> subproces
     return subprocess.run([sys.executable, "-m", "lab", *args, "--run-dir", str(run_dir)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
+
+
+def boot_once(run_dir: Path, env: dict, *up_args: str,
+              timeout: float = 300) -> tuple[float, str]:
+    """One `lab up UP_ARGS`, timed (seconds, to its return), then `lab down`. Returns (seconds,
+    the supervisor's log as it stood before the down: "" when none). Raises RuntimeError "lab
+    did not start: ..." / "lab did not stop: ..." with the command's stderr (its last 500 characters)."""
+    start = time.perf_counter()
+    up = lab("up", *up_args, run_dir=run_dir, env=env, timeout=timeout)
+    elapsed = time.perf_counter() - start
+    log_file = run_dir / "logs" / "supervisor.log"
+    log = log_file.read_text(errors="replace") if log_file.exists() else ""
+    down = lab("down", run_dir=run_dir, env=env, timeout=timeout)
+    if up.returncode != 0:
+        raise RuntimeError(f"lab did not start: {up.stderr.strip()[-500:]}")
+    if down.returncode != 0:
+        raise RuntimeError(f"lab did not stop: {down.stderr.strip()[-500:]}")
+    return elapsed, log
 
 def lab_env(default_net: str, **extra: str) -> dict:
     """This environment with the lab net (VANCOUVER_LAB_NET if set, else default_net)."""

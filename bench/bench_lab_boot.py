@@ -12,10 +12,9 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from _lab import lab  # bench/, the script's own directory, is on sys.path
+from _lab import boot_once  # bench/, the script's own directory, is on sys.path
 
 REPO = Path(__file__).resolve().parent.parent
 GOAL_S = 3.0
@@ -31,15 +30,10 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-lab-boot-") as tmp:
         run_dir = Path(tmp) / "lab"
         for i in range(args.runs):
-            start = time.perf_counter()
-            up = lab("up", "--only", args.only, run_dir=run_dir, env=env)
-            elapsed = time.perf_counter() - start
-            down = lab("down", run_dir=run_dir, env=env)
-            if up.returncode != 0:
-                print(f"run {i + 1}: lab did not start: {up.stderr.strip()}", file=sys.stderr)
-                return 1
-            if down.returncode != 0:
-                print(f"run {i + 1}: lab did not stop: {down.stderr.strip()}", file=sys.stderr)
+            try:
+                elapsed, _ = boot_once(run_dir, env, "--only", args.only)
+            except RuntimeError as e:
+                print(f"run {i + 1}: {e}", file=sys.stderr)
                 return 1
             times.append(elapsed)
             print(f"run {i + 1}: {elapsed:.3f} s")

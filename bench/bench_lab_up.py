@@ -11,13 +11,11 @@ Runs on its own lab network (VANCOUVER_LAB_NET, default 127.232) and a tmp run d
 never touches a running lab. Needs the cached control-plane build (make setup).
 """
 import argparse
-import functools
 import os
 import re
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import _lab  # bench/, the script's own directory, is on sys.path
@@ -26,22 +24,12 @@ REPO = Path(__file__).resolve().parent.parent
 HEALTHY = re.compile(r"lab\.supervisor INFO (\S+) healthy after ([0-9.]+)s")
 
 
-lab = functools.partial(_lab.lab, timeout=400)
-
-
 def one(only: str, run_dir: Path, env: dict) -> tuple[float, dict[str, float]]:
-    start = time.perf_counter()
-    up = lab("up", "--only", only, run_dir=run_dir, env=env)
-    elapsed = time.perf_counter() - start
-    log = run_dir / "logs" / "supervisor.log"
-    healthy = {m[1]: float(m[2]) for m in HEALTHY.finditer(log.read_text())} \
-        if log.exists() else {}
-    down = lab("down", run_dir=run_dir, env=env)
-    if up.returncode != 0:
-        raise SystemExit(f"lab up --only {only} failed: {up.stderr.strip()[-500:]}")
-    if down.returncode != 0:
-        raise SystemExit(f"lab down failed: {down.stderr.strip()[-500:]}")
-    return elapsed, healthy
+    try:
+        elapsed, log = _lab.boot_once(run_dir, env, "--only", only, timeout=400)
+    except RuntimeError as e:
+        raise SystemExit(f"lab up --only {only}: {e}") from None
+    return elapsed, {m[1]: float(m[2]) for m in HEALTHY.finditer(log)}
 
 
 def load() -> str:

@@ -14,10 +14,9 @@ import re
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from _lab import lab  # bench/, the script's own directory, is on sys.path
+from _lab import boot_once  # bench/, the script's own directory, is on sys.path
 
 REPO = Path(__file__).resolve().parent.parent
 GOAL_S = 5.0
@@ -34,17 +33,10 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-openstack-") as tmp:
         run_dir = Path(tmp) / "lab"
         for i in range(args.runs):
-            start = time.perf_counter()
-            up = lab("up", run_dir=run_dir, env=env)
-            elapsed = time.perf_counter() - start
-            log = (run_dir / "logs" / "supervisor.log").read_text(errors="replace") \
-                if (run_dir / "logs" / "supervisor.log").exists() else ""
-            down = lab("down", run_dir=run_dir, env=env)
-            if up.returncode != 0:
-                print(f"run {i + 1}: lab did not start: {up.stderr.strip()}", file=sys.stderr)
-                return 1
-            if down.returncode != 0:
-                print(f"run {i + 1}: lab did not stop: {down.stderr.strip()}", file=sys.stderr)
+            try:
+                elapsed, log = boot_once(run_dir, env)
+            except RuntimeError as e:
+                print(f"run {i + 1}: {e}", file=sys.stderr)
                 return 1
             seen = dict(HEALTHY_RE.findall(log))
             missing = [c for c in CLOUDS if c not in seen]

@@ -22,12 +22,11 @@ def run(app: web.Application, calls):
 
 # ---- the core alone ---------------------------------------------------------------------------
 
-def test_core_routes_a_table_renders_misses_and_tolerates_slashes():
+def core_answers(routes: list, requests: list[tuple[str, str]]) -> list[tuple[int, dict]]:
+    """(status, JSON body) of each (method, path) against an app of the core alone serving
+    `routes` under /v1: a handler's body is handler(match_info), a miss's {"miss": <error>}."""
     def render(request, e):
         return web.json_response({"miss": type(e).__name__}, status=getattr(e, "status", 500))
-
-    routes = [core.Route("GET", "/things/{id}", lambda rq: {"id": rq["id"]}),
-              core.Route("GET", "/things/detail", lambda rq: {"detail": True})]
 
     def endpoint(route):
         async def handle(request):
@@ -39,50 +38,37 @@ def test_core_routes_a_table_renders_misses_and_tolerates_slashes():
 
     async def calls(c):
         out = []
-        for method, path in [("GET", "/v1/things/7"), ("GET", "/v1/things/detail"),
-                             ("GET", "/v1//things//8/"), ("GET", "/v1/nothing"),
-                             ("POST", "/v1/things/7")]:
+        for method, path in requests:
             resp = await c.request(method, path)
             out.append((resp.status, await resp.json()))
         return out
+    return run(app, calls)
 
-    assert run(app, calls) == [(200, {"id": "7"}), (200, {"detail": True}), (200, {"id": "8"}),
-                               (404, {"miss": "HTTPNotFound"}),
-                               (405, {"miss": "HTTPMethodNotAllowed"})]
+
+def test_core_routes_a_table_renders_misses_and_tolerates_slashes():
+    routes = [core.Route("GET", "/things/{id}", lambda rq: {"id": rq["id"]}),
+              core.Route("GET", "/things/detail", lambda rq: {"detail": True})]
+    got = core_answers(routes, [("GET", "/v1/things/7"), ("GET", "/v1/things/detail"),
+                                ("GET", "/v1//things//8/"), ("GET", "/v1/nothing"),
+                                ("POST", "/v1/things/7")])
+    assert got == [(200, {"id": "7"}), (200, {"detail": True}), (200, {"id": "8"}),
+                   (404, {"miss": "HTTPNotFound"}), (405, {"miss": "HTTPMethodNotAllowed"})]
 
 
 def test_core_empty_id_is_404_but_a_trailing_slash_still_serves_a_list_or_version():
     """`GET /v3/{p}/volumes/` is a show of volume "" (404) in the real services, not the list;
     "/v1/" and "/v1/things/detail/" still serve (no parameter stands where the slash is)."""
-    def render(request, e):
-        return web.json_response({"miss": type(e).__name__}, status=getattr(e, "status", 500))
-
     routes = [core.Route("GET", "", lambda rq: {"version": 1}),
               core.Route("GET", "/things", lambda rq: {"list": True}),
               core.Route("GET", "/things/detail", lambda rq: {"detail": True}),
               core.Route("GET", "/things/{id}", lambda rq: {"id": rq["id"]}),
               core.Route("POST", "/things/{id}/action", lambda rq: {"acted": rq["id"]})]
-
-    def endpoint(route):
-        async def handle(request):
-            return web.json_response(route.handler(request.match_info))
-        return handle
-
-    app = core.build_app(render_error=render)
-    core.register(app, routes, endpoint, prefix="/v1")
-
-    async def calls(c):
-        out = []
-        for method, path in [("GET", "/v1/things/"), ("GET", "/v1/things//"),
-                             ("GET", "/v1//things//7"), ("GET", "/v1/"),
-                             ("GET", "/v1/things/detail/"), ("GET", "/v1/things")]:
-            resp = await c.request(method, path)
-            out.append((resp.status, await resp.json()))
-        return out
-
-    assert run(app, calls) == [(404, {"miss": "HTTPNotFound"}), (404, {"miss": "HTTPNotFound"}),
-                               (200, {"id": "7"}), (200, {"version": 1}),
-                               (200, {"detail": True}), (200, {"list": True})]
+    got = core_answers(routes, [("GET", "/v1/things/"), ("GET", "/v1/things//"),
+                                ("GET", "/v1//things//7"), ("GET", "/v1/"),
+                                ("GET", "/v1/things/detail/"), ("GET", "/v1/things")])
+    assert got == [(404, {"miss": "HTTPNotFound"}), (404, {"miss": "HTTPNotFound"}),
+                   (200, {"id": "7"}), (200, {"version": 1}),
+                   (200, {"detail": True}), (200, {"list": True})]
 
 
 # ---- Datera -----------------------------------------------------------------------------------

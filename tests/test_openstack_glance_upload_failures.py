@@ -11,36 +11,17 @@ import socket
 from urllib.parse import urlsplit
 
 import pytest
-import requests
 
 from fixtures.waiters import wait_until
-from tests.support.openstack import unique_name
+from tests.support.openstack import RawGlance
 
 
-class Glance:
-    def __init__(self, ost, cloud):
-        self.base = ost.endpoint(cloud, "image").rstrip("/")
-        self.token, _ = ost.token(cloud)
-        self.made = []
-
-    def __call__(self, method, path, **kw):
-        headers = {"X-Auth-Token": self.token, **kw.pop("headers", {})}
-        return requests.request(method, f"{self.base}/v2{path}", headers=headers, timeout=30,
-                                **kw)
-
-    def image(self, **body):
-        r = self("POST", "/images", json={"name": unique_name("upfail"), **body})
-        assert r.status_code == 201, r.text
-        self.made.append(r.json()["id"])
-        return r.json()
+class Glance(RawGlance):
+    name_tag = "upfail"
 
     def state(self, image_id):
         img = self("GET", f"/images/{image_id}").json()
         return img["status"], img["size"], img["checksum"]
-
-    def cleanup(self):
-        for i in self.made:
-            self("DELETE", f"/images/{i}")
 
 
 @pytest.fixture

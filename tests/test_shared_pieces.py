@@ -77,3 +77,17 @@ def test_fio_output_is_parsed_from_its_first_brace():
     d = workload.DirectionResult.parse({"iops": 10.5, "bw": 42, "io_bytes": 4096,
                                         "total_ios": 1, "lat_ns": {"mean": 2000.0}})
     assert (d.iops, d.lat_mean_us) == (10.5, 2.0)
+
+
+def test_cinder_byte_copies_and_the_export_acl_have_one_home():
+    """The SEEK_DATA/SEEK_HOLE copy and nbdcopy of Cinder's volumes and backups live in
+    lab/openstack/cinder/backends/copy.py; the driver's tenant-local initiator and ACL entry
+    (datera-api §3.7) in clients/datera_acl.py, for the driver and the lab's Cinder alike."""
+    sparse = [p.relative_to(REPO) for p in SOURCES
+              if "lab/openstack/cinder" in p.as_posix() and "os.SEEK_HOLE" in p.read_text()]
+    assert sparse == [Path("lab/openstack/cinder/backends/copy.py")]
+    nbdcopy = [p.relative_to(REPO) for p in SOURCES
+               if "lab/openstack/cinder" in p.as_posix() and '["nbdcopy"' in p.read_text()]
+    assert nbdcopy == [Path("lab/openstack/cinder/backends/copy.py")]
+    acl = [p.relative_to(REPO) for p in SOURCES if 'acl.get("initiator_groups"' in p.read_text()]
+    assert acl == [Path("clients/datera_acl.py")]

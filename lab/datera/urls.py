@@ -12,7 +12,7 @@ from lab.http import Route as HttpRoute
 from . import responses as r
 from .contract import POLICY_FIELDS
 from .metrics import IO_METRICS
-from .models import apps
+from .models import apps, volume_ops
 from .models.access import AUTH_FIELDS
 
 REST = ":[^/].*"   # a path parameter taking the rest of the path (never starting with /)
@@ -143,8 +143,8 @@ ROUTES: list[Route] = [
     Route("GET", f"{SI}/auth", c("get_auth", "ai", "si"), "CHAP settings (secrets hidden)"),
     Route("PUT", f"{SI}/auth", c("set_auth", "ai", "si", body=True),
           "Set CHAP: type none|chap|mchap, secrets of 12-16 characters", body=AUTH_FIELDS),
-    *crud(f"{SI}/volumes", "vol", "volume", "volume", create=apps.VOL_CREATE,
-          update=apps.VOL_UPDATE, parents=("ai", "si")),
+    *crud(f"{SI}/volumes", "vol", "volume", "volume", create=volume_ops.VOL_CREATE,
+          update=volume_ops.VOL_UPDATE, parents=("ai", "si")),
     Route("GET", f"{VOL}/performance_policy", c("get_performance_policy", "ai", "si", "vol"),
           "The volume's QoS policy (404 when it has none)"),
     Route("POST", f"{VOL}/performance_policy",

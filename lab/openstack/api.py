@@ -42,6 +42,43 @@ class Route(HttpRoute):
                 Microversion.parse(self.max_version) if self.max_version else None)
 
 
+
+# The member operations of an OpenStack collection, in the order its routes are declared: the
+# literal `detail` before the `{id}` variable, so "detail" is never read as an id.
+COLLECTION_OPS = ("list", "detail", "create", "read", "update", "delete")
+
+
+def collection_routes(base: str, member: str, handlers, noun: str, *, plural: str | None = None,
+                      ops: tuple[str, ...] = ("list", "create", "read", "update", "delete"),
+                      read: str = "show", update: str = "PUT", min_version: str | None = None,
+                      min_versions: dict[str, str] | None = None) -> list[Route]:
+    """The routes of collection `base` and its members `base/<member>` ("{volume_id}"), in the
+    shape every OpenStack API shares, for the `ops` given (a subset of COLLECTION_OPS):
+        list    GET base                     handlers.list_<plural>
+        detail  GET base/detail              handlers.list_<plural>_detail
+        create  POST base                    handlers.create_<noun>
+        read    GET base/<member>            handlers.<read>_<noun>   (Cinder "show", others "get")
+        update  <update> base/<member>       handlers.update_<noun>   (PUT, or PATCH: Keystone, Glance)
+        delete  DELETE base/<member>         handlers.delete_<noun>
+    `plural` defaults to noun + "s"; `min_version` bounds every route, `min_versions` one op.
+    A handler missing from `handlers` is an AttributeError at import: a typo never serves 404."""
+    plural = plural or noun + "s"
+    one = f"{base}/{member}"
+    table = {"list": ("GET", base, f"list_{plural}"),
+             "detail": ("GET", base + "/detail", f"list_{plural}_detail"),
+             "create": ("POST", base, f"create_{noun}"),
+             "read": ("GET", one, f"{read}_{noun}"),
+             "update": (update, one, f"update_{noun}"),
+             "delete": ("DELETE", one, f"delete_{noun}")}
+    unknown = set(ops) - set(COLLECTION_OPS)
+    if unknown:
+        raise ValueError(f"collection_routes({base}): unknown ops {sorted(unknown)}")
+    versions = min_versions or {}
+    return [Route(method, path, getattr(handlers, name),
+                  min_version=versions.get(op, min_version))
+            for op in COLLECTION_OPS if op in ops
+            for method, path, name in [table[op]]]
+
 @dataclass
 class Rq:
     cloud: Cloud

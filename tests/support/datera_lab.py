@@ -13,9 +13,13 @@ POOL = "/access_network_ip_pools/default"
 
 
 def drop_tenant(api, path: str):
+    """Delete tenant `path` with its app instances and subtenants; a gone tenant is no error."""
     for ai in api.app_instances.list(tenant=path):
         ai.set(admin_state="offline", force=True, tenant=path)
         ai.delete(force=True, tenant=path)
+    for sub in api.tenants.list(tenant=path):
+        if sub["path"] != path:
+            drop_tenant(api, sub["path"])
     try:
         api.tenants.get(path.lstrip("/")).delete(tenant="/root")
     except errors.ApiNotFoundError:

@@ -290,3 +290,41 @@ def console_until(conn, server, until="finished at", timeout=120) -> str:
         return out if until in out else None
     return wait_until(ready, timeout, f"console of {server.id} to say {until!r}", 0.2,
                       error=AssertionError)
+
+
+class RawGlance:
+    """Raw requests to one cloud's Glance v2 as its tenant user (or admin=True), the images it
+    made deleted by cleanup(); `glance` fixtures parametrize it by cloud name (indirect)."""
+    name_tag = "glance"
+    image_defaults: dict = {}
+
+    def __init__(self, ost: OpenStackTarget, cloud: str):
+        self.cloud, self.ost = cloud, ost
+        self.base = ost.endpoint(cloud, "image").rstrip("/")
+        self.tokens = {admin: ost.token(cloud, admin) for admin in (False, True)}
+        self.made: list[str] = []
+
+    @property
+    def token(self) -> str:
+        """The tenant user's token id (for requests made without this client)."""
+        return self.tokens[False][0]
+
+    def project(self, admin: bool = False) -> str:
+        return self.tokens[admin][1]["project"]["id"]
+
+    def __call__(self, method: str, path: str, admin: bool = False, **kw) -> requests.Response:
+        headers = {"X-Auth-Token": self.tokens[admin][0], **kw.pop("headers", {})}
+        return requests.request(method, f"{self.base}/v2{path}", headers=headers,
+                                timeout=30, **kw)
+
+    def image(self, **body) -> dict:
+        """POST /images (201 asserted) with a unique name and the class's defaults."""
+        r = self("POST", "/images", json={"name": unique_name(self.name_tag),
+                                          **self.image_defaults, **body})
+        assert r.status_code == 201, r.text
+        self.made.append(r.json()["id"])
+        return r.json()
+
+    def cleanup(self, admin: bool = False) -> None:
+        for image_id in self.made:
+            self("DELETE", f"/images/{image_id}", admin=admin)

@@ -7,7 +7,8 @@ whether an initiator may log in through contract.LoginAuthority.
 
 The operations are mixins by family, as apps.py: sessions.py (sessions, users, roles),
 access_ops.py (initiators, groups, IP pools, ACL, CHAP, the login authority), apps.py (app
-instances and everything under them); tenants, the system and metrics scopes are here.
+instances and storage instances), volume_ops.py (volumes, performance policies, snapshots);
+tenants, the system and metrics scopes are here.
 """
 import ipaddress
 import time
@@ -19,7 +20,8 @@ from ..contract import POLICY_FIELDS, Scope
 from . import validate as v
 from .access import Initiator, InitiatorGroup, IpPool
 from .access_ops import AccessOps
-from .apps import AppInstanceOps, policy_body
+from .apps import AppInstanceOps
+from .volume_ops import VolumeOps, policy_body
 from .errors import Conflict, InvalidRequest, NotFound
 from .events import USER, EventLog
 from .sessions import SessionOps
@@ -39,7 +41,7 @@ class ModelConfig:
     capacity: Callable[[], tuple[int, int]] = field(default=lambda: (1 << 40, 1 << 40))
 
 
-class DateraModel(SessionOps, AccessOps, AppInstanceOps):
+class DateraModel(SessionOps, AccessOps, AppInstanceOps, VolumeOps):
     def __init__(self, config: ModelConfig, hooks=None, clock=time.time):
         if len(config.vips) != 2:
             raise ValueError("the lab's Datera cluster needs exactly two VIPs")

@@ -1,7 +1,7 @@
 """App instances, storage instances, volumes, performance policies and snapshots.
 
 Plain objects and their wire form; the rules that span objects live in the operation mixins
-(apps.py, access_ops.py, sessions.py) and backend.py.
+(apps.py, volume_ops.py, access_ops.py, sessions.py) and backend.py.
 """
 import secrets
 import uuid as uuidlib

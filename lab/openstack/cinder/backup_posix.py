@@ -18,18 +18,16 @@ import contextlib
 import hashlib
 import json
 import os
-import subprocess
 import tempfile
 import time
 import zlib
 from pathlib import Path
 
 from lab.openstack.cinder.backends import BackendError
-from lab.openstack.cinder.backends.copy import is_uri
+from lab.openstack.cinder.backends.copy import copy_sparse, is_uri, nbdcopy
 
 SERVICE = "cinder.backup.drivers.posix.PosixBackupDriver"
 CHUNK = 8 << 20          # bytes per chunk (the lab's backup_file_size / sha_block_size)
-NBDCOPY_TIMEOUT_S = 600
 
 
 class PosixBackupDriver:
@@ -67,7 +65,7 @@ class PosixBackupDriver:
             return
         with tempfile.TemporaryDirectory(prefix="backup-") as tmp:
             staged = os.path.join(tmp, "volume")
-            _nbdcopy(endpoint, staged)
+            nbdcopy(endpoint, staged, destination_is_zero=False, what="backup data")
             yield staged
 
     # -- backup -------------------------------------------------------------------------
@@ -126,11 +124,11 @@ class PosixBackupDriver:
                         os.pwrite(out.fileno(), data, info["offset"])
                     meta = json.loads(doc.get("volume_meta") or "{}")
             if is_uri(target):
-                _nbdcopy(staged, target)
+                nbdcopy(staged, target, destination_is_zero=False, what="backup data")
             else:
                 with open(staged, "rb") as src, open(target, "r+b") as dst:
                     dst.truncate(0)
-                    _copy_sparse(src, dst)
+                    copy_sparse(src, dst)
                     dst.truncate(size_bytes)
         return meta
 
@@ -162,31 +160,3 @@ def _pread_data(f, offset: int, length: int) -> bytes:
         return bytes(length)
     data = os.pread(fd, length, offset)
     return data + bytes(length - len(data))
-
-
-def _copy_sparse(src, dst) -> None:
-    """src's data extents onto dst (dst was truncated to 0: the rest reads as zeros)."""
-    end = os.fstat(src.fileno()).st_size
-    offset = 0
-    while offset < end:
-        try:
-            data_at = os.lseek(src.fileno(), offset, os.SEEK_DATA)
-        except OSError:
-            break
-        hole_at = os.lseek(src.fileno(), data_at, os.SEEK_HOLE)
-        pos = data_at
-        while pos < hole_at:
-            chunk = os.pread(src.fileno(), min(CHUNK, hole_at - pos), pos)
-            if not chunk:
-                break
-            os.pwrite(dst.fileno(), chunk, pos)
-            pos += len(chunk)
-        offset = hole_at
-
-
-def _nbdcopy(src: str, dst: str) -> None:
-    proc = subprocess.run(["nbdcopy", src, dst], capture_output=True, text=True,
-                          timeout=NBDCOPY_TIMEOUT_S)
-    if proc.returncode != 0:
-        lines = proc.stderr.strip().splitlines() or ["no output"]
-        raise BackendError(f"copying backup data failed: {lines[-1][:200]}")

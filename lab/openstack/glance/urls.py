@@ -1,16 +1,12 @@
 """Glance v2's one route table."""
-from ..api import Route
+from ..api import Route, collection_routes
 from . import member_responses as m
 from . import responses as r
 
 ROUTES: list[Route] = [
     Route("GET", "/", r.root, public=True),
     Route("GET", "/versions", r.versions, public=True),
-    Route("GET", "/v2/images", r.list_images),
-    Route("POST", "/v2/images", r.create_image),
-    Route("GET", "/v2/images/{image_id}", r.get_image),
-    Route("PATCH", "/v2/images/{image_id}", r.update_image),
-    Route("DELETE", "/v2/images/{image_id}", r.delete_image),
+    *collection_routes("/v2/images", "{image_id}", r, "image", read="get", update="PATCH"),
     Route("PUT", "/v2/images/{image_id}/file", r.upload, stream=True),
     Route("GET", "/v2/images/{image_id}/file", r.download),
     Route("PUT", "/v2/images/{image_id}/tags/{tag}", r.add_tag),

@@ -100,14 +100,7 @@ class TokenMixin:
         if spec.get("id"):
             user = self.users.get(spec["id"])
         elif spec.get("name"):
-            domain = spec.get("domain")
-            if not isinstance(domain, dict) or not (domain.get("id") or domain.get("name")):
-                raise _malformed("domain")
-            try:
-                d = (self.get_domain(domain["id"]) if domain.get("id")
-                     else self.domain_by_name(domain["name"]))
-            except NotFound:
-                raise Unauthorized(UNAUTHENTICATED) from None
+            d = self._qualifying_domain(spec.get("domain"), Unauthorized(UNAUTHENTICATED))
             user = next((u for u in self.users.values()
                          if u.name == spec["name"] and u.domain_id == d.id), None)
         else:
@@ -118,6 +111,18 @@ class TokenMixin:
         if not self.domains[user.domain_id].enabled:
             raise Unauthorized(UNAUTHENTICATED)
         return user
+
+    def _qualifying_domain(self, domain, not_found: Unauthorized):
+        """The domain that qualifies a user or project given by name: {"id": ...} or
+        {"name": ...} (keystone/auth/plugins/core.py); a malformed reference is 400, an
+        unknown domain raises `not_found` (401: the caller words what it may reveal)."""
+        if not isinstance(domain, dict) or not (domain.get("id") or domain.get("name")):
+            raise _malformed("domain")
+        try:
+            return (self.get_domain(domain["id"]) if domain.get("id")
+                    else self.domain_by_name(domain["name"]))
+        except NotFound:
+            raise not_found from None
 
     def _scope(self, user, scope) -> tuple[str | None, str | None]:
         if scope is None:
@@ -135,14 +140,8 @@ class TokenMixin:
             if spec.get("id"):
                 project = self.projects.get(spec["id"])
             elif spec.get("name"):
-                domain = spec.get("domain")
-                if not isinstance(domain, dict) or not (domain.get("id") or domain.get("name")):
-                    raise _malformed("domain")
-                try:
-                    d = (self.get_domain(domain["id"]) if domain.get("id")
-                         else self.domain_by_name(domain["name"]))
-                except NotFound:
-                    raise Unauthorized(f"Project {spec['name']} not found.") from None
+                d = self._qualifying_domain(spec.get("domain"),
+                                            Unauthorized(f"Project {spec['name']} not found."))
                 project = next((p for p in self.projects.values()
                                 if p.name == spec["name"] and p.domain_id == d.id), None)
             else:

@@ -1,10 +1,15 @@
 """Keystone v3's one route table."""
-from ..api import Route
+from ..api import Route, collection_routes
 from . import assignment_responses as a
 from . import catalog_responses as c
 from . import responses as r
 
 ACTORS = ("users/{user_id}", "groups/{group_id}")
+
+
+def _collection(base: str, member: str, handlers, noun: str, **kw) -> list:
+    """Keystone's collections: list and create on base; get, PATCH update, delete on members."""
+    return collection_routes(base, member, handlers, noun, read="get", update="PATCH", **kw)
 
 
 def _grant_routes(target: str) -> list[Route]:
@@ -45,79 +50,39 @@ ROUTES: list[Route] = [
     Route("GET", "/v3/auth/projects", r.auth_projects),
     Route("GET", "/v3/auth/domains", r.auth_domains),
     # domains
-    Route("GET", "/v3/domains", r.list_domains),
-    Route("POST", "/v3/domains", r.create_domain),
-    Route("GET", "/v3/domains/{domain_id}", r.get_domain),
-    Route("PATCH", "/v3/domains/{domain_id}", r.update_domain),
-    Route("DELETE", "/v3/domains/{domain_id}", r.delete_domain),
+    *_collection("/v3/domains", "{domain_id}", r, "domain"),
     # projects
-    Route("GET", "/v3/projects", r.list_projects),
-    Route("POST", "/v3/projects", r.create_project),
-    Route("GET", "/v3/projects/{pid}", r.get_project),
-    Route("PATCH", "/v3/projects/{pid}", r.update_project),
-    Route("DELETE", "/v3/projects/{pid}", r.delete_project),
+    *_collection("/v3/projects", "{pid}", r, "project"),
     # users
-    Route("GET", "/v3/users", r.list_users),
-    Route("POST", "/v3/users", r.create_user),
-    Route("GET", "/v3/users/{user_id}", r.get_user),
-    Route("PATCH", "/v3/users/{user_id}", r.update_user),
-    Route("DELETE", "/v3/users/{user_id}", r.delete_user),
+    *_collection("/v3/users", "{user_id}", r, "user"),
     Route("GET", "/v3/users/{user_id}/projects", r.user_projects),
     Route("POST", "/v3/users/{user_id}/password", r.change_password),
     # roles and assignments
-    Route("GET", "/v3/roles", r.list_roles),
-    Route("POST", "/v3/roles", r.create_role),
-    Route("GET", "/v3/roles/{role_id}", r.get_role),
-    Route("PATCH", "/v3/roles/{role_id}", r.update_role),
-    Route("DELETE", "/v3/roles/{role_id}", r.delete_role),
+    *_collection("/v3/roles", "{role_id}", r, "role"),
     *_grant_routes("/v3/projects/{pid}"),
     *_grant_routes("/v3/domains/{domain_id}"),
     *_inherited_routes("/v3/OS-INHERIT/domains/{domain_id}", listable=True),
     *_inherited_routes("/v3/OS-INHERIT/projects/{pid}", listable=False),
     Route("GET", "/v3/role_assignments", a.list_role_assignments),
     # groups
-    Route("GET", "/v3/groups", a.list_groups),
-    Route("POST", "/v3/groups", a.create_group),
-    Route("GET", "/v3/groups/{group_id}", a.get_group),
-    Route("PATCH", "/v3/groups/{group_id}", a.update_group),
-    Route("DELETE", "/v3/groups/{group_id}", a.delete_group),
+    *_collection("/v3/groups", "{group_id}", a, "group"),
     Route("GET", "/v3/groups/{group_id}/users", a.group_users),
     Route("PUT", "/v3/groups/{group_id}/users/{user_id}", a.add_member),
     Route("HEAD", "/v3/groups/{group_id}/users/{user_id}", a.check_member),
     Route("DELETE", "/v3/groups/{group_id}/users/{user_id}", a.remove_member),
     Route("GET", "/v3/users/{user_id}/groups", a.user_groups),
     # credentials and OS-EC2
-    Route("GET", "/v3/credentials", r.list_credentials),
-    Route("POST", "/v3/credentials", r.create_credential),
-    Route("GET", "/v3/credentials/{cred_id}", r.get_credential),
-    Route("PATCH", "/v3/credentials/{cred_id}", r.update_credential),
-    Route("DELETE", "/v3/credentials/{cred_id}", r.delete_credential),
+    *_collection("/v3/credentials", "{cred_id}", r, "credential"),
     Route("GET", "/v3/users/{user_id}/credentials/OS-EC2", r.list_ec2),
     Route("POST", "/v3/users/{user_id}/credentials/OS-EC2", r.create_ec2),
     Route("GET", "/v3/users/{user_id}/credentials/OS-EC2/{access}", r.get_ec2),
     Route("DELETE", "/v3/users/{user_id}/credentials/OS-EC2/{access}", r.delete_ec2),
     # catalog administration
-    Route("GET", "/v3/regions", c.list_regions),
-    Route("POST", "/v3/regions", c.create_region),
-    Route("GET", "/v3/regions/{region_id}", c.get_region),
+    *_collection("/v3/regions", "{region_id}", c, "region"),
     Route("PUT", "/v3/regions/{region_id}", c.create_region_with_id),
-    Route("PATCH", "/v3/regions/{region_id}", c.update_region),
-    Route("DELETE", "/v3/regions/{region_id}", c.delete_region),
-    Route("GET", "/v3/services", c.list_services),
-    Route("POST", "/v3/services", c.create_service),
-    Route("GET", "/v3/services/{service_id}", c.get_service),
-    Route("PATCH", "/v3/services/{service_id}", c.update_service),
-    Route("DELETE", "/v3/services/{service_id}", c.delete_service),
-    Route("GET", "/v3/endpoints", c.list_endpoints),
-    Route("POST", "/v3/endpoints", c.create_endpoint),
-    Route("GET", "/v3/endpoints/{endpoint_id}", c.get_endpoint),
-    Route("PATCH", "/v3/endpoints/{endpoint_id}", c.update_endpoint),
-    Route("DELETE", "/v3/endpoints/{endpoint_id}", c.delete_endpoint),
-    Route("GET", "/v3/OS-EP-FILTER/endpoint_groups", c.list_endpoint_groups),
-    Route("POST", "/v3/OS-EP-FILTER/endpoint_groups", c.create_endpoint_group),
-    Route("GET", "/v3/OS-EP-FILTER/endpoint_groups/{group_id}", c.get_endpoint_group),
-    Route("PATCH", "/v3/OS-EP-FILTER/endpoint_groups/{group_id}", c.update_endpoint_group),
-    Route("DELETE", "/v3/OS-EP-FILTER/endpoint_groups/{group_id}", c.delete_endpoint_group),
+    *_collection("/v3/services", "{service_id}", c, "service"),
+    *_collection("/v3/endpoints", "{endpoint_id}", c, "endpoint"),
+    *_collection("/v3/OS-EP-FILTER/endpoint_groups", "{group_id}", c, "endpoint_group"),
     Route("GET", "/v3/OS-EP-FILTER/endpoint_groups/{group_id}/endpoints", c.group_endpoints),
     Route("PUT", "/v3/OS-EP-FILTER/endpoint_groups/{group_id}/projects/{pid}", c.associate),
     Route("HEAD", "/v3/OS-EP-FILTER/endpoint_groups/{group_id}/projects/{pid}",

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from clients import initiator as lab_initiator
 from clients import ports
+from clients.datera_acl import acl_with, acl_without, tenant_initiator
 from clients.dfs_compat import dexc, dfs_sdk
 from lab.openstack.cinder.backends import (BackendError, ModelUpdate, SnapshotRef, VolumeRef,
                                            as_bool)
@@ -308,24 +309,10 @@ class DateraDriver:
         ai.set(tenant=t, admin_state="online")
         si, _ = self._si_vol(ai)
         if connector.get("initiator"):
-            iqn = connector["initiator"]
-            try:
-                init = api.initiators.get(iqn, tenant=t)
-                if init.get("tenant") != t:
-                    raise dexc.ApiNotFoundError("inherited initiator")
-            except dexc.ApiNotFoundError:
-                try:
-                    init = api.initiators.create(tenant=t, id=iqn, force=True,
-                                                 name=f"OpenStack-{secrets.token_hex(4)}")
-                except dexc.ApiConflictError:
-                    init = api.initiators.get(iqn, tenant=t)
-            acl = si.acl_policy.get(tenant=t)
-            paths = [{"path": e["path"]} for e in acl.get("initiators", [])]
-            if all(p["path"] != init["path"] for p in paths):
-                paths.append({"path": init["path"]})
-            self._call("acl update", si.acl_policy.set, tenant=t, initiators=paths,
-                       initiator_groups=[{"path": g["path"]}
-                                         for g in acl.get("initiator_groups", [])])
+            init = tenant_initiator(api, t, connector["initiator"],
+                                    name=f"OpenStack-{secrets.token_hex(4)}")
+            self._call("acl update", si.acl_policy.set, tenant=t,
+                       **acl_with(si.acl_policy.get(tenant=t), init["path"]))
         if ref.provider_auth:
             _, user, secret = ref.provider_auth.split(" ", 2)
             self._call("auth update", si.auth.set, tenant=t, type="chap",
@@ -385,14 +372,9 @@ class DateraDriver:
         try:
             ai = self._ai(ref.id)
             si, _ = self._si_vol(ai)
-            acl = si.acl_policy.get(tenant=t)
-            iqn = (connector or {}).get("initiator")
-            keep = [{"path": e["path"]} for e in acl.get("initiators", [])
-                    if e["path"].rsplit("/", 1)[-1] != iqn]
-            si.acl_policy.set(tenant=t, initiators=keep,
-                              initiator_groups=[{"path": g["path"]}
-                                                for g in acl.get("initiator_groups", [])])
-            if not keep:
+            body = acl_without(si.acl_policy.get(tenant=t), (connector or {}).get("initiator"))
+            si.acl_policy.set(tenant=t, **body)
+            if not body["initiators"]:
                 ai.set(tenant=t, admin_state="offline", force=True)
         except dexc.ApiNotFoundError:
             pass

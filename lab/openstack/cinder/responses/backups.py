@@ -65,20 +65,22 @@ def create_backup(rq: Rq) -> Reply:
     body = rq.json_object("backup")
     b = _model(rq).create_backup(_caller(rq), body,
                                  with_metadata=rq.at_least(BACKUP_METADATA))
-    view = summary_view(rq, b)
-    if rq.at_least(BACKUP_METADATA):
-        view["metadata"] = dict(b.metadata)
-    return accepted({"backup": view})
+    return accepted({"backup": _answer_view(rq, b)})
 
 
 def update_backup(rq: Rq) -> Reply:
     body = rq.json_object("backup")
     b = _model(rq).update_backup(_caller(rq), rq.p("backup_id"), body,
                                  with_metadata=rq.at_least(BACKUP_METADATA))
+    return ok({"backup": _answer_view(rq, b)})
+
+
+def _answer_view(rq: Rq, b) -> dict:
+    """What create and update answer: the summary view, with the metadata from 3.43 on."""
     view = summary_view(rq, b)
     if rq.at_least(BACKUP_METADATA):
         view["metadata"] = dict(b.metadata)
-    return ok({"backup": view})
+    return view
 
 
 def delete_backup(rq: Rq) -> Reply:

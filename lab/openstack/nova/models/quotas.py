@@ -4,7 +4,7 @@ from lab.openstack.caller import Caller
 
 from lab.openstack.microversion import Microversion
 
-from .records import DEFAULT_QUOTAS, NETWORK_QUOTA_KEYS
+from .records import DEFAULT_QUOTAS, NETWORK_QUOTA_KEYS, integer_from_minus_one
 
 
 class QuotasMixin:
@@ -38,15 +38,7 @@ class QuotasMixin:
                 f"properties are not allowed ('{unknown[0]}' was unexpected)")
         clean = {}
         for k, v in values.items():
-            try:
-                n = int(v)
-            except (TypeError, ValueError):
-                raise errors.BadRequest(f"Invalid input for field/attribute {k}. Value: {v}. "
-                                        f"'{v}' is not of type 'integer'") from None
-            if n < -1:
-                raise errors.BadRequest(f"Invalid input for field/attribute {k}. Value: {n}. "
-                                        f"{n} is less than the minimum of -1")
-            clean[k] = n
+            clean[k] = integer_from_minus_one(k, v)
         with self.lock:
             self.quotas.setdefault(project_id, {}).update(clean)
         return self.limits_of(project_id)

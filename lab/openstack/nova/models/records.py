@@ -3,6 +3,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from lab.openstack import errors
+
 from ..guest import Guest
 
 MAX_USER_DATA = 65535
@@ -116,3 +118,17 @@ def _bool(value) -> bool:
     if isinstance(value, bool):
         return value
     return str(value).strip().lower() in ("true", "1", "yes", "on")
+
+
+def integer_from_minus_one(field: str, value) -> int:
+    """`value` as Nova's request schemas take an integer with minimum -1 (-1: unlimited; quota
+    sets, os-getConsoleOutput's length): errors.BadRequest in jsonschema's words otherwise."""
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise errors.BadRequest(f"Invalid input for field/attribute {field}. Value: {value}. "
+                                f"'{value}' is not of type 'integer'") from None
+    if n < -1:
+        raise errors.BadRequest(f"Invalid input for field/attribute {field}. Value: {n}. "
+                                f"{n} is less than the minimum of -1")
+    return n

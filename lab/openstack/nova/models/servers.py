@@ -8,7 +8,7 @@ import uuid
 from lab.openstack import errors
 from lab.openstack.caller import Caller
 
-from .records import BDM_KEYS, MAX_USER_DATA, Server, _bool
+from .records import BDM_KEYS, MAX_USER_DATA, Server, _bool, integer_from_minus_one
 
 
 class ServersMixin:
@@ -174,14 +174,7 @@ class ServersMixin:
                                       kind="InstanceInvalidState")
             guest = server.guest
         if length is not None:
-            try:
-                length = int(length)
-            except (TypeError, ValueError):
-                raise errors.BadRequest(f"Invalid input for field/attribute length. Value: "
-                                        f"{length}. '{length}' is not of type 'integer'") from None
-            if length < -1:
-                raise errors.BadRequest(f"Invalid input for field/attribute length. Value: "
-                                        f"{length}. {length} is less than the minimum of -1")
+            length = integer_from_minus_one("length", length)
         lines = guest.console().splitlines(keepends=True)
         if length is not None and length >= 0:
             lines = lines[-length:] if length else []
