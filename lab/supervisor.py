@@ -38,7 +38,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab import chaos, topology
+from lab import chaos, origin, topology
 from lab.restart import RestartPolicy, is_failure
 from lab.users import process_start_time as _start_time, users_dir
 from lab.component_base import (REPO_ROOT, Component, LabError, LabRun, find_binary,
@@ -440,7 +440,7 @@ class Supervisor:
         self._write_state()
 
     def _write_state(self) -> None:
-        state = {"net": topology.NET, "supervisor_pid": os.getpid(),
+        state = {"net": topology.NET, "supervisor_pid": os.getpid(), **origin.record(),
                  "components": [{"name": ch.component.name, "address": ch.component.address,
                                  "pid": ch.proc.pid, "state": ch.state,
                                  "restarts": ch.policy.restarts,
