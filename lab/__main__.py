@@ -257,7 +257,8 @@ def _check_run_dir(given: Path | None, run_dir: Path, command: str) -> str | Non
     """A usage problem with --run-dir, in one line, or None. `up` creates a missing one;
     the other commands need an existing directory when one is named."""
     if run_dir.exists() and not run_dir.is_dir():
-        return f"--run-dir {given or run_dir}: not a directory"
+        return (f"--run-dir {given}: not a directory" if given else
+                f"the run dir {run_dir} is not a directory: move it away, or give --run-dir")
     if given is None or command == "_supervise":
         return None
     if command == "up":

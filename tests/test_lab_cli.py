@@ -231,6 +231,18 @@ def test_run_dir_that_is_a_file_is_a_usage_error(command, tmp_path):
     assert one_line(r.stderr) == f"lab: {command.split()[0]}: --run-dir {afile}: not a directory"
 
 
+def test_a_default_run_dir_that_is_a_file_is_a_usage_error():
+    default = Path(f"/tmp/vancouver-lab-{NO_LAB_NET}")   # this module's net: never a lab
+    default.write_text("")
+    try:
+        r = lab_cmd("status")
+    finally:
+        default.unlink()
+    assert r.returncode == 2
+    assert one_line(r.stderr) == (f"lab: status: the run dir {default} is not a directory: "
+                                  "move it away, or give --run-dir")
+
+
 @pytest.mark.parametrize("command", ["status", "down", "chaos status"])
 def test_run_dir_that_does_not_exist_is_a_usage_error(command, tmp_path):
     missing = tmp_path / "no-such-dir"
