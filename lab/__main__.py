@@ -189,12 +189,11 @@ def _refuse_a_stale_lab(run_dir: Path) -> None:
     """A running lab (in run_dir, or anywhere on this net) from a deleted or different
     checkout: LabError with the one line that says so (lab/origin.py), before preflight's
     "already running: use it" points the user at a lab that cannot work."""
-    from lab import origin, status_cli, supervisor, topology
+    from lab import origin, status_cli, supervisor
     from lab.component_base import LabError
     for d in (run_dir, status_cli.net_holder()):
         if d is not None and supervisor.read_pid(Path(d)) is not None:
-            problem = origin.problem(supervisor.read_state(Path(d)), topology.NET,
-                                     status_cli.down_hint(Path(d)))
+            problem = origin.problem(supervisor.read_state(Path(d)), Path(d))
             if problem:
                 raise LabError(problem)
 

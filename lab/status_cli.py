@@ -64,7 +64,7 @@ def gather(run_dir: Path) -> dict:
     state = supervisor.read_state(run_dir)
     run = component_base.LabRun(run_dir)
     target = run.target_dir / "target.yaml"
-    doc.update(problem=origin.problem(state, topology.NET, down_hint=down_hint(run_dir)),
+    doc.update(problem=origin.problem(state, run_dir),
                supervisor_pid=pid, checkout=state.get("checkout"), python=state.get("python"),
                target=str(target) if target.exists() else None,
                runs=[{k: v for k, v in asdict(u).items() if k != "start_time"}
@@ -82,11 +82,6 @@ def gather(run_dir: Path) -> dict:
                          log=str(supervisor.log_file(run_dir, c["name"])))
         doc["components"].append(entry)
     return doc
-
-
-def down_hint(run_dir: Path) -> str:
-    return ("python -m lab down" if run_dir == supervisor.default_run_dir()
-            else f"python -m lab down --run-dir {run_dir}")
 
 
 def ok(doc: dict) -> bool:

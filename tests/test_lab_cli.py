@@ -131,13 +131,44 @@ def test_status_and_up_name_a_lab_from_another_or_a_deleted_checkout(make_lab, t
     assert lab.run("status").returncode == 0
 
 
-def test_origin_names_a_deleted_python():
-    state = {"checkout": str(REPO_ROOT), "python": "/nonexistent/venv/bin/python"}
-    assert origin.problem(state, "127.9") == (
-        "lab on 127.9 was started from " + str(REPO_ROOT) + " (its python "
-        "/nonexistent/venv/bin/python is gone): run `python -m lab down` and `lab up` again")
-    assert origin.problem({**state, "python": sys.executable}, "127.9") is None
-    assert origin.problem({}, "127.9") is None   # a lab still starting has no record yet
+def test_origin_names_a_deleted_python(tmp_path):
+    state = {"net": "127.9", "checkout": str(REPO_ROOT),
+             "python": "/nonexistent/venv/bin/python"}
+    assert origin.problem(state, tmp_path) == (
+        f"lab on 127.9 was started from {REPO_ROOT} (its python /nonexistent/venv/bin/python "
+        f"is gone): run `python -m lab down --run-dir {tmp_path}` and `lab up` again")
+    assert origin.problem({**state, "python": sys.executable}, tmp_path) is None
+    assert origin.problem({}, tmp_path) is None   # a lab still starting has no record yet
+
+
+class _Config:
+    """What fixtures/target.py's _register_use reads of a pytest config."""
+
+    def __init__(self):
+        self.stash = pytest.Stash()
+        self.pluginmanager = type("PM", (), {"hasplugin": staticmethod(lambda name: False)})
+
+
+def test_a_run_on_a_lab_whose_checkout_is_gone_stops_in_one_line(tmp_path):
+    from fixtures import target as target_plugin
+    standin = sleeper()   # the lab's supervisor, as its pid file names it
+    try:
+        (tmp_path / "supervisor.pid").write_text(
+            f"{standin.pid} {users.process_start_time(standin.pid)}\n")
+        (tmp_path / "state.json").write_text(json.dumps(
+            {"net": "127.9", "checkout": str(tmp_path / "deleted"), "python": sys.executable}))
+        (tmp_path / "target").mkdir()
+        (tmp_path / "target" / "target.yaml").write_text("kind: lab\n")
+        with pytest.raises(pytest.UsageError) as e:
+            target_plugin._register_use(_Config(), target_plugin.Target.load(
+                tmp_path / "target" / "target.yaml"))
+        assert str(e.value) == (f"lab on 127.9 was started from {tmp_path / 'deleted'} (gone): "
+                                f"run `python -m lab down --run-dir {tmp_path}` and `lab up` "
+                                "again")
+        assert not users.users_dir(tmp_path).exists()   # not registered
+    finally:
+        standin.kill()
+        standin.wait()
 
 
 # ---- 3. lab down against a run registering: both orders, held by the test ---------------
