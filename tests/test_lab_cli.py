@@ -4,8 +4,8 @@
 and usage mistakes (--run-dir, VANCOUVER_LAB_NET, a net with no lab, a stale pid file) are one
 line each, status 2 for usage errors.
 
-Labs of the tests' own on this module's fixed nets 127.164-127.169, one per test that starts
-a lab (tests/support/labcli.py); 127.168 never has a lab.
+Labs of the tests' own on this module's fixed nets 127.184-127.189, one per test that starts
+a lab (tests/support/labcli.py); 127.188 never has a lab.
 """
 import json
 import os
@@ -25,9 +25,9 @@ from lab.component_base import REPO_ROOT
 from tests.support import inner_run
 from tests.support.labcli import REPO, LabCli
 
-ENDPOINTS_NET, CHECKOUT_NET, RUN_FIRST_NET, DOWN_FIRST_NET = ("127.164", "127.165", "127.166",
-                                                              "127.167")
-NO_LAB_NET, OTHER_RUN_DIR_NET = "127.168", "127.169"
+ENDPOINTS_NET, CHECKOUT_NET, RUN_FIRST_NET, DOWN_FIRST_NET = ("127.184", "127.185", "127.186",
+                                                              "127.187")
+NO_LAB_NET, OTHER_RUN_DIR_NET = "127.188", "127.189"
 
 
 def one_line(text: str) -> str:
