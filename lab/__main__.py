@@ -2,13 +2,15 @@
 
     python -m lab up [--only datera,ldap] [--run-dir DIR] [--foreground]
     python -m lab down [--force] [--run-dir DIR]
-    python -m lab status [--run-dir DIR]
+    python -m lab status [--json] [--run-dir DIR]
     python -m lab chaos errors|reset|latency|vip-down|kill|clear|status ... (lab/chaos_cli.py)
 
 `up` starts a detached supervisor and returns once every component is healthy, printing the
 target.yaml path; `--foreground` keeps the supervisor in this terminal until Ctrl-C.
-`status` also lists the runs that use the lab (lab/users.py); `down` refuses, in one line and
-with status 1, to stop a lab a live run uses, unless `--force`.
+`status` shows every endpoint per component and the runs that use the lab (lab/users.py;
+lab/status_cli.py); `down` refuses, in one line and with status 1, to stop a lab a live run
+uses, unless `--force`. Usage errors (a bad option, --run-dir or VANCOUVER_LAB_NET) are one
+line with status 2.
 """
 import argparse
 import json
@@ -66,8 +68,17 @@ def _join_dash_values(argv: list[str]) -> list[str]:
     return out
 
 
+_EPILOG = """\
+The lab binds 127.N.x.y only: VANCOUVER_LAB_NET=127.N (default 127.0) picks the net, one lab
+per net; its run dir is /tmp/vancouver-lab-<NET> unless --run-dir says otherwise (the same
+--run-dir then for status, down and chaos). `up` prints the target.yaml to give pytest
+(--target); `status` lists every endpoint to point a client at (--json for scripts).
+"""
+
+
 def _parse(argv: list[str]) -> argparse.Namespace:
-    parser = _Parser(prog="python -m lab", description="The embedded lab.")
+    parser = _Parser(prog="python -m lab", description="The embedded lab.", epilog=_EPILOG,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     # metavar: the internal _supervise stays out of the usage line
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
     up = sub.add_parser("up", help="start the lab and write its target directory")
@@ -78,7 +89,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     down = sub.add_parser("down", help="stop the lab (refused while a run uses it)")
     down.add_argument("--force", action="store_true",
                       help="stop it even while runs use it (they see an outage)")
-    sub.add_parser("status", help="show the lab's components and the runs using it")
+    status = sub.add_parser("status", help="show the lab's components, endpoints and users")
+    status.add_argument("--json", action="store_true",
+                        help="one JSON document instead of the table (shape: lab/status_cli.py)")
     sup = sub.add_parser("_supervise")   # internal: the detached supervisor process
     sup.add_argument("--only", default=None)
     sup.add_argument("--ready-fd", type=int, required=True)
@@ -119,6 +132,7 @@ def _setup_logging() -> None:
 def _up(run_dir: Path, only: list[str] | None, foreground: bool) -> int:
     from lab import component_base, components, supervisor, topology
     selected = components.select(only)
+    _refuse_a_stale_lab(run_dir)
     supervisor.preflight(run_dir, selected)
     if foreground:
         _setup_logging()
@@ -171,6 +185,19 @@ def _up(run_dir: Path, only: list[str] | None, foreground: bool) -> int:
     return 0
 
 
+def _refuse_a_stale_lab(run_dir: Path) -> None:
+    """A running lab (in run_dir, or anywhere on this net) from a deleted or different
+    checkout: LabError with the one line that says so (lab/origin.py), before preflight's
+    "already running: use it" points the user at a lab that cannot work."""
+    from lab import origin, status_cli, supervisor
+    from lab.component_base import LabError
+    for d in (run_dir, status_cli.net_holder()):
+        if d is not None and supervisor.read_pid(Path(d)) is not None:
+            problem = origin.problem(supervisor.read_state(Path(d)), Path(d))
+            if problem:
+                raise LabError(problem)
+
+
 def _read_report(fd: int, timeout: float) -> dict | None:
     """The supervisor's one JSON line, or None if it closed the pipe (died) or timed out."""
     data = b""
@@ -208,67 +235,59 @@ def _supervise(run_dir: Path, only: list[str] | None, ready_fd: int) -> int:
 
 def _down(run_dir: Path, force: bool) -> int:
     from lab import supervisor, users
-    runs = users.live_runs(run_dir) if supervisor.read_pid(run_dir) is not None else []
-    if runs and not force:
-        print(f"lab: not stopped, {users.in_use_message(runs)}: stop "
-              f"{'those runs' if len(runs) > 1 else 'that run'} first (Ctrl-C), or "
-              "python -m lab down --force", file=sys.stderr)
-        return 1
-    print(supervisor.stop_lab(run_dir)
-          + (f"; {len(runs)} run(s) using it lost it" if runs else ""))
+    if not run_dir.is_dir():   # only the default run dir gets here (_check_run_dir)
+        print(f"no lab running in {run_dir}")
+        return 0
+    # Held from the in-use check until the lab is gone: a run registering meanwhile waits,
+    # then finds no lab and says so (users.LabStopping), instead of registering on a corpse.
+    with users.locked(run_dir):
+        runs = users.live_runs(run_dir) if supervisor.read_pid(run_dir) is not None else []
+        if runs and not force:
+            print(f"lab: not stopped, {users.in_use_message(runs)}: stop "
+                  f"{'those runs' if len(runs) > 1 else 'that run'} first (Ctrl-C), or "
+                  "python -m lab down --force", file=sys.stderr)
+            return 1
+        print(supervisor.stop_lab(run_dir)
+              + (f"; {len(runs)} run(s) using it lost it" if runs else ""))
     return 0
 
 
-def _status(run_dir: Path) -> int:
-    from lab import component_base, components, supervisor, topology, users
-    pid = supervisor.read_pid(run_dir)
-    if pid is None:
-        print(f"no lab running in {run_dir}")
-        return 1
-    state = supervisor.read_state(run_dir)
-    print(f"lab {topology.NET}: supervisor pid {pid}, run dir {run_dir}")
-    runs = users.live_runs(run_dir)
-    for use in runs:
-        print(f"  used by run {use.describe()}")
-    if not runs:
-        print("  used by no run")
-    run = component_base.LabRun(run_dir)
-    all_healthy = True
-    name_w = max([len(c["name"]) for c in state.get("components", [])] + [10])
-    for c in state.get("components", []):
-        comp = components.BY_NAME.get(c["name"])
-        if c["state"] in ("restarting", "failed"):
-            health = c["state"]
-        elif not supervisor.alive(c["pid"]):
-            health = c["state"] if c["state"].startswith("exited") else "not running"
-        elif comp is not None and comp.healthy(run):
-            health = "healthy"
-        else:
-            health = "unhealthy" if c["state"] == "healthy" else c["state"]
-        all_healthy &= health == "healthy"
-        restarts = c.get("restarts", 0)
-        extra = (f"  restarts {restarts}, last: {c.get('last_exit')}"
-                 + (f", back in {c['last_restart_s']:.2f}s" if c.get("last_restart_s") else "")
-                 if restarts or c.get("last_exit") else "")
-        print(f"  {c['name']:<{name_w}} {c['address']:<22} pid {c['pid']:<8} {health}{extra}")
-        if c["state"] == "failed":
-            print(f"    DOWN: {c['name']} {c.get('why', '')}; last lines of "
-                  f"{supervisor.log_file(run_dir, c['name'])}:")
-            for line in c.get("log_tail", []):
-                print(f"      {line}")
-    target = run.target_dir / "target.yaml"
-    if target.exists():
-        print(f"target: {target}")
-    return 0 if all_healthy else 1
+def _check_run_dir(given: Path | None, run_dir: Path, command: str) -> str | None:
+    """A usage problem with --run-dir, in one line, or None. `up` creates a missing one;
+    the other commands need an existing directory when one is named."""
+    if run_dir.exists() and not run_dir.is_dir():
+        return (f"--run-dir {given}: not a directory" if given else
+                f"the run dir {run_dir} is not a directory: move it away, or give --run-dir")
+    if given is None or command == "_supervise":
+        return None
+    if command == "up":
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            return f"--run-dir {given}: cannot create it ({e.strerror or e})"
+        if not os.access(run_dir, os.W_OK | os.X_OK):
+            return f"--run-dir {given}: not writable by this user"
+    elif not run_dir.is_dir():
+        return f"--run-dir {given}: no such directory (no lab was started there)"
+    return None
 
 
 def main(argv: list[str]) -> int:
     args = _parse(argv)
     if args.command in ("down", "status", "chaos"):
         _adopt_recorded_net(args.run_dir)
-    from lab import supervisor
+    try:
+        from lab import supervisor
+    except SystemExit as e:   # lab.topology refuses a bad VANCOUVER_LAB_NET (or demo.yaml)
+        if not isinstance(e.code, str):
+            raise
+        print(f"lab: {e.code}", file=sys.stderr)
+        return 2
     from lab.component_base import LabError
     run_dir = (args.run_dir or supervisor.default_run_dir()).expanduser().resolve()
+    if problem := _check_run_dir(args.run_dir, run_dir, args.command):
+        print(f"lab: {args.command}: {problem}", file=sys.stderr)
+        return 2
     try:
         if args.command == "up":
             return _up(run_dir, _only(args.only), args.foreground)
@@ -279,7 +298,8 @@ def main(argv: list[str]) -> int:
         if args.command == "chaos":
             from lab import chaos_cli
             return chaos_cli.run(args, run_dir)
-        return _status(run_dir)
+        from lab import status_cli
+        return status_cli.run(run_dir, args.json)
     except LabError as e:
         print(f"lab: {e}", file=sys.stderr)
         return 1

@@ -59,6 +59,9 @@ class Component:
     # Seconds it may take to become healthy (None: the supervisor's default). Kubernetes'
     # apiserver starts in ~3 s on an idle machine but takes minutes on a loaded one.
     health_timeout_s: float | None = None
+    # What a user points a client at, as (what, URL or host:port) rows: `lab status` shows
+    # them (and `--json` gives them to scripts). `address` stays the supervisor's one line.
+    endpoints: tuple[tuple[str, str], ...] = ()
 
 
 def new_password() -> str:

@@ -268,6 +268,16 @@ def _vsphere_contribute(run: LabRun, doc: dict) -> None:
 
 
 _DATERA_VIPS = (topology.DATERA_VIP1.address, topology.DATERA_VIP2.address)
+# dfs_sdk and the Cinder driver use https (7718); http (7717) serves the same API. The login
+# port stands in for the iSCSI portal (3260); the login answers the NBD export to open.
+_DATERA_ENDPOINTS = (
+    ("REST API https", f"https://{topology.DATERA_MGT1.address}:{topology.DATERA_HTTPS_PORT}"),
+    ("REST API http", f"http://{topology.DATERA_MGT1.address}:{topology.DATERA_HTTP_PORT}"),
+    *((f"{label} login (iSCSI portal)", f"{vip.address}:{topology.DATERA_LOGIN_PORT}")
+      for label, vip in (("VIP1", topology.DATERA_VIP1), ("VIP2", topology.DATERA_VIP2))),
+    *((f"{label} NBD", f"nbd://{vip.address}:{topology.DATERA_NBD_PORT}")
+      for label, vip in (("VIP1", topology.DATERA_VIP1), ("VIP2", topology.DATERA_VIP2))),
+)
 
 COMPONENTS: tuple[Component, ...] = (
     Component(
@@ -280,6 +290,7 @@ COMPONENTS: tuple[Component, ...] = (
         argv=_ldap_argv,
         healthy=lambda run: slapd.healthy(topology.LDAP.address),
         contribute=_ldap_contribute,
+        endpoints=(("LDAP (slapd)", slapd.url(topology.LDAP.address)),),
     ),
     Component(
         name="datera",
@@ -296,6 +307,7 @@ COMPONENTS: tuple[Component, ...] = (
         argv=lambda run: python_module("lab.datera", _datera_config_path(run)),
         healthy=_datera_healthy,
         contribute=_datera_contribute,
+        endpoints=_DATERA_ENDPOINTS,
         needs_deps_to_start=False,
     ),
     # Kubernetes before the clouds: its apiserver takes the longest to come up (etcd, then
@@ -313,6 +325,8 @@ COMPONENTS: tuple[Component, ...] = (
         argv=lambda run: python_module("lab.kubernetes", _k8s_config_path(run)),
         healthy=_k8s_healthy,
         contribute=_k8s_contribute,
+        endpoints=(("kube-apiserver", f"https://{topology.KUBERNETES.address}:"
+                                      f"{topology.KUBERNETES_APISERVER_PORT}"),),
         needs_deps_to_start=False,
         health_timeout_s=180.0,
     ),
@@ -328,6 +342,7 @@ COMPONENTS: tuple[Component, ...] = (
         argv=lambda run: [str(_vsphere_binary()), "-config", str(_vsphere_config_path(run))],
         healthy=_vsphere_healthy,
         contribute=_vsphere_contribute,
+        endpoints=(("vCenter SDK", vsphere_url("/sdk")),),
     ),
     *(_openstack_component(oc) for oc in OPENSTACK_CLOUDS),
 )

@@ -143,4 +143,7 @@ def _openstack_component(oc: OpenStackCloud) -> Component:
         argv=lambda run: python_module("lab.openstack", _os_config_path(run, oc)),
         healthy=_os_healthy(oc),
         contribute=_os_contribute(oc),
+        # Clients need only Keystone: its catalog names the other services.
+        endpoints=((f"Keystone ({oc.cloud})",
+                    f"http://{oc.node.address}:{OPENSTACK_PORTS['keystone']}/v3"),),
     )

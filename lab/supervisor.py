@@ -42,7 +42,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab import chaos, detached, topology
+from lab import chaos, detached, origin, topology
 from lab.restart import RestartPolicy, is_failure
 # The run-dir files and stop helpers live in lab/runfiles.py; their names stay importable from
 # here (lab/__main__.py, lab/chaos_cli.py, fixtures/chaos.py use `supervisor.read_pid` etc.).
@@ -372,7 +372,7 @@ class Supervisor:
         self._write_state()
 
     def _write_state(self) -> None:
-        state = {"net": topology.NET, "supervisor_pid": os.getpid(),
+        state = {"net": topology.NET, "supervisor_pid": os.getpid(), **origin.record(),
                  "components": [{"name": ch.component.name, "address": ch.component.address,
                                  "pid": ch.proc.pid, "state": ch.state,
                                  "restarts": ch.policy.restarts,

@@ -9,18 +9,55 @@ and removes it when it ends. A run killed with -9 cannot remove it, so an entry 
 is gone, or whose pid now belongs to another process (start time differs), is stale: readers
 ignore it and remove it. The same model as a pid file checked against /proc, or `umount`
 refusing a busy mount ("target is busy") unless forced.
+
+Registering and `lab down` both hold an flock on <run dir>/users.lock (locked()): down holds it
+from its in-use check until the lab is gone, and a registration checks under it that the
+supervisor still lives. So either the run registers first and down refuses, or down wins and
+the registration fails with LabStopping; never a run registered on a lab being stopped.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 
 def users_dir(run_dir: Path) -> Path:
     return Path(run_dir) / "users"
+
+
+def lock_file(run_dir: Path) -> Path:
+    # Beside users/, not in it: the supervisor removes users/ when it stops, under down's lock.
+    return Path(run_dir) / "users.lock"
+
+
+@contextmanager
+def locked(run_dir: Path):
+    """Holds the run dir's users lock (flock, exclusive; blocks until free). OSError when the
+    run dir cannot hold the lock file (missing, or not a directory)."""
+    fd = os.open(lock_file(run_dir), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)   # closing the only descriptor releases the flock
+
+
+class LabStopping(RuntimeError):
+    """A registration lost the race with `lab down` (or came after it): one line."""
+
+
+def supervisor_alive(run_dir: Path) -> bool:
+    """The supervisor of <run dir>/supervisor.pid ("<pid> <start time>") still lives."""
+    try:
+        pid, start = (Path(run_dir) / "supervisor.pid").read_text().split()
+        return process_start_time(int(pid)) == start
+    except (OSError, ValueError):
+        return False
 
 
 def process_start_time(pid: int) -> str | None:
@@ -52,7 +89,17 @@ class RunUse:
 def register(run_dir: Path, report_dir: Path | str | None = None,
              pid: int | None = None) -> Path:
     """Records that process `pid` (default: this one) uses the lab in run_dir. Returns the
-    entry's path (give it to unregister)."""
+    entry's path (give it to unregister). LabStopping when no supervisor runs the lab any
+    more (`lab down` stopped it, or is stopping it while we waited for its lock)."""
+    with locked(run_dir):
+        if not supervisor_alive(run_dir):
+            raise LabStopping(f"the lab in {run_dir} is stopping or stopped (`python -m lab "
+                              "down`): this run is not using it; start one with "
+                              "`python -m lab up` (or run without --target)")
+        return _write_entry(run_dir, report_dir, pid)
+
+
+def _write_entry(run_dir: Path, report_dir: Path | str | None, pid: int | None) -> Path:
     pid = os.getpid() if pid is None else pid
     use = RunUse(pid=pid, start_time=process_start_time(pid) or "",
                  report_dir=str(report_dir or ""),
