@@ -12,7 +12,6 @@ serves each from its release profile; one supervisor entry each, made by one fun
 lab/components.py), and the outage probe is one Keystone probe per cloud (probes.py).
 Fixed net: run under the lock of tests/support/labcli.py's nets."""
 import json
-import signal
 import time
 import uuid
 from dataclasses import dataclass
