@@ -64,7 +64,7 @@ def test_kill_9_of_datera_mid_run_restarts_keeps_objects_and_counts_an_outage(ki
     ids = _survivors(api)
     took = []
     run = run_with_fault(kill_lab, tmp_path,
-                         lambda: took.append(kill9_and_time_restart(kill_lab, "datera", 30)),
+                         lambda _: took.append(kill9_and_time_restart(kill_lab, "datera", 30)),
                          duration="75s")
     assert took and took[0] < RESTART_DEADLINE_S, f"Datera took {took}s to be healthy again"
     assert_rode_out(run, {"datera"})

@@ -22,7 +22,7 @@ def outage_lab(tmp_path_factory):
 
 
 def test_datera_stopped_mid_run_pauses_resumes_and_exits_0(outage_lab, tmp_path):
-    def stop():
+    def stop(_lines):
         with stopped(datera_pid(outage_lab)):
             time.sleep(OUTAGE_S)
     run = run_with_fault(outage_lab, tmp_path, stop, duration="75s")

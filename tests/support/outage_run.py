@@ -27,23 +27,25 @@ from tests.support.labcli import REPO, LabCli
 WAITING = re.compile(r"^\[vancouver\] (gw\d+): waiting for Datera REST API at (\S+): (.+), "
                      r"retrying in \d+s")
 BACK = re.compile(r"^\[vancouver\] (gw\d+): Datera REST API at \S+ is back after")
-IN_STEP = re.compile(r"^\[live\] (gw\d+): \S+ > (.*?)(?: \(\d+ s\))?$")
+# "[live] gw0: <nodeid> > <step path> (12 s)", or without " > ..." while in no step
+LIVE = re.compile(r"^\[live\] (gw\d+): (\S+(?: > .*?)?)(?: \(\d+ s\))?$")
 
 
 @contextmanager
-def own_lab(tmp_path_factory, net: str, only: str, timeout: float = 300):
-    """`lab up --only <only>` on `net` in a tmp run dir for a module's tests; down after.
-    Skips (with the reason) where the Kubernetes control plane is not built."""
+def own_lab(tmp_path_factory, net: str, only: str, timeout: float = 300, **env: str):
+    """`lab up --only <only>` on `net` in a tmp run dir for a module's tests (`env`: extra
+    environment of the supervisor); down after. Skips (with the reason) where the Kubernetes
+    control plane is not built."""
     lab = LabCli(net, tmp_path_factory.mktemp(f"lab-{net}") / "run")
     try:
         if "kubernetes" in only.split(","):
-            up = lab.run("up", "--only", only, timeout=max(timeout, 400))
+            up = lab.run("up", "--only", only, timeout=max(timeout, 400), env=lab.env(**env))
             if up.returncode != 0 and "not built" in up.stderr:
                 import pytest
                 pytest.skip(f"the Kubernetes control plane is not built here: "
                             f"{up.stderr.strip()}")
         else:
-            up = lab.run("up", "--only", only, timeout=timeout)
+            up = lab.run("up", "--only", only, timeout=timeout, env=lab.env(**env))
         assert up.returncode == 0, up.stderr
         yield lab
     finally:
@@ -76,16 +78,17 @@ def start_demo(lab: LabCli, out: Path, workers: int, duration: str,
 
 
 def wait_workers_in_steps(proc: subprocess.Popen, lines: list[str], workers: int,
-                          timeout: float = 240, step: str = "") -> None:
-    """Until `workers` workers are inside a scenario step (the terminal view's live lines)
-    whose path matches the regex `step` (any step when empty)."""
+                          timeout: float = 240, step: str = " > ") -> None:
+    """Until `workers` workers' live lines (the terminal view's "<nodeid> > <step path>")
+    match the regex `step` (default: inside any step; "test_x" matches from the item's
+    set-up on)."""
     want = re.compile(step)
 
     def busy():
         assert proc.poll() is None, "\n".join(lines[-60:])
         return len({m.group(1) for ln in list(lines)
-                    if (m := IN_STEP.match(ln)) and want.search(m.group(2))}) >= workers
-    wait_until(busy, timeout, f"{workers} worker(s) inside a step matching {step!r}", 0.5,
+                    if (m := LIVE.match(ln)) and want.search(m.group(2))}) >= workers
+    wait_until(busy, timeout, f"{workers} worker(s) with a live line matching {step!r}", 0.5,
                error=AssertionError)
 
 
@@ -112,17 +115,17 @@ def _jsonl(path: Path) -> list[dict]:
     return [json.loads(ln) for ln in path.read_text().splitlines()] if path.exists() else []
 
 
-def run_with_fault(lab: LabCli, out: Path, fault: Callable[[], None], *, duration: str,
+def run_with_fault(lab: LabCli, out: Path, fault: Callable[[list[str]], None], *, duration: str,
                    scenarios: tuple[str, ...] = ("scenarios/test_tenancy.py",),
-                   workers: int = 2, in_step: str = "", in_step_workers: int | None = None,
+                   workers: int = 2, in_step: str = " > ", in_step_workers: int | None = None,
                    timeout: float = 600) -> Run:
     """The demo (`scenarios`, ci profile, `-n workers --count=0 --duration duration`) with
-    `fault()` called once `in_step_workers` (default: all) workers are inside a step matching
-    `in_step`; waits for the run's end (killing its process group if it overruns)."""
+    `fault(lines)` called once `in_step_workers` (default: all) workers' live lines match
+    `in_step` (wait_workers_in_steps); waits for the run's end (killing its process group if it overruns)."""
     proc, lines = start_demo(lab, out, workers=workers, duration=duration, scenarios=scenarios)
     try:
         wait_workers_in_steps(proc, lines, in_step_workers or workers, step=in_step)
-        fault()
+        fault(lines)
         proc.wait(timeout=timeout)
     finally:
         if proc.poll() is None:
