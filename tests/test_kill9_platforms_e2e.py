@@ -9,7 +9,7 @@ outage results, the report and index.html show the outage, the cleanup command f
 
 A component back within a second (slapd, an OpenStack cloud) can restart between two requests
 of a worker, and the run then has nothing to ride out. So the fault is a crash loop: kill -9
-again each time the supervisor has it healthy, until an iteration met it (its result is
+again UP_S after the supervisor has it healthy, until an iteration met it (its result is
 `outage`), at most CRASH_LOOP_S; the supervisor's backoff doubles per restart (lab/restart.py), so the outage
 grows until a request meets it. The first restart's time is the figure printed.
 
@@ -27,6 +27,7 @@ from typing import Callable
 import pytest
 
 from fixtures.target import Target
+from fixtures.waiters import poll_until
 from tests.support.labcli import LabCli
 from tests.support.outage_run import (assert_rode_out, component, kill9_and_time_restart,
                                       leftovers, own_lab, run_with_fault, stopped)
@@ -36,6 +37,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.serial, pytest.mark.timeout(900)]
 NET = "127.229"
 COMPONENTS = "ldap,datera,openstack-pike,kubernetes,vsphere"
 RESTART_DEADLINE_S = 15.0   # "promptly" on a loaded machine: see tests/test_kill9_e2e.py
+# Up time between two kills: longer than a paused worker's probe interval (its backoff cap,
+# fixtures/outage/pause.py: 3 s), so a worker that paused resumes and its result shows.
+UP_S = 4.0
 CRASH_LOOP_S = 90.0         # the longest the crash loop goes on waiting for a worker to notice
 OUTAGE_RESULT = re.compile(r"^\[gw\d+\] OUTAGE ")
 # The crash loop restarts a component more often than the default give-up limit allows.
@@ -174,12 +178,14 @@ def _noticed(lines: list[str]) -> bool:
 
 
 def _crash_loop(lab: LabCli, case: Case, restarts: list[float]):
-    """The fault: kill -9, then again each time it is healthy, until a worker noticed."""
+    """The fault: kill -9; once it is healthy again, kill it again unless an iteration met
+    the outage within UP_S (the paused workers' probes need it up that long to resume)."""
     def fault(lines: list[str]) -> None:
         end = time.monotonic() + CRASH_LOOP_S
         while True:
             restarts.append(kill9_and_time_restart(lab, case.component, timeout=120))
-            if _noticed(lines) or time.monotonic() > end:
+            if poll_until(lambda: _noticed(lines), bool, UP_S) or \
+                    time.monotonic() > end:
                 return
     return fault
 

@@ -218,6 +218,29 @@ def test_deletion_that_meets_an_outage_is_queued_and_drained():
     assert done == ["app_instance vol-1"] and left == [] and deleted == ["vol-1"]
 
 
+def test_a_deletion_after_a_queued_one_waits_behind_it():
+    """The volume's deletion met the outage; the initiator in its ACL, deleted next, must not
+    run before it (the API would refuse it: 409 in use): it is queued behind, and both run
+    in their order once the platform is back."""
+    queue = DeferredTeardown()
+    back = threading.Event()
+    deleted = []
+
+    def delete(what):
+        def fn():
+            if not back.is_set():
+                raise dexc.ApiConnectionError(_refused(), "")
+            deleted.append(what)
+        return fn
+    queue.wrap(delete("volume"), "app_instance vol-1")()
+    back.set()   # back between the two deletions of one teardown
+    assert queue.wrap(delete("initiator"), "initiator iqn-1")() is False
+    assert deleted == [] and [p.what for p in queue.pending] == ["app_instance vol-1",
+                                                                 "initiator iqn-1"]
+    assert queue.drain()[0] == ["app_instance vol-1", "initiator iqn-1"]
+    assert deleted == ["volume", "initiator"]
+
+
 def test_deletion_failing_otherwise_still_fails():
     queue = DeferredTeardown()
     with pytest.raises(dexc.ApiConflictError):

@@ -11,7 +11,7 @@ import pytest
 
 from fixtures.datera import DateraError, _DIRECTORY_DOWN
 from fixtures.outage.classify import classify
-from fixtures.outage.probes import probe_for_error, probes_of
+from fixtures.outage.probes import Probe, probe_for_error, probes_of
 from fixtures.target import Target
 from lab.datera.ldapauth import Directory
 from lab.datera.models import AuthFailed
@@ -48,11 +48,13 @@ def test_a_login_datera_could_not_check_is_the_directory_outage(ldap_probe, clos
     m = _DIRECTORY_DOWN.search(str(refused.value))
     assert m and m.group(1) == closed_url, str(refused.value)
     # fixtures.datera.connect's one line for it; the classifier maps it to the LDAP probe.
-    err = DateraError(f"Datera https://x:7718: login as 'alice' through directory 'corp' "
-                      f"failed: directory {m.group(1)} is unreachable")
+    err = DateraError(f"directory {m.group(1)} is unreachable: Datera login as 'alice' "
+                      "through directory 'corp' at 127.0.7.10 failed")
     found = classify(err)
     assert found is not None and found.reason == "connection failed"
-    assert probe_for_error([ldap_probe], found.addresses) is ldap_probe
+    assert found.addresses[0] == ("127.0.0.1", int(closed_url.rsplit(":", 1)[1]))
+    datera = Probe("datera", "Datera REST API", "https://127.0.7.10:7718", lambda: None)
+    assert probe_for_error([datera, ldap_probe], found.addresses) is ldap_probe
 
 
 def test_wrong_directory_credentials_stay_a_failure():
