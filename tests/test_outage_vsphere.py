@@ -19,7 +19,7 @@ import pytest
 
 from fixtures.outage.classify import classify
 from fixtures.outage.pause import wait_until_healthy
-from fixtures.outage.probes import LIVENESS_TIMEOUT_S, PROBE_TIMEOUT_S, probes_of
+from fixtures.outage.probes import LIVENESS_TIMEOUT_S, PROBE_TIMEOUT_S, Probe, probes_of
 from fixtures.target import Target
 from tests.support.vsphere import USER, Vcsim
 
@@ -114,3 +114,25 @@ def test_a_lost_vcenter_session_is_renewed_by_one_login(vc, tmp_path):
         assert vs.si.content.sessionManager.currentSession.key != key
     finally:
         vs.close()
+
+
+def test_the_demo_session_names_the_killed_vcenter_so_its_probe_is_found(vc, probe, tmp_path):
+    """pyVmomi's error for a vCenter gone names no address; the demo's session raises it as
+    VcenterUnreachable naming the SDK URL, so the outage is the vCenter's, not "the target"."""
+    from fixtures import vmware
+    from fixtures.outage.probes import probe_for_error
+    from fixtures.vsphere_session import VcenterUnreachable
+    (tmp_path / "target.yaml").write_text(
+        f"kind: real\nvsphere:\n  url: {vc.url}\n  user: {USER}\n  password: {vc.password}\n"
+        f"  ca_file: {vc.ca}\n")
+    vs = vmware.connect(vmware.settings_from_target(Target.load(tmp_path / "target.yaml")))
+    os.kill(vc.proc.pid, signal.SIGKILL)
+    vc.proc.wait(10)
+    with pytest.raises(VcenterUnreachable) as e:
+        vs.host.name
+    found = classify(e.value)
+    assert found is not None and found.reason in ("connection refused", "connection reset",
+                                                  "connection closed without an answer"), \
+        repr(e.value)
+    other = Probe("datera", "Datera REST API", "https://127.0.7.10:7718", lambda: None)
+    assert probe_for_error([other, probe], found.addresses) is probe
