@@ -10,8 +10,9 @@ outage results, the report and index.html show the outage, the cleanup command f
 A component back within a second (slapd, an OpenStack cloud) can restart between two requests
 of a worker, and the run then has nothing to ride out. So the fault is a crash loop: kill -9
 again UP_S after the supervisor has it healthy, until an iteration met it (its result is
-`outage`), at most CRASH_LOOP_S; the supervisor's backoff doubles per restart (lab/restart.py), so the outage
-grows until a request meets it. The first restart's time is the figure printed.
+`outage`), at most CRASH_LOOP_S; the supervisor's backoff doubles per restart
+(lab/restart.py), so the outage grows until a request meets it. The first restart's time is
+the figure printed.
 
 One OpenStack release is enough: the three clouds are one code path (lab/openstack/server.py
 serves each from its release profile; one supervisor entry each, made by one function in
