@@ -123,7 +123,8 @@ def run_with_fault(lab: LabCli, out: Path, fault: Callable[[list[str]], None], *
                    timeout: float = 600) -> Run:
     """The demo (`scenarios`, ci profile, `-n workers --count=0 --duration duration`) with
     `fault(lines)` called once `in_step_workers` (default: all) workers' live lines match
-    `in_step` (wait_workers_in_steps); waits for the run's end (killing its process group if it overruns)."""
+    `in_step` (wait_workers_in_steps); waits for the run's end (killing its process group if
+    it overruns)."""
     proc, lines = start_demo(lab, out, workers=workers, duration=duration, scenarios=scenarios)
     try:
         wait_workers_in_steps(proc, lines, in_step_workers or workers, step=in_step)
