@@ -41,7 +41,9 @@ RESTART_DEADLINE_S = 15.0   # "promptly" on a loaded machine: see tests/test_kil
 # Up time between two kills: longer than a paused worker's probe interval (its backoff cap,
 # fixtures/outage/pause.py: 3 s), so a worker that paused resumes and its result shows.
 UP_S = 4.0
-CRASH_LOOP_S = 90.0         # the longest the crash loop goes on waiting for a worker to notice
+# The longest the crash loop goes on: well inside the shortest run, so that the component is
+# up for the run's end (paused workers resume, their queued deletions run).
+CRASH_LOOP_S = 40.0
 OUTAGE_RESULT = re.compile(r"^\[gw\d+\] OUTAGE ")
 # The crash loop restarts a component more often than the default give-up limit allows.
 LAB_ENV = {"VANCOUVER_LAB_RESTART_BURST": "100"}
