@@ -19,11 +19,11 @@ from fixtures.outage import classify
 from fixtures.outage.deferred import DeferredTeardown
 from fixtures.outage.pause import BACKOFF_CAP_S, backoff, wait_until_healthy
 from fixtures.outage.probes import Probe, probe_for_error
-from fixtures.outage.watch import Watch
 from fixtures.reporting import events as ev
 from fixtures.reporting.results import JsonlWriter, TestResults
 from fixtures.waiters import wait_until
 from tests.support import inner_run
+from tests.support.outage_probe import REFUSED, scripted_probe, watching
 
 
 def _closed_port() -> int:
@@ -132,14 +132,7 @@ def test_backoff_is_capped():
 
 
 def test_pause_resumes_on_the_first_healthy_probe():
-    answers = iter([False, False, True])
-    seen = []
-
-    def check():
-        seen.append(time.monotonic())
-        if not next(answers):
-            raise ConnectionRefusedError(111, "Connection refused")
-    probe = Probe("datera", "Datera REST API", "https://x:7718", check)
+    probe, seen = scripted_probe([REFUSED, REFUSED])
     waited = wait_until_healthy(probe, lambda: False, sleep=lambda s: None,
                                 clock=_fake_clock())
     assert waited.healthy and waited.probes == 3 == len(seen)
@@ -170,40 +163,26 @@ def test_watch_announces_each_outage_once_per_worker():
 
     def alive():
         if not up.is_set():
-            raise ConnectionRefusedError(111, "Connection refused")
+            raise REFUSED
     probe = Probe("datera", "Datera REST API", "https://x:7718", alive)
-    downs, ups = [], []
-    watch = Watch(lambda: [probe], downs.append, ups.append)
-    watch.announce_down(probe, "connection refused", time.time())  # the failing phase
-    watch.item_started()
-    time.sleep(0.1)
-    watch.announce_down(probe, "connection refused", time.time())  # the watcher, again
-    up.set()
-    wait_until(lambda: ups, 10, "the watcher to see the platform back", 0.05)
-    watch.item_finished()
-    assert len(downs) == 1 and len(ups) == 1
-    assert watch.down_during(ups[0].start, ups[0].end) is ups[0]
-
+    with watching(probe, item=False) as w:
+        w.watch.announce_down(probe, "connection refused", time.time())  # the failing phase
+        w.watch.item_started()
+        time.sleep(0.1)
+        w.watch.announce_down(probe, "connection refused", time.time())  # the watcher, again
+        up.set()
+        wait_until(lambda: w.ups, 10, "the watcher to see the platform back", 0.05)
+    assert len(w.downs) == 1 and len(w.ups) == 1
+    assert w.watch.down_during(w.ups[0].start, w.ups[0].end) is w.ups[0]
 
 
 def test_watch_confirms_a_timed_out_probe_before_announcing_an_outage():
     """One slow answer on a loaded machine is not an outage; two in a row are."""
-    answers = iter([TimeoutError("timed out"), None, TimeoutError("timed out"),
-                    TimeoutError("timed out")])
-    seen = []
-
-    def alive():
-        seen.append(1)
-        a = next(answers, None)
-        if a is not None:
-            raise a
-    probe = Probe("datera", "Datera REST API", "https://x:7718", alive)
-    downs, ups = [], []
-    watch = Watch(lambda: [probe], downs.append, ups.append)
-    watch.item_started()
-    wait_until(lambda: downs, 30, "the confirmed outage", 0.05)
-    watch.item_finished()
-    assert len(seen) >= 4 and len(downs) == 1, (seen, downs)
+    slow = TimeoutError("timed out")
+    probe, seen = scripted_probe([slow, None, slow, slow])
+    with watching(probe) as w:
+        wait_until(lambda: w.downs, 30, "the confirmed outage", 0.05)
+    assert len(seen) >= 4 and len(w.downs) == 1, (seen, w.downs)
 
 
 def test_watch_needs_three_503s_in_a_row_before_an_outage(monkeypatch):
@@ -213,22 +192,11 @@ def test_watch_needs_three_503s_in_a_row_before_an_outage(monkeypatch):
     from fixtures.outage.probes import GatewayError
     monkeypatch.setattr(watch_mod, "WATCH_S", 0.02)
     gw = GatewayError("https://x:7718/", 503)
-    answers = iter([gw, None, gw, gw, None, gw, gw, gw])
-    seen = []
-
-    def alive():
-        seen.append(time.time())
-        a = next(answers, None)
-        if a is not None:
-            raise a
-    probe = Probe("datera", "Datera REST API", "https://x:7718", alive)
-    downs, ups = [], []
-    watch = Watch(lambda: [probe], downs.append, ups.append)
-    watch.item_started()
-    wait_until(lambda: ups, 30, "the confirmed outage to end", 0.02)
-    watch.item_finished()
-    assert len(downs) == 1 and downs[0].reason == "HTTP 503", downs
-    assert seen[4] < downs[0].start <= seen[5], (downs[0].start, seen)   # the first of three
+    probe, seen = scripted_probe([gw, None, gw, gw, None, gw, gw, gw])
+    with watching(probe) as w:
+        wait_until(lambda: w.ups, 30, "the confirmed outage to end", 0.02)
+    assert len(w.downs) == 1 and w.downs[0].reason == "HTTP 503", w.downs
+    assert seen[4] < w.downs[0].start <= seen[5], (w.downs[0].start, seen)   # the first of three
 
 # -- deferred deletions ------------------------------------------------------------------------
 
@@ -248,6 +216,29 @@ def test_deletion_that_meets_an_outage_is_queued_and_drained():
     back.set()
     done, left = queue.drain()
     assert done == ["app_instance vol-1"] and left == [] and deleted == ["vol-1"]
+
+
+def test_a_deletion_after_a_queued_one_waits_behind_it():
+    """The volume's deletion met the outage; the initiator in its ACL, deleted next, must not
+    run before it (the API would refuse it: 409 in use): it is queued behind, and both run
+    in their order once the platform is back."""
+    queue = DeferredTeardown()
+    back = threading.Event()
+    deleted = []
+
+    def delete(what):
+        def fn():
+            if not back.is_set():
+                raise dexc.ApiConnectionError(_refused(), "")
+            deleted.append(what)
+        return fn
+    queue.wrap(delete("volume"), "app_instance vol-1")()
+    back.set()   # back between the two deletions of one teardown
+    assert queue.wrap(delete("initiator"), "initiator iqn-1")() is False
+    assert deleted == [] and [p.what for p in queue.pending] == ["app_instance vol-1",
+                                                                 "initiator iqn-1"]
+    assert queue.drain()[0] == ["app_instance vol-1", "initiator iqn-1"]
+    assert deleted == ["volume", "initiator"]
 
 
 def test_deletion_failing_otherwise_still_fails():

@@ -2,15 +2,12 @@
 `-n 2 --count=0 --duration` run of the tenancy scenario (ci profile) against a lab of its own
 (net 127.225) whose Datera process is stopped (SIGSTOP) for 10 s while both workers are
 inside scenario steps. Fixed net: run under the lock of tests/support/labcli.py's nets."""
-import json
-import signal
 import time
 
 import pytest
 
-from tests.support.labcli import LabCli
-from tests.support.outage_run import (BACK, WAITING, datera_pid, leftovers, start_demo,
-                                      stopped, wait_workers_in_steps)
+from tests.support.outage_run import (BACK, WAITING, datera_pid, leftovers, own_lab,
+                                      run_with_fault, stopped)
 
 # timeout: the inner run's own limit is 600 s (pytest.ini: 300 s)
 pytestmark = [pytest.mark.slow, pytest.mark.serial, pytest.mark.timeout(900)]
@@ -20,26 +17,17 @@ OUTAGE_S = 10.0   # the outage itself: the stimulus, not a wait for a condition
 
 @pytest.fixture(scope="module")
 def outage_lab(tmp_path_factory):
-    lab = LabCli(NET, tmp_path_factory.mktemp("outage-lab") / "run")
-    proc = lab.run("up", "--only", "datera", timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    yield lab
-    lab.run("down")
+    with own_lab(tmp_path_factory, NET, "datera") as lab:
+        yield lab
 
 
 def test_datera_stopped_mid_run_pauses_resumes_and_exits_0(outage_lab, tmp_path):
-    proc, lines = start_demo(outage_lab, tmp_path, workers=2, duration="75s")
-    try:
-        wait_workers_in_steps(proc, lines, workers=2)
+    def stop(_lines):
         with stopped(datera_pid(outage_lab)):
             time.sleep(OUTAGE_S)
-        proc.wait(timeout=600)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(30)
-    out = "\n".join(lines)
-    assert proc.returncode == 0, out[-6000:]
+    run = run_with_fault(outage_lab, tmp_path, stop, duration="75s")
+    lines, out = run.lines, run.text
+    assert run.returncode == 0, out[-6000:]
 
     waiting = [m for ln in lines if (m := WAITING.match(ln))]
     per_worker = {w: sum(1 for m in waiting if m.group(1) == w) for w in ("gw0", "gw1")}
@@ -49,19 +37,17 @@ def test_datera_stopped_mid_run_pauses_resumes_and_exits_0(outage_lab, tmp_path)
                for m in waiting), waiting
     assert {m.group(1) for ln in lines if (m := BACK.match(ln))} == {"gw0", "gw1"}
 
-    results = [json.loads(ln) for ln in (tmp_path / "results.jsonl").read_text().splitlines()]
+    results = run.results
     assert results and not [r for r in results if r["outcome"] not in ("passed", "outage")]
-    for r in results:
-        if r["outcome"] == "outage":
-            assert r["outage"]["platform"] == "datera" and r["outage"]["resumed"]
-            assert 0 < r["outage"]["duration_s"] < 60
-    events = [json.loads(ln) for ln in (tmp_path / "events.jsonl").read_text().splitlines()]
-    outages = [e for e in events if e["kind"] == "outage"]
+    for r in run.outages:
+        assert r["outage"]["platform"] == "datera" and r["outage"]["resumed"]
+        assert 0 < r["outage"]["duration_s"] < 60
+    outages = [e for e in run.events if e["kind"] == "outage"]
     assert {e["state"] for e in outages} == {"down", "back"}, outages
     back = max(e["ts"] for e in outages if e["state"] == "back")
     # It resumed: iterations went on after the platform was back.
-    assert [e for e in events if e["kind"] == "step_start" and e["ts"] > back]
-    if any(r["outcome"] == "outage" for r in results):  # endless runs write report parts
+    assert [e for e in run.events if e["kind"] == "step_start" and e["ts"] > back]
+    if run.outages:  # endless runs write report parts
         assert any("Outage (not a failure" in p.read_text()
                    for p in tmp_path.glob("report*.html"))
         assert ">outage<" in (tmp_path / "index.html").read_text()

@@ -19,7 +19,7 @@ import pytest
 
 from fixtures.outage.classify import classify
 from fixtures.outage.pause import wait_until_healthy
-from fixtures.outage.probes import LIVENESS_TIMEOUT_S, PROBE_TIMEOUT_S, probes_of
+from fixtures.outage.probes import LIVENESS_TIMEOUT_S, PROBE_TIMEOUT_S, Probe, probes_of
 from fixtures.target import Target
 from tests.support.vsphere import USER, Vcsim
 
@@ -87,3 +87,52 @@ def test_a_killed_vcenter_is_connection_refused_for_pyvmomi_and_the_probe(vc, pr
                                                   "connection closed without an answer"), \
         repr(e.value)
     assert probe.healthy() == (False, "connection refused")
+
+
+def test_a_lost_vcenter_session_is_renewed_by_one_login(vc, tmp_path):
+    """A restarted vCenter has forgotten every session: the demo's session (fixtures/vmware
+    connect, fixtures/vsphere_session.py) logs in again on the first NotAuthenticated and
+    repeats that call, on the same stub, so objects already held keep working."""
+    from fixtures import vmware
+    from pyVmomi import vim
+    (tmp_path / "target.yaml").write_text(
+        f"kind: real\nvsphere:\n  url: {vc.url}\n  user: {USER}\n  password: {vc.password}\n"
+        f"  ca_file: {vc.ca}\n")
+    vs = vmware.connect(vmware.settings_from_target(Target.load(tmp_path / "target.yaml")))
+    try:
+        name = vs.host.name
+        admin, plain = vc.connect(), vc.connect()
+        sessions = admin.content.sessionManager
+        # Sessions ended on the server, as a restart ends them all: a plain pyVmomi session
+        # then faults; the demo's logs in again once and repeats the call.
+        key = vs.si.content.sessionManager.currentSession.key
+        sessions.TerminateSession([key, plain.content.sessionManager.currentSession.key])
+        with pytest.raises(vim.fault.NotAuthenticated):
+            plain.content.rootFolder.name
+        assert vs.logins == 0
+        assert vs.host.name == name and vs.logins == 1
+        assert vs.si.content.sessionManager.currentSession.key != key
+    finally:
+        vs.close()
+
+
+def test_the_demo_session_names_the_killed_vcenter_so_its_probe_is_found(vc, probe, tmp_path):
+    """pyVmomi's error for a vCenter gone names no address; the demo's session raises it as
+    VcenterUnreachable naming the SDK URL, so the outage is the vCenter's, not "the target"."""
+    from fixtures import vmware
+    from fixtures.outage.probes import probe_for_error
+    from fixtures.vsphere_session import VcenterUnreachable
+    (tmp_path / "target.yaml").write_text(
+        f"kind: real\nvsphere:\n  url: {vc.url}\n  user: {USER}\n  password: {vc.password}\n"
+        f"  ca_file: {vc.ca}\n")
+    vs = vmware.connect(vmware.settings_from_target(Target.load(tmp_path / "target.yaml")))
+    os.kill(vc.proc.pid, signal.SIGKILL)
+    vc.proc.wait(10)
+    with pytest.raises(VcenterUnreachable) as e:
+        vs.host.name
+    found = classify(e.value)
+    assert found is not None and found.reason in ("connection refused", "connection reset",
+                                                  "connection closed without an answer"), \
+        repr(e.value)
+    other = Probe("datera", "Datera REST API", "https://127.0.7.10:7718", lambda: None)
+    assert probe_for_error([other, probe], found.addresses) is probe

@@ -23,13 +23,19 @@ class Esxi:
         self.vs, self.chap = vs, chap
         self.prepared: dict | None = None
         self._portals: set[str] = set()
+        self._logins = vs.logins
 
     @property
     def iqn(self) -> str:
         return self.prepared["iqn"] if self.prepared else vmware.iscsi_hba(self.vs).iScsiName
 
     def ensure(self, portals: list[str]) -> dict:
+        """Prepares the host for `portals` unless done; again after the session lived
+        through a vCenter restart (a login since: the host's state is checked afresh)."""
         ips = sorted({p.rsplit(":", 1)[0] if p.count(":") == 1 else p for p in portals})
+        self.vs.host.name   # a call that needs the session: a lost one is renewed here
+        if self.vs.logins != self._logins:
+            self.prepared, self._portals, self._logins = None, set(), self.vs.logins
         if self.prepared is None or not set(ips) <= self._portals:
             self.prepared = vmware.prepare_host(self.vs, ips, self.chap)
             self._portals |= set(ips)

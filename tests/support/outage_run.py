@@ -1,20 +1,25 @@
-"""A bounded demo run of the tenancy scenario (ci profile) against a lab of one's own, with
-the lab's Datera process stopped (SIGSTOP) for a while in the middle: shared by
-tests/test_outage_e2e.py and bench/bench_outage_resume.py.
+"""A bounded demo run against a lab of one's own with a fault in the middle (a component
+stopped or killed while workers are inside scenario steps), and the checks that it rode the
+fault out: shared by tests/test_outage_e2e.py, tests/test_kill9_e2e.py,
+tests/test_kill9_platforms_e2e.py and bench/bench_outage_resume.py.
 
 The run's events are also written to `<out>/events.jsonl` by the plugin
 tests/support/event_log.py (`-p tests.support.event_log`), so a reader can time each
 worker's steps."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import threading
+import time
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from fixtures.waiters import wait_until
 from tests.support.labcli import REPO, LabCli
@@ -22,7 +27,31 @@ from tests.support.labcli import REPO, LabCli
 WAITING = re.compile(r"^\[vancouver\] (gw\d+): waiting for Datera REST API at (\S+): (.+), "
                      r"retrying in \d+s")
 BACK = re.compile(r"^\[vancouver\] (gw\d+): Datera REST API at \S+ is back after")
-IN_STEP = re.compile(r"^\[live\] (gw\d+): \S+ > ")
+HOST_REGISTRATION = ("would delete vsphere send_target ",
+                     "would delete datera initiator iqn.1998-01.com.vmware:")
+# "[live] gw0: <nodeid> > <step path> (12 s)", or without " > ..." while in no step
+LIVE = re.compile(r"^\[live\] (gw\d+): (\S+(?: > .*?)?)(?: \(\d+ s\))?$")
+
+
+@contextmanager
+def own_lab(tmp_path_factory, net: str, only: str, timeout: float = 300, **env: str):
+    """`lab up --only <only>` on `net` in a tmp run dir for a module's tests (`env`: extra
+    environment of the supervisor); down after. Skips (with the reason) where the Kubernetes
+    control plane is not built."""
+    lab = LabCli(net, tmp_path_factory.mktemp(f"lab-{net}") / "run")
+    try:
+        if "kubernetes" in only.split(","):
+            up = lab.run("up", "--only", only, timeout=max(timeout, 400), env=lab.env(**env))
+            if up.returncode != 0 and "not built" in up.stderr:
+                import pytest
+                pytest.skip(f"the Kubernetes control plane is not built here: "
+                            f"{up.stderr.strip()}")
+        else:
+            up = lab.run("up", "--only", only, timeout=timeout, env=lab.env(**env))
+        assert up.returncode == 0, up.stderr
+        yield lab
+    finally:
+        lab.run("down")
 
 
 def start_demo(lab: LabCli, out: Path, workers: int, duration: str,
@@ -51,21 +80,115 @@ def start_demo(lab: LabCli, out: Path, workers: int, duration: str,
 
 
 def wait_workers_in_steps(proc: subprocess.Popen, lines: list[str], workers: int,
-                          timeout: float = 240) -> None:
-    """Until every worker is inside a scenario step (the terminal view's live lines)."""
+                          timeout: float = 240, step: str = " > ") -> None:
+    """Until `workers` workers' live lines (the terminal view's "<nodeid> > <step path>")
+    match the regex `step` (default: inside any step; "test_x" matches from the item's
+    set-up on)."""
+    want = re.compile(step)
+
     def busy():
         assert proc.poll() is None, "\n".join(lines[-60:])
-        return len({m.group(1) for ln in list(lines) if (m := IN_STEP.match(ln))}) >= workers
-    wait_until(busy, timeout, "every worker to be inside a step", 0.5, error=AssertionError)
+        return len({m.group(1) for ln in list(lines)
+                    if (m := LIVE.match(ln)) and want.search(m.group(2))}) >= workers
+    wait_until(busy, timeout, f"{workers} worker(s) with a live line matching {step!r}", 0.5,
+               error=AssertionError)
+
+
+@dataclass
+class Run:
+    """A finished bounded run: its exit code, output lines, results.jsonl and events.jsonl
+    records, and the output directory."""
+    returncode: int
+    lines: list[str]
+    out: Path
+    results: list[dict] = field(default_factory=list)
+    events: list[dict] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    @property
+    def outages(self) -> list[dict]:
+        return [r for r in self.results if r["outcome"] == "outage"]
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(ln) for ln in path.read_text().splitlines()] if path.exists() else []
+
+
+def run_with_fault(lab: LabCli, out: Path, fault: Callable[[list[str]], None], *, duration: str,
+                   scenarios: tuple[str, ...] = ("scenarios/test_tenancy.py",),
+                   workers: int = 2, in_step: str = " > ", in_step_workers: int | None = None,
+                   timeout: float = 600) -> Run:
+    """The demo (`scenarios`, ci profile, `-n workers --count=0 --duration duration`) with
+    `fault(lines)` called once `in_step_workers` (default: all) workers' live lines match
+    `in_step` (wait_workers_in_steps); waits for the run's end (killing its process group if
+    it overruns)."""
+    proc, lines = start_demo(lab, out, workers=workers, duration=duration, scenarios=scenarios)
+    try:
+        wait_workers_in_steps(proc, lines, in_step_workers or workers, step=in_step)
+        fault(lines)
+        proc.wait(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+    return Run(proc.returncode, lines, out, _jsonl(out / "results.jsonl"),
+               _jsonl(out / "events.jsonl"))
+
+
+def assert_rode_out(run: Run, platforms: set[str], outage_results: bool = True) -> None:
+    """Exit 0; every result passed or an outage of one of `platforms` (no failure storm, no
+    failure for the fault); at least one outage result (unless not `outage_results`); each
+    paused worker resumed unless the run's end came while it waited (then that is its last
+    result); the report parts and index.html show the outages as their own kind."""
+    assert run.returncode == 0, run.text[-6000:]
+    assert run.results, run.text[-3000:]
+    assert not [r for r in run.results if r["outcome"] not in ("passed", "outage")], \
+        [(r["nodeid"], r["outcome"]) for r in run.results if r["outcome"] != "passed"]
+    if not outage_results and not run.outages:
+        return
+    assert run.outages, "no iteration counted the fault as an outage: " + run.text[-3000:]
+    assert {r["outage"]["platform"] for r in run.outages} <= platforms, run.outages
+    assert any(r["outage"]["resumed"] for r in run.outages), run.outages
+    last = {r["worker"]: r for r in run.results}
+    assert all(r["outage"]["resumed"] or r is last[r["worker"]] for r in run.outages), \
+        run.outages
+    assert any("Outage (not a failure" in p.read_text() for p in run.out.glob("report*.html"))
+    assert ">outage<" in (run.out / "index.html").read_text()
+
+
+def component(lab: LabCli, name: str) -> dict:
+    """The supervisor's record of one component (pid, state, restarts, last_exit)."""
+    return next(c for c in json.loads((lab.run_dir / "state.json").read_text())["components"]
+                if c["name"] == name)
+
+
+def kill9_and_time_restart(lab: LabCli, name: str, timeout: float = 60) -> float:
+    """kill -9 of the component's process; seconds until the supervisor has it healthy in a
+    new process with one more restart."""
+    before = component(lab, name)
+    os.kill(before["pid"], signal.SIGKILL)
+    killed = time.monotonic()
+    wait_until(lambda: (c := component(lab, name))["pid"] != before["pid"]
+               and c["state"] == "healthy" and c["restarts"] == before["restarts"] + 1,
+               timeout=timeout, interval=0.02, what=f"{name} healthy again after its kill -9")
+    return time.monotonic() - killed
 
 
 def leftovers(lab: LabCli) -> list[str]:
-    """What the cleanup command (dry run) would delete on the lab: its 'would delete' lines."""
+    """What the cleanup command (dry run) would delete on the lab: its 'would delete' lines,
+    but the ESXi host's registration: its send targets to the Datera VIPs and its initiator in
+    the VMware tenant are the host's preparation, shared by the workers and kept for the
+    session (scenarios/vmware/conftest.py, test_vmware.py), not an iteration's resource (the
+    cleanup command removes them too when nothing else of the demo is on the host)."""
     proc = subprocess.run([sys.executable, "-m", "fixtures.cleanup", "--target",
                            str(lab.target)], cwd=REPO, env=lab.env(), capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    return [ln for ln in proc.stdout.splitlines() if ln.startswith("would delete")]
+    return [ln for ln in proc.stdout.splitlines() if ln.startswith("would delete")
+            and not ln.startswith(HOST_REGISTRATION)]
 
 
 def datera_pid(lab: LabCli) -> int:
