@@ -25,7 +25,8 @@ _lock = threading.Lock()
 _owned: dict[Path, int] = {}   # path -> the pid that made it (a forked child exits too)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """The process `pid` exists (another user's counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -52,7 +53,7 @@ def sweep(kind: str, root: Path | None = None) -> list[Path]:
         if st.st_uid != os.getuid() or not path.is_dir() or path.is_symlink():
             continue
         if m.group(1) is not None:
-            stale = int(m.group(1)) != os.getpid() and not _alive(int(m.group(1)))
+            stale = int(m.group(1)) != os.getpid() and not pid_alive(int(m.group(1)))
         else:
             stale = time.time() - st.st_mtime > LEGACY_MAX_AGE_S
         if stale:

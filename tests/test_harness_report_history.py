@@ -5,31 +5,10 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from tests.support.inner_run import demo_yaml, env
-
-PLAIN_CONFTEST = 'pytest_plugins = ["fixtures.config", "fixtures.endless", "fixtures.reporting"]\n'
-PLAIN_TEST = """\
-import pytest
-
-@pytest.mark.parametrize("n", range(%d))
-def test_step(n, proof):
-    with proof.step("work"):
-        proof.figure("n", n)
-"""
-
-
-def run(tmp: Path, *args: str, timeout: float = 60) -> tuple[int, str]:
-    (tmp / "demo.yaml").write_text(demo_yaml({"demo": 0}))
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
-                           "--demo-config", "demo.yaml", "--demo-profile", "ci", *args],
-                          cwd=tmp, env=env(), capture_output=True, text=True, timeout=timeout)
-    return proc.returncode, proc.stdout + proc.stderr
-
+from tests.support.inner_run import PLAIN_CONFTEST, PLAIN_TEST, run
 
 def index_total(index_html: str) -> int:
     return int(re.search(r"<tr class='all' data-total='(\d+)'", index_html).group(1))

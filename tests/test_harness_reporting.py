@@ -10,20 +10,17 @@ import html
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from fixtures import reporting
-from tests.support.inner_run import demo_yaml, env
+from tests.support.inner_run import PLAIN_CONFTEST, PLAIN_TEST, run
 
 # Inner runs bounded by --duration and rotated by wall-clock time: run alone (make test).
 pytestmark = pytest.mark.serial
 
 
-DEMO_YAML = demo_yaml({"demo": 0})
 
 CTRL_SECRET = "Ctrl-Only-S3cret"
 WORKER_SECRET = 'Wkr-P@ss<w0rd>&"q'
@@ -80,28 +77,6 @@ def test_ok(proof):
     with proof.step("create volume"):
         proof.resource("volume", "vol-2")
 """
-
-PLAIN_CONFTEST = """\
-pytest_plugins = ["fixtures.config", "fixtures.endless", "fixtures.reporting"]
-"""
-
-PLAIN_TEST = """\
-import pytest
-
-@pytest.mark.parametrize("n", range(%d))
-def test_step(n, proof):
-    with proof.step("work"):
-        proof.figure("n", n)
-"""
-
-
-def run(tmp: Path, *args: str, timeout: float = 60) -> tuple[int, str]:
-    (tmp / "demo.yaml").write_text(DEMO_YAML)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
-                           "--demo-config", "demo.yaml", "--demo-profile", "ci", *args],
-                          cwd=tmp, env=env(), capture_output=True, text=True, timeout=timeout)
-    return proc.returncode, proc.stdout + proc.stderr
-
 
 def decoded_data_uris(text: str) -> str:
     """Every base64 data: URI in a page, decoded (extras hide their content this way)."""

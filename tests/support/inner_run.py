@@ -89,3 +89,26 @@ def start(tmp: Path, *args: str) -> subprocess.Popen:
 def release_all(tmp: Path) -> None:
     for n in range(2):
         (tmp / f"release-{n}").write_text("")
+
+
+PLAIN_CONFTEST = 'pytest_plugins = ["fixtures.config", "fixtures.endless", "fixtures.reporting"]\n'
+
+PLAIN_TEST = """\
+import pytest
+
+@pytest.mark.parametrize("n", range(%d))
+def test_step(n, proof):
+    with proof.step("work"):
+        proof.figure("n", n)
+"""
+
+
+def run(tmp: Path, *args: str, timeout: float = 60,
+        demo: str = demo_yaml({"demo": 0})) -> tuple[int, str]:
+    """pytest on the suite already written in `tmp` (demo.yaml written here), to its end:
+    (exit status, stdout + stderr)."""
+    (tmp / "demo.yaml").write_text(demo)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                           "--demo-config", "demo.yaml", "--demo-profile", "ci", *args],
+                          cwd=tmp, env=env(), capture_output=True, text=True, timeout=timeout)
+    return proc.returncode, proc.stdout + proc.stderr
