@@ -33,7 +33,7 @@ from dfs_sdk import constants as _constants  # noqa: E402
 from dfs_sdk import connection as _connection  # noqa: E402
 from dfs_sdk import exceptions as dexc  # noqa: E402
 
-from clients import ports  # noqa: E402
+from clients import ports, scratch  # noqa: E402
 
 if (_constants.REST_PORT, _constants.REST_PORT_HTTPS) != (ports.DATERA_HTTP, ports.DATERA_HTTPS):
     raise ImportError(f"dfs_sdk dials {_constants.REST_PORT}/{_constants.REST_PORT_HTTPS}, "
@@ -90,13 +90,37 @@ def request_timeout(seconds: float):
         _timeout_override.reset(token)
 
 
+_schema_dirs: dict[str, Path] = {}
+
+
 def schema_file(owner: str, tag: str | int | None = None) -> str:
-    """A private schema cache path, `<tmp>/vancouver-<owner>-<uid>/schema-<tag>.json`
+    """A private schema cache path, `<tmp>/vancouver-schema-<owner>-<pid>-*/schema-<tag>.json`
     (tag defaults to the pid): dfs_sdk's default cache is shared by every process and keyed
-    only by API version (reference datera-api §0.4). The directory is created mode 0700."""
-    folder = Path(tempfile.gettempdir()) / f"vancouver-{owner}-{os.getuid()}"
-    folder.mkdir(mode=0o700, exist_ok=True)
+    only by API version (reference datera-api §0.4). The directory (mode 0700) is this
+    process's scratch dir (clients/scratch.py): removed at exit, or by the next process of its
+    kind when this one was killed. The per-uid folder of earlier versions, which kept a file
+    per process forever (thousands on a booth machine), loses its dead processes' files."""
+    folder = _schema_dirs.get(owner)
+    if folder is None or not folder.is_dir():
+        _sweep_legacy(Path(tempfile.gettempdir()) / f"vancouver-{owner}-{os.getuid()}")
+        folder = _schema_dirs[owner] = scratch.make_dir(f"schema-{owner}")
     return str(folder / f"schema-{os.getpid() if tag is None else tag}.json")
+
+
+def _sweep_legacy(folder: Path) -> None:
+    """Removes `schema-<pid>.json` files of processes that are gone, then the folder if empty."""
+    try:
+        files = list(folder.glob("schema-*.json"))
+    except OSError:
+        return
+    for f in files:
+        pid = f.stem.removeprefix("schema-")
+        if pid.isdigit() and not scratch.pid_alive(int(pid)):
+            f.unlink(missing_ok=True)
+    try:
+        folder.rmdir()
+    except OSError:   # missing, or still holds files of live processes
+        pass
 
 
 def safe_options(schema_loc: str, retry_503_type: str | None = None) -> dict:

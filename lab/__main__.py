@@ -303,6 +303,11 @@ def main(argv: list[str]) -> int:
     except LabError as e:
         print(f"lab: {e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # `lab status | head`: the reader left; as the Python docs advise, point stdout at
+        # devnull so the interpreter's final flush does not fail again, and say nothing
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except OSError as e:   # e.g. a run dir that is a file, or not writable
         print(f"lab: {e.filename or run_dir}: {e.strerror or e}", file=sys.stderr)
         return 1

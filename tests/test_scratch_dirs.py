@@ -144,3 +144,24 @@ def test_relay_with_a_long_or_no_socket_path_removes_its_own_directory(tmp_path)
         assert sock.parent.name.startswith(f"vancouver-relay-{os.getpid()}-")
         relay.close()
         assert not sock.parent.exists()
+
+
+def test_the_demo_s_dfs_sdk_schema_cache_goes_with_its_process_and_old_files_of_dead_ones(
+        tmp_path):
+    """clients/dfs_compat.schema_file: a process's cache dir is gone after it exits; the older
+    per-uid folder (a file per process, kept forever) loses the files of dead processes."""
+    legacy = tmp_path / f"vancouver-dsdk-{os.getuid()}"
+    legacy.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    (legacy / f"schema-{dead}.json").write_text("{}")
+    (legacy / f"schema-{os.getpid()}.json").write_text("{}")   # a live process's: kept
+    code = ("from clients.dfs_compat import schema_file; from pathlib import Path; "
+            "p = Path(schema_file('dsdk')); p.write_text('{}'); print(p)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=dict(env(), TMPDIR=str(tmp_path)), timeout=60)
+    assert out.returncode == 0, out.stderr
+    used = Path(out.stdout.strip())
+    assert used.parent.parent == tmp_path and used.parent.name.startswith("vancouver-schema-")
+    assert not used.parent.exists()
+    assert sorted(p.name for p in legacy.iterdir()) == [f"schema-{os.getpid()}.json"]
