@@ -81,3 +81,17 @@ def test_plain_view_of_an_unchanging_run_prints_the_block_twice_start_and_end():
     view.stop()
     blocks = [line for line in tr.lines if line.startswith("[live] gw0")]
     assert len(blocks) == 2, tr.lines
+
+
+def test_an_iteration_cut_by_the_stop_counts_as_aborted_not_failed():
+    """results.jsonl and index.html call an iteration the stop cut short "aborted"; the live
+    counters say the same (a new user saw "0 passed, 1 failed" for it)."""
+    state = RunState()
+    state(ev.TestResult(outcome="aborted", duration_s=5.0, nodeid=NID, worker="gw0"))
+    state(ev.TestResult(outcome="failed", duration_s=5.0, nodeid=NID, worker="gw1"))
+    (sc,) = state.snapshot()["scenarios"]
+    assert (sc["iterations"], sc["failed"], sc["aborted"]) == (2, 1, 1)
+    out: list[str] = []
+    PlainLog(out.append).flush(state.snapshot(), final=True)
+    assert any(line.startswith("[live] image_rotation: 2 iterations, 0 passed, 1 failed, "
+                               "0 outage, 1 aborted, ") for line in out), out
