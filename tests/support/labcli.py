@@ -5,7 +5,7 @@ Such a test gives its lab a VANCOUVER_LAB_NET no other test uses and a tmp run d
 touches the session lab the rest of the suite shares, nor another test's lab when xdist runs
 them side by side. Nets in use: test_supervisor.py 127.201 and 127.203-127.211 (one per test),
 test_lab_store.py 127.212 (Datera), 127.213-127.215 (OpenStack), 127.216 (Kubernetes),
-test_outage_e2e.py 127.225, test_kill9_e2e.py 127.226, test_kill9_platforms_e2e.py 127.229,
+test_outage_e2e.py 127.225, test_kill9_e2e.py 127.226,
 test_lab_users.py 127.217-127.219, test_lab_restart.py 127.220-127.221 and 127.223,
 test_kubernetes_controlplane.py 127.227, test_kubernetes_detached.py 127.230,
 test_vsphere_sim.py 127.228, test_chaos.py 127.222, test_lab_cli.py 127.184-127.189,

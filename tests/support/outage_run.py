@@ -1,7 +1,7 @@
 """A bounded demo run against a lab of one's own with a fault in the middle (a component
 stopped or killed while workers are inside scenario steps), and the checks that it rode the
-fault out: shared by tests/test_outage_e2e.py, tests/test_kill9_e2e.py,
-tests/test_kill9_platforms_e2e.py and bench/bench_outage_resume.py.
+fault out: shared by tests/test_outage_e2e.py, tests/test_kill9_e2e.py and
+bench/bench_outage_resume.py.
 
 The run's events are also written to `<out>/events.jsonl` by the plugin
 tests/support/event_log.py (`-p tests.support.event_log`), so a reader can time each
