@@ -7,7 +7,8 @@ pod runs). The same for the controller-manager. (lab/kubernetes/processes.py)
 etcd and the control plane run in sessions of their own (lab/detached.py), as a node's units
 outlive a kubelet crash: `kill -9` of the component's process group (the node agent) leaves
 them serving and the restarted node adopts them; `chaos kill kubernetes --all` kills them too,
-and etcd's data survives that.
+and etcd's data survives that. The pods the killed agent ran are synced by the restarted one
+as a restarted kubelet syncs them: failed (137) under Never, restarted under Always.
 """
 import json
 import os
