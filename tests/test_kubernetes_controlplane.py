@@ -7,7 +7,8 @@ pod runs). The same for the controller-manager. (lab/kubernetes/processes.py)
 etcd and the control plane run in sessions of their own (lab/detached.py), as a node's units
 outlive a kubelet crash: `kill -9` of the component's process group (the node agent) leaves
 them serving and the restarted node adopts them; `chaos kill kubernetes --all` kills them too,
-and etcd's data survives that.
+and etcd's data survives that. The pods the killed agent ran are synced by the restarted one
+as a restarted kubelet syncs them: failed (137) under Never, restarted under Always.
 """
 import json
 import os
@@ -179,3 +180,64 @@ def _read_named(cluster, ns, name):
         return cluster.core.read_namespaced_config_map(name, ns)
     except Exception:   # connection refused / 503 while the apiserver starts
         return None
+
+
+def _sleeper(cluster, ns: str, name: str, policy: str) -> None:
+    from kubernetes import client
+    cluster.core.create_namespaced_pod(ns, client.V1Pod.from_dict({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "spec": {"restartPolicy": policy, "containers": [{
+            "name": "app", "image": "vancouver/guest",
+            "command": ["sh", "-c", f"echo run of {name}; exec sleep 600"]}]}}))
+
+
+def _running(p) -> bool:
+    from fixtures import kubernetes as k8s
+    return p is not k8s.GONE and p.status.phase == "Running" and \
+        bool(p.status.container_statuses) and p.status.container_statuses[0].state.running
+
+
+def test_pods_of_a_killed_node_agent_are_restarted_or_failed_per_restart_policy(
+        k8s_lab, cluster):
+    """kill -9 of the node agent kills its pods' containers; the restarted agent syncs them as
+    a restarted kubelet does: Never -> terminated 137 ContainerStatusUnknown, pod Failed;
+    Always -> a new container, restartCount 1, lastState the lost run (lab/kubernetes/
+    podsync.py)."""
+    from fixtures import kubernetes as k8s
+    ns = f"vkp-{uuid.uuid4().hex[:8]}"
+    k8s.ensure_namespace(cluster.core, ns)
+    try:
+        _sleeper(cluster, ns, "never", "Never")
+        _sleeper(cluster, ns, "always", "Always")
+        for name in ("never", "always"):
+            k8s.wait_for(cluster.core.list_namespaced_pod, name, _running, TIMEOUT,
+                         f"pod {name} Running", namespace=ns)
+            wait_until(lambda: cluster.core.read_namespaced_pod_log(name, ns) != "", TIMEOUT,
+                       f"pod {name}'s output", interval=0.05)
+        before = component(k8s_lab)
+        os.killpg(before["pid"], signal.SIGKILL)
+        _restarted(k8s_lab, before)
+        failed = k8s.wait_for(cluster.core.list_namespaced_pod, "never",
+                              lambda p: p is not k8s.GONE and p.status.phase == "Failed",
+                              TIMEOUT, "pod never Failed", namespace=ns)
+        cs = failed.status.container_statuses[0]
+        assert cs.state.terminated.exit_code == 137
+        assert cs.state.terminated.reason == "ContainerStatusUnknown"
+        assert cs.restart_count == 0 and not cs.ready
+        # the lost run's output stays readable, as the container's log on a real node
+        assert cluster.core.read_namespaced_pod_log("never", ns) == "run of never\n"
+        again = k8s.wait_for(cluster.core.list_namespaced_pod, "always",
+                             lambda p: _running(p) and
+                             p.status.container_statuses[0].restart_count == 1,
+                             TIMEOUT, "pod always Running again", namespace=ns)
+        cs = again.status.container_statuses[0]
+        assert cs.last_state.terminated.exit_code == 137
+        assert cs.last_state.terminated.reason == "ContainerStatusUnknown"
+        assert cs.ready
+        assert cluster.core.read_namespaced_pod_log("always", ns, previous=True) == \
+            "run of always\n"
+        # kubelet's events of the new container (before its Running status)
+        started = [e for e in k8s.events_for(cluster.core, ns, "always") if e.reason == "Started"]
+        assert len(started) == 2, [(e.reason, e.message) for e in started]
+    finally:
+        k8s.delete_namespace(cluster.core, ns, timeout=TIMEOUT)

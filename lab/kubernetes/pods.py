@@ -43,7 +43,7 @@ from kubernetes.client.exceptions import ApiException
 
 from clients import initiator, ports
 
-from . import podstatus, podvolumes
+from . import podstatus, podsync, podvolumes
 from .datera_csi import CsiError, DateraCsi
 from .podstatus import ContainerState, now
 from .podrefresh import VolumeRefresher
@@ -134,6 +134,8 @@ class PodRunner:
             threading.Thread(target=self._finish_delete, args=(pod,), daemon=True).start()
             return
         if pod.status and pod.status.phase not in (None, "Pending"):
+            if pod.status.phase == "Running":
+                self._adopt(pod)
             return
         with self._lock:
             if uid in self.guests:
@@ -151,6 +153,37 @@ class PodRunner:
         (g.dir / "logs").mkdir(parents=True, exist_ok=True)
         for c in g.inits + g.containers:
             g.log_path(c.name).touch()
+        g.thread = threading.Thread(target=self._run, args=(g, pod),
+                                    name=f"pod-{pod.metadata.name}", daemon=True)
+        g.thread.start()
+
+    def _adopt(self, pod) -> None:
+        """A Running pod this agent does not run: the previous agent was killed and its
+        containers with it. Reported lost, then restarted or failed per restartPolicy as a
+        restarted kubelet's sync does (podsync.py)."""
+        uid = pod.metadata.uid
+        inits, containers, started = podsync.states(pod)
+        with self._lock:
+            if uid in self.guests:
+                return
+            g = Guest(uid, pod.metadata.namespace, pod.metadata.name, self.dir / "pods" / uid,
+                      inits=inits, containers=containers, started=started,
+                      policy=pod.spec.restart_policy or "Always")
+            self.guests[uid] = g
+        (g.dir / "logs").mkdir(parents=True, exist_ok=True)
+        restarting = podsync.restart_lost(g.inits + g.containers, g.policy)
+        for st in g.inits + g.containers:
+            current = g.log_path(st.name)
+            if st in restarting and current.exists():   # the lost run is `logs --previous`
+                current.replace(g.log_path(st.name, previous=True))
+            current.touch()
+        lost = [st.name for st in g.containers if podsync.lost(st) or st in restarting]
+        log.info("pod %s/%s: container(s) %s lost with the previous node agent; %s",
+                 g.namespace, g.name, ", ".join(lost) or "none",
+                 "restarting" if restarting else f"restartPolicy {g.policy}: not restarted")
+        if not any(podsync.to_run(st, g.policy) for st in g.inits + g.containers):
+            self._publish_status(g)   # e.g. Never: terminated 137, the pod Failed
+            return
         g.thread = threading.Thread(target=self._run, args=(g, pod),
                                     name=f"pod-{pod.metadata.name}", daemon=True)
         g.thread.start()
@@ -354,18 +387,20 @@ class PodRunner:
                 delay = min(delay * 2, RETRY_S[1])
         else:
             return
-        g.started = now()
+        g.started = g.started or now()
         specs = {c.name: c for c in (pod.spec.init_containers or []) + pod.spec.containers}
         # Init containers one after another (a failed one is restarted, or under Never fails
         # the pod), then every container at once.
         for st in g.inits:
+            if st.succeeded:   # an adopted pod's init containers ran before (podsync.py)
+                continue
             if not self._restarting(g, st, specs[st.name], vols) or g.stop.is_set():
                 break
         else:
             threads = [threading.Thread(target=self._restarting,
                                         args=(g, st, specs[st.name], vols),
                                         name=f"pod-{g.name}-{st.name}", daemon=True)
-                       for st in g.containers]
+                       for st in g.containers if podsync.to_run(st, g.policy)]
             for t in threads:
                 t.start()
             for t in threads:

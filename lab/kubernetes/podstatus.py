@@ -30,13 +30,17 @@ class ContainerState:
     finished_at: str | None = None
     container_id: str | None = None
     message: str | None = None       # of a waiting state (CrashLoopBackOff's "back-off 10s ...")
+                                     # or a terminated one (podsync.LOST_MESSAGE)
     restart_count: int = 0
     last: dict | None = None         # lastState: the previous run's `terminated`
 
     def terminated(self) -> dict:
-        return {"exitCode": self.exit_code, "reason": self.reason,
-                "startedAt": self.started_at, "finishedAt": self.finished_at,
-                "containerID": self.container_id}
+        out = {"exitCode": self.exit_code, "reason": self.reason,
+               "startedAt": self.started_at, "finishedAt": self.finished_at,
+               "containerID": self.container_id}
+        if self.message:   # e.g. a container lost with a killed node agent (podsync.py)
+            out["message"] = self.message
+        return out
 
     def api(self) -> dict:
         if self.state == "running":

@@ -135,6 +135,18 @@ def _finished(pod) -> bool:
     return pod is not k8s.GONE and pod.status.phase in ("Succeeded", "Failed")
 
 
+def _why(pod) -> str:
+    """How the pod's containers ended: "writer: exit 137 ContainerStatusUnknown (The
+    container could not be located ...)" for one the node lost."""
+    out = []
+    for c in pod.status.container_statuses or []:
+        t = c.state.terminated if c.state else None
+        if t is not None and t.exit_code != 0:
+            out.append(f"{c.name}: exit {t.exit_code} {t.reason or ''}"
+                       + (f" ({t.message})" if t.message else ""))
+    return "; ".join(out) or "no container failed"
+
+
 def _run(cluster, ns: str, pod: client.V1Pod, timeout: float, proof=None) -> str:
     cluster.core.create_namespaced_pod(ns, pod)
     if proof is not None:
@@ -142,7 +154,8 @@ def _run(cluster, ns: str, pod: client.V1Pod, timeout: float, proof=None) -> str
     done = k8s.wait_for(cluster.core.list_namespaced_pod, pod.metadata.name, _finished, timeout,
                         f"pod {pod.metadata.name} to finish", namespace=ns)
     log = cluster.core.read_namespaced_pod_log(pod.metadata.name, ns)
-    assert done.status.phase == "Succeeded", f"pod {pod.metadata.name} failed: {log[-300:]}"
+    assert done.status.phase == "Succeeded", \
+        f"pod {pod.metadata.name} failed ({_why(done)}): {log[-300:]}"
     return log
 
 
