@@ -61,3 +61,21 @@ def test_wrong_directory_credentials_stay_a_failure():
     err = DateraError("Datera https://x:7718: login as 'alice' through directory 'corp' "
                       "refused (wrong credentials)")
     assert classify(err) is None
+
+
+def test_a_directory_that_accepts_but_never_answers_is_down_for_the_probe(tmp_path):
+    """A stopped slapd (SIGSTOP): the kernel completes the connection, the bind gets no
+    answer. The probe's receive timeout must be whole seconds (ldap3 packs it for
+    SO_RCVTIMEO as integers): a float made ldap3 raise struct.error, which the probe read as
+    an answer, so a stopped directory was up."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)   # never accepted: no answer ever comes
+        url = f"ldap://127.0.0.1:{listener.getsockname()[1]}"
+        (tmp_path / "target.yaml").write_text(
+            f"kind: real\nldap:\n  url: {url}\n  base_dn: dc=example,dc=org\n"
+            "  users: users.json\n")
+        (tmp_path / "users.json").write_text("{}")
+        probe, = [p for p in probes_of(Target.load(tmp_path / "target.yaml"))
+                  if p.platform == "ldap"]
+        assert probe.healthy() == (False, "timed out")
