@@ -29,7 +29,7 @@ def pid_alive(pid: int) -> bool:
     """The process `pid` exists (another user's counts as alive)."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):   # no such pid (a thread ident is no pid)
         return False
     except PermissionError:
         return True     # another user's live process

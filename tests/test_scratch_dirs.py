@@ -156,6 +156,7 @@ def test_the_demo_s_dfs_sdk_schema_cache_goes_with_its_process_and_old_files_of_
                           capture_output=True, text=True).stdout.strip()
     (legacy / f"schema-{dead}.json").write_text("{}")
     (legacy / f"schema-{os.getpid()}.json").write_text("{}")   # a live process's: kept
+    (legacy / "schema-139876543210123.json").write_text("{}")  # a thread ident's (the CSI's)
     code = ("from clients.dfs_compat import schema_file; from pathlib import Path; "
             "p = Path(schema_file('dsdk')); p.write_text('{}'); print(p)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -165,3 +166,9 @@ def test_the_demo_s_dfs_sdk_schema_cache_goes_with_its_process_and_old_files_of_
     assert used.parent.parent == tmp_path and used.parent.name.startswith("vancouver-schema-")
     assert not used.parent.exists()
     assert sorted(p.name for p in legacy.iterdir()) == [f"schema-{os.getpid()}.json"]
+
+
+def test_a_number_too_big_for_a_pid_is_no_live_process():
+    """The CSI controller's legacy schema files were named by thread ident (2**47 and more):
+    os.kill raised OverflowError, and the CSI controller never came up."""
+    assert not scratch.pid_alive(139_876_543_210_123)
