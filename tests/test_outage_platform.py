@@ -1,0 +1,98 @@
+"""Which platform an outage is credited to: the address the failing request went to, even
+when the client's message names none; else the platform the watcher saw down meanwhile.
+(Found by tests/test_kill9_e2e.py: a Datera kill's connection resets were credited to
+"the target", platform unknown, once the directory's probe made the target two probes.)"""
+import socket
+import threading
+import time
+
+import requests
+
+from clients.dfs_compat import dexc
+from fixtures.outage import classify
+from fixtures.outage.classify import Unreachable
+from fixtures.outage.plugin import OutageWorker
+from fixtures.outage.probes import Probe
+from fixtures.outage.watch import Watch
+
+
+def _reset_mid_request() -> requests.ConnectionError:
+    """A server that reads the request and resets the connection (a process killed while it
+    handled it): requests' message is "('Connection aborted.', ConnectionResetError(104,
+    ...))", naming no address."""
+    import struct
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+
+    def reset_one():
+        conn, _ = srv.accept()
+        conn.recv(65536)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()   # linger 0: RST, not FIN
+    t = threading.Thread(target=reset_one, daemon=True)
+    t.start()
+    try:
+        requests.put(f"http://127.0.0.1:{srv.getsockname()[1]}/v2.2/app_instances/x",
+                     json={"a": 1}, timeout=5)
+    except requests.ConnectionError as e:
+        return e
+    finally:
+        t.join(5)
+        srv.close()
+    raise AssertionError("the reset request was answered")
+
+
+def test_a_reset_mid_request_names_the_address_the_request_went_to():
+    err = _reset_mid_request()
+    assert "127.0.0.1" not in str(err)   # what made this a defect: the message names none
+    for exc in (err, dexc.ApiConnectionError(err, "")):   # dfs_sdk's wrapper too
+        found = classify(exc)
+        assert found.reason == "connection reset"
+        assert found.addresses and found.addresses[0][0] == "127.0.0.1"
+
+
+def _worker(probes: list[Probe]) -> OutageWorker:
+    """An OutageWorker without a pytest config: the probes given, a watch not running."""
+    worker = OutageWorker.__new__(OutageWorker)
+    worker._probes = probes
+    worker.watch = Watch(lambda: probes, lambda down: None, lambda down: None)
+    return worker
+
+
+def test_an_addressless_outage_is_credited_to_the_platform_the_watcher_saw_down():
+    datera = Probe("datera", "Datera REST API", "https://127.0.7.10:7718", lambda: None)
+    ldap = Probe("ldap", "LDAP directory", "ldap://127.0.7.20:389", lambda: None)
+    worker = _worker([datera, ldap])
+    since = time.time() - 10
+    worker.watch.announce_down(datera, "connection refused", since + 1)
+    worker.watch.announce_up(datera)   # killed and restarted before the error reached us
+    probe, healthy = worker._probe_for(Unreachable("connection reset"), since)
+    assert probe is datera and healthy
+    # Nothing seen down since: two platforms, no address, no guess.
+    assert worker._probe_for(Unreachable("connection reset"), time.time() + 1) == (None, True)
+
+
+def test_a_restart_between_the_watchers_checks_is_a_down_interval_of_that_moment():
+    """kill -9 and the supervisor's restart within one WATCH_S: no check saw it down, but a
+    measurement across it fell short. The platform's own start time tells."""
+    started = {"at": time.time() - 3600.0}
+    datera = Probe("datera", "Datera REST API", "https://127.0.7.10:7718", lambda: None,
+                   restarted_at=lambda: started["at"])
+    ldap = Probe("ldap", "LDAP directory", "ldap://127.0.7.20:389", lambda: None)
+    worker = _worker([ldap, datera])
+    t0 = time.time()
+    assert worker.watch.restarted_during(t0, t0 + 5) is None   # started long before
+    started["at"] = int(t0) + 2
+    down = worker.watch.restarted_during(t0, t0 + 5)
+    assert down.probe is datera and down.reason == "restarted"
+    assert down.start == down.end == int(t0) + 2
+    assert worker.watch.down_during(t0, t0 + 5) is down   # the outage's record finds it
+
+
+def test_a_platform_that_cannot_say_when_it_started_makes_no_claim():
+    def no_answer():
+        raise ConnectionRefusedError(111, "Connection refused")
+    datera = Probe("datera", "Datera REST API", "https://127.0.7.10:7718", lambda: None,
+                   restarted_at=no_answer)
+    assert _worker([datera]).watch.restarted_during(time.time() - 5, time.time()) is None
