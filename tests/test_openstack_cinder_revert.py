@@ -101,7 +101,9 @@ def test_revert_preconditions(cc):
     ext = cc.volume(cloud, size=1)
     ext_snap = _snapshot(cc, cloud, ext.id)
     bs.extend_volume(ext, 2)
-    bs.wait_for_status(ext, "available", failures=["error_extending"], wait=60)
+    # a fresh GET: the object in hand says "available" already, and openstacksdk's
+    # wait_for_status returns at once when the status in hand matches (resource.py)
+    bs.wait_for_status(bs.get_volume(ext.id), "available", failures=["error_extending"], wait=60)
     resp = _revert(cc, cloud, ext.id, ext_snap.id)
     assert resp.status_code == 400
     assert "The volume size must be equal to the snapshot size." in \

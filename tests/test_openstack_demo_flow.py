@@ -160,7 +160,8 @@ def test_demo_flow(ost, cc, servers, demo_target, cloud, tmp_path):
     compute.delete_server(server)
     compute.wait_for_delete(server, wait=120)
     for vol in (boot, moved):
-        bs.wait_for_status(vol, "available", failures=["error"], wait=60)
+        # fresh: the objects in hand say "available" (openstacksdk would not poll)
+        bs.wait_for_status(bs.get_volume(vol.id), "available", failures=["error"], wait=60)
         bs.delete_volume(vol)
     for vol in (boot, moved):
         bs.wait_for_delete(vol, wait=120)

@@ -174,11 +174,14 @@ def test_sdk_boot_from_volume_guest_runs_fio_on_datera_and_ceph(ost, lab, cloud)
     assert [a.device for a in conn.compute.volume_attachments(server)] == [
         "/dev/vda", "/dev/vdb", "/dev/vdc"]
     conn.compute.delete_volume_attachment(server, third.id)
-    conn.block_storage.wait_for_status(third, "available", wait=60)
+    # fresh GETs: the objects in hand say "available" (openstacksdk would not poll)
+    conn.block_storage.wait_for_status(conn.block_storage.get_volume(third.id), "available",
+                                       wait=60)
     conn.compute.delete_server(server)
     conn.compute.wait_for_delete(server, wait=60)
     for v in (boot, second):
-        conn.block_storage.wait_for_status(v, "available", wait=60)
+        conn.block_storage.wait_for_status(conn.block_storage.get_volume(v.id), "available",
+                                           wait=60)
 
 
 def test_negative_boot_index_is_a_data_disk(ost, lab):
@@ -269,7 +272,8 @@ def test_osc_server_create_add_volume_console_delete(ost, lab, tmp_path, cloud):
     finally:
         ost.osc(cloud, "server", "delete", "--wait", name)
     assert ost.osc(cloud, "server", "show", name, check=False).returncode != 0
-    ost.connect(cloud).block_storage.wait_for_status(extra, "available", wait=60)
+    bs = ost.connect(cloud).block_storage
+    bs.wait_for_status(bs.get_volume(extra.id), "available", wait=60)   # fresh, not in hand
 
 
 def test_attached_ceph_volume_is_swapped_when_migrated_to_datera(ost, lab):
