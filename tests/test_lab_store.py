@@ -19,7 +19,7 @@ import requests
 
 from clients import ports
 from clients.initiator import login
-from fixtures.waiters import wait_until
+from fixtures.waiters import process_alive, wait_until
 from lab import store as store_mod
 from lab.store import Store
 from tests.support.dsdk import Udc, connect
@@ -89,7 +89,7 @@ class Restartable:
     def kill9(self) -> None:
         pid = self.lab.component_pids()[self.name]
         os.killpg(pid, signal.SIGKILL)
-        wait_until(lambda: not _alive(pid), 10, f"{self.name} (pid {pid}) to die", 0.05)
+        wait_until(lambda: not process_alive(pid), 10, f"{self.name} (pid {pid}) to die", 0.05)
         self.killed = pid
 
     def start(self, healthy_url: str | None = None, timeout: float = 60, healthy=None) -> None:
@@ -108,17 +108,6 @@ class Restartable:
                 return False
         wait_until(up, timeout, f"{self.name} restarted by the supervisor and healthy", 0.1)
         assert self._entry()["restarts"] >= 1
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:   # a zombie (the supervisor reaps it a moment later) is as good as gone
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def _qemu_io(uri: str, command: str) -> subprocess.CompletedProcess:
