@@ -90,3 +90,31 @@ def test_kill_sigkills_and_keeps_the_record_for_the_restarted_component(tmp_path
     assert gone(proc) and proc.returncode == -9
     [left] = detached.read(tmp_path)
     assert left == rec and not left.live()
+
+
+class _Program:
+    """A program for terminate_in_order: ends on SIGTERM unless it ignores it (as
+    kube-apiserver 1.20 seems to while a client holds a watch), always on SIGKILL."""
+
+    def __init__(self, name: str, ignores_term: bool = False):
+        self.name, self.ignores_term, self.running = name, ignores_term, True
+
+
+def test_terminate_in_order_signals_the_next_only_once_the_one_before_is_gone():
+    """etcd is signalled after the kube-apiserver that stores in it is gone: signalled at
+    once, etcd ended first and the apiserver's shutdown waited on it until SIGKILL (every
+    `lab down` took the supervisor's whole 5 s). One that ignores SIGTERM is SIGKILLed after
+    its grace, and the rest go on."""
+    import signal
+    sent = []
+
+    def send(p, sig):
+        sent.append((p.name, sig))
+        if sig == signal.SIGKILL or not p.ignores_term:
+            p.running = False
+    progs = [_Program("kube-scheduler"), _Program("kube-apiserver", ignores_term=True),
+             _Program("etcd")]
+    detached.terminate_in_order(progs, lambda p: p.running, send, timeout=10, grace=0.05)
+    assert sent == [("kube-scheduler", signal.SIGTERM), ("kube-apiserver", signal.SIGTERM),
+                    ("kube-apiserver", signal.SIGKILL), ("etcd", signal.SIGTERM)]
+    assert not any(p.running for p in progs)

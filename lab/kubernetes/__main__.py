@@ -27,7 +27,7 @@ log = logging.getLogger("lab.kubernetes")
 READY_TIMEOUT_S = 170   # within the component's health_timeout_s (lab/components.py)
 # The node's initiator name (what /etc/iscsi/initiatorname.iscsi holds on a real node).
 NODE_IQN = "iqn.1993-08.org.debian:01:vancouver-kubernetes"
-STOP_TIMEOUT_S = 5
+STOP_TIMEOUT_S = 3.5    # the control plane's share, inside the supervisor's 5 s (lab/runfiles.py)
 READY_POLL_S = 0.05     # /readyz is cheap; every poll saved is start time
 CHECK_S = 0.2           # how soon a dead control-plane program is noticed
 

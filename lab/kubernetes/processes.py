@@ -142,18 +142,12 @@ class Processes:
                 self.on_restart(p.name)
 
     def stop(self, timeout: float) -> None:
-        """SIGTERM in reverse start order (etcd last), then SIGKILL what is left; the records
-        go with them."""
+        """SIGTERM in reverse start order (etcd last), each once the one before it is gone
+        (detached.terminate_in_order), then SIGKILL what is left; the records go with
+        them."""
         progs = list(self.programs.values())
-        for p in reversed(progs):
-            if p.exit_status() is None:
-                os.kill(p.pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while any(p.exit_status() is None for p in progs) and time.monotonic() < deadline:
-            time.sleep(POLL_S)
-        for p in progs:
-            if p.exit_status() is None:
-                os.kill(p.pid, signal.SIGKILL)
+        detached.terminate_in_order(progs[::-1], lambda p: p.exit_status() is None,
+                                    lambda p, sig: os.kill(p.pid, sig), timeout)
         for p in progs:
             if p.proc is not None:
                 p.proc.wait()
