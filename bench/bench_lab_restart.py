@@ -40,14 +40,34 @@ def component(run_dir: Path, name: str) -> dict:
     raise KeyError(name)
 
 
+def _uptime() -> float:
+    return float(Path("/proc/uptime").read_text().split()[0])
+
+
+def _exec_uptime(pid: int) -> float | None:
+    """When the process was exec'd, in /proc/uptime seconds (10 ms ticks); None once gone."""
+    try:
+        start = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+    return start / os.sysconf("SC_CLK_TCK")
+
+
+READY_PHASES = ("etcd", "apiserver", "node", "csi")
+
+
 def restart_once(run_dir: Path, name: str, timeout: float = 300,
-                 everything: bool = False) -> tuple[float, float]:
-    """(kill -> healthy, the supervisor's own death noticed -> healthy) in seconds. The
-    component's process group is killed; everything=True also kills the programs it runs
-    detached (lab/detached.py: Kubernetes' etcd and control plane)."""
+                 everything: bool = False) -> tuple[float, float, dict[str, float]]:
+    """(kill -> healthy, the supervisor's own death noticed -> healthy, phases) in seconds.
+    The component's process group is killed; everything=True also kills the programs it runs
+    detached (lab/detached.py: Kubernetes' etcd and control plane). phases, for a component
+    whose process writes a ready file with them (kubernetes): seconds from the kill to the new
+    process's exec ('spawn'), to the end of its Python start ('python'), and to each phase
+    it records (etcd, apiserver, node, csi); {} for the others."""
     sys.path.insert(0, str(REPO))
     from lab import detached
     before = component(run_dir, name)
+    killed_at = _uptime()
     os.killpg(before["pid"], signal.SIGKILL)
     if everything:
         detached.kill(run_dir / name)
@@ -56,11 +76,26 @@ def restart_once(run_dir: Path, name: str, timeout: float = 300,
         c = component(run_dir, name)
         if c["pid"] != before["pid"] and c["state"] == "healthy" \
                 and c["restarts"] == before["restarts"] + 1:
-            return time.perf_counter() - t0, c["last_restart_s"]
+            total = time.perf_counter() - t0
+            return total, c["last_restart_s"], _phases(run_dir / name, c["pid"], killed_at)
         if c["state"] == "failed":
             raise RuntimeError(f"{name}: the supervisor gave up: {c.get('why')}")
         time.sleep(0.01)
     raise TimeoutError(f"{name} not healthy {timeout:.0f}s after its kill")
+
+
+def _phases(work: Path, pid: int, killed_at: float) -> dict[str, float]:
+    try:
+        ready = json.loads((work / "ready").read_text())
+    except (OSError, ValueError):
+        return {}
+    exec_at = _exec_uptime(pid)
+    if ready.get("pid") != pid or exec_at is None or ready.get("python") is None:
+        return {}
+    spawn = exec_at - killed_at
+    python = spawn + ready["python"]
+    return {"spawn": spawn, "python": python,
+            **{k: python + ready[k] for k in READY_PHASES if k in ready}}
 
 
 def _load() -> str:
@@ -92,7 +127,7 @@ def main(argv: list[str]) -> int:
             return 1
         try:
             cold = cold_starts(run_dir)
-            rows = []
+            rows, phases = [], {}
             kinds = [(n, False) for n in names] + \
                 [("kubernetes", True)] * ("kubernetes" in names)
             for name, everything in kinds:
@@ -103,6 +138,7 @@ def main(argv: list[str]) -> int:
                 ref = cold.get(name)
                 label = name + (" +control plane" if everything else
                                 " (node)" if name == "kubernetes" else "")
+                phases[label] = [r[2] for r in runs if r[2]]
                 rows.append([label, ref or float("nan"), p50, max(total),
                              statistics.median(r[1] for r in runs),
                              p50 / ref if ref else float("nan"),
@@ -113,6 +149,13 @@ def main(argv: list[str]) -> int:
                         formats={1: s, 2: s, 3: s, 4: s, 5: "{:.2f}x"})
             print("(supervisor: from the death noticed to healthy; ratio: restart p50 / "
                   "cold start)")
+            for label, runs in phases.items():
+                if runs:
+                    print(f"{label}: from the kill, p50 s: " + ", ".join(
+                        f"{k} {statistics.median(r[k] for r in runs):.2f}" for k in runs[0]))
+            print("(spawn: the new node process exec'd; python: its start and imports done; "
+                  "etcd, apiserver: /health, /readyz answer; node: registered Ready; csi: "
+                  "the provisioner's informers listed)")
         finally:
             lab("down", run_dir=run_dir, env=env)
     return 0

@@ -18,6 +18,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 from . import controlplane
 from .config import Config, ConfigError
@@ -43,6 +44,17 @@ def api_client(c: Config):
     conf.api_key = {"BearerToken": _token(c)}
     conf.api_key_prefix = {"BearerToken": "Bearer"}
     return client.ApiClient(conf)
+
+
+def _since_exec() -> float | None:
+    """Seconds from this process's exec to now (the interpreter's start and imports), from
+    /proc/self/stat's starttime in clock ticks since boot; None where /proc says otherwise."""
+    try:
+        start = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return round(uptime - start / os.sysconf("SC_CLK_TCK"), 3)
 
 
 def _etcd_healthy(c: Config) -> bool:
@@ -114,12 +126,13 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     (c.work_dir / "ready").unlink(missing_ok=True)
     t0 = time.monotonic()
+    exec_s = _since_exec()
     # etcd and the apiserver at once (it retries etcd); the controller-manager gives up
     # (exit 255) when the apiserver is not healthy soon enough, so it and the scheduler start
     # once the apiserver is ready. After a kill -9 of this process they are still running:
     # adopted when they are the recorded processes and healthy.
     procs = Processes(c.work_dir / "logs", c.work_dir)
-    phases: dict = {"pid": os.getpid(), "adopted": []}
+    phases: dict = {"pid": os.getpid(), "adopted": [], "python": exec_s}
 
     def adopt_or_start(name, argv, healthy=lambda: True):
         if procs.adopt_or_start(name, argv, healthy):
