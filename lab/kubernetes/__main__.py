@@ -31,7 +31,7 @@ NODE_IQN = "iqn.1993-08.org.debian:01:vancouver-kubernetes"
 STOP_TIMEOUT_S = 5
 READY_POLL_S = 0.05     # /readyz is cheap; every poll saved is start time
 CHECK_S = 0.2           # how soon a dead control-plane program is noticed
-# The nice value the agents' imports run at while kube-apiserver starts (see _import_agents).
+# How much nicer the agents' imports run while kube-apiserver starts (see _import_agents).
 IMPORT_NICE = 10
 
 
@@ -71,7 +71,9 @@ def _import_agents(behind_apiserver: bool) -> None:
     def work() -> None:
         if behind_apiserver:
             try:
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), IMPORT_NICE)
+                tid = threading.get_native_id()
+                os.setpriority(os.PRIO_PROCESS, tid,
+                               min(19, os.getpriority(os.PRIO_PROCESS, tid) + IMPORT_NICE))
             except OSError:
                 pass
         from . import csi_controller, datera_csi, logserver, node_agent, pods  # noqa: F401
