@@ -17,7 +17,8 @@ Every figure line carries the load average (1/5 min).
 
     .venv/bin/python bench/bench_kubernetes_start.py [--runs 3] [--rounds 3]
 
-Runs on its own lab network (VANCOUVER_LAB_NET, default 127.233) and a tmp run dir.
+Runs on its own lab network (VANCOUVER_LAB_NET, default 127.233) and a tmp run dir; each
+kill is a first failure (bench_lab_restart.py: no backoff carried over from the last round).
 """
 import argparse
 import os
@@ -79,7 +80,9 @@ def start_once(c, argv: list[str], token: str) -> tuple[float, float]:
 def kill_apiserver(c, token: str, timeout: float = 300) -> float:
     """kill -9 the running kube-apiserver -> /readyz again, seconds."""
     from lab.kubernetes import controlplane
+    from bench_lab_restart import settle
     pid = int(subprocess.check_output(["pgrep", "-f", f"kube-apiserver.*{c.work_dir}"]).split()[0])
+    settle()
     os.kill(pid, signal.SIGKILL)
     t0 = time.perf_counter()
     while controlplane.readyz(c.server, str(c.ca_file), token, 0.5):
@@ -134,8 +137,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
+    from bench_lab_restart import restart_env
     env = dict(os.environ, VANCOUVER_LAB_NET=os.environ.get("VANCOUVER_LAB_NET", "127.233"),
-               VANCOUVER_LAB_RESTART_BURST=str(args.rounds + 5))
+               **restart_env(args.rounds))
     os.environ["VANCOUVER_LAB_NET"] = env["VANCOUVER_LAB_NET"]
     from lab.kubernetes import controlplane
     from lab.kubernetes.config import Config

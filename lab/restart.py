@@ -9,8 +9,8 @@ Modelled on systemd.service(5) and systemd.unit(5):
   and the component stays down ("failed"), as systemd's start-limit-hit.
 A component that has stayed up for `interval_s` starts again from the first delay.
 
-Environment (read by `lab up`'s supervisor): VANCOUVER_LAB_RESTART_BURST (default 5) and
-VANCOUVER_LAB_RESTART_INTERVAL_S (default 60).
+Environment (read by `lab up`'s supervisor, and by the components it starts, which inherit
+it): VANCOUVER_LAB_RESTART_BURST (default 5) and VANCOUVER_LAB_RESTART_INTERVAL_S (default 60).
 """
 import os
 import signal
@@ -56,6 +56,14 @@ def _env_number(name: str, default: float, cast=float):
     if value <= 0:
         raise ValueError(f"{name}={text!r}: expected a positive number")
     return value
+
+
+def limits() -> tuple[int, float]:
+    """(burst, interval_s) from the environment (the defaults without it); ValueError names
+    the variable. The Kubernetes node's per-program restarts (lab/kubernetes/processes.py)
+    use the same limits."""
+    return (_env_number("VANCOUVER_LAB_RESTART_BURST", DEFAULT_BURST, int),
+            _env_number("VANCOUVER_LAB_RESTART_INTERVAL_S", DEFAULT_INTERVAL_S))
 
 
 @dataclass

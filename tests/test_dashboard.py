@@ -349,9 +349,10 @@ def test_current_step_is_live_and_every_event_counted_once(tmp_path, workers):
         (tmp_path / "release-0").write_text("")
         wait_until(lambda: holding(1) and state()["scenarios"][0]["passed"] == 1, 60,
                    "the first result and the second test's step")
-        # Per test: resource_created, step_start, step_end, figure, test_result; test 1 has
-        # sent resource_created and step_start so far. Each exactly once on the bus.
-        wait_until(lambda: state()["events"] == 7, 10, "7 events, none twice")
+        # Per test: resource_created, step_start, step_end, figure, test_outcome (its
+        # result line), test_result; test 1 has sent resource_created and step_start so
+        # far. Each exactly once on the bus.
+        wait_until(lambda: state()["events"] == 8, 10, "8 events, none twice")
         (tmp_path / "release-1").write_text("")
         out, _ = proc.communicate(timeout=60)
     finally:

@@ -1,6 +1,8 @@
 """target.yaml's per-cloud guest_image (issue 9, a bootable image for real clouds): the
 validation's one-line errors, and against the session lab's Glance the upload-once of a file,
 an existing image by name, and the run-end sweep of uploaded guest images."""
+import os
+import tempfile
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
@@ -81,6 +83,10 @@ def test_guest_image_file_is_uploaded_once_then_found_and_swept(os_lab, tmp_path
     try:
         again = guest_image.boot_image(factory, demo, tmp_path)
         assert again.image.id == first.image.id                       # uploaded once
+        # the upload lock is gone with its last holder (clients/locks.py)
+        left = list(Path(tempfile.gettempdir()).glob(
+            f"vancouver-guest-{os.getuid()}-newton-{first.image.name}.lock"))
+        assert not left, left
         assert guest_image.GUEST_NAME.match(first.image.name), first.image.name
         assert (first.real_os, first.min_disk_gib, first.install_fio) == (True, 2, True)
         assert first.image.min_disk == 2 and first.image.disk_format == "qcow2"

@@ -9,9 +9,10 @@ pods that outlive a kubelet crash.
 - While the node process runs, a dead program is restarted alone, as a unit per program would
   be: a dead kube-apiserver against the etcd that kept running (its data, watches'
   resourceVersions and the node agent's objects survive), a dead etcd on its data dir (the
-  apiserver reconnects by itself). Backoff: 0.2 s doubling to 5 s; more than BURST restarts of
-  one program within INTERVAL_S and the node process gives up (exit 1, stopping them all) so
-  the lab supervisor restarts the whole component.
+  apiserver reconnects by itself). Backoff: 0.2 s doubling to 5 s; more than `burst` restarts
+  of one program within `interval_s` (the supervisor's limits, lab/restart.py: 5 in 60 s
+  unless the environment says otherwise) and the node process gives up (exit 1, stopping them
+  all) so the lab supervisor restarts the whole component.
 - The node process stopping (SIGTERM: `lab down`, a component stop) stops them all; what a
   killed node process leaves, the supervisor stops (lab/supervisor.py).
 """
@@ -25,18 +26,17 @@ from pathlib import Path
 from typing import Callable
 
 from lab import detached
+from lab.restart import limits
 
 log = logging.getLogger(__name__)
 BACKOFF_FIRST_S = 0.2
 BACKOFF_MAX_S = 5.0
-BURST = 5
-INTERVAL_S = 60.0
 POLL_S = 0.05
 ADOPT_PROBE_S = 3.0     # how long an adopted program may take to answer its health probe
 
 
 class GaveUp(Exception):
-    """A program died more than BURST times within INTERVAL_S (one line: which and why)."""
+    """A program died more than `burst` times within `interval_s` (one line: which and why)."""
 
 
 @dataclass
@@ -68,6 +68,7 @@ class Processes:
     def __init__(self, logs: Path, work: Path, on_restart: Callable[[str], None] = lambda n: None):
         self.logs, self.work, self.on_restart = logs, work, on_restart
         self.programs: dict[str, Program] = {}
+        self.burst, self.interval_s = limits()
         logs.mkdir(parents=True, exist_ok=True)
 
     def _popen(self, name: str, argv: list[str]) -> tuple[subprocess.Popen, detached.Record | None]:
@@ -127,10 +128,11 @@ class Processes:
                 status = p.exit_status()
                 if status is None:
                     continue
-                p.restarts = [t for t in p.restarts if now - t < INTERVAL_S]
-                if len(p.restarts) >= BURST:
+                p.restarts = [t for t in p.restarts if now - t < self.interval_s]
+                if len(p.restarts) >= self.burst:
                     raise GaveUp(f"{p.name} exited with {status} {len(p.restarts) + 1} "
-                                 f"times within {INTERVAL_S:.0f}s (see {self.logs}/{p.name}.log)")
+                                 f"times within {self.interval_s:.0f}s "
+                                 f"(see {self.logs}/{p.name}.log)")
                 delay = min(BACKOFF_FIRST_S * 2 ** len(p.restarts), BACKOFF_MAX_S)
                 p.restart_at = now + delay
                 log.error("%s exited with %s; restarting it in %.1fs", p.name, status, delay)
