@@ -96,3 +96,27 @@ def test_a_platform_that_cannot_say_when_it_started_makes_no_claim():
     datera = Probe("datera", "Datera REST API", "https://127.0.7.10:7718", lambda: None,
                    restarted_at=no_answer)
     assert _worker([datera]).watch.restarted_during(time.time() - 5, time.time()) is None
+
+
+def test_an_outage_a_passed_iteration_rode_out_is_in_results_jsonl(tmp_path):
+    """The console printed "waiting for LDAP directory" and "back" while an iteration ran,
+    which passed (its session was cached; it never met the directory): results.jsonl keeps
+    the pass and names the outage (a trial found no trace of it there)."""
+    import json
+
+    from fixtures.reporting import events as ev
+    from fixtures.reporting.results import JsonlWriter
+    writer = JsonlWriter(tmp_path, "run")
+    item = {"nodeid": "scenarios/test_tenancy.py::test_tenancy[Vancouver-OM]", "worker": "gw0"}
+    for state, took in (("down", 0.0), ("back", 2.1)):
+        writer(ev.Outage(platform="ldap", label="LDAP directory", endpoint="ldap://x:3890",
+                         reason="connection refused", state=state, duration_s=took, **item))
+    writer(ev.TestResult(outcome="passed", duration_s=9.0, **item))
+    other = {**item, "nodeid": "scenarios/test_tenancy.py::test_tenancy[Vancouver-ON]"}
+    writer(ev.TestResult(outcome="passed", duration_s=9.0, **other))
+    writer.close()
+    rode, plain = [json.loads(ln) for ln in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert rode["outcome"] == "passed" and "outage" not in rode
+    assert rode["rode_out"] == [{"platform": "ldap", "label": "LDAP directory",
+                                 "reason": "connection refused", "duration_s": 2.1}]
+    assert "rode_out" not in plain
