@@ -120,3 +120,20 @@ def test_an_outage_a_passed_iteration_rode_out_is_in_results_jsonl(tmp_path):
     assert rode["rode_out"] == [{"platform": "ldap", "label": "LDAP directory",
                                  "reason": "connection refused", "duration_s": 2.1}]
     assert "rode_out" not in plain
+
+
+def test_an_outage_nobody_saw_begin_counts_from_the_failed_request_not_the_phase_start():
+    """A phase of 10 s whose last request was reset by a restart the watcher never saw: the
+    outage is not the phase's 10 s (a trial's record said 11 s, the supervisor's 1.75 s)."""
+    from fixtures.outage.deferred import DeferredTeardown
+    datera = Probe("datera", "Datera REST API", "https://127.0.7.10:7718", lambda: None)
+    worker = _worker([datera])
+    worker.deferred = DeferredTeardown()
+    emitted = []
+    worker._emit = emitted.append
+    now = time.time()
+    record = worker._ride_out(Unreachable("connection reset", (("127.0.7.10", 7718),)),
+                              since=now - 10, probe=None, failed_at=now - 0.5)
+    assert record["platform"] == "datera" and record["resumed"]
+    assert 0.5 <= record["duration_s"] < 5   # from the failed request to the probe's answer
+    assert [e.state for e in emitted] == ["back"]
