@@ -1,0 +1,66 @@
+"""Deferred deletions wait only for the platforms they need (issue 13): while the LDAP
+directory is down (the watcher announced it), Datera's volume deletions still run; a run that
+ended with the directory down had every deletion of its last iterations queued behind the
+directory, so the paused workers never drained them and the volumes leaked."""
+from clients.dfs_compat import dexc
+from fixtures.outage.deferred import DeferredTeardown
+from fixtures.outage.probes import Probe
+from fixtures.outage.watch import Watch
+from tests.test_outage import _refused
+
+
+def _probe(platform: str, label: str) -> Probe:
+    return Probe(platform, label, f"https://{platform}.lab:1", lambda: None)
+
+
+def _watch() -> tuple[Watch, Probe, Probe]:
+    ldap, datera = _probe("ldap", "LDAP directory"), _probe("datera", "Datera REST API")
+    return Watch(lambda: [ldap, datera], lambda d: None, lambda d: None), ldap, datera
+
+
+def test_a_datera_deletion_runs_while_only_the_directory_is_down():
+    watch, ldap, _ = _watch()
+    queue = DeferredTeardown(blocked=watch.open_reason)
+    watch.announce_down(ldap, "connection refused", 0.0)
+    deleted = []
+    assert queue.wrap(lambda: deleted.append("vol-1"), "app_instance vol-1", ("datera",))()
+    assert deleted == ["vol-1"] and queue.pending == []
+
+
+def test_a_deletion_needing_a_down_platform_is_queued_and_drained_once_it_is_back():
+    watch, ldap, datera = _watch()
+    queue = DeferredTeardown(blocked=watch.open_reason)
+    watch.announce_down(datera, "connection refused", 0.0)
+    deleted = []
+    assert not queue.wrap(lambda: deleted.append("vol-1"), "app_instance vol-1",
+                          ("datera",))()
+    # Unnamed platforms (a plugin's own deletion): any platform down holds it, as before.
+    assert not queue.wrap(lambda: deleted.append("x"), "thing x")()
+    assert queue.drain() == ([], queue.pending) and deleted == []
+    watch.announce_up(datera)
+    assert queue.drain()[0] == ["app_instance vol-1", "thing x"]
+    assert deleted == ["vol-1", "x"]
+
+
+def test_drain_keeps_the_order_behind_a_platform_still_down():
+    """An OpenStack deletion queued first (its cloud is down) holds the Datera one behind it
+    (registered in dependency order); the Datera one runs once the cloud is back, after it."""
+    watch, _, _ = _watch()
+    cloud = _probe("openstack-pike", "Keystone of pike")
+    queue = DeferredTeardown(blocked=watch.open_reason)
+    deleted = []
+    down = [True]
+
+    def cinder_delete():
+        if down[0]:
+            raise dexc.ApiConnectionError(_refused(), "")
+        deleted.append("cinder volume")
+    queue.wrap(cinder_delete, "volume v1", ("openstack-pike", "datera"))()
+    watch.announce_down(cloud, "connection refused", 0.0)
+    queue.wrap(lambda: deleted.append("app_instance"), "app_instance a1", ("datera",))()
+    assert [p.what for p in queue.pending] == ["volume v1", "app_instance a1"]
+    assert queue.drain()[0] == [] and deleted == []
+    down[0] = False
+    watch.announce_up(cloud)
+    assert queue.drain()[0] == ["volume v1", "app_instance a1"]
+    assert deleted == ["cinder volume", "app_instance"]
