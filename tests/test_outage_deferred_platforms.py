@@ -2,11 +2,26 @@
 directory is down (the watcher announced it), Datera's volume deletions still run; a run that
 ended with the directory down had every deletion of its last iterations queued behind the
 directory, so the paused workers never drained them and the volumes leaked."""
+import socket
+
+import requests
+
 from clients.dfs_compat import dexc
 from fixtures.outage.deferred import DeferredTeardown
 from fixtures.outage.probes import Probe
 from fixtures.outage.watch import Watch
-from tests.test_outage import _refused
+
+
+def _refused() -> requests.ConnectionError:
+    """A real "connection refused" of requests (a port nobody listens on)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    try:
+        requests.get(f"http://127.0.0.1:{port}/v2.2/system", timeout=2)
+    except requests.ConnectionError as e:
+        return e
+    raise AssertionError("a closed port answered")
 
 
 def _probe(platform: str, label: str) -> Probe:
