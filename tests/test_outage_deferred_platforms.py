@@ -79,3 +79,32 @@ def test_drain_keeps_the_order_behind_a_platform_still_down():
     watch.announce_up(cloud)
     assert queue.drain()[0] == ["volume v1", "app_instance a1"]
     assert deleted == ["cinder volume", "app_instance"]
+
+
+def test_a_queued_deletion_holds_back_only_deletions_sharing_a_platform():
+    """A namespace queued while the apiserver is down does not hold the worker's next Datera
+    volume (it ran behind it before: a run ending with the apiserver down leaked it); a
+    deletion sharing a platform with a queued one still waits behind it, in order."""
+    watch, _, _ = _watch()
+    apiserver = _probe("kubernetes", "kube-apiserver")
+    queue = DeferredTeardown(blocked=watch.open_reason)
+    watch.announce_down(apiserver, "connection refused", 0.0)
+    deleted = []
+    assert not queue.wrap(lambda: deleted.append("ns"), "namespace ns-1", ("kubernetes",))()
+    assert queue.wrap(lambda: deleted.append("vol-1"), "app_instance vol-1", ("datera",))()
+    assert deleted == ["vol-1"]
+    # A Cinder volume queued (its cloud down): a Datera deletion waits behind it, Datera
+    # being one of the platforms the Cinder deletion needs.
+    cloud = _probe("openstack-pike", "Keystone of pike")
+    watch.announce_down(cloud, "connection refused", 0.0)
+    assert not queue.wrap(lambda: deleted.append("cinder"), "volume v1",
+                          ("openstack-pike", "datera"))()
+    assert not queue.wrap(lambda: deleted.append("vol-2"), "app_instance vol-2", ("datera",))()
+    assert [p.what for p in queue.pending] == ["namespace ns-1", "volume v1",
+                                               "app_instance vol-2"]
+    # The apiserver back: the namespace runs though the cloud is still down.
+    watch.announce_up(apiserver)
+    assert queue.drain()[0] == ["namespace ns-1"]
+    watch.announce_up(cloud)
+    assert queue.drain()[0] == ["volume v1", "app_instance vol-2"]
+    assert deleted == ["vol-1", "ns", "cinder", "vol-2"]
