@@ -65,6 +65,8 @@ STOPPED_S = 10.0            # how long the vCenter stays stopped: the stimulus, 
 # How long a stopped component waits for a request of the run to reach it: the directory is
 # asked at each worker's first tenant login, in its first item's first step.
 REQUEST_WAIT_S = 120.0
+# How long a crash loop waits for its case's moment (Case.armed).
+ARM_WAIT_S = 120.0
 # How long after the kill the iteration that met it may take to report (its pause included).
 NOTICED_WAIT_S = 120.0
 
@@ -162,6 +164,19 @@ def _vsphere_survivors(lab: LabCli):
     return check, lambda: None
 
 
+def _run_pod_running(lab: LabCli) -> Callable[[], bool]:
+    """Whether a pod of the run (namespace vancouver-<hex>) is Running on the node: the
+    moment a kill of the node process loses one (the terminal's live lines come every 30 s,
+    too coarse to aim at a pod of a 12 s iteration)."""
+    from fixtures import kubernetes as k8s
+    cluster = k8s.connect(Target.load(lab.target))
+
+    def running() -> bool:
+        pods = cluster.core.list_pod_for_all_namespaces(field_selector="status.phase=Running")
+        return any(p.metadata.namespace.startswith("vancouver-") for p in pods.items)
+    return running
+
+
 @dataclass(frozen=True)
 class Case:
     component: str
@@ -179,6 +194,9 @@ class Case:
     # With "stop, then kill": an iteration that met the kill may pass (its client retried
     # after the restart): then the kill having met a waiting request is the proof.
     may_ride_out: bool = False
+    # armed(lab) -> condition (polled) the first kill waits for instead of `in_step` (None:
+    # the live lines' `in_step`)
+    armed: Callable | None = None
 
 
 CASES = {
@@ -201,8 +219,8 @@ CASES = {
     # ContainerStatusUnknown), and the phase the restart cut is an outage through the
     # kubelet's "Starting kubelet." event (fixtures/outage/probes.py restarted_at).
     "kubernetes": Case("kubernetes", "kube-apiserver",
-                       ("scenarios/kubernetes/test_kubernetes.py",), "test_kubernetes.* > ",
-                       _kubernetes_survivors),
+                       ("scenarios/kubernetes/test_kubernetes.py",), "",
+                       _kubernetes_survivors, armed=_run_pod_running),
     "vsphere": Case("vsphere", "vCenter SDK", ("scenarios/vmware/test_vmware.py",),
                     "test_vmware.* > ", _vsphere_survivors),
 }
@@ -220,6 +238,10 @@ def _crash_loop(lab: LabCli, case: Case, restarts: list[float]):
     """The fault: kill -9; once it is healthy again, kill it again unless an iteration met
     the outage within UP_S (the paused workers' probes need it up that long to resume)."""
     def fault(lines: list[str]) -> None:
+        if case.armed is not None:
+            ready = case.armed(lab)
+            assert poll_until(ready, bool, ARM_WAIT_S, interval=0.1), \
+                f"{case.component}: the run never reached the moment to kill in {ARM_WAIT_S:.0f}s"
         end = time.monotonic() + CRASH_LOOP_S
         while True:
             restarts.append(kill9_and_time_restart(lab, case.component, timeout=120))
@@ -264,7 +286,7 @@ def test_kill_9_mid_run_restarts_keeps_objects_and_counts_an_outage(lab, tmp_pat
         if case.fault == "stop, then kill":
             fault, in_step = _stop_then_kill(lab, case, restarts, waiting), case.in_step or None
         else:
-            fault, in_step = _crash_loop(lab, case, restarts), case.in_step
+            fault, in_step = _crash_loop(lab, case, restarts), case.in_step or None
         run = run_with_fault(lab, tmp_path, fault, duration=case.duration,
                              scenarios=case.scenarios, in_step=in_step, in_step_workers=1,
                              workers=case.workers)
