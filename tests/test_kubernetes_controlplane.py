@@ -14,10 +14,13 @@ import json
 import os
 import signal
 import subprocess
+import time
 import uuid
 
 import pytest
 
+from fixtures.outage.probes import probes_of
+from fixtures.target import Target
 from fixtures.waiters import wait_until
 from tests.support.labcli import LabCli
 
@@ -135,6 +138,11 @@ def test_kill_9_of_the_node_leaves_the_control_plane_serving_and_its_restart_ado
             metadata=client.V1ObjectMeta(name="before"), data={"k": "v"}))
         programs, before = _programs(run_dir), component(k8s_lab)
         assert all(len(p) == 1 for p in programs.values()), programs
+        # The outage probe's "when did the node agent start" (its kubelet Starting event).
+        probe = next(p for p in probes_of(Target.load(k8s_lab.target))
+                     if p.platform == "kubernetes")
+        assert probe.restarted_at() < time.time()
+        killed = time.time()
         os.killpg(before["pid"], signal.SIGKILL)   # the component's whole process group
         # the API keeps serving while the node agent is down: nothing restarted it
         assert cluster.core.read_namespaced_config_map("before", ns).metadata.uid == \
@@ -144,6 +152,8 @@ def test_kill_9_of_the_node_leaves_the_control_plane_serving_and_its_restart_ado
         assert sorted(_ready(k8s_lab)["adopted"]) == sorted(programs)
         # the new node agent's watches, the adopted scheduler and the log endpoint work
         assert run_pod(cluster, ns, "after-node-kill") == "after-node-kill\n"
+        # The restarted agent recorded its start: a phase that ran across it can tell.
+        assert int(killed) <= probe.restarted_at() <= time.time()
     finally:
         k8s.delete_namespace(cluster.core, ns, timeout=TIMEOUT)
 

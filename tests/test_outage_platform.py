@@ -137,3 +137,28 @@ def test_an_outage_nobody_saw_begin_counts_from_the_failed_request_not_the_phase
     assert record["platform"] == "datera" and record["resumed"]
     assert 0.5 <= record["duration_s"] < 5   # from the failed request to the probe's answer
     assert [e.state for e in emitted] == ["back"]
+
+
+def test_the_kubelet_start_event_tells_when_the_node_agent_started():
+    """kill -9 of the lab's node agent leaves the apiserver answering (no down interval), yet
+    the pod it ran ends Failed (137 ContainerStatusUnknown): the newest "Starting kubelet."
+    Node event (source kubelet) is the restart the failed phase ran across."""
+    import datetime
+    from kubernetes import client
+    from fixtures.outage.probes import kubelet_started_at
+
+    def event(at: float, component: str = "kubelet"):
+        ts = datetime.datetime.fromtimestamp(at, datetime.timezone.utc)
+        return client.CoreV1Event(
+            metadata=client.V1ObjectMeta(name="n.1"), reason="Starting",
+            message="Starting kubelet.", involved_object=client.V1ObjectReference(
+                kind="Node", name="n"), source=client.V1EventSource(component=component),
+            first_timestamp=ts, last_timestamp=ts)
+    t0 = int(time.time())
+    assert kubelet_started_at([]) is None
+    assert kubelet_started_at([event(t0 - 600), event(t0 + 2), event(t0 + 9, "kube-proxy")]) \
+        == t0 + 2
+    kube = Probe("kubernetes", "kube-apiserver", "https://127.0.4.1:6443/readyz", lambda: None,
+                 restarted_at=lambda: kubelet_started_at([event(t0 - 600), event(t0 + 2)]))
+    down = _worker([kube]).watch.restarted_during(t0, t0 + 5)
+    assert down.probe is kube and down.reason == "restarted"

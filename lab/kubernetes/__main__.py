@@ -199,6 +199,7 @@ def main(argv=None) -> int:
         controller.start()   # its first lists run while the node registers
         controller.register_driver()
         node.register()
+        node.record_start()   # before the pod sync marks what this restart lost
         phases["node"] = round(time.monotonic() - t0, 3)
         while not all(e.wait(0.01) for e in controller.synced):
             if stop.is_set():

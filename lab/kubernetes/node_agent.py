@@ -1,11 +1,15 @@
 """The node agent's registration duties (the kubelet's part, reference kubernetes.md §9.1):
 the Node object with a Ready condition, a Lease in kube-node-lease renewed every 10 s (the
 node lifecycle controller marks a node Unknown after 40 s without one), and the CSINode
-node-driver-registrar would create for the Datera driver."""
+node-driver-registrar would create for the Datera driver; and, at each start, the Node event
+a kubelet records as it starts (reason Starting, "Starting kubelet.", source kubelet:
+kubernetes pkg/kubelet/kubelet.go, events.StartingKubelet), which tells a client when the
+node agent last started (a restart loses the pods it ran: podsync.py)."""
 import datetime
 import logging
 import platform
 import threading
+import uuid
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -83,6 +87,23 @@ class NodeAgent:
         except ApiException as e:
             if e.status != 409:
                 raise
+
+    def record_start(self) -> None:
+        """The kubelet's "Starting kubelet." event on its Node (namespace default, as the
+        kubelet's node reference has none); a failure to record it is only logged."""
+        now = _now()
+        body = client.CoreV1Event.from_dict({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": f"{self.name}.{uuid.uuid4().hex[:16]}", "namespace": "default"},
+            "involvedObject": {"kind": "Node", "name": self.name, "uid": self.name},
+            "reason": "Starting", "message": "Starting kubelet.", "type": "Normal",
+            "source": {"component": "kubelet", "host": self.name}, "count": 1,
+            "firstTimestamp": now, "lastTimestamp": now, "reportingComponent": "",
+            "reportingInstance": ""})
+        try:
+            self.core.create_namespaced_event("default", body)
+        except ApiException as e:
+            log.warning("event Starting on node %s: HTTP %s", self.name, e.status)
 
     def heartbeat(self) -> None:
         # status.conditions merge by `type` under strategic-merge-patch (reference §7)

@@ -81,7 +81,7 @@ def classes(request, cluster, demo, run_prefix) -> dict[tuple[str, str], str]:
                 sc, cluster.provisioner, params))
             request.addfinalizer(deferrable(
                 request.config, lambda sc=sc: k8s.delete_storage_class(cluster.storage, sc),
-                f"StorageClass {sc}"))
+                f"StorageClass {sc}", ("kubernetes",)))
             out[(name, mode)] = sc
     return out
 
@@ -101,7 +101,7 @@ def namespace(request, cluster):
     # A deletion that meets an apiserver outage runs once it is back (fixtures/outage).
     request.addfinalizer(deferrable(
         request.config, lambda: k8s.delete_namespace(cluster.core, name, timeout=TIMEOUT),
-        f"namespace {name}"))
+        f"namespace {name}", ("kubernetes",)))
     return name
 
 

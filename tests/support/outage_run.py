@@ -1,7 +1,7 @@
 """A bounded demo run against a lab of one's own with a fault in the middle (a component
 stopped or killed while workers are inside scenario steps), and the checks that it rode the
-fault out: shared by tests/test_outage_e2e.py, tests/test_kill9_e2e.py and
-bench/bench_outage_resume.py.
+fault out: shared by tests/test_outage_e2e.py, tests/test_kill9_e2e.py,
+tests/test_kill9_platforms_e2e.py and bench/bench_outage_resume.py.
 
 The run's events are also written to `<out>/events.jsonl` by the plugin
 tests/support/event_log.py (`-p tests.support.event_log`), so a reader can time each
@@ -119,15 +119,16 @@ def _jsonl(path: Path) -> list[dict]:
 
 def run_with_fault(lab: LabCli, out: Path, fault: Callable[[list[str]], None], *, duration: str,
                    scenarios: tuple[str, ...] = ("scenarios/test_tenancy.py",),
-                   workers: int = 2, in_step: str = " > ", in_step_workers: int | None = None,
-                   timeout: float = 600) -> Run:
+                   workers: int = 2, in_step: str | None = " > ",
+                   in_step_workers: int | None = None, timeout: float = 600) -> Run:
     """The demo (`scenarios`, ci profile, `-n workers --count=0 --duration duration`) with
     `fault(lines)` called once `in_step_workers` (default: all) workers' live lines match
-    `in_step` (wait_workers_in_steps); waits for the run's end (killing its process group if
-    it overruns)."""
+    `in_step` (wait_workers_in_steps; None: at once, as the run starts); waits for the run's
+    end (killing its process group if it overruns)."""
     proc, lines = start_demo(lab, out, workers=workers, duration=duration, scenarios=scenarios)
     try:
-        wait_workers_in_steps(proc, lines, in_step_workers or workers, step=in_step)
+        if in_step is not None:
+            wait_workers_in_steps(proc, lines, in_step_workers or workers, step=in_step)
         fault(lines)
         proc.wait(timeout=timeout)
     finally:
@@ -193,6 +194,27 @@ def leftovers(lab: LabCli) -> list[str]:
 
 def datera_pid(lab: LabCli) -> int:
     return lab.component_pids()["datera"]
+
+
+def unanswered_requests(pid: int) -> int:
+    """Connections to the process's listening TCP sockets (accepted, or still in the accept
+    queue) holding bytes it has not read: requests waiting on it, e.g. while it is stopped
+    (/proc/net/tcp{,6}: local_address, st 0A listen / 01 established / 08 close-wait,
+    tx_queue:rx_queue, inode; proc(5))."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            link = os.readlink(fd)
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    rows = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        rows += [ln.split() for ln in Path(table).read_text().splitlines()[1:]]
+    listening = {r[1] for r in rows if r[3] == "0A" and r[9] in inodes}
+    return sum(1 for r in rows if r[1] in listening and r[3] in ("01", "08")
+               and int(r[4].split(":")[1], 16) > 0)
 
 
 @contextmanager
