@@ -137,3 +137,36 @@ def test_rich_view_draws_the_table_on_a_terminal(tmp_path):
     assert out.splitlines()[0].startswith("Vancouver demo: reports ")
     assert "current step" in out and "iter" in out and "/min" in out
     assert "2 passed" in out  # pytest's own summary still comes after the table
+
+
+def test_live_every_sets_how_often_a_log_gets_the_live_lines(tmp_path):
+    """--live-every 1s: the steps the workers are in show while they hold them (the default
+    30 s would print them only at the end of this run); tests aiming a fault at a step read
+    them (tests/support/outage_run.py)."""
+    import threading
+
+    from fixtures.waiters import wait_until
+    proc = _inner(tmp_path, "-n", "2", "--live-view", "plain", "--live-every", "1s")
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")),
+                              daemon=True)
+    reader.start()
+    try:
+        wait_until(lambda: any(ln.startswith("[live] gw") and " > " in ln for ln in lines)
+                   or proc.poll() is not None, 60, "a [live] line naming a held step", 0.1)
+        assert any(ln.startswith("[live] gw") and " > " in ln for ln in lines), "".join(lines)
+    finally:
+        release_all(tmp_path)
+        proc.wait(timeout=120)
+        reader.join(10)
+    assert proc.returncode == 0, "".join(lines)[-3000:]
+
+
+def test_a_bad_live_every_is_one_line(tmp_path):
+    release_all(tmp_path)
+    proc = _inner(tmp_path, "--live-every", "soon")
+    out, _ = proc.communicate(timeout=120)
+    errors = [ln for ln in out.splitlines() if ln.startswith("ERROR")]
+    assert proc.returncode == 4 and errors == [
+        "ERROR: --live-every soon: expected a positive time such as 5s or 1m"], out
+    assert "usage:" not in out

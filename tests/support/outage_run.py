@@ -68,6 +68,8 @@ def start_demo(lab: LabCli, out: Path, workers: int, duration: str,
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", *scenarios, "-n", str(workers),
          "--count=0", "--duration", duration, "--demo-profile", "ci",
+         # live lines every 2 s (30 s by default in a log): the faults aim at a step by them
+         "--live-every", "2s",
          *(["--demo-config", str(demo_config)] if demo_config else []), "--target",
          str(lab.target), "--html", str(out / "report.html"), "-p", "no:cacheprovider",
          "-p", "tests.support.event_log"],
