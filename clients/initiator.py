@@ -92,8 +92,10 @@ def login(portal_ip: str, port: int, initiator: str, target: str,
                 lines.send({"chap_user": chap_user, "chap_response": response})
                 msg = lines.recv()
     except OSError as e:
+        # `from e`: the OSError (refused, reset, timed out) is what makes this an outage
+        # for fixtures/outage/classify.py, not the target refusing the login.
         raise LoginError(f"cannot reach the login portal {portal_ip}:{port}: "
-                         f"{e.strerror or 'timed out'}") from None
+                         f"{e.strerror or 'timed out'}") from e
     if msg.get("ok") is not True:
         raise LoginError(str(msg.get("reason") or "login refused without a reason"))
     nbd_port = int(msg.get("nbd_port") or DEFAULT_NBD_PORT)

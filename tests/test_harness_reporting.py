@@ -292,7 +292,8 @@ def test_bus_subscriber_sees_every_kind(tmp_path, xdist):
     seen = [json.loads(x) for x in (tmp_path / "events.jsonl").read_text().splitlines()]
     kinds = [e["kind"] for e in seen]
     assert set(kinds) == {"step_start", "step_end", "resource_created", "resource_deleted",
-                          "fio_result", "metric_samples", "table", "figure", "test_result"}
+                          "fio_result", "metric_samples", "table", "figure", "test_outcome",
+                          "test_result"}
     assert kinds.count("test_result") == 2 and kinds.count("step_end") == 4
     assert all(e["nodeid"].startswith("test_bus.py::test_events[") for e in seen)
     assert {e["worker"] for e in seen} <= ({"gw0", "gw1"} if xdist else {"master"})

@@ -162,3 +162,26 @@ def test_the_kubelet_start_event_tells_when_the_node_agent_started():
                  restarted_at=lambda: kubelet_started_at([event(t0 - 600), event(t0 + 2)]))
     down = _worker([kube]).watch.restarted_during(t0, t0 + 5)
     assert down.probe is kube and down.reason == "restarted"
+
+
+def test_a_login_no_portal_answered_is_an_outage_and_a_refused_one_is_not():
+    """Both portals of a restarting cluster reset the login: AccessRefused chained to the
+    connection error, an outage (the kill -9 e2e counted it a failure); the target refusing
+    a login (an ACL, CHAP) stays the scenario's failure."""
+    import pytest
+
+    from clients.initiator import LoginError
+    from fixtures import transport
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = [s.getsockname()[1]]
+    tp = transport.LabTransport(login_port=closed[0])
+    with pytest.raises(transport.AccessRefused) as down:
+        tp._login(["127.0.0.1", "127.0.0.1"], "iqn.x:host", "iqn.x:target", None)
+    found = classify(down.value)
+    assert found is not None and found.reason == "connection refused"
+    refused = transport.AccessRefused("login refused: not in the ACL")
+    try:
+        raise refused from LoginError("initiator iqn.x:host is not in the ACL")
+    except transport.AccessRefused as e:
+        assert classify(e) is None
