@@ -23,21 +23,8 @@ from fixtures.reporting import events as ev
 from fixtures.reporting.results import JsonlWriter, TestResults
 from fixtures.waiters import wait_until
 from tests.support import inner_run
-from tests.support.outage_probe import REFUSED, scripted_probe, watching
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _refused() -> requests.ConnectionError:
-    try:
-        requests.get(f"http://127.0.0.1:{_closed_port()}/v2.2/system", timeout=2)
-    except requests.ConnectionError as e:
-        return e
-    raise AssertionError("a closed port answered")
+from tests.support.outage_probe import (REFUSED, closed_port, refused_request,
+                                       scripted_probe, watching)
 
 
 def _silent_server():
@@ -51,7 +38,7 @@ def _silent_server():
 # -- the classifier: every client library's way of saying "no answer" -------------------------
 
 def test_requests_refused_names_reason_and_address():
-    found = classify(_refused())
+    found = classify(refused_request())
     assert found.reason == "connection refused"
     assert found.addresses[0][0] == "127.0.0.1"
 
@@ -68,7 +55,7 @@ def test_requests_read_timeout_is_an_outage():
 
 def test_dfs_sdk_wrappers_are_outages():
     # dfs_sdk 1.2.27 connection.py: ApiConnectionError(e, '') / ApiTimeoutError(e, '')
-    assert classify(dexc.ApiConnectionError(_refused(), "")).reason == "connection refused"
+    assert classify(dexc.ApiConnectionError(refused_request(), "")).reason == "connection refused"
     assert classify(dexc.ApiTimeoutError(requests.ReadTimeout("read timed out"), "")).reason \
         == "timed out"
     assert classify(dexc.Api503RetryError("busy", {})).reason == "HTTP 503"
@@ -110,7 +97,7 @@ def test_scenario_errors_stay_failures():
 def test_wrapped_outage_is_found_through_the_cause_chain():
     try:
         try:
-            raise _refused()
+            raise refused_request()
         except requests.ConnectionError:
             raise RuntimeError("Datera connection failed (ConnectionError)") from None
     except RuntimeError as e:
@@ -207,7 +194,7 @@ def test_deletion_that_meets_an_outage_is_queued_and_drained():
 
     def delete():
         if not back.is_set():
-            raise dexc.ApiConnectionError(_refused(), "")
+            raise dexc.ApiConnectionError(refused_request(), "")
         deleted.append("vol-1")
     queue.wrap(delete, "app_instance vol-1")()  # does not raise: queued
     assert [p.what for p in queue.pending] == ["app_instance vol-1"]
@@ -229,7 +216,7 @@ def test_a_deletion_after_a_queued_one_waits_behind_it():
     def delete(what):
         def fn():
             if not back.is_set():
-                raise dexc.ApiConnectionError(_refused(), "")
+                raise dexc.ApiConnectionError(refused_request(), "")
             deleted.append(what)
         return fn
     queue.wrap(delete("volume"), "app_instance vol-1")()
@@ -372,7 +359,7 @@ def test_needs_fake_platform(n):
 
 @pytest.mark.parametrize("stop", ["SIGTERM", "duration"])
 def test_paused_workers_stop_promptly_and_exit_0(tmp_path, stop):
-    (tmp_path / "port").write_text(str(_closed_port()))  # the platform is down throughout
+    (tmp_path / "port").write_text(str(closed_port()))  # the platform is down throughout
     (tmp_path / "conftest.py").write_text(PAUSE_CONFTEST)
     (tmp_path / "demo.yaml").write_text(inner_run.DEMO_YAML)
     (tmp_path / "test_live.py").write_text(PAUSE_TEST)

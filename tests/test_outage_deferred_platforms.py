@@ -2,26 +2,11 @@
 directory is down (the watcher announced it), Datera's volume deletions still run; a run that
 ended with the directory down had every deletion of its last iterations queued behind the
 directory, so the paused workers never drained them and the volumes leaked."""
-import socket
-
-import requests
-
 from clients.dfs_compat import dexc
 from fixtures.outage.deferred import DeferredTeardown
 from fixtures.outage.probes import Probe
 from fixtures.outage.watch import Watch
-
-
-def _refused() -> requests.ConnectionError:
-    """A real "connection refused" of requests (a port nobody listens on)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    try:
-        requests.get(f"http://127.0.0.1:{port}/v2.2/system", timeout=2)
-    except requests.ConnectionError as e:
-        return e
-    raise AssertionError("a closed port answered")
+from tests.support.outage_probe import refused_request
 
 
 def _probe(platform: str, label: str) -> Probe:
@@ -68,7 +53,7 @@ def test_drain_keeps_the_order_behind_a_platform_still_down():
 
     def cinder_delete():
         if down[0]:
-            raise dexc.ApiConnectionError(_refused(), "")
+            raise dexc.ApiConnectionError(refused_request(), "")
         deleted.append("cinder volume")
     queue.wrap(cinder_delete, "volume v1", ("openstack-pike", "datera"))()
     watch.announce_down(cloud, "connection refused", 0.0)

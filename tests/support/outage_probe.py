@@ -3,14 +3,33 @@
 down/up announcements collected in lists."""
 from __future__ import annotations
 
+import socket
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+
+import requests
 
 from fixtures.outage.probes import Probe
 from fixtures.outage.watch import Down, Watch
 
 REFUSED = ConnectionRefusedError(111, "Connection refused")
+
+
+def closed_port() -> int:
+    """A loopback port nobody listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def refused_request() -> requests.ConnectionError:
+    """A real "connection refused" of requests, as dfs_sdk's transport raises it."""
+    try:
+        requests.get(f"http://127.0.0.1:{closed_port()}/v2.2/system", timeout=2)
+    except requests.ConnectionError as e:
+        return e
+    raise AssertionError("a closed port answered")
 
 
 def scripted_probe(answers, platform: str = "datera", label: str = "Datera REST API",
