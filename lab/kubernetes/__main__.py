@@ -74,7 +74,7 @@ def _import_agents(behind_apiserver: bool) -> None:
                 tid = threading.get_native_id()
                 os.setpriority(os.PRIO_PROCESS, tid,
                                min(19, os.getpriority(os.PRIO_PROCESS, tid) + IMPORT_NICE))
-            except OSError:
+            except OSError:   # not allowed here: the imports keep the caller's priority
                 pass
         from . import csi_controller, datera_csi, logserver, node_agent, pods  # noqa: F401
     t = threading.Thread(target=work, name="import-agents")
