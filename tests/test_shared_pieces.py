@@ -71,6 +71,27 @@ def test_busy_seconds_leave_out_the_edges_and_the_median_is_steady():
     assert metrics.busy_seconds(points[:3], 0, 200) == []
 
 
+def test_a_median_of_fewer_than_three_steady_seconds_is_refused():
+    """Of two seconds the median is their mean: one stalled second (CI's tenancy check: 1000
+    and 404 IOPS gave 702, "short of 791") decides it. So median() refuses one or two."""
+    with pytest.raises(AssertionError, match="2 steady second"):
+        metrics.median([(1, 1000.0), (2, 404.0)])
+    assert metrics.median([(1, 1000.0), (2, 404.0), (3, 1000.0)]) == 1000.0
+
+
+@pytest.mark.parametrize("offset", [i / 10 for i in range(10)])
+@pytest.mark.parametrize("connect_s", [0.0, 0.5, 0.95])
+def test_a_measured_runtime_gives_three_steady_seconds_wherever_it_starts(offset, connect_s):
+    """A workload of measured_runtime() seconds, started anywhere in a second and spending up
+    to a second connecting, leaves STEADY_SECONDS busy seconds after busy_seconds() trims its
+    edges (4 s, the ci profile's fio runtime, left two)."""
+    start = 100 + offset
+    io_from, io_to = start + connect_s, start + connect_s + metrics.measured_runtime(4)
+    end = io_to + 0.05
+    points = [(t, 500.0 if t + 1 > io_from and t < io_to else 0.0) for t in range(98, 112)]
+    assert len(metrics.busy_seconds(points, start, end)) >= metrics.STEADY_SECONDS
+
+
 def test_fio_output_is_parsed_from_its_first_brace():
     doc = workload.parse_output('nbd: connected\n{"jobs": [{"error": 0}]}\nfio: terminating\n')
     assert doc == {"jobs": [{"error": 0}]}
