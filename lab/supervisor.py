@@ -26,8 +26,8 @@ This module is the supervisor's loop and its preflight; the run-dir files, proce
 and the stop helpers that `down`, `status` and `chaos` share are lab/runfiles.py.
 
 A lock file per lab network (/tmp/.vancouver-lab-<NET>.lock, held with flock for the
-supervisor's lifetime, so it frees itself even after kill -9) refuses a second lab on the
-same addresses whichever run dir it uses.
+supervisor's lifetime, so it frees itself even after kill -9, and removed when the lab stops)
+refuses a second lab on the same addresses whichever run dir it uses.
 """
 import fcntl
 import json
@@ -68,10 +68,11 @@ log = logging.getLogger("lab.supervisor")
 
 def _lock_holder() -> str | None:
     """The run dir of the live lab on this NET, or None when the NET is free."""
-    path = lock_path()
-    if not path.exists():
+    try:
+        f = open(lock_path())   # never created here: a stopped lab removed it
+    except FileNotFoundError:
         return None
-    with open(path, "a+") as f:
+    with f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -79,6 +80,15 @@ def _lock_holder() -> str | None:
             return f.read().strip() or "unknown"
         fcntl.flock(f, fcntl.LOCK_UN)
         return None
+
+
+def _same_file(f, path: Path) -> bool:
+    """Whether the open file `f` is still the one `path` names (flock's remove-while-held
+    race: a lock taken on an unlinked file guards nothing)."""
+    try:
+        return os.path.samestat(os.fstat(f.fileno()), os.stat(path))
+    except FileNotFoundError:
+        return False
 
 
 def _running_message(run_dir: str) -> str:
@@ -190,14 +200,18 @@ class Supervisor:
     def _acquire(self) -> None:
         run_dir = self.run.run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
-        f = open(lock_path(), "a+")
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "unknown"
-            f.close()
-            raise LabError(_running_message(holder))
+        while True:
+            f = open(lock_path(), "a+")
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.seek(0)
+                holder = f.read().strip() or "unknown"
+                f.close()
+                raise LabError(_running_message(holder))
+            if _same_file(f, lock_path()):
+                break
+            f.close()   # locked a file a stopping lab had just removed: lock the new one
         f.seek(0)
         f.truncate()
         f.write(str(run_dir))
@@ -220,8 +234,9 @@ class Supervisor:
             shutil.rmtree(users_dir(run_dir), ignore_errors=True)   # no lab, no users
             self._owns_run_dir = False
         if self._lock_file is not None:
-            self._lock_file.seek(0)
-            self._lock_file.truncate()
+            # Removed while still held (so no /tmp litter per net); a starter that opened it
+            # meanwhile sees the path name another file and takes that one (_acquire).
+            lock_path().unlink(missing_ok=True)
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)
             self._lock_file.close()
             self._lock_file = None

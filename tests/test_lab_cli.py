@@ -348,3 +348,41 @@ def test_help_names_the_net_the_run_dir_and_json():
     for words in ("VANCOUVER_LAB_NET=127.N", "/tmp/vancouver-lab-<NET>", "--json"):
         assert words in " ".join(r.stdout.split()), (words, r.stdout)
     assert "--json" in lab_cmd("status", "--help").stdout
+
+
+# ---- the net's lock file ------------------------------------------------------------------------
+
+def test_the_net_lock_goes_with_the_lab_and_a_starter_racing_the_stop_takes_the_new_one(
+        tmp_path, monkeypatch):
+    """A stopped lab leaves no /tmp/.vancouver-lab-<net>.lock. A starter that opened the old
+    file just before the stop removed it would lock a file nobody else can find (flock's
+    remove-while-held race): it notices and locks the file the path names, so a third
+    starter is still refused."""
+    from lab import runfiles
+    # a name no lab uses (lock_path() only formats it): the test can never meet a real lab
+    monkeypatch.setattr(runfiles.topology, "NET", f"lock-test-{os.getpid()}")
+    first = supervisor.Supervisor(tmp_path / "first", [])
+    first._acquire()
+    assert runfiles.lock_path().exists()
+    real_flock, locks_taken = supervisor.fcntl.flock, []
+
+    def flock_after_the_stop(f, op):   # the first lab stops between the open and the flock
+        if op & supervisor.fcntl.LOCK_EX:
+            if not locks_taken:
+                first._release()
+            locks_taken.append(f)
+        return real_flock(f, op)
+
+    monkeypatch.setattr(supervisor.fcntl, "flock", flock_after_the_stop)
+    second = supervisor.Supervisor(tmp_path / "second", [])
+    second._acquire()
+    monkeypatch.setattr(supervisor.fcntl, "flock", real_flock)
+    try:
+        # (not inode numbers: tmpfs hands the removed file's number to the new one)
+        assert len(locks_taken) == 2 and locks_taken[0].closed, locks_taken
+        assert supervisor._same_file(second._lock_file, runfiles.lock_path())
+        with pytest.raises(supervisor.LabError, match="running"):
+            supervisor.Supervisor(tmp_path / "third", [])._acquire()
+    finally:
+        second._release()
+    assert not runfiles.lock_path().exists()
