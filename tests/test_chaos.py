@@ -12,7 +12,6 @@ dfs_sdk, openstacksdk, the openstack CLI and plain HTTP.
 - a bounded demo run under demo.yaml's injected 503s (Datera, Pike's Cinder) fails nothing:
   the clients retry as real ones do; every fio verify passes, nothing is leaked.
 """
-import json
 import os
 import signal
 import subprocess
@@ -174,11 +173,10 @@ def test_latency_delays_every_answer(ost, chaos):
 
 
 def test_kill_is_restarted_by_the_supervisor(lab, chaos):
-    pid = json.loads((lab.run_dir / "state.json").read_text())["components"][1]["pid"]
+    pid = lab.component("datera")["pid"]
     out = chaos("kill", "datera")
     assert f"killed datera (pid {pid})" in out
-    wait_until(lambda: next(c for c in json.loads((lab.run_dir / "state.json").read_text())
-                            ["components"] if c["name"] == "datera")["state"] == "healthy"
+    wait_until(lambda: lab.component("datera")["state"] == "healthy"
                and not os.path.exists(f"/proc/{pid}/stat"), timeout=30,
                what="datera back after chaos kill")
     assert "restarts 1" in lab.run("status").stdout

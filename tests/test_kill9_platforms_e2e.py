@@ -43,7 +43,7 @@ import pytest
 from fixtures.target import Target
 from fixtures.waiters import poll_until
 from tests.support.labcli import LabCli
-from tests.support.outage_run import (assert_rode_out, component, kill9_and_time_restart,
+from tests.support.outage_run import (assert_rode_out, kill9_and_time_restart,
                                       leftovers, own_lab, run_with_fault, stopped,
                                       unanswered_requests)
 
@@ -258,7 +258,7 @@ def _stop_then_kill(lab: LabCli, case: Case, restarts: list[float], waiting: lis
     (the request's connection is reset), then wait for the iteration that met it to
     report. `waiting` gets the number of requests that were waiting at the kill."""
     def fault(lines: list[str]) -> None:
-        pid = component(lab, case.component)["pid"]
+        pid = lab.component(case.component)["pid"]
         os.kill(pid, signal.SIGSTOP)
         try:
             found = poll_until(lambda: unanswered_requests(pid), bool, REQUEST_WAIT_S,
@@ -302,7 +302,7 @@ def test_kill_9_mid_run_restarts_keeps_objects_and_counts_an_outage(lab, tmp_pat
                              workers=case.workers)
         assert restarts and restarts[0] < case.restart_deadline_s, \
             f"{name} took {restarts[0]:.2f}s to be healthy again"
-        assert component(lab, case.component)["state"] == "healthy"
+        assert lab.component(case.component)["state"] == "healthy"
         # results.jsonl counts the outages (the verbose line of an outage met in a set-up
         # or teardown phase reads differently)
         rode_out = case.may_ride_out and not run.outages
@@ -332,7 +332,7 @@ def test_vmware_scenario_pauses_while_the_vcenter_is_stopped(lab, tmp_path):
     passed and outage results (a call that was waiting on the stopped vCenter gets its
     answer after SIGCONT, so the iteration may pass; one that timed out is an outage), and
     iterations start after it is back."""
-    pid = component(lab, "vsphere")["pid"]
+    pid = lab.component("vsphere")["pid"]
 
     def stop(_lines):
         with stopped(pid):

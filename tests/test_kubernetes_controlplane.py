@@ -37,11 +37,6 @@ def pids(name: str, run_dir) -> list[int]:
     return [int(p) for p in out.split()]
 
 
-def component(lab: LabCli) -> dict:
-    return next(c for c in json.loads((lab.run_dir / "state.json").read_text())["components"]
-                if c["name"] == "kubernetes")
-
-
 @pytest.fixture(scope="module")
 def k8s_lab(tmp_path_factory):
     lab = LabCli(NET, tmp_path_factory.mktemp("k8s-cp") / "lab")
@@ -83,7 +78,7 @@ def test_a_killed_control_plane_program_is_restarted_alone_and_etcd_keeps_the_st
     try:
         cluster.core.create_namespaced_config_map(ns, client.V1ConfigMap(
             metadata=client.V1ObjectMeta(name="before"), data={"k": "v"}))
-        etcd, before = pids("etcd", run_dir), component(k8s_lab)
+        etcd, before = pids("etcd", run_dir), k8s_lab.component("kubernetes")
         [victim] = pids(program, run_dir)
         os.kill(victim, signal.SIGKILL)
         wait_until(lambda: (p := pids(program, run_dir)) and p != [victim], TIMEOUT,
@@ -93,7 +88,7 @@ def test_a_killed_control_plane_program_is_restarted_alone_and_etcd_keeps_the_st
                         interval=0.1)
         assert cm.data == {"k": "v"}
         assert pids("etcd", run_dir) == etcd
-        after = component(k8s_lab)
+        after = k8s_lab.component("kubernetes")
         assert (after["pid"], after["restarts"]) == (before["pid"], before["restarts"])
         # the scheduler, the node agent's pod watch and the log endpoint all work again
         assert run_pod(cluster, ns, f"after-{program}") == f"after-{program}\n"
@@ -116,7 +111,7 @@ def _programs(run_dir) -> dict[str, list[int]]:
 
 
 def _restarted(lab: LabCli, before: dict) -> dict:
-    return wait_until(lambda: (c := component(lab))["pid"] != before["pid"]
+    return wait_until(lambda: (c := lab.component("kubernetes"))["pid"] != before["pid"]
                       and c["state"] == "healthy" and c["restarts"] == before["restarts"] + 1
                       and c, TIMEOUT, "kubernetes restarted by the supervisor", interval=0.05)
 
@@ -136,7 +131,7 @@ def test_kill_9_of_the_node_leaves_the_control_plane_serving_and_its_restart_ado
     try:
         cm = cluster.core.create_namespaced_config_map(ns, client.V1ConfigMap(
             metadata=client.V1ObjectMeta(name="before"), data={"k": "v"}))
-        programs, before = _programs(run_dir), component(k8s_lab)
+        programs, before = _programs(run_dir), k8s_lab.component("kubernetes")
         assert all(len(p) == 1 for p in programs.values()), programs
         # The outage probe's "when did the node agent start" (its kubelet Starting event).
         probe = next(p for p in probes_of(Target.load(k8s_lab.target))
@@ -168,7 +163,7 @@ def test_chaos_kill_all_kills_the_control_plane_too_and_etcd_keeps_its_data(k8s_
     try:
         cm = cluster.core.create_namespaced_config_map(ns, client.V1ConfigMap(
             metadata=client.V1ObjectMeta(name="kept"), data={"answer": "42"}))
-        programs, before = _programs(run_dir), component(k8s_lab)
+        programs, before = _programs(run_dir), k8s_lab.component("kubernetes")
         out = k8s_lab.run("chaos", "kill", "kubernetes", "--all")
         assert out.returncode == 0, out.stderr
         assert "etcd" in out.stdout and "kube-apiserver" in out.stdout, out.stdout
@@ -224,7 +219,7 @@ def test_pods_of_a_killed_node_agent_are_restarted_or_failed_per_restart_policy(
                          f"pod {name} Running", namespace=ns)
             wait_until(lambda: cluster.core.read_namespaced_pod_log(name, ns) != "", TIMEOUT,
                        f"pod {name}'s output", interval=0.05)
-        before = component(k8s_lab)
+        before = k8s_lab.component("kubernetes")
         os.killpg(before["pid"], signal.SIGKILL)
         _restarted(k8s_lab, before)
         failed = k8s.wait_for(cluster.core.list_namespaced_pod, "never",

@@ -34,11 +34,6 @@ GIVE_UP_NET = "127.221"
 RESTART_DEADLINE_S = 30.0
 
 
-def state(lab: LabCli) -> dict:
-    return {c["name"]: c for c in json.loads((lab.run_dir / "state.json").read_text())
-            ["components"]}
-
-
 def status_line(lab: LabCli, name: str) -> str:
     out = lab.run("status").stdout
     return next(ln for ln in out.splitlines() if ln.strip().startswith(name + " "))
@@ -47,7 +42,7 @@ def status_line(lab: LabCli, name: str) -> str:
 def back_healthy(lab: LabCli, name: str, old_pid: int, restarts: int) -> float:
     """Seconds from now until `name` is healthy in a new process with `restarts` restarts."""
     t0 = time.monotonic()
-    wait_until(lambda: (c := state(lab)[name])["pid"] != old_pid and c["state"] == "healthy"
+    wait_until(lambda: (c := lab.component(name))["pid"] != old_pid and c["state"] == "healthy"
                and c["restarts"] == restarts, timeout=30, interval=0.02,
                what=f"{name} healthy again after its kill")
     return time.monotonic() - t0
@@ -64,7 +59,7 @@ def lab(tmp_path_factory):
 
 @pytest.mark.parametrize("name", ["ldap", "datera", "openstack-pike"])
 def test_kill_9_restarts_within_5_s_and_status_counts_it(lab, name):
-    before = state(lab)[name]
+    before = lab.component(name)
     os.kill(before["pid"], signal.SIGKILL)
     killed = time.monotonic()
     back_healthy(lab, name, before["pid"], before["restarts"] + 1)
@@ -76,7 +71,7 @@ def test_kill_9_restarts_within_5_s_and_status_counts_it(lab, name):
 
 
 def test_datera_restart_is_an_event_in_its_events_api(lab):
-    before = state(lab)["datera"]
+    before = lab.component("datera")
     os.kill(before["pid"], signal.SIGKILL)
     back_healthy(lab, "datera", before["pid"], before["restarts"] + 1)
     target = lab.run_dir / "target"
@@ -92,11 +87,11 @@ def test_a_clean_stop_is_not_restarted(tmp_path):
     lab = LabCli(GIVE_UP_NET, tmp_path / "lab")
     try:
         assert lab.up("ldap").returncode == 0
-        pid = state(lab)["ldap"]["pid"]
+        pid = lab.component("ldap")["pid"]
         os.kill(pid, signal.SIGTERM)   # systemd's on-failure: SIGTERM is a clean stop
-        wait_until(lambda: state(lab)["ldap"]["state"].startswith("exited"), timeout=10,
+        wait_until(lambda: lab.component("ldap")["state"].startswith("exited"), timeout=10,
                    what="the supervisor noticing ldap's stop")
-        c = state(lab)["ldap"]
+        c = lab.component("ldap")
         # slapd exits 0 on SIGTERM; a process without a handler dies by it: both are clean.
         assert c["restarts"] == 0, c
         assert c["last_exit"] in ("exited with status 0", "killed by SIGTERM"), c
@@ -113,18 +108,18 @@ def test_gives_up_after_the_limit_and_status_says_why(tmp_path):
         up = lab.up("ldap", env=env)
         assert up.returncode == 0, up.stderr
         for restarts in (1, 2):
-            pid = state(lab)["ldap"]["pid"]
+            pid = lab.component("ldap")["pid"]
             os.kill(pid, signal.SIGKILL)
             back_healthy(lab, "ldap", pid, restarts)
-        os.kill(state(lab)["ldap"]["pid"], signal.SIGKILL)
-        wait_until(lambda: state(lab)["ldap"]["state"] == "failed", timeout=10,
+        os.kill(lab.component("ldap")["pid"], signal.SIGKILL)
+        wait_until(lambda: lab.component("ldap")["state"] == "failed", timeout=10,
                    what="the supervisor giving up on ldap")
         status = lab.run("status")
         assert status.returncode == 1
         out = status.stdout
         assert "DOWN: ldap gave up after 2 restarts within 60s (last: killed by SIGKILL)" in out
         assert "last lines of" in out and "ldap.log" in out
-        assert state(lab)["ldap"]["restarts"] == 2
+        assert lab.component("ldap")["restarts"] == 2
     finally:
         lab.run("down")
 
@@ -133,7 +128,7 @@ def test_a_stopping_lab_restarts_nothing(tmp_path):
     lab = LabCli(GIVE_UP_NET, tmp_path / "lab")
     try:
         assert lab.up("ldap").returncode == 0
-        supervisor, pid = lab.supervisor_pid(), state(lab)["ldap"]["pid"]
+        supervisor, pid = lab.supervisor_pid(), lab.component("ldap")["pid"]
         # The component dies just as the lab is told to stop (as when a terminal's Ctrl-C
         # reaches the whole group): the stop wins over the restart's 0.2 s backoff.
         os.kill(pid, signal.SIGKILL)
@@ -156,7 +151,7 @@ def test_fio_through_a_datera_restart_finishes_with_verified_data(lab):
     api = connect(Udc.load(target / "datera.json", target / "datera-ca.pem"))
     with FioThroughFault(lab.run_dir / "datera", api) as job:
         job.wait_for_writes()
-        before = state(lab)["datera"]
+        before = lab.component("datera")
         os.kill(before["pid"], signal.SIGKILL)
         back_healthy(lab, "datera", before["pid"], before["restarts"] + 1)
         job.finish()
@@ -173,7 +168,7 @@ def test_a_nova_guest_fio_job_rides_out_a_datera_restart(lab):
     reply: fio's report on the console shows no error and no bad verify."""
     from tests.support.nova_guest import GuestFio
     with GuestFio(lab.target) as guest:
-        before = state(lab)["datera"]
+        before = lab.component("datera")
         os.kill(before["pid"], signal.SIGKILL)
         back_healthy(lab, "datera", before["pid"], before["restarts"] + 1)
         assert guest.still_running(), "fio ended before Datera was back"
@@ -252,7 +247,7 @@ def test_a_pod_fio_job_rides_out_a_datera_restart(k8s_lab):
     """Datera is killed with -9 mid-job: the relay stages the LUN again once Datera is back;
     the pod succeeds and fio's report shows no error."""
     def kill():
-        before = state(k8s_lab)["datera"]
+        before = k8s_lab.component("datera")
         os.kill(before["pid"], signal.SIGKILL)
         back_healthy(k8s_lab, "datera", before["pid"], before["restarts"] + 1)
     _pod_fio_through(k8s_lab, kill)

@@ -6,7 +6,6 @@ The process tests start labs of their own on fixed nets (tests/support/labcli.py
 127.212, the OpenStack clouds on 127.213 (Mitaka), 127.214 (Newton) and 127.215 (Pike),
 Kubernetes on 127.216.
 """
-import json
 import os
 import signal
 import stat
@@ -79,13 +78,6 @@ class Restartable:
         self.lab, self.name = lab, name
         self.killed: int | None = None
 
-    def _entry(self) -> dict:
-        try:
-            state = json.loads((self.lab.run_dir / "state.json").read_text())
-        except (OSError, ValueError):
-            return {}
-        return next((c for c in state["components"] if c["name"] == self.name), {})
-
     def kill9(self) -> None:
         pid = self.lab.component_pids()[self.name]
         os.killpg(pid, signal.SIGKILL)
@@ -96,7 +88,7 @@ class Restartable:
         """Waits for the supervisor's restart: a new pid, state "healthy", and then
         healthy_url answering 200 or healthy() true."""
         def up():
-            entry = self._entry()
+            entry = self.lab.component(self.name)
             assert entry.get("state") != "failed", f"{self.name} gave up: {entry}"
             if entry.get("pid") in (None, self.killed) or entry.get("state") != "healthy":
                 return False
@@ -107,7 +99,7 @@ class Restartable:
             except requests.RequestException:
                 return False
         wait_until(up, timeout, f"{self.name} restarted by the supervisor and healthy", 0.1)
-        assert self._entry()["restarts"] >= 1
+        assert self.lab.component(self.name)["restarts"] >= 1
 
 
 def _qemu_io(uri: str, command: str) -> subprocess.CompletedProcess:

@@ -81,9 +81,19 @@ class LabCli:
         except (OSError, ValueError, IndexError):
             return None
 
-    def component_pids(self) -> dict[str, int]:
+    def components(self) -> dict[str, dict]:
+        """The supervisor's record of each component by name (pid, state, restarts,
+        last_exit, ...: lab/supervisor.py's state.json, written whole by rename); {} when
+        the lab keeps none (not running)."""
         try:
             state = json.loads((self.run_dir / "state.json").read_text())
         except (OSError, ValueError):
             return {}
-        return {c["name"]: c["pid"] for c in state["components"]}
+        return {c["name"]: c for c in state["components"]}
+
+    def component(self, name: str) -> dict:
+        """components()[name], or {} when the lab keeps no record of it."""
+        return self.components().get(name, {})
+
+    def component_pids(self) -> dict[str, int]:
+        return {name: c["pid"] for name, c in self.components().items()}

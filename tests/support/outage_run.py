@@ -162,19 +162,13 @@ def assert_rode_out(run: Run, platforms: set[str], outage_results: bool = True) 
     assert ">outage<" in (run.out / "index.html").read_text()
 
 
-def component(lab: LabCli, name: str) -> dict:
-    """The supervisor's record of one component (pid, state, restarts, last_exit)."""
-    return next(c for c in json.loads((lab.run_dir / "state.json").read_text())["components"]
-                if c["name"] == name)
-
-
 def kill9_and_time_restart(lab: LabCli, name: str, timeout: float = 60) -> float:
     """kill -9 of the component's process; seconds until the supervisor has it healthy in a
     new process with one more restart."""
-    before = component(lab, name)
+    before = lab.component(name)
     os.kill(before["pid"], signal.SIGKILL)
     killed = time.monotonic()
-    wait_until(lambda: (c := component(lab, name))["pid"] != before["pid"]
+    wait_until(lambda: (c := lab.component(name))["pid"] != before["pid"]
                and c["state"] == "healthy" and c["restarts"] == before["restarts"] + 1,
                timeout=timeout, interval=0.02, what=f"{name} healthy again after its kill -9")
     return time.monotonic() - killed
