@@ -42,10 +42,19 @@ type Store struct {
 	fabric *Fabric
 	guests *Guests
 
-	wanted uint64     // commit tickets handed out (atomic)
-	mu     sync.Mutex // one save at a time; guards saved and extra
-	saved  uint64     // the highest ticket a finished save covers
-	extra  map[types.ManagedObjectReference]bool
+	wanted        uint64                                // commit tickets handed out (atomic)
+	mu            sync.Mutex                            // one save at a time; guards saved and extra
+	saved         uint64                                // the highest ticket a finished save covers
+	extra         map[types.ManagedObjectReference]bool // non-entities worth saving (followProps)
+	cache         map[types.ManagedObjectReference]cached
+	off           bool
+	sync          bool
+	extSum        uint64 // fingerprint of the last encoded extension state, and its XML
+	extXML        []byte
+	staticChanged bool // a static object was re-encoded since state-static.xml was written // fsync each save (VANCOUVER_LAB_STORE_SYNC=full)
+
+	touchMu sync.Mutex
+	touched map[types.ManagedObjectReference]bool // objects SOAP calls were made on since the last save
 }
 
 // StateDoc is state.xml. Version 1.
@@ -83,7 +92,10 @@ type GuestState struct {
 	Start uint64 `xml:"start"`
 }
 
-const stateFile = "state.xml"
+const (
+	stateFile  = "state.xml"
+	staticFile = "state-static.xml"
+)
 
 // Types never saved: per-session and transient objects (a restart ends every session, as a real
 // vCenter's does) and tasks (the task janitor drops finished ones within seconds anyway).
@@ -100,7 +112,9 @@ var transientProps = map[string]bool{"recentTask": true, "sessionList": true,
 var followProps = map[string]bool{"configManager": true, "browser": true, "environmentBrowser": true}
 
 func NewStore(dataDir string) *Store {
-	return &Store{path: filepath.Join(dataDir, stateFile), extra: map[types.ManagedObjectReference]bool{}}
+	return &Store{path: filepath.Join(dataDir, stateFile), extra: map[types.ManagedObjectReference]bool{},
+		cache: map[types.ManagedObjectReference]cached{}, touched: map[types.ManagedObjectReference]bool{},
+		sync: os.Getenv("VANCOUVER_LAB_STORE_SYNC") == "full", off: os.Getenv("VANCOUVER_LAB_STORE") == "off"}
 }
 
 // Read returns the saved state, or nil when there is none.
@@ -122,7 +136,37 @@ func (st *Store) Read() (*StateDoc, error) {
 	if doc.Version != 1 {
 		return nil, fmt.Errorf("%s: version %d, this build reads 1", st.path, doc.Version)
 	}
+	static := &StaticDoc{}
+	if err := decodeFile(st.staticPath(), static); err != nil {
+		return nil, err
+	}
+	if len(doc.Objects) == 0 {
+		return nil, fmt.Errorf("%s: no objects", st.path)
+	}
+	doc.Objects = append(append(doc.Objects[:1:1], static.Objects...), doc.Objects[1:]...)
 	return doc, nil
+}
+
+// StaticDoc is state-static.xml: the ServiceContent's managers (see isStatic).
+type StaticDoc struct {
+	XMLName xml.Name              `xml:"vancouverVcenterStatic"`
+	Objects []types.ObjectContent `xml:"object"`
+}
+
+func (st *Store) staticPath() string { return filepath.Join(filepath.Dir(st.path), staticFile) }
+
+func decodeFile(path string, v interface{}) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("%s: %v", path, err)
+	}
+	defer f.Close()
+	dec := xml.NewDecoder(f)
+	dec.TypeFunc = types.TypeFunc()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%s: %v", path, err)
+	}
+	return nil
 }
 
 // Attach connects the store to the running simulator (an in-process client, no HTTP).
@@ -135,12 +179,18 @@ func (st *Store) Attach(svc *simulator.Service, fabric *Fabric, guests *Guests) 
 	return nil
 }
 
+// Off makes Commit a no-op (config durable=false: the bench's reference).
+func (st *Store) Off() { st.off = true }
+
 // Remove deletes the state (clean stop: the datastores go too).
-func (st *Store) Remove() { _ = os.Remove(st.path) }
+func (st *Store) Remove() { _ = os.Remove(st.path); _ = os.Remove(st.staticPath()) }
 
 // Commit returns once a save that began after the call has finished: concurrent callers share
 // one save (group commit).
 func (st *Store) Commit() error {
+	if st.off {
+		return nil
+	}
 	ticket := atomic.AddUint64(&st.wanted, 1)
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -157,53 +207,118 @@ func (st *Store) Commit() error {
 
 // save writes the whole state. Call with st.mu held.
 func (st *Store) save() error {
-	objects, err := st.collect()
+	chunks, static, staticChanged, err := st.collect()
 	if err != nil {
 		return fmt.Errorf("reading the inventory: %v", err)
 	}
-	doc := StateDoc{Version: 1, Counter: atomic.LoadInt64(registryCounter()), Objects: objects,
-		Fabric: st.fabric.Snapshot(), Hosts: hostStorageStates(), Vmfs: vmfsVolumes(),
+	if staticChanged {
+		var buf bytes.Buffer
+		buf.WriteString("<vancouverVcenterStatic>")
+		for _, c := range static {
+			buf.Write(c)
+		}
+		buf.WriteString("</vancouverVcenterStatic>\n")
+		if err := writeState(st.staticPath(), buf.Bytes(), st.sync); err != nil {
+			return err
+		}
+	}
+	ext := StateDoc{Fabric: st.fabric.Snapshot(), Hosts: hostStorageStates(), Vmfs: vmfsVolumes(),
 		Guests: st.guests.States()}
 	var buf bytes.Buffer
-	if err := xml.NewEncoder(&buf).Encode(doc); err != nil {
-		return fmt.Errorf("encoding the state: %v", err)
+	fmt.Fprintf(&buf, "<vancouverVcenter><version>1</version><counter>%d</counter>",
+		atomic.LoadInt64(registryCounter()))
+	for _, c := range chunks {
+		buf.Write(c)
 	}
-	return writeDurable(st.path, buf.Bytes())
+	// The Go main's own state, under StateDoc's element names; re-encoded only when changed.
+	if sum := fingerprint(ext); sum != st.extSum || st.extXML == nil {
+		var eb bytes.Buffer
+		enc := xml.NewEncoder(&eb)
+		for _, part := range []struct {
+			name  string
+			items interface{}
+		}{{"lun", ext.Fabric}, {"hostStorage", ext.Hosts}, {"vmfs", ext.Vmfs}, {"guest", ext.Guests}} {
+			items := reflect.ValueOf(part.items)
+			for i := 0; i < items.Len(); i++ {
+				start := xml.StartElement{Name: xml.Name{Local: part.name}}
+				if err := enc.EncodeElement(items.Index(i).Interface(), start); err != nil {
+					return fmt.Errorf("encoding the state: %v", err)
+				}
+			}
+		}
+		st.extSum, st.extXML = sum, eb.Bytes()
+	}
+	buf.Write(st.extXML)
+	buf.WriteString("</vancouverVcenter>\n")
+	return writeState(st.path, buf.Bytes(), st.sync)
 }
 
-// collect reads every saved object with all its properties through the PropertyCollector, as
-// `govc object.save` does: the ServiceInstance's content, the ServiceContent's managers, every
-// entity, and the objects their configManager/browser properties lead to.
-func (st *Store) collect() ([]types.ObjectContent, error) {
-	refs := map[types.ManagedObjectReference]bool{}
-	content := serviceContent()
-	for _, r := range mo.References(content) {
+// cached is an object's last encoded <object> element, assembled from its properties' encoded
+// <propSet> elements, each kept with the fingerprint it was made from.
+type cached struct {
+	xml   []byte
+	props map[string]cachedProp
+}
+
+type cachedProp struct {
+	sum uint64
+	xml []byte
+}
+
+// collect returns every saved object as an encoded <object> element, ServiceInstance first,
+// then by reference, reading them through the PropertyCollector as `govc object.save` does:
+// the ServiceInstance's content, the ServiceContent's managers, every entity, and the objects
+// their configManager/browser properties lead to. An object is re-encoded only when its
+// properties' fingerprint changed. Entities are read on every save (a call on one changes
+// others: CreateVM adds to the host's, pool's and datastore's lists); the other objects, the
+// ServiceContent's managers (the largest: performance counters, task and event descriptions)
+// and the hosts' config managers, only when a call was made on them (touched): their own
+// methods are what changes them.
+func (st *Store) collect() (main, static [][]byte, staticChanged bool, err error) {
+	st.touchMu.Lock()
+	touched := st.touched
+	st.touched = map[types.ManagedObjectReference]bool{}
+	st.touchMu.Unlock()
+
+	refs := map[types.ManagedObjectReference]bool{vim25.ServiceInstance: true}
+	var want []types.ManagedObjectReference
+	for _, r := range mo.References(serviceContent()) {
 		refs[r] = true
+		if _, ok := st.cache[r]; !ok || touched[r] {
+			want = append(want, r)
+		}
 	}
 	for _, e := range simulator.Map.All("") {
 		refs[e.Entity().Self] = true
+		want = append(want, e.Entity().Self)
 	}
-	for r := range st.extra {
+	for r := range st.extra { // host config managers and browsers: changed by calls on them
 		refs[r] = true
+		if _, ok := st.cache[r]; !ok || touched[r] {
+			want = append(want, r)
+		}
 	}
-	si, err := st.retrieve([]types.ManagedObjectReference{vim25.ServiceInstance}, []string{"content"})
-	if err != nil {
-		return nil, err
+	if _, ok := st.cache[vim25.ServiceInstance]; !ok {
+		si, err := st.retrieve([]types.ManagedObjectReference{vim25.ServiceInstance}, []string{"content"})
+		if err != nil {
+			return nil, nil, false, err
+		}
+		if err := st.remember(si); err != nil {
+			return nil, nil, false, err
+		}
 	}
-	out := si
-	todo := refs
-	for len(todo) > 0 {
-		list := make([]types.ManagedObjectReference, 0, len(todo))
-		for r := range todo {
+	for len(want) > 0 {
+		list := want[:0:0]
+		for _, r := range want {
 			if !transientTypes[r.Type] && simulator.Map.Get(r) != nil {
 				list = append(list, r)
 			}
 		}
 		got, err := st.retrieve(list, nil)
 		if err != nil {
-			return nil, err
+			return nil, nil, false, err
 		}
-		todo = map[types.ManagedObjectReference]bool{}
+		want = nil
 		for i := range got {
 			props := got[i].PropSet[:0]
 			for _, p := range got[i].PropSet {
@@ -214,17 +329,97 @@ func (st *Store) collect() ([]types.ObjectContent, error) {
 				if followProps[p.Name] {
 					for _, r := range mo.References(p.Val) {
 						if !refs[r] && !transientTypes[r.Type] {
-							refs[r], todo[r], st.extra[r] = true, true, true
+							refs[r], st.extra[r] = true, true
+							want = append(want, r)
 						}
 					}
 				}
 			}
 			got[i].PropSet, got[i].MissingSet = props, nil
 		}
-		out = append(out, got...)
+		if err := st.remember(got); err != nil {
+			return nil, nil, false, err
+		}
 	}
-	sort.SliceStable(out[1:], func(i, j int) bool { return out[1+i].Obj.Encode() < out[1+j].Obj.Encode() })
-	return out, nil
+	order := make([]types.ManagedObjectReference, 0, len(st.cache))
+	for r := range st.cache {
+		if !refs[r] || (r != vim25.ServiceInstance && simulator.Map.Get(r) == nil) {
+			delete(st.cache, r) // removed from the inventory
+			delete(st.extra, r)
+			continue
+		}
+		order = append(order, r)
+	}
+	sort.Slice(order, func(i, j int) bool {
+		if (order[i] == vim25.ServiceInstance) != (order[j] == vim25.ServiceInstance) {
+			return order[i] == vim25.ServiceInstance
+		}
+		return order[i].Encode() < order[j].Encode()
+	})
+	for _, r := range order {
+		if st.isStatic(r) {
+			static = append(static, st.cache[r].xml)
+		} else {
+			main = append(main, st.cache[r].xml)
+		}
+	}
+	staticChanged, st.staticChanged = st.staticChanged, false
+	return main, static, staticChanged, nil
+}
+
+// isStatic: a ServiceContent manager (not an entity, not a host's): saved apart, in
+// state-static.xml, rewritten only when one of them changed.
+func (st *Store) isStatic(r types.ManagedObjectReference) bool {
+	if r == vim25.ServiceInstance || st.extra[r] {
+		return false
+	}
+	_, entity := simulator.Map.Get(r).(mo.Entity)
+	return !entity
+}
+
+var (
+	objElement  = xml.StartElement{Name: xml.Name{Local: "obj"}}
+	propElement = xml.StartElement{Name: xml.Name{Local: "propSet"}}
+)
+
+// remember re-encodes into the cache the properties whose fingerprint changed, and reassembles
+// the objects that have any.
+func (st *Store) remember(objects []types.ObjectContent) error {
+	for _, o := range objects {
+		c, ok := st.cache[o.Obj]
+		changed := !ok || len(c.props) != len(o.PropSet)
+		props := make(map[string]cachedProp, len(o.PropSet))
+		for _, p := range o.PropSet {
+			sum := fingerprint(p.Val)
+			if old, ok := c.props[p.Name]; ok && old.sum == sum {
+				props[p.Name] = old
+				continue
+			}
+			var buf bytes.Buffer
+			if err := xml.NewEncoder(&buf).EncodeElement(p, propElement); err != nil {
+				return fmt.Errorf("%s %s: %v", o.Obj, p.Name, err)
+			}
+			props[p.Name] = cachedProp{sum: sum, xml: buf.Bytes()}
+			changed = true
+		}
+		if !changed {
+			continue
+		}
+		var buf bytes.Buffer
+		buf.WriteString("<object>")
+		if err := xml.NewEncoder(&buf).EncodeElement(o.Obj, objElement); err != nil {
+			return fmt.Errorf("%s: %v", o.Obj, err)
+		}
+		for _, p := range o.PropSet {
+			buf.Write(props[p.Name].xml)
+		}
+		buf.WriteString("</object>")
+		st.cache[o.Obj] = cached{xml: buf.Bytes(), props: props}
+		if st.isStatic(o.Obj) {
+			st.staticChanged = true
+		}
+	}
+	return nil
 }
 
 // retrieve is RetrieveProperties of refs: all properties, or pathSet.
@@ -254,14 +449,17 @@ func (st *Store) retrieve(refs []types.ManagedObjectReference, pathSet []string)
 	return res.Returnval, nil
 }
 
-// writeDurable replaces path with data: temp file, fsync, rename, fsync of the directory.
-func writeDurable(path string, data []byte) error {
+// writeState replaces path with data: a temp file, then rename. A process killed right after
+// loses nothing (the kernel holds the written pages), as lab/store.py's SQLite with
+// synchronous=NORMAL; with sync (VANCOUVER_LAB_STORE_SYNC=full) the file and the directory are
+// fsynced too, which a power loss needs and which costs ~10 ms a save on this kind of disk.
+func writeState(path string, data []byte, sync bool) error {
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
-	if _, err = f.Write(data); err == nil {
+	if _, err = f.Write(data); err == nil && sync {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -273,6 +471,9 @@ func writeDurable(path string, data []byte) error {
 	if err != nil {
 		_ = os.Remove(tmp)
 		return err
+	}
+	if !sync {
+		return nil
 	}
 	d, err := os.Open(filepath.Dir(path))
 	if err != nil {
@@ -382,6 +583,7 @@ func (st *Store) Durably(next http.Handler, mutates func(*http.Request, []byte) 
 			next.ServeHTTP(w, r)
 			return
 		}
+		st.touch(body)
 		held := &heldResponse{header: w.Header()}
 		next.ServeHTTP(held, r)
 		if err := st.Commit(); err != nil {
@@ -402,6 +604,18 @@ func (st *Store) Durably(next http.Handler, mutates func(*http.Request, []byte) 
 		w.WriteHeader(held.status)
 		_, _ = w.Write(held.body.Bytes())
 	})
+}
+
+var thisRe = regexp.MustCompile(`<_this\b[^>]*\btype="([^"]+)"[^>]*>([^<]*)</_this>`)
+
+// touch notes the object a SOAP call was made on (collect reads it again).
+func (st *Store) touch(body []byte) {
+	if m := thisRe.FindSubmatch(body); m != nil {
+		ref := types.ManagedObjectReference{Type: string(m[1]), Value: string(m[2])}
+		st.touchMu.Lock()
+		st.touched[ref] = true
+		st.touchMu.Unlock()
+	}
 }
 
 // SDKMutates: a SOAP call to /sdk not in readOnlyMethods.

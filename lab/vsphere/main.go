@@ -55,6 +55,9 @@ type Config struct {
 	TaskGCs  float64 `json:"task_gc_s"`
 	Python   string  `json:"python"`  // the guest agent's interpreter (env VANCOUVER_PYTHON wins)
 	Workdir  string  `json:"workdir"` // the guest agent's working directory (the repo root)
+	// Durable (default true) saves the state before each change is answered (durable.go);
+	// false only for bench/bench_vsphere_durable.py's reference: what the saves cost.
+	Durable *bool `json:"durable"`
 }
 
 func loadConfig(path string) (*Config, error) {
@@ -208,15 +211,19 @@ func run(cfg *Config) error {
 	if saved != nil {
 		guests.Resume(saved.Guests)
 	}
-	// Saved once before the first client: from here on every change is (the loaded state is
-	// written back in this build's form).
-	if err := store.Commit(); err != nil {
-		return fmt.Errorf("saving the state: %v", err)
+	if cfg.Durable == nil || *cfg.Durable {
+		// Saved once before the first client: from here on every change is (the loaded state
+		// is written back in this build's form).
+		if err := store.Commit(); err != nil {
+			return fmt.Errorf("saving the state: %v", err)
+		}
+		// Every SOAP call that may change something answers only once the state is saved. No
+		// client knows the server before the URL file below exists, so swapping the started
+		// server's handler here races with no request.
+		server.Config.Handler = store.Durably(server.Config.Handler, SDKMutates)
+	} else {
+		store.Off()
 	}
-	// Every SOAP call that may change something answers only once the state is saved. No
-	// client knows the server before the URL file below exists, so swapping the started
-	// server's handler here races with no request.
-	server.Config.Handler = store.Durably(server.Config.Handler, SDKMutates)
 	how := "a new inventory"
 	if saved != nil {
 		how = fmt.Sprintf("the saved inventory (%d objects)", len(saved.Objects))
