@@ -198,7 +198,12 @@ def test_kill_9_keeps_what_pyvmomi_and_govc_made_with_the_same_ids(vc):
     # right before a second kill, which then loses none of it.
     vm1 = next(v for v in sim.si.content.rootFolder.childEntity[0].vmFolder.childEntity
                if v.name == "vancouver-vm1")
+    vmx_log = sim.data_dir / "vmfs" / lun["naa"] / "vancouver-vm1" / "vmware.log"
+    logged = vmx_log.read_text()
     wait_task(vm1.PowerOffVM_Task())
+    # the loaded VM still writes its vmware.log (the simulator's per-VM log, lab/vsphere/restore.go)
+    assert len(vmx_log.read_text()) > len(logged)
+    assert "no such file" not in sim.log_text()
     wait_task(vm1.Destroy_Task())
     sim.govc("vm.destroy", "/DC0/vm/vancouver-kept/vancouver-vm2")
     wait_task(new.Destroy_Task())

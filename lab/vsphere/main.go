@@ -15,7 +15,9 @@
 //
 // The process writes url_file (the SDK URL, without credentials) once it serves, and stops
 // cleanly on SIGINT or SIGTERM: guests are killed, the server closes and the simulator's
-// datastore directories are removed.
+// datastore directories and saved state are removed. Its state is saved in data_dir before
+// each change is answered (durable.go), so after a kill -9 the next process on the same
+// data_dir loads it instead of building a new inventory (restore.go, guest_resume.go).
 package main
 
 import (
@@ -186,6 +188,7 @@ func run(cfg *Config) error {
 		if err := restoreExtensions(saved, fabric); err != nil {
 			return fmt.Errorf("saved state: %v", err)
 		}
+		restoreVMLogs()
 	}
 	installPropertyCollector()
 	janitor := NewTaskJanitor(time.Duration(cfg.TaskGCs * float64(time.Second)))

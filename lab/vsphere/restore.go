@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
+	"unsafe"
 
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/types"
@@ -128,4 +131,40 @@ func (f *Fabric) restore(luns []LUN) {
 func hostOf(ref types.ManagedObjectReference) *simulator.HostSystem {
 	h, _ := simulator.Map.Get(ref).(*simulator.HostSystem)
 	return h
+}
+
+// restoreVMLogs points each loaded VM at its vmware.log again. The simulator sets that path
+// (an unexported field) only when it creates a VM, and Model.Load does not: without it every
+// later power or reconfigure logs "open : no such file or directory" instead of writing it.
+func restoreVMLogs() {
+	for _, e := range simulator.Map.All("VirtualMachine") {
+		vm := e.(*simulator.VirtualMachine)
+		if vm.Config == nil {
+			continue
+		}
+		path := localPath(vm.Config.Files.LogDirectory)
+		f := reflect.ValueOf(vm).Elem().FieldByName("log")
+		if path == "" || !f.IsValid() || f.Kind() != reflect.String {
+			continue
+		}
+		*(*string)(unsafe.Pointer(f.UnsafeAddr())) = filepath.Join(path, "vmware.log")
+	}
+}
+
+// localPath maps "[datastore] dir/" to the directory on this machine ("" when unknown).
+func localPath(dsPath string) string {
+	if !strings.HasPrefix(dsPath, "[") {
+		return ""
+	}
+	end := strings.Index(dsPath, "]")
+	if end < 0 {
+		return ""
+	}
+	name, rel := dsPath[1:end], strings.TrimSpace(dsPath[end+1:])
+	for _, e := range simulator.Map.All("Datastore") {
+		if ds := e.(*simulator.Datastore); ds.Name == name {
+			return filepath.Join(ds.Info.GetDatastoreInfo().Url, rel)
+		}
+	}
+	return ""
 }
