@@ -4,28 +4,24 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"log"
-	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
-	"regexp"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"unsafe"
 
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25"
-	"github.com/vmware/govmomi/vim25/methods"
-	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
 	"github.com/vmware/govmomi/vim25/xml"
 )
 
-// Store keeps the vCenter's state in one file, data_dir/state.xml, rewritten after every
-// request that may change it (write to a temp file, fsync, rename, fsync the directory), before
-// the caller gets its answer: a kill -9 loses nothing acknowledged (issue 13, Build 1).
+// Store keeps the vCenter's state in data_dir/state.xml (and state-static.xml: the
+// ServiceContent's managers, which rarely change), rewritten after every request that may
+// change it (durable_http.go) before the caller gets its answer (temp file and rename; fsynced
+// too with VANCOUVER_LAB_STORE_SYNC=full): a kill -9 loses nothing acknowledged (issue 13,
+// Build 1). Another client may read a change before it is saved; only its caller waits.
 //
 // The inventory is saved in the simulator's own format: one types.ObjectContent with every
 // property per managed object, as `govc object.save` writes them and simulator.Model.Load
@@ -35,7 +31,7 @@ import (
 // them), the LUNs its last rescan found, the VMFS volumes, the registry's id counter (a new
 // object never reuses an id a client may still hold) and the guest agents' pids.
 //
-// The file holds CHAP secrets: mode 0600 in the component's private data dir, as config.json.
+// The state holds CHAP secrets: mode 0600 in the component's private data dir, as config.json.
 type Store struct {
 	path   string
 	client *vim25.Client
@@ -253,202 +249,6 @@ func (st *Store) save() error {
 	return writeState(st.path, buf.Bytes(), st.sync)
 }
 
-// cached is an object's last encoded <object> element, assembled from its properties' encoded
-// <propSet> elements, each kept with the fingerprint it was made from.
-type cached struct {
-	xml   []byte
-	props map[string]cachedProp
-}
-
-type cachedProp struct {
-	sum uint64
-	xml []byte
-}
-
-// collect returns every saved object as an encoded <object> element, ServiceInstance first,
-// then by reference, reading them through the PropertyCollector as `govc object.save` does:
-// the ServiceInstance's content, the ServiceContent's managers, every entity, and the objects
-// their configManager/browser properties lead to. An object is re-encoded only when its
-// properties' fingerprint changed. Entities are read on every save (a call on one changes
-// others: CreateVM adds to the host's, pool's and datastore's lists); the other objects, the
-// ServiceContent's managers (the largest: performance counters, task and event descriptions)
-// and the hosts' config managers, only when a call was made on them (touched): their own
-// methods are what changes them.
-func (st *Store) collect() (main, static [][]byte, staticChanged bool, err error) {
-	st.touchMu.Lock()
-	touched := st.touched
-	st.touched = map[types.ManagedObjectReference]bool{}
-	st.touchMu.Unlock()
-
-	refs := map[types.ManagedObjectReference]bool{vim25.ServiceInstance: true}
-	var want []types.ManagedObjectReference
-	for _, r := range mo.References(serviceContent()) {
-		refs[r] = true
-		if _, ok := st.cache[r]; !ok || touched[r] {
-			want = append(want, r)
-		}
-	}
-	for _, e := range simulator.Map.All("") {
-		refs[e.Entity().Self] = true
-		want = append(want, e.Entity().Self)
-	}
-	for r := range st.extra { // host config managers and browsers: changed by calls on them
-		refs[r] = true
-		if _, ok := st.cache[r]; !ok || touched[r] {
-			want = append(want, r)
-		}
-	}
-	if _, ok := st.cache[vim25.ServiceInstance]; !ok {
-		si, err := st.retrieve([]types.ManagedObjectReference{vim25.ServiceInstance}, []string{"content"})
-		if err != nil {
-			return nil, nil, false, err
-		}
-		if err := st.remember(si); err != nil {
-			return nil, nil, false, err
-		}
-	}
-	for len(want) > 0 {
-		list := want[:0:0]
-		for _, r := range want {
-			if !transientTypes[r.Type] && simulator.Map.Get(r) != nil {
-				list = append(list, r)
-			}
-		}
-		got, err := st.retrieve(list, nil)
-		if err != nil {
-			return nil, nil, false, err
-		}
-		want = nil
-		for i := range got {
-			props := got[i].PropSet[:0]
-			for _, p := range got[i].PropSet {
-				if transientProps[p.Name] {
-					continue
-				}
-				props = append(props, p)
-				if followProps[p.Name] {
-					for _, r := range mo.References(p.Val) {
-						if !refs[r] && !transientTypes[r.Type] {
-							refs[r], st.extra[r] = true, true
-							want = append(want, r)
-						}
-					}
-				}
-			}
-			got[i].PropSet, got[i].MissingSet = props, nil
-		}
-		if err := st.remember(got); err != nil {
-			return nil, nil, false, err
-		}
-	}
-	order := make([]types.ManagedObjectReference, 0, len(st.cache))
-	for r := range st.cache {
-		if !refs[r] || (r != vim25.ServiceInstance && simulator.Map.Get(r) == nil) {
-			delete(st.cache, r) // removed from the inventory
-			delete(st.extra, r)
-			continue
-		}
-		order = append(order, r)
-	}
-	sort.Slice(order, func(i, j int) bool {
-		if (order[i] == vim25.ServiceInstance) != (order[j] == vim25.ServiceInstance) {
-			return order[i] == vim25.ServiceInstance
-		}
-		return order[i].Encode() < order[j].Encode()
-	})
-	for _, r := range order {
-		if st.isStatic(r) {
-			static = append(static, st.cache[r].xml)
-		} else {
-			main = append(main, st.cache[r].xml)
-		}
-	}
-	staticChanged, st.staticChanged = st.staticChanged, false
-	return main, static, staticChanged, nil
-}
-
-// isStatic: a ServiceContent manager (not an entity, not a host's): saved apart, in
-// state-static.xml, rewritten only when one of them changed.
-func (st *Store) isStatic(r types.ManagedObjectReference) bool {
-	if r == vim25.ServiceInstance || st.extra[r] {
-		return false
-	}
-	_, entity := simulator.Map.Get(r).(mo.Entity)
-	return !entity
-}
-
-var (
-	objElement  = xml.StartElement{Name: xml.Name{Local: "obj"}}
-	propElement = xml.StartElement{Name: xml.Name{Local: "propSet"}}
-)
-
-// remember re-encodes into the cache the properties whose fingerprint changed, and reassembles
-// the objects that have any.
-func (st *Store) remember(objects []types.ObjectContent) error {
-	for _, o := range objects {
-		c, ok := st.cache[o.Obj]
-		changed := !ok || len(c.props) != len(o.PropSet)
-		props := make(map[string]cachedProp, len(o.PropSet))
-		for _, p := range o.PropSet {
-			sum := fingerprint(p.Val)
-			if old, ok := c.props[p.Name]; ok && old.sum == sum {
-				props[p.Name] = old
-				continue
-			}
-			var buf bytes.Buffer
-			if err := xml.NewEncoder(&buf).EncodeElement(p, propElement); err != nil {
-				return fmt.Errorf("%s %s: %v", o.Obj, p.Name, err)
-			}
-			props[p.Name] = cachedProp{sum: sum, xml: buf.Bytes()}
-			changed = true
-		}
-		if !changed {
-			continue
-		}
-		var buf bytes.Buffer
-		buf.WriteString("<object>")
-		if err := xml.NewEncoder(&buf).EncodeElement(o.Obj, objElement); err != nil {
-			return fmt.Errorf("%s: %v", o.Obj, err)
-		}
-		for _, p := range o.PropSet {
-			buf.Write(props[p.Name].xml)
-		}
-		buf.WriteString("</object>")
-		st.cache[o.Obj] = cached{xml: buf.Bytes(), props: props}
-		if st.isStatic(o.Obj) {
-			st.staticChanged = true
-		}
-	}
-	return nil
-}
-
-// retrieve is RetrieveProperties of refs: all properties, or pathSet.
-func (st *Store) retrieve(refs []types.ManagedObjectReference, pathSet []string) ([]types.ObjectContent, error) {
-	if len(refs) == 0 {
-		return nil, nil
-	}
-	spec := types.PropertyFilterSpec{}
-	kinds := map[string]bool{}
-	for _, r := range refs {
-		spec.ObjectSet = append(spec.ObjectSet, types.ObjectSpec{Obj: r})
-		if kinds[r.Type] {
-			continue
-		}
-		kinds[r.Type] = true
-		ps := types.PropertySpec{Type: r.Type, PathSet: pathSet}
-		if pathSet == nil {
-			ps.All = types.NewBool(true)
-		}
-		spec.PropSet = append(spec.PropSet, ps)
-	}
-	res, err := methods.RetrieveProperties(context.Background(), st.client, &types.RetrieveProperties{
-		This: serviceContent().PropertyCollector, SpecSet: []types.PropertyFilterSpec{spec}})
-	if err != nil {
-		return nil, err
-	}
-	return res.Returnval, nil
-}
-
 // writeState replaces path with data: a temp file, then rename. A process killed right after
 // loses nothing (the kernel holds the written pages), as lab/store.py's SQLite with
 // synchronous=NORMAL; with sync (VANCOUVER_LAB_STORE_SYNC=full) the file and the directory are
@@ -505,139 +305,3 @@ func raiseCounter(n int64) {
 		}
 	}
 }
-
-// ---- when to save --------------------------------------------------------------------------
-
-// SOAP methods that change nothing saved: reads, sessions, property collection and views.
-// Any other method (unknown ones included) is followed by a save.
-var readOnlyMethods = map[string]bool{}
-
-func init() {
-	for _, m := range []string{
-		"RetrieveServiceContent", "RetrieveProperties", "RetrievePropertiesEx",
-		"ContinueRetrievePropertiesEx", "CancelRetrievePropertiesEx", "Fetch", "WaitForUpdates",
-		"WaitForUpdatesEx", "CheckForUpdates", "CancelWaitForUpdates", "CreateFilter",
-		"DestroyPropertyFilter", "CreatePropertyCollector", "DestroyPropertyCollector",
-		"CreateContainerView", "CreateListView", "CreateListViewFromView", "CreateInventoryView",
-		"DestroyView", "Login", "LoginByToken", "LoginExtensionByCertificate", "Logout",
-		"SessionIsActive", "AcquireCloneTicket", "CloneSession", "CurrentTime",
-		"FindByInventoryPath", "FindByUuid", "FindAllByUuid", "FindByIp", "FindAllByIp",
-		"FindByDnsName", "FindAllByDnsName", "FindChild", "FindByDatastorePath",
-		"QueryAvailableDisksForVmfs", "QueryVmfsDatastoreCreateOptions", "QueryPerf",
-		"QueryPerfCounter", "QueryPerfCounterByLevel", "QueryAvailablePerfMetric",
-		"QueryPerfProviderSummary", "QueryPerfComposite", "QueryEvents", "CreateCollectorForEvents",
-		"CreateCollectorForTasks", "ReadNextEvents", "ReadPreviousEvents", "ReadNextTasks",
-		"ReadPreviousTasks", "DestroyCollector", "ResetCollector", "RewindCollector",
-		"SetCollectorPageSize", "QueryConfigOption", "QueryConfigOptionDescriptor",
-		"QueryConfigOptionEx", "QueryConfigTarget", "QueryTargetCapabilities",
-		"SearchDatastore_Task", "SearchDatastoreSubFolders_Task", "RetrieveUserGroups",
-		"HasPrivilegeOnEntity", "HasPrivilegeOnEntities", "FetchUserPrivilegeOnEntities",
-		"RetrieveEntityPermissions", "RetrieveAllPermissions", "RetrieveRolePermissions",
-		"QueryVirtualDiskUuid", "QueryVirtualDiskInfo_Task", "QueryOptions",
-		"RetrieveHardwareUptime", "QueryTpmAttestationReport", "ValidateCredentialsInGuest",
-	} {
-		readOnlyMethods[m] = true
-	}
-}
-
-// soapMethod is the first element inside the envelope's Body ("" when there is none).
-var soapMethodRe = regexp.MustCompile(`<(?:[\w.-]+:)?Body\b[^>]*>\s*<(?:[\w.-]+:)?([A-Za-z_][\w]*)`)
-
-func soapMethod(body []byte) string {
-	if m := soapMethodRe.FindSubmatch(body); m != nil {
-		return string(m[1])
-	}
-	return ""
-}
-
-// heldResponse keeps a handler's answer until the state is saved.
-type heldResponse struct {
-	header http.Header
-	status int
-	body   bytes.Buffer
-}
-
-func (h *heldResponse) Header() http.Header         { return h.header }
-func (h *heldResponse) Write(p []byte) (int, error) { return h.body.Write(p) }
-func (h *heldResponse) WriteHeader(status int) {
-	if h.status == 0 {
-		h.status = status
-	}
-}
-
-// Durably wraps a handler: mutates(r, body) says whether the request may change the state; if
-// so the answer waits for a save, and a failed save answers 500 instead of success.
-func (st *Store) Durably(next http.Handler, mutates func(*http.Request, []byte) bool) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var body []byte
-		if r.Body != nil && r.Method == http.MethodPost {
-			var buf bytes.Buffer
-			if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, 64<<20)); err != nil {
-				http.Error(w, "request body: "+err.Error(), http.StatusBadRequest)
-				return
-			}
-			body = buf.Bytes()
-			r.Body = readCloser{bytes.NewReader(body)}
-		}
-		if !mutates(r, body) {
-			next.ServeHTTP(w, r)
-			return
-		}
-		st.touch(body)
-		held := &heldResponse{header: w.Header()}
-		next.ServeHTTP(held, r)
-		if err := st.Commit(); err != nil {
-			log.Printf("state not saved after %s %s: %v", r.Method, r.URL.Path, err)
-			w.Header().Del("Content-Length")
-			if r.URL.Path == fabricPath || r.URL.Path == guestinfoPath {
-				writeError(w, http.StatusInternalServerError, "the vCenter could not save its state: "+err.Error())
-			} else {
-				w.Header().Set("Content-Type", "text/xml; charset=utf-8")
-				w.WriteHeader(http.StatusInternalServerError)
-				_, _ = fmt.Fprintf(w, soapFaultXML, xmlEscape("the vCenter could not save its state: "+err.Error()))
-			}
-			return
-		}
-		if held.status == 0 {
-			held.status = http.StatusOK
-		}
-		w.WriteHeader(held.status)
-		_, _ = w.Write(held.body.Bytes())
-	})
-}
-
-var thisRe = regexp.MustCompile(`<_this\b[^>]*\btype="([^"]+)"[^>]*>([^<]*)</_this>`)
-
-// touch notes the object a SOAP call was made on (collect reads it again).
-func (st *Store) touch(body []byte) {
-	if m := thisRe.FindSubmatch(body); m != nil {
-		ref := types.ManagedObjectReference{Type: string(m[1]), Value: string(m[2])}
-		st.touchMu.Lock()
-		st.touched[ref] = true
-		st.touchMu.Unlock()
-	}
-}
-
-// SDKMutates: a SOAP call to /sdk not in readOnlyMethods.
-func SDKMutates(r *http.Request, body []byte) bool {
-	return r.Method == http.MethodPost && len(r.URL.Path) >= 4 && r.URL.Path[:4] == "/sdk" &&
-		!readOnlyMethods[soapMethod(body)]
-}
-
-// WritesMutate: the JSON endpoints (fabric, guestinfo) change state on anything but GET/HEAD.
-func WritesMutate(r *http.Request, _ []byte) bool {
-	return r.Method != http.MethodGet && r.Method != http.MethodHead
-}
-
-const soapFaultXML = `<?xml version="1.0" encoding="UTF-8"?>
-<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><soapenv:Fault><faultcode>ServerFaultCode</faultcode><faultstring>%s</faultstring><detail><SystemErrorFault xmlns="urn:vim25" xsi:type="SystemError"><reason>state not saved</reason></SystemErrorFault></detail></soapenv:Fault></soapenv:Body></soapenv:Envelope>`
-
-func xmlEscape(s string) string {
-	var b bytes.Buffer
-	_ = xml.EscapeText(&b, []byte(s))
-	return b.String()
-}
-
-type readCloser struct{ *bytes.Reader }
-
-func (readCloser) Close() error { return nil }
