@@ -274,7 +274,8 @@ def test_state_file_is_private_and_holds_no_secret_in_the_log(vc):
     sim = vc[-1]
     prepare_host(sim)
     state = sim.data_dir / "state.xml"
-    assert state.stat().st_mode & 0o777 == 0o600
+    for p in (state, sim.data_dir / "state-static.xml"):
+        assert p.stat().st_mode & 0o777 == 0o600, p
     assert CHAP_SECRET in state.read_text()        # it must survive the restart (see above)
     assert CHAP_SECRET not in sim.log_text() and sim.password not in sim.log_text()
 
@@ -282,9 +283,10 @@ def test_state_file_is_private_and_holds_no_secret_in_the_log(vc):
 def test_clean_stop_removes_the_state(vc):
     sim = vc[-1]
     create_vm(sim.si, "vancouver-vm", "LocalDS_0")
-    assert (sim.data_dir / "state.xml").exists()
+    saved = [sim.data_dir / "state.xml", sim.data_dir / "state-static.xml"]
+    assert all(p.exists() for p in saved)
     assert sim.stop() == 0
-    assert not (sim.data_dir / "state.xml").exists()
+    assert not any(p.exists() for p in saved)
     vc.append(Vcsim(sim.work, env=sim.env, password=sim.password).start())
     assert vms(vc[-1]) == {}
     assert "ready with a new inventory" in vc[-1].log_text()
