@@ -34,6 +34,7 @@ RUNS = [
     ["bench_chaos_errors.py", "--duration", "60"],
     ["bench_fuzz.py", "--examples", "300"],
     ["bench_vsphere.py", "--cycles", "300", "--reference-cycles", "0"],
+    ["bench_vsphere_durable.py", "--rounds", "50"],
 ]
 
 

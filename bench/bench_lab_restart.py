@@ -7,6 +7,10 @@ again). Goal: under 5 s each. A measurement, not a test: it prints figures (p50 
 with the load average) and asserts nothing.
 
     .venv/bin/python bench/bench_lab_restart.py [--only ldap,datera,openstack-pike] [--rounds 3]
+                                                [--vsphere-vms 20]
+
+With vsphere in --only, the vCenter first gets --vsphere-vms VMs through pyVmomi: its restart
+loads its saved state (lab/vsphere/durable.go), and its cold start is an empty inventory.
 
 Runs on its own lab network (VANCOUVER_LAB_NET, default 127.231) and a tmp run dir. Each
 kill is measured as a first failure: the restart window is shortened for the run
@@ -119,6 +123,20 @@ def _phases(work: Path, pid: int, killed_at: float) -> dict[str, float]:
             **{k: python + ready[k] for k in READY_PHASES if k in ready}}
 
 
+def populate_vsphere(run_dir: Path, n: int) -> None:
+    """n VMs (a 0.5 GiB disk each on LocalDS_0, powered off) in the lab's vCenter through
+    pyVmomi, so its restarts load that state (lab/vsphere/durable.go)."""
+    sys.path.insert(0, str(REPO))
+    from fixtures import vmware
+    from fixtures.target import Target
+    vs = vmware.connect(vmware.settings_from_target(Target.load(run_dir / "target" / "target.yaml")))
+    try:
+        for i in range(n):
+            vmware.create_vm(vs, vmware.vm_spec(f"bench-restart-{i}", ["LocalDS_0"], 0.5, "true"))
+    finally:
+        vs.close()
+
+
 def _load() -> str:
     one, five, _ = os.getloadavg()
     return f"{one:.1f}/{five:.1f} on {os.cpu_count()} cores"
@@ -136,6 +154,8 @@ def main(argv: list[str]) -> int:
                         help="components to kill (their dependencies start too); "
                              "add kubernetes for the control plane (slow to start)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--vsphere-vms", type=int, default=20,
+                        help="VMs the vCenter holds when it is killed (its restart loads them)")
     args = parser.parse_args(argv)
     names = [n for n in args.only.split(",") if n]
     env = dict(os.environ, VANCOUVER_LAB_NET=os.environ.get("VANCOUVER_LAB_NET", "127.231"),
@@ -148,6 +168,8 @@ def main(argv: list[str]) -> int:
             return 1
         try:
             cold = cold_starts(run_dir)
+            if "vsphere" in names and args.vsphere_vms:
+                populate_vsphere(run_dir, args.vsphere_vms)
             rows, phases = [], {}
             kinds = [(n, False) for n in names] + \
                 [("kubernetes", True)] * ("kubernetes" in names)
@@ -158,7 +180,8 @@ def main(argv: list[str]) -> int:
                 p50 = statistics.median(total)
                 ref = cold.get(name)
                 label = name + (" +control plane" if everything else
-                                " (node)" if name == "kubernetes" else "")
+                                " (node)" if name == "kubernetes" else
+                                f" ({args.vsphere_vms} VMs)" if name == "vsphere" else "")
                 phases[label] = [r[2] for r in runs if r[2]]
                 rows.append([label, ref or float("nan"), p50, max(total),
                              statistics.median(r[1] for r in runs),

@@ -62,7 +62,8 @@ def build_times() -> tuple[float, float]:
 
 
 class Sim:
-    def __init__(self, work: Path, task_gc_s: float):
+    """extra: more config.json keys (bench_vsphere_durable.py: durable)."""
+    def __init__(self, work: Path, task_gc_s: float, **extra):
         bin_dir = buildhash.bin_dir()
         if bin_dir is None:
             sys.exit(f"lab/vsphere is not built in {buildhash.build_dir()}: run make vsphere")
@@ -73,7 +74,8 @@ class Sim:
         config = {"address": ADDRESS, "port": 0, "user": USER, "password": self.password,
                   "tls_cert": str(tls.cert), "tls_key": str(tls.key), "ca_file": self.ca,
                   "data_dir": str(work / "data"), "url_file": str(work / "url"),
-                  "task_gc_s": task_gc_s}
+                  "task_gc_s": task_gc_s, **extra}
+        self.work, self.config = work, work / "config.json"
         write_private(work / "config.json", json.dumps(config))
         self.proc = subprocess.Popen([str(bin_dir / "vancouver-vcsim"), "-config",
                                       str(work / "config.json")],

@@ -109,6 +109,22 @@ def test_guest_output_is_bounded_and_wrong_credentials_do_not_publish(receiver):
     assert "cannot publish guestinfo" in proc.stderr and "not-the-password" not in proc.stderr
 
 
+def test_guest_retries_its_posts_while_the_vcenter_does_not_answer():
+    """A vCenter that restarts drops the guest's post unanswered (the guest outlives it,
+    lab/vsphere/guest_resume.go): the agent posts again until it is answered."""
+    receiver = GuestInfoReceiver(drop_first=3)
+    try:
+        doc = {"vm": "vm-1", "name": "vancouver-vm-3", "disks": [], "userdata": "echo kept",
+               "guestinfo_url": receiver.url, "auth": {"user": USER, "password": PASSWORD}}
+        proc = _run_agent(doc)
+    finally:
+        receiver.close()
+    assert proc.returncode == 0 and receiver.dropped == 3
+    assert receiver.values["guestinfo.state"] == "done"
+    assert receiver.values["guestinfo.output"].strip() == "kept"
+    assert "cannot publish" not in proc.stderr
+
+
 def test_shared_rewrite_keeps_the_nova_guest_s_devices(tmp_path):
     """lab/guests.py is the Nova guest's rewrite too: /dev/vdX of an iSCSI disk goes to its
     relay over NBD (the line's own ioengine dropped), a Ceph disk to its file, /dev/sdX alone."""

@@ -39,8 +39,9 @@ type Guests struct {
 }
 
 type guestProc struct {
-	pid  int
-	done chan struct{}
+	pid   int
+	start uint64 // procStart(pid) when seen first: tells it from a later process with its pid
+	done  chan struct{}
 }
 
 // GuestDoc is what the agent reads on stdin.
@@ -177,7 +178,7 @@ func (g *Guests) start(vm *mo.VirtualMachine) {
 		log.Printf("guest %s (%s): cannot start %s: %v", vm.Name, vm.Self.Value, g.command[0], err)
 		return
 	}
-	p := &guestProc{pid: cmd.Process.Pid, done: make(chan struct{})}
+	p := &guestProc{pid: cmd.Process.Pid, start: procStart(cmd.Process.Pid), done: make(chan struct{})}
 	g.mu.Lock()
 	g.procs[vm.Self.Value] = p
 	g.mu.Unlock()

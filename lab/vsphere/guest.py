@@ -58,6 +58,7 @@ DISK_PREFIX = "/dev/sd"
 VMFS_PARTITION_OFFSET = 1 << 20    # bytes: sector 2048
 OUTPUT_MAX = 64 * 1024             # bytes of console a guestinfo.output value carries
 DEFAULT_TIMEOUT_S = 900.0          # VANCOUVER_VSPHERE_GUEST_TIMEOUT overrides
+PUBLISH_RETRY_S = 120.0            # how long a post waits for a restarting vCenter
 RPCTOOL = """#!/bin/sh
 # VMware Tools' rpctool, as far as the lab's guests need it: info-set guestinfo.<key> <value>
 printf '%s\\n' "$*" >> "$VANCOUVER_RPC"
@@ -141,15 +142,31 @@ class GuestInfo:
                 self.context = ssl._create_unverified_context()
 
     def publish(self, values: dict[str, str]) -> None:
-        """POSTs {"guestinfo.<key>": value}; a failure is one line on stderr (the VM runs on)."""
+        """POSTs {"guestinfo.<key>": value}; a failure is one line on stderr (the VM runs on).
+        While the vCenter does not answer (it restarts after a crash: the guest outlives it
+        and the new process adopts it, lab/vsphere/guest_resume.go) the post is retried, with
+        a backoff, for up to PUBLISH_RETRY_S; an HTTP error answer is not retried."""
         body = json.dumps({k: str(v) for k, v in values.items()}).encode()
-        req = urllib.request.Request(self.url, data=body, headers=self.headers, method="POST")
-        try:
-            with urllib.request.urlopen(req, timeout=10, context=self.context) as resp:
-                resp.read()
-        except (urllib.error.URLError, OSError) as e:
-            print(f"guest: cannot publish guestinfo to {self.url}: "
-                  f"{getattr(e, 'reason', None) or e}", file=sys.stderr)
+        deadline = time.monotonic() + PUBLISH_RETRY_S
+        delay = 0.2
+        while True:
+            req = urllib.request.Request(self.url, data=body, headers=self.headers, method="POST")
+            try:
+                with urllib.request.urlopen(req, timeout=10, context=self.context) as resp:
+                    resp.read()
+                return
+            except urllib.error.HTTPError as e:
+                print(f"guest: cannot publish guestinfo to {self.url}: {e.code} {e.reason}",
+                      file=sys.stderr)
+                return
+            except (urllib.error.URLError, OSError) as e:
+                reason = getattr(e, 'reason', None) or e
+                if time.monotonic() + delay > deadline:
+                    print(f"guest: cannot publish guestinfo to {self.url}: {reason}",
+                          file=sys.stderr)
+                    return
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
 
 def _rpc_values(path: Path) -> dict[str, str]:

@@ -65,8 +65,14 @@ func storageFor(host types.ManagedObjectReference) *HostStorageSystem {
 func installStorage(fabric *Fabric, vmfsDir string) {
 	for _, e := range simulator.Map.All("HostSystem") {
 		host := e.(*simulator.HostSystem)
-		stock := simulator.Map.Get(*host.ConfigManager.StorageSystem).(*simulator.HostStorageSystem)
-		s := &HostStorageSystem{HostStorageSystem: *stock, fabric: fabric,
+		var stock simulator.HostStorageSystem
+		switch x := simulator.Map.Get(*host.ConfigManager.StorageSystem).(type) {
+		case *simulator.HostStorageSystem: // a new model
+			stock = *x
+		case *mo.HostStorageSystem: // loaded (restore.go): Model.Load has no wrapper for it
+			stock = simulator.HostStorageSystem{HostStorageSystem: *x, Host: &host.HostSystem}
+		}
+		s := &HostStorageSystem{HostStorageSystem: stock, fabric: fabric,
 			base: *stock.StorageDeviceInfo, targets: map[string]int32{}}
 		info := *stock.StorageDeviceInfo
 		s.StorageDeviceInfo = &info
@@ -75,8 +81,14 @@ func installStorage(fabric *Fabric, vmfsDir string) {
 		hostStorage[host.Self] = s
 		hostStorageMu.Unlock()
 
-		dss := simulator.Map.Get(*host.ConfigManager.DatastoreSystem).(*simulator.HostDatastoreSystem)
-		simulator.Map.Put(&HostDatastoreSystem{HostDatastoreSystem: *dss, vmfsDir: vmfsDir})
+		var dss simulator.HostDatastoreSystem
+		switch x := simulator.Map.Get(*host.ConfigManager.DatastoreSystem).(type) {
+		case *simulator.HostDatastoreSystem:
+			dss = *x
+		case *mo.HostDatastoreSystem:
+			dss = simulator.HostDatastoreSystem{HostDatastoreSystem: *x, Host: &host.HostSystem}
+		}
+		simulator.Map.Put(&HostDatastoreSystem{HostDatastoreSystem: dss, vmfsDir: vmfsDir})
 	}
 }
 

@@ -15,7 +15,9 @@
 //
 // The process writes url_file (the SDK URL, without credentials) once it serves, and stops
 // cleanly on SIGINT or SIGTERM: guests are killed, the server closes and the simulator's
-// datastore directories are removed.
+// datastore directories and saved state are removed. Its state is saved in data_dir before
+// each change is answered (durable.go), so after a kill -9 the next process on the same
+// data_dir loads it instead of building a new inventory (restore.go, guest_resume.go).
 package main
 
 import (
@@ -26,6 +28,7 @@ import (
 	"fmt"
 	"log"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -54,6 +57,9 @@ type Config struct {
 	TaskGCs  float64 `json:"task_gc_s"`
 	Python   string  `json:"python"`  // the guest agent's interpreter (env VANCOUVER_PYTHON wins)
 	Workdir  string  `json:"workdir"` // the guest agent's working directory (the repo root)
+	// Durable (default true) saves the state before each change is answered (durable.go);
+	// false only for bench/bench_vsphere_durable.py's reference: what the saves cost.
+	Durable *bool `json:"durable"`
 }
 
 func loadConfig(path string) (*Config, error) {
@@ -141,17 +147,49 @@ func run(cfg *Config) error {
 			return err
 		}
 	}
-	defer func() { _ = os.RemoveAll(vmfsDir); _ = os.RemoveAll(tmp) }() // runs last
+	// A clean stop (SIGINT/SIGTERM) removes the datastores and the saved state; anything else
+	// (a failed start) leaves them for the next start to load.
+	clean := false
+	defer func() {
+		if clean {
+			_ = os.RemoveAll(vmfsDir)
+			_ = os.RemoveAll(tmp)
+		}
+	}() // runs last
 	os.Setenv("TMPDIR", tmp)
 
+	// A state saved by an earlier process of this lab (it was killed): load it instead of
+	// building the default model (durable.go, restore.go).
+	store := NewStore(cfg.DataDir)
+	saved, err := store.Read()
+	if err != nil {
+		return fmt.Errorf("saved state: %v", err)
+	}
+	started := time.Now()
 	model := newModel()
-	if err := model.Create(); err != nil {
+	if saved != nil {
+		err = loadModel(model, saved, filepath.Join(cfg.DataDir, "load"))
+	} else {
+		err = model.Create()
+	}
+	if err != nil {
 		return fmt.Errorf("model: %v", err)
 	}
-	defer model.Remove()
+	defer func() {
+		if clean {
+			store.Remove() // after the server and guests stopped: no save follows
+			model.Remove()
+		}
+	}()
 
 	fabric := NewFabric()
 	installStorage(fabric, vmfsDir)
+	if saved != nil {
+		if err := restoreExtensions(saved, fabric); err != nil {
+			return fmt.Errorf("saved state: %v", err)
+		}
+		restoreVMLogs()
+	}
 	installPropertyCollector()
 	janitor := NewTaskJanitor(time.Duration(cfg.TaskGCs * float64(time.Second)))
 	defer janitor.Stop()
@@ -164,12 +202,36 @@ func run(cfg *Config) error {
 		User: url.UserPassword(cfg.User, cfg.Password),
 	}
 	model.Service.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	model.Service.HandleFunc(fabricPath, auth.wrap(fabric.ServeHTTP))
-	model.Service.HandleFunc(guestinfoPath, auth.wrap(guests.ServeGuestinfo))
+	model.Service.HandleFunc(fabricPath, auth.wrap(store.Durably(http.HandlerFunc(fabric.ServeHTTP), WritesMutate).ServeHTTP))
+	model.Service.HandleFunc(guestinfoPath, auth.wrap(store.Durably(http.HandlerFunc(guests.ServeGuestinfo), WritesMutate).ServeHTTP))
 
 	server := model.Service.NewServer()
 	defer server.Close()
 	guests.SetBaseURL("https://" + server.URL.Host)
+	if err := store.Attach(model.Service, fabric, guests); err != nil {
+		return fmt.Errorf("state store: %v", err)
+	}
+	if saved != nil {
+		guests.Resume(saved.Guests)
+	}
+	if cfg.Durable == nil || *cfg.Durable {
+		// Saved once before the first client: from here on every change is (the loaded state
+		// is written back in this build's form).
+		if err := store.Commit(); err != nil {
+			return fmt.Errorf("saving the state: %v", err)
+		}
+		// Every SOAP call that may change something answers only once the state is saved. No
+		// client knows the server before the URL file below exists, so swapping the started
+		// server's handler here races with no request.
+		server.Config.Handler = store.Durably(server.Config.Handler, SDKMutates)
+	} else {
+		store.Off()
+	}
+	how := "a new inventory"
+	if saved != nil {
+		how = fmt.Sprintf("the saved inventory (%d objects)", len(saved.Objects))
+	}
+	log.Printf("vCenter simulator ready with %s in %.3f s", how, time.Since(started).Seconds())
 
 	sdk := *server.URL
 	sdk.User = nil
@@ -185,6 +247,7 @@ func run(cfg *Config) error {
 	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
 	sig := <-stop
 	log.Printf("%s: stopping", sig)
+	clean = true
 	signal.Stop(stop)
 	// Defers run in reverse: url file, server, guests, janitor, model dirs, VMFS dirs.
 	return nil

@@ -18,15 +18,22 @@ USER, PASSWORD = "vc-user", "guestinfo-pw-123"
 
 
 class GuestInfoReceiver:
-    def __init__(self):
+    """drop_first: that many posts get their connection closed unanswered, as a vCenter that
+    dies mid-request (the agent retries them)."""
+    def __init__(self, drop_first: int = 0):
         self.values: dict[str, str] = {}
         self.unauthorized = 0
+        self.dropped = 0
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 want = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if receiver.dropped < drop_first:
+                    receiver.dropped += 1
+                    self.close_connection = True
+                    return
                 if self.headers.get("Authorization") != want:
                     receiver.unauthorized += 1
                     self.send_response(401)
