@@ -3,7 +3,7 @@ process: a real node's etcd and kube-apiserver are systemd units or static pods 
 serving through a kubelet crash, and the lab's Kubernetes node does the same.
 
 The component records each such program in <component dir>/detached/<name>.json:
-{"pid": int, "start_time": str (psutil's create_time, lab/users.py), "argv": [str]}. A record
+{"pid": int, "start_time": str (clock ticks after boot, lab/users.py), "argv": [str]}. A record
 names its program only while that pid has that start time and that command line, so a reused
 pid is never adopted nor signalled. A restarted component adopts the live ones; the supervisor
 stops them when the component stops for good (`lab down`, a failed start, the restart limit

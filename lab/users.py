@@ -61,16 +61,19 @@ def supervisor_alive(run_dir: Path) -> bool:
 
 
 def process_start_time(pid: int) -> str | None:
-    """The process's start time (psutil's create_time), or None when it is gone or a zombie:
-    with the pid, the identity of a process (pids get reused). The supervisor's pid file uses
-    it too."""
-    import psutil   # here, not at the top: `lab up` never needs it on a free run dir
+    """The process's start, in clock ticks after boot (proc(5), /proc/<pid>/stat field 22,
+    `starttime`), as a string; None when it is gone, a zombie or dead. With the pid, the
+    identity of a process (pids get reused); the supervisor's pid file, run registrations and
+    detached records use it. Not psutil's create_time(): that adds /proc/stat's `btime`, which
+    follows the wall clock (NTP steps and slews move it by a second), so one process could
+    read as two and a live etcd as "not the recorded program"."""
     try:
-        proc = psutil.Process(pid)
-        return (None if proc.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
-                else repr(proc.create_time()))
-    except psutil.Error:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
         return None
+    # comm (field 2) may hold spaces and parentheses: the fields after it follow its last ")"
+    fields = stat[stat.rindex(b")") + 2:].split()
+    return None if fields[0] in (b"Z", b"X", b"x") else fields[19].decode()
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,16 @@ program is never adopted nor signalled; stop() ends the live ones and drops the 
 kill() leaves the records for the restarted component to find dead."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 import psutil
 import pytest
 
+from fixtures.waiters import wait_until
 from lab import detached
+from lab.users import process_start_time
 
 
 @pytest.fixture
@@ -118,3 +121,23 @@ def test_terminate_in_order_signals_the_next_only_once_the_one_before_is_gone():
     assert sent == [("kube-scheduler", signal.SIGTERM), ("kube-apiserver", signal.SIGTERM),
                     ("kube-apiserver", signal.SIGKILL), ("etcd", signal.SIGTERM)]
     assert not any(p.running for p in progs)
+
+
+def test_a_start_time_is_the_kernels_tick_count_whatever_the_program_is_called(tmp_path):
+    """process_start_time() is /proc/<pid>/stat's `starttime` (ticks after boot: the wall
+    clock, which moves psutil's create_time with /proc/stat's btime, plays no part), read past
+    a command name holding ") " and spaces; a zombie has none."""
+    odd = tmp_path / "a) b (c"
+    odd.symlink_to(shutil.which("sleep"))
+    proc = subprocess.Popen([str(odd), "300"])
+    try:
+        assert psutil.Process(proc.pid).name() == "a) b (c"
+        ticks = int(process_start_time(proc.pid))
+        since_boot = psutil.Process(proc.pid).create_time() - psutil.boot_time()
+        assert abs(ticks / os.sysconf("SC_CLK_TCK") - since_boot) < 2, (ticks, since_boot)
+        assert process_start_time(proc.pid) == str(ticks)
+    finally:
+        proc.kill()
+    wait_until(lambda: psutil.Process(proc.pid).status() == psutil.STATUS_ZOMBIE, 10, "a zombie")
+    assert process_start_time(proc.pid) is None
+    proc.wait()
