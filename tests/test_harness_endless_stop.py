@@ -87,10 +87,12 @@ def assert_interrupted_cleanly(proc, out: str, tmp: Path) -> None:
 
 def test_sigint_to_process_group_thrice_still_tears_down_and_reports(tmp_path):
     """Terminal Ctrl-C three times, each sent once the run has visibly taken the previous
-    one: the first stops gracefully, the second aborts, the third lands in teardown (P11)."""
-    make_suite(tmp_path, {"a": dict(n=4, sleep=5.0)})
+    one: the first stops gracefully, the second aborts, the third lands in teardown (P11).
+    Both workers are inside long iterations, so the second finds the run still going."""
+    _long_suite(tmp_path)
+    (tmp_path / "slow").write_text("")
     with Watched(start(tmp_path, "-n", "2", "--count=0")) as run:
-        run.wait_for(_started(tmp_path, 2), "tests to run")
+        run.wait_for(lambda: _long_running(tmp_path) == 2, "two long iterations running")
         os.killpg(run.proc.pid, signal.SIGINT)   # terminal Ctrl-C: controller and workers
         run.wait_for(run.saw("Ctrl-C: stopping"), "the graceful stop")
         os.killpg(run.proc.pid, signal.SIGINT)   # the operator's second Ctrl-C
@@ -174,16 +176,11 @@ def test_second_signal_aborts_cuts_and_still_tears_down(tmp_path, first, second)
     """A second signal, of any kind, while both workers are inside long iterations: they are
     cut, torn down and recorded as "aborted" with their duration; status 2, no traceback,
     and a third signal during teardown changes nothing."""
-    make_suite(tmp_path, {"a": dict(n=1, sleep=0.3), "b": dict(n=1, sleep=0.3)})
-    # Iterations starting once the file "slow" exists last long: the stop finds them running.
-    (tmp_path / "scenarios" / "test_a.py").write_text(SCENARIO_SLOW_AFTER)
-    (tmp_path / "scenarios" / "test_b.py").write_text(SCENARIO_SLOW_AFTER)
+    _long_suite(tmp_path)
     with Watched(start(tmp_path, "-n", "2", "--count=0")) as run:
         run.wait_for(lambda: len(results(tmp_path)) >= 4, "4 results")
-        slow_from = time.time()
         (tmp_path / "slow").write_text("")
-        run.wait_for(lambda: _running(tmp_path, since=slow_from) == 2,
-                     "two long iterations running")
+        run.wait_for(lambda: _long_running(tmp_path) == 2, "two long iterations running")
         os.killpg(run.proc.pid, SIGNALS[first])
         run.wait_for(run.saw(f"{SHOWN[first]}: stopping: waiting for 2 running iterations"),
                      "the graceful stop")
@@ -205,24 +202,41 @@ def test_second_signal_aborts_cuts_and_still_tears_down(tmp_path, first, second)
     assert re.search(r"ABORTED round \d+ scenarios/test_[ab]\.py", out), out[-3000:]
 
 
+# An iteration whose body finds the file "slow" is long, and says so ("long" in events.log)
+# before it sleeps: the tests count only those, so a short one that started as the file was
+# being written (its body ran before the file existed) never passes for long. Long means
+# far longer than the few steps a test takes between seeing it and its last signal.
 SCENARIO_SLOW_AFTER = """\
 import os, time
 
-def test_step(func):
-    slow = os.path.exists(os.path.join(os.path.dirname(__file__), os.pardir, "slow"))
-    time.sleep(30 if slow else 0.3)
+def test_step(func, note, request):
+    if os.path.exists(os.path.join(os.path.dirname(__file__), os.pardir, "slow")):
+        note("long", request.node.nodeid)
+        time.sleep(30)
+    else:
+        time.sleep(0.3)
 """
 
 
-def _running(tmp: Path, since: float) -> int:
-    """Workers inside an iteration that started after `since`."""
-    open_ = {}
+def _long_suite(tmp: Path) -> None:
+    """Two scenarios a and b (one per worker: an item never runs on two at once), each
+    short (0.3 s) until the file "slow" exists, long after."""
+    make_suite(tmp, {"a": dict(n=1, sleep=0.3), "b": dict(n=1, sleep=0.3)})
+    (tmp / "scenarios" / "test_a.py").write_text(SCENARIO_SLOW_AFTER)
+    (tmp / "scenarios" / "test_b.py").write_text(SCENARIO_SLOW_AFTER)
+
+
+def _long_running(tmp: Path) -> int:
+    """Workers inside an iteration that said it is long (and has not ended)."""
+    long_ = {}
     for kind, what, worker, ts in events(tmp):
         if kind == "start":
-            open_[worker] = ts
+            long_[worker] = False
+        elif kind == "long":
+            long_[worker] = True
         elif kind == "end":
-            open_.pop(worker, None)
-    return sum(1 for ts in open_.values() if ts > since)
+            long_.pop(worker, None)
+    return sum(long_.values())
 
 
 STARTUP_HOLD = """

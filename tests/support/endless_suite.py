@@ -37,6 +37,11 @@ def event(kind, what):
     os.write(fd, line.encode())
     os.close(fd)
 
+@pytest.fixture
+def note():
+    # event() for a test body, to say what the iteration is doing
+    return event
+
 @pytest.fixture(scope="session")
 def sess():
     event("setup", "session")
