@@ -128,8 +128,12 @@ def test_sigint_landing_in_unconfigure_is_no_traceback(tmp_path, before):
 def test_signal_after_the_duration_deadline_aborts_and_says_so(tmp_path):
     """Once --duration has asked the run to end, the operator's first signal is already the
     second stop request: it aborts, and the line says why rather than "second signal"."""
-    make_suite(tmp_path, {"a": dict(n=2, sleep=5.0)})
-    with Watched(start(tmp_path, "-n", "2", "--count=0", "--duration", "1s")) as run:
+    # One worker, so the duration's clock (from the first worker's collection) and the first
+    # iteration start together: with two, xdist schedules nothing until both have collected,
+    # and a loaded machine could let the deadline pass with no iteration running (the run then
+    # ends by itself before the signal). 3 s of duration, 10 s iterations: one is running.
+    make_suite(tmp_path, {"a": dict(n=2, sleep=10.0)})
+    with Watched(start(tmp_path, "-n", "1", "--count=0", "--duration", "3s")) as run:
         run.wait_for(run.saw("duration reached: stopping"), "the deadline")
         os.killpg(run.proc.pid, signal.SIGTERM)
         run.wait_for(run.saw("signal after the duration (SIGTERM): aborting"), "the abort")
