@@ -84,6 +84,39 @@ def test_kubernetes_client_is_an_outage():
     assert classify(ApiException(status=409, reason="Conflict")) is None
 
 
+
+def _apiserver_500(message: str):
+    """kube-apiserver's HTTP 500 with its Status body, as the kubernetes client raises it."""
+    from kubernetes.client.exceptions import ApiException
+    e = ApiException(status=500, reason="Internal Server Error")
+    e.body = json.dumps({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                         "status": "Failure", "message": message, "code": 500})
+    return e
+
+
+def test_a_log_read_proxied_to_a_node_that_does_not_answer_is_an_outage():
+    """The apiserver's answer to `read_namespaced_pod_log` while the node agent is down (the
+    Status of a kill -9 of the lab's node, kube-apiserver 1.20): the kubelet did not answer,
+    so it is an outage at the node's address (it was a failure: a kill -9 of the node between
+    a pod's end and the scenario's read of its log failed the iteration, as the restart's
+    "Starting kubelet." event came after the phase). Its siblings: a reset, a dial timeout, a
+    TLS handshake that never ended. A 500 of the apiserver's own stays a failure."""
+    url = "https://127.229.4.1:10250/containerLogs/vancouver-0a1b2c3d/writer/guest"
+    refused = classify(_apiserver_500(
+        f'Get "{url}": dial tcp 127.229.4.1:10250: connect: connection refused'))
+    assert refused is not None and refused.reason == "connection refused"
+    assert ("127.229.4.1", 10250) in refused.addresses
+    for message, reason in [
+            (f'Get "{url}": read tcp 127.229.4.1:41234->127.229.4.1:10250: read: connection '
+             "reset by peer", "connection reset"),
+            (f'Get "{url}": dial tcp 127.229.4.1:10250: i/o timeout', "timed out"),
+            (f'Get "{url}": net/http: TLS handshake timeout', "timed out")]:
+        assert classify(_apiserver_500(message)).reason == reason, message
+    assert classify(_apiserver_500("etcdserver: request timed out, possibly due to "
+                                   "previous leader failure")) is None
+    assert classify(_apiserver_500('Internal error occurred: resource quota evaluation '
+                                   'timed out')) is None
+
 @pytest.mark.filterwarnings("ignore:The 'http_status' parameter")
 def test_scenario_errors_stay_failures():
     from openstack import exceptions as osx
