@@ -205,6 +205,24 @@ def test_watch_confirms_a_timed_out_probe_before_announcing_an_outage():
     assert len(seen) >= 4 and len(w.downs) == 1, (seen, w.downs)
 
 
+def test_a_phase_that_failed_as_its_platform_went_down_finds_the_outage_at_its_report():
+    """A kill -9 of Datera and the fio failure it caused ('nbd_connect_uri: recv: server
+    disconnected unexpectedly', no classified error) both fell between two of the watcher's
+    checks, and Datera was still restarting when the phase's report was made: the iteration
+    counted a failure (the kill -9 e2e under load). At the report a platform that refuses
+    now is down from the phase's end (its waiting line once); a single slow answer is not."""
+    refused, _ = scripted_probe([REFUSED, REFUSED])
+    with watching(refused, item=False) as w:
+        down = w.watch.down_now(123.0)
+        assert down is not None and (down.reason, down.start) == ("connection refused", 123.0)
+        assert w.downs == [down] and w.watch.down_now(124.0) is None   # announced once
+    slow, _ = scripted_probe([TimeoutError("timed out")])
+    with watching(slow, item=False) as w:
+        assert w.watch.down_now(123.0) is None and not w.downs
+    fine, _ = scripted_probe([])
+    with watching(fine, item=False) as w:
+        assert w.watch.down_now(123.0) is None
+
 def test_watch_needs_three_503s_in_a_row_before_an_outage(monkeypatch):
     """An API shedding a share of its requests with 503 (the chaos switch's 5%) is up: its
     clients retry such answers. Three 503 answers in a row are an outage, from the first."""
