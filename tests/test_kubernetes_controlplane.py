@@ -153,6 +153,38 @@ def test_kill_9_of_the_node_leaves_the_control_plane_serving_and_its_restart_ado
         k8s.delete_namespace(cluster.core, ns, timeout=TIMEOUT)
 
 
+def test_a_pod_that_ended_before_a_kill_9_of_the_node_keeps_its_log(k8s_lab, cluster):
+    """A pod ended, then the node agent was killed before its log was read (the kill -9 e2e's
+    race: the scenario reads a pod's log once it sees it end). While the agent is down the
+    apiserver answers the read with its 500 naming the refused kubelet: the outage classifier
+    takes it for the node not answering, at the kubernetes platform's address. Once the
+    agent is back the log is served again, from disk, as a restarted kubelet serves a
+    terminated container's log (it was a 404: the new agent knew only the pods it ran)."""
+    from kubernetes.client.exceptions import ApiException
+
+    from fixtures import kubernetes as k8s
+    from fixtures.outage.classify import classify
+    from fixtures.outage.probes import probe_for_error
+    ns = f"vkl-{uuid.uuid4().hex[:8]}"
+    k8s.ensure_namespace(cluster.core, ns)
+    try:
+        assert run_pod(cluster, ns, "ended") == "ended\n"
+        before = component(k8s_lab)
+        os.killpg(before["pid"], signal.SIGKILL)
+        # at once: the supervisor restarts the agent after its first backoff (0.2 s)
+        with pytest.raises(ApiException) as down:
+            cluster.core.read_namespaced_pod_log("ended", ns)
+        # refused, or reset: the apiserver's kept-alive connection to the kubelet went with it
+        assert down.value.status == 500 and "10250" in down.value.body, down.value.body
+        found = classify(down.value)
+        assert found is not None and found.reason in ("connection refused", "connection reset")
+        probe = probe_for_error(probes_of(Target.load(k8s_lab.target)), found.addresses)
+        assert probe is not None and probe.platform == "kubernetes"
+        _restarted(k8s_lab, before)
+        assert cluster.core.read_namespaced_pod_log("ended", ns) == "ended\n"
+    finally:
+        k8s.delete_namespace(cluster.core, ns, timeout=TIMEOUT)
+
 def test_chaos_kill_all_kills_the_control_plane_too_and_etcd_keeps_its_data(k8s_lab, cluster):
     from kubernetes import client
 

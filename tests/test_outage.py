@@ -84,6 +84,39 @@ def test_kubernetes_client_is_an_outage():
     assert classify(ApiException(status=409, reason="Conflict")) is None
 
 
+
+def _apiserver_500(message: str):
+    """kube-apiserver's HTTP 500 with its Status body, as the kubernetes client raises it."""
+    from kubernetes.client.exceptions import ApiException
+    e = ApiException(status=500, reason="Internal Server Error")
+    e.body = json.dumps({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                         "status": "Failure", "message": message, "code": 500})
+    return e
+
+
+def test_a_log_read_proxied_to_a_node_that_does_not_answer_is_an_outage():
+    """The apiserver's answer to `read_namespaced_pod_log` while the node agent is down (the
+    Status of a kill -9 of the lab's node, kube-apiserver 1.20): the kubelet did not answer,
+    so it is an outage at the node's address (it was a failure: a kill -9 of the node between
+    a pod's end and the scenario's read of its log failed the iteration, as the restart's
+    "Starting kubelet." event came after the phase). Its siblings: a reset, a dial timeout, a
+    TLS handshake that never ended. A 500 of the apiserver's own stays a failure."""
+    url = "https://127.229.4.1:10250/containerLogs/vancouver-0a1b2c3d/writer/guest"
+    refused = classify(_apiserver_500(
+        f'Get "{url}": dial tcp 127.229.4.1:10250: connect: connection refused'))
+    assert refused is not None and refused.reason == "connection refused"
+    assert ("127.229.4.1", 10250) in refused.addresses
+    for message, reason in [
+            (f'Get "{url}": read tcp 127.229.4.1:41234->127.229.4.1:10250: read: connection '
+             "reset by peer", "connection reset"),
+            (f'Get "{url}": dial tcp 127.229.4.1:10250: i/o timeout', "timed out"),
+            (f'Get "{url}": net/http: TLS handshake timeout', "timed out")]:
+        assert classify(_apiserver_500(message)).reason == reason, message
+    assert classify(_apiserver_500("etcdserver: request timed out, possibly due to "
+                                   "previous leader failure")) is None
+    assert classify(_apiserver_500('Internal error occurred: resource quota evaluation '
+                                   'timed out')) is None
+
 @pytest.mark.filterwarnings("ignore:The 'http_status' parameter")
 def test_scenario_errors_stay_failures():
     from openstack import exceptions as osx
@@ -171,6 +204,24 @@ def test_watch_confirms_a_timed_out_probe_before_announcing_an_outage():
         wait_until(lambda: w.downs, 30, "the confirmed outage", 0.05)
     assert len(seen) >= 4 and len(w.downs) == 1, (seen, w.downs)
 
+
+def test_a_phase_that_failed_as_its_platform_went_down_finds_the_outage_at_its_report():
+    """A kill -9 of Datera and the fio failure it caused ('nbd_connect_uri: recv: server
+    disconnected unexpectedly', no classified error) both fell between two of the watcher's
+    checks, and Datera was still restarting when the phase's report was made: the iteration
+    counted a failure (the kill -9 e2e under load). At the report a platform that refuses
+    now is down from the phase's end (its waiting line once); a single slow answer is not."""
+    refused, _ = scripted_probe([REFUSED, REFUSED])
+    with watching(refused, item=False) as w:
+        down = w.watch.down_now(123.0)
+        assert down is not None and (down.reason, down.start) == ("connection refused", 123.0)
+        assert w.downs == [down] and w.watch.down_now(124.0) is None   # announced once
+    slow, _ = scripted_probe([TimeoutError("timed out")])
+    with watching(slow, item=False) as w:
+        assert w.watch.down_now(123.0) is None and not w.downs
+    fine, _ = scripted_probe([])
+    with watching(fine, item=False) as w:
+        assert w.watch.down_now(123.0) is None
 
 def test_watch_needs_three_503s_in_a_row_before_an_outage(monkeypatch):
     """An API shedding a share of its requests with 503 (the chaos switch's 5%) is up: its

@@ -93,3 +93,59 @@ def test_a_queued_deletion_holds_back_only_deletions_sharing_a_platform():
     watch.announce_up(cloud)
     assert queue.drain()[0] == ["volume v1", "app_instance vol-2"]
     assert deleted == ["vol-1", "ns", "cinder", "vol-2"]
+
+
+def test_a_capacity_probe_cut_by_a_datera_outage_queues_its_deletions(monkeypatch):
+    """fixtures.datera.probe_capacity (the QoS windows' host probe: a scratch volume and an
+    initiator in /root) met by a kill -9 of Datera: its deletions are queued, in dependency
+    order, and drained once Datera is back; the probe's own error is the one raised (its
+    deletions ran bare in a `finally` before: the kill -9 e2e's cleanup found the volume and
+    the initiator left)."""
+    from fixtures import datera as fd
+    watch, _, datera = _watch()
+    queue = DeferredTeardown(blocked=watch.open_reason)
+    down = [True]
+    deleted = []
+
+    def refused_while_down(what):
+        def delete(*_a, **_kw):
+            if down[0]:
+                raise dexc.ApiConnectionError(refused_request(), "")
+            deleted.append(what)
+        return delete
+
+    class Vol:
+        portals, iqn = ["127.0.0.1"], "iqn.2013-05.com.daterainc:tc:01:sn:probe"
+
+    class Transport:
+        def connect(self, **_kw):
+            return "nbd://probe"
+
+        def disconnect(self, *_a, **_kw):
+            pass
+
+    def fio_cut(*_a, **_kw):   # the data plane went with the process
+        raise ConnectionResetError(104, "Connection reset by peer")
+    monkeypatch.setattr(fd, "create_volume", lambda *a, **kw: Vol())
+    monkeypatch.setattr(fd, "wait_until", lambda *a, **kw: True)
+    monkeypatch.setattr(fd, "allow_initiator", lambda *a, **kw: None)
+    monkeypatch.setattr(fd.transport, "for_settings", lambda s: Transport())
+    monkeypatch.setattr("fixtures.workload.run_fio", fio_cut)
+    monkeypatch.setattr(fd, "delete_volume", refused_while_down("volume"))
+    monkeypatch.setattr(fd, "delete_initiator", refused_while_down("initiator"))
+
+    try:
+        fd.probe_capacity(object(), None, "vancouver-x-gw0-capacity-1", 4,
+                          lambda fn, what: queue.wrap(fn, what, ("datera",))())
+    except ConnectionResetError:
+        pass
+    else:
+        raise AssertionError("the probe's own error was not raised")
+    assert [p.what for p in queue.pending] == [
+        "app_instance /root:vancouver-x-gw0-capacity-1",
+        "initiator /root:iqn.2026-11.lab.vancouver:vancouver-x-gw0-capacity-1"]
+    watch.announce_down(datera, "connection refused", 0.0)
+    assert queue.drain()[0] == [] and deleted == []
+    down[0] = False
+    watch.announce_up(datera)
+    assert len(queue.drain()[0]) == 2 and deleted == ["volume", "initiator"]

@@ -122,7 +122,25 @@ class PodRunner:
                 if (g.namespace, g.name) == (namespace, name) and \
                         any(c.name == container for c in g.inits + g.containers):
                     return g.log_path(container, previous)
-        return None
+        return self._ended_log_file(namespace, name, container, previous)
+
+    def _ended_log_file(self, namespace: str, name: str, container: str,
+                        previous: bool) -> Path | None:
+        """The log of a pod of this node that ended before this agent started (a kill -9 of
+        the previous one fell between the pod's end and a read of its log): still on disk
+        under the pod's uid, served as a restarted kubelet serves a terminated container's
+        log from /var/log/pods (the runtime keeps it until the pod is removed)."""
+        try:
+            pod = self.core.read_namespaced_pod(name, namespace, _request_timeout=5)
+        except Exception as e:  # noqa: BLE001  (gone, or no answer: the kubelet's 404)
+            log.info("log of pod %s/%s: %s", namespace, name,
+                     f"HTTP {e.status}" if isinstance(e, ApiException) else type(e).__name__)
+            return None
+        if pod.spec.node_name != self.node or container not in \
+                {c.name for c in (pod.spec.init_containers or []) + pod.spec.containers}:
+            return None
+        return Guest(pod.metadata.uid, namespace, name, self.dir / "pods" / pod.metadata.uid,
+                     [], []).log_path(container, previous)
 
     # -- events from the pod watch -----------------------------------------------------------
     def on_pod(self, kind: str, pod) -> None:
