@@ -169,7 +169,7 @@ def test_a_pod_that_ended_before_a_kill_9_of_the_node_keeps_its_log(k8s_lab, clu
     k8s.ensure_namespace(cluster.core, ns)
     try:
         assert run_pod(cluster, ns, "ended") == "ended\n"
-        before = component(k8s_lab)
+        before = k8s_lab.component("kubernetes")
         os.killpg(before["pid"], signal.SIGKILL)
         # at once: the supervisor restarts the agent after its first backoff (0.2 s)
         with pytest.raises(ApiException) as down:
