@@ -135,6 +135,21 @@ def worker(base: str, password: str, ca: str, first: int, n: int) -> list[float]
     return times
 
 
+def vm_spec(name: str, datastore: str) -> vim.vm.ConfigSpec:
+    """A small VM with one 1 GiB thin disk on a PVSCSI controller, its files on `datastore`."""
+    return vim.vm.ConfigSpec(
+        name=name, guestId="otherGuest64", numCPUs=1, memoryMB=128,
+        files=vim.vm.FileInfo(vmPathName=f"[{datastore}]"), deviceChange=[
+            vim.vm.device.VirtualDeviceSpec(operation="add", device=vim.vm.device
+                                            .ParaVirtualSCSIController(key=1000, busNumber=0,
+                                                                       sharedBus="noSharing")),
+            vim.vm.device.VirtualDeviceSpec(operation="add", fileOperation="create",
+                                            device=vim.vm.device.VirtualDisk(
+                key=-1, controllerKey=1000, unitNumber=0, capacityInKB=1 << 20,
+                backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
+                    diskMode="persistent", thinProvisioned=True, fileName="")))])
+
+
 def demo_cycles(sim, n: int, marks: set[int], first: int = 1) -> tuple[list[float], dict[int, float]]:
     content = sim.si.RetrieveContent()
     dc = content.rootFolder.childEntity[0]
@@ -155,18 +170,8 @@ def demo_cycles(sim, n: int, marks: set[int], first: int = 1) -> tuple[list[floa
         [opt] = dss.QueryVmfsDatastoreCreateOptions(devicePath=f"/vmfs/devices/disks/{naa}")
         opt.spec.vmfs.volumeName = f"bench-ds-{i}"
         ds = dss.CreateVmfsDatastore(spec=opt.spec)
-        spec = vim.vm.ConfigSpec(
-            name=f"bench-vm-{i}", guestId="otherGuest64", numCPUs=1, memoryMB=128,
-            files=vim.vm.FileInfo(vmPathName=f"[bench-ds-{i}]"), deviceChange=[
-                vim.vm.device.VirtualDeviceSpec(operation="add", device=vim.vm.device
-                                                .ParaVirtualSCSIController(key=1000, busNumber=0,
-                                                                           sharedBus="noSharing")),
-                vim.vm.device.VirtualDeviceSpec(operation="add", fileOperation="create",
-                                                device=vim.vm.device.VirtualDisk(
-                    key=-1, controllerKey=1000, unitNumber=0, capacityInKB=1 << 20,
-                    backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
-                        diskMode="persistent", thinProvisioned=True, fileName="")))])
-        task = dc.vmFolder.CreateVM_Task(config=spec, pool=cluster.resourcePool)
+        task = dc.vmFolder.CreateVM_Task(config=vm_spec(f"bench-vm-{i}", f"bench-ds-{i}"),
+                                         pool=cluster.resourcePool)
         assert task.info.state == "success", task.info.error
         vm = task.info.result
         for t in (vm.PowerOnVM_Task(), vm.PowerOffVM_Task(), vm.Destroy_Task()):

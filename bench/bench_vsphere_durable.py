@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_vsphere import USER, Sim, pct  # noqa: E402  (bench/ is on sys.path)
+import bench_vsphere  # noqa: E402  (bench/ is on sys.path)
+from bench_vsphere import USER, Sim, pct  # noqa: E402
 from pyVim.connect import SmartConnect  # noqa: E402
 from pyVmomi import vim  # noqa: E402
 
@@ -32,17 +33,7 @@ OPS = ("CreateVM", "ReconfigVM", "PowerOn", "PowerOff", "Destroy")
 
 
 def vm_spec(name: str) -> vim.vm.ConfigSpec:
-    return vim.vm.ConfigSpec(
-        name=name, guestId="otherGuest64", numCPUs=1, memoryMB=128,
-        files=vim.vm.FileInfo(vmPathName="[LocalDS_0]"), deviceChange=[
-            vim.vm.device.VirtualDeviceSpec(operation="add", device=vim.vm.device
-                                            .ParaVirtualSCSIController(key=1000, busNumber=0,
-                                                                       sharedBus="noSharing")),
-            vim.vm.device.VirtualDeviceSpec(operation="add", fileOperation="create",
-                                            device=vim.vm.device.VirtualDisk(
-                key=-1, controllerKey=1000, unitNumber=0, capacityInKB=1 << 20,
-                backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
-                    diskMode="persistent", thinProvisioned=True, fileName="")))])
+    return bench_vsphere.vm_spec(name, "LocalDS_0")
 
 
 class Inventory:
