@@ -158,3 +158,40 @@ def test_a_lost_backend_is_recovered_and_unanswered_requests_resent(tmp_path):
         relay.close()
         server.kill()
         server.wait(10)
+
+
+def test_a_path_lost_as_the_guest_connects_is_retried_and_a_refused_login_is_not(export,
+                                                                                 tmp_path):
+    """The login answered through VIP1 but VIP1's export stopped answering before the relay
+    connected (a VM's fio starting as VIP1 goes down, CI's test_chaos): the relay logs in
+    again, here through the next portal, and fio runs. A refused login (an OSError nowhere in
+    its chain: ACL, CHAP) refuses the guest at once."""
+    good, gone = export("b"), f"nbd+unix:///?socket={tmp_path / 'vip1-down.sock'}"
+    logins = []
+
+    def login() -> str:   # the relay's own first login answers; the guest's meets the lost
+        logins.append(1)  # path; the next login answers again
+        return gone if len(logins) == 2 else good
+    relay = DiskRelay(tmp_path / "vdb.sock", login)
+    try:
+        p = _fio(relay.uri)
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0 and json.loads(out[out.index("{"):])["jobs"][0]["error"] == 0, err
+        assert len(logins) >= 3
+    finally:
+        relay.close()
+
+    refusals = iter([good])   # the relay's own first login answers, the guest's is refused
+
+    def refused() -> str:
+        return next(refusals, None) or _refuse()
+
+    def _refuse():
+        raise RuntimeError("initiator not in the ACL")
+    relay = DiskRelay(tmp_path / "vdc.sock", refused)
+    try:
+        p = _fio(relay.uri, "--size=1m")
+        out, err = p.communicate(timeout=20)   # not RECOVERY_TIMEOUT: no retry
+        assert p.returncode != 0, out
+    finally:
+        relay.close()

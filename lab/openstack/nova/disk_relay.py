@@ -72,7 +72,8 @@ def open_export(uri: str) -> tuple[socket.socket, int, int]:
         else:
             sock = socket.create_connection((u.hostname, u.port or 10809), timeout=30)
     except OSError as e:
-        raise RelayError(f"cannot reach the export at {unix or u.netloc}: {e}") from None
+        # chained: a connection that failed is a lost path (DiskRelay.attach retries it)
+        raise RelayError(f"cannot reach the export at {unix or u.netloc}: {e}") from e
     try:
         magic, opt, _flags = P.HANDSHAKE.unpack(_recv(sock, P.HANDSHAKE.size))
         if (magic, opt) != (P.NBDMAGIC, P.IHAVEOPT):
@@ -97,7 +98,7 @@ def open_export(uri: str) -> tuple[socket.socket, int, int]:
         return sock, size, flags
     except (OSError, ConnectionError, struct.error) as e:
         sock.close()
-        raise RelayError(f"NBD negotiation with the export failed: {e}") from None
+        raise RelayError(f"NBD negotiation with the export failed: {e}") from e
     except RelayError:
         sock.close()
         raise
@@ -257,6 +258,12 @@ class _Link:
                 _close(s)
 
 
+def _path_lost(e: BaseException) -> bool:
+    """The error is (or a login error chains to) a connection that failed: a path lost, not
+    a refusal (clients/initiator.py chains a login no portal answered to its socket error)."""
+    return isinstance(e, OSError) or isinstance(e.__cause__, OSError)
+
+
 def _resolver(backend: str | Callable[[], str]) -> Callable[[], str]:
     return (lambda: backend) if isinstance(backend, str) else backend
 
@@ -316,18 +323,27 @@ class DiskRelay:
 
     # the links' bookkeeping -----------------------------------------------------------------
     def attach(self, link: _Link) -> tuple[int, int]:
-        with self.cond:
-            while self.paused:
-                self.cond.wait()
-            if self._closed:
-                raise RelayError("the disk is detached")
-            try:
-                self.backend_uri = self.resolve()
-            except Exception as e:    # a refused login: the guest's connection is refused
-                raise RelayError(str(e)) from None
-            size, flags = link.open_backend(self.backend_uri)
-            self.links.add(link)
-            return size, flags
+        """Opens the guest connection's backend. A lost path (no portal answers the login, or
+        the export's address stops answering between the login and the connect: VIP1 going
+        down as fio starts) is retried for RECOVERY_TIMEOUT, as a recovery mid-I/O is; a
+        refused login refuses the guest's connection at once."""
+        deadline = time.monotonic() + RECOVERY_TIMEOUT
+        while True:
+            with self.cond:
+                while self.paused:
+                    self.cond.wait()
+                if self._closed:
+                    raise RelayError("the disk is detached")
+                try:
+                    self.backend_uri = self.resolve()
+                    size, flags = link.open_backend(self.backend_uri)
+                except Exception as e:
+                    if not _path_lost(e) or time.monotonic() > deadline:
+                        raise RelayError(str(e)) from None
+                else:
+                    self.links.add(link)
+                    return size, flags
+            self.closing.wait(RECOVERY_RETRY)
 
     def detach(self, link: _Link) -> None:
         with self.cond:
