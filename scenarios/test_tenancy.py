@@ -181,7 +181,9 @@ def test_tenancy(tenant, demo, datera_admin, datera_settings, datera_tenants, te
         proof.table("Isolation", [{"as": tenant_users[other_path][0], "list": "not listed",
                                    "get": "404", "delete": "404", "volume": mine.name}])
 
-    with proof.step("CHAP: the wrong secret is refused, the right one works"):
+    # the verified fio shares the tenant cap: it waits for the QoS checks measuring there
+    with proof.step("CHAP: the wrong secret is refused, the right one works"), \
+            qos_windows.tenant_io(path):
         user, secret = chap_credentials()
         vol = make_datera_volume(api, path, chap=(user, secret), size_gib=1, label="chap")
         with pytest.raises(AccessRefused) as refused:

@@ -197,11 +197,14 @@ def test_kubernetes(cluster, classes, namespace, mode, demo, qos_windows, proof,
         if not cluster.storage_classes:   # the lab's class names the fstype of this mode
             assert fs in (None, mode), f"PV formatted {fs}, the StorageClass says {mode}"
 
-    with proof.step("create a pod with the volume attached; it writes data"):
+    # the pods' writes and reads share the tenant cap: each waits for the QoS checks
+    # measuring there (fixtures/headroom.py)
+    with proof.step("create a pod with the volume attached; it writes data"), \
+            qos_windows.tenant_io(dtenant):
         wrote = _run(cluster, ns, _pod("writer", "data", WRITE_BLOCK if block else WRITE_FILES,
                                        block), TIMEOUT, proof).split()[0]
 
-    with proof.step("a second pod reads the data back"):
+    with proof.step("a second pod reads the data back"), qos_windows.tenant_io(dtenant):
         read = _run(cluster, ns, _pod("reader", "data", READ_BLOCK if block else READ_FILES,
                                       block), TIMEOUT, proof).split()[0]
         assert read == wrote, f"read back {read[:12]}…, wrote {wrote[:12]}…"

@@ -18,7 +18,7 @@ KIND = "ceph"
 
 
 def test_ceph_migration(openstack_cloud, os_factory, demo, proof, datera_admin, datera_settings,
-                        os_host_iqn, run_prefix, tmp_path):
+                        os_host_iqn, run_prefix, qos_windows, tmp_path):
     dc, conn = openstack_cloud, openstack_cloud.conn
     tier = min(demo.tiers.values(), key=lambda t: t.total_iops_max)
     proof.figure("cloud", f"{dc.key} ({dc.cloud.project})")
@@ -52,7 +52,10 @@ def test_ceph_migration(openstack_cloud, os_factory, demo, proof, datera_admin, 
         nbytes, digest = images.volume_data_digest(picked)
         proof.figure("picked", f"{picked.name} ({picked.id})")
 
-    with proof.step(f"retype to Datera {tier.name} (migration_policy=on-demand)"):
+    # the copy into Datera and the read-back move data in the tenant: each waits for the QoS
+    # checks measuring there (fixtures/headroom.py)
+    with proof.step(f"retype to Datera {tier.name} (migration_policy=on-demand)"), \
+            qos_windows.tenant_io(dc.datera_tenant):
         done = os_factory.retype(picked, tier.name)
         proof.table("Migration", {"status": done.status, "volume_type": done.volume_type,
                                   "migration_status": done.migration_status,
@@ -62,7 +65,8 @@ def test_ceph_migration(openstack_cloud, os_factory, demo, proof, datera_admin, 
         assert done.id == picked.id
         proof.happened("volume_migrated", picked.name, f"{dc.key}, to Datera {tier.name}")
 
-    with proof.step("the bytes arrived: checksum read through the Datera side"):
+    with proof.step("the bytes arrived: checksum read through the Datera side"), \
+            qos_windows.tenant_io(dc.datera_tenant):
         got = read_prefix_sha256(conn, picked.id, nbytes, os_host_iqn,
                                  transport.for_settings(datera_settings))
         proof.table("Checksum", {"bytes": nbytes, "expected sha256": digest[:16],

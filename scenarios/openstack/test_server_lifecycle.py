@@ -54,7 +54,10 @@ def test_server_lifecycle(openstack_cloud, os_factory, demo, proof, datera_admin
     proof.figure("tenant QoS", f"{cap} IOPS on {dc.datera_tenant} via "
                                f"{datera_settings.tenant_qos}")
 
-    with proof.step("create a bootable Datera volume from the newest image"):
+    # Cinder copies the image into the Datera volume, and the Ceph volume in: data moved in
+    # the tenant, so each copy waits for the QoS checks measuring there (fixtures/headroom.py)
+    with proof.step("create a bootable Datera volume from the newest image"), \
+            qos_windows.tenant_io(dc.datera_tenant):
         image = images.newest_or_publish(os_factory, demo, tmp_path)
         size = max(demo.volumes.size_gib, image.min_disk or 0)
         # the lab boots the demo's own qcow2; a real cloud the bootable guest_image of
@@ -68,7 +71,7 @@ def test_server_lifecycle(openstack_cloud, os_factory, demo, proof, datera_admin
         proof.figure("boot volume from image (s)", round(time.monotonic() - t0, 1))
         assert boot.is_bootable and boot.volume_image_metadata["image_id"] == src.image.id
 
-    with proof.step("migrate a Ceph volume to Datera"):
+    with proof.step("migrate a Ceph volume to Datera"), qos_windows.tenant_io(dc.datera_tenant):
         data = os_factory.volume(type_role="ceph", size_gib=size, image_id=image.id,
                                  name=f"{name}-data")
         moved = os_factory.retype(data, low.name)

@@ -46,7 +46,9 @@ def test_volume_features(openstack_cloud, os_factory, demo, proof, datera_admin,
         assert si["auth"]["type"] == "chap"
         assert si["auth"]["target_user_name"] == data["auth_username"]
 
-    with proof.step("CHAP: a wrong secret is refused at attach, the right one works"):
+    # the verified fio shares the tenant cap: it waits for the QoS checks measuring there
+    with proof.step("CHAP: a wrong secret is refused at attach, the right one works"), \
+            qos_windows.tenant_io(dc.datera_tenant):
         portal = data["target_portal"].rsplit(":", 1)[0]
         user, secret = data["auth_username"], data["auth_password"]
         with pytest.raises(AccessRefused) as refused:
