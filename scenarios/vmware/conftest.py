@@ -4,9 +4,14 @@ endless run neither spins on skips nor reports them as outcomes.
 
 `esxi` (per worker session) is the target's ESXi host, prepared as Datera's VMware best
 practice asks (fixtures/vmware.py) the first time a scenario knows the Datera portals."""
+import fcntl
+import os
+import tempfile
+from pathlib import Path
+
 import pytest
 
-from fixtures import reporting
+from fixtures import datera, reporting
 from fixtures import vmware
 from fixtures.target import deselect_unless_target_has
 
@@ -23,6 +28,8 @@ class Esxi:
         self.vs, self.chap = vs, chap
         self.prepared: dict | None = None
         self._portals: set[str] = set()
+        self.ever_portals: set[str] = set()
+        self.tenants: dict = {}
         self._logins = vs.logins
 
     @property
@@ -39,7 +46,73 @@ class Esxi:
         if self.prepared is None or not set(ips) <= self._portals:
             self.prepared = vmware.prepare_host(self.vs, ips, self.chap)
             self._portals |= set(ips)
+        self.ever_portals |= set(ips)
         return self.prepared
+
+    def allow(self, vol, label: str) -> None:
+        """The host's initiator into the volume's ACL (its Datera initiator made in the
+        volume's tenant if missing); undone with the host's preparation (undo())."""
+        self.tenants[(id(vol.api), vol.tenant)] = (vol.api, vol.tenant)
+        datera.allow_initiator(vol, self.iqn, label=label)
+
+    def undo(self) -> list[str]:
+        """Removes what ensure() and allow() left on the host and on Datera: the send targets
+        of the portals and the host's Datera initiators (the volumes whose ACLs held them are
+        gone with their iterations). Returns what could not be removed, one line each."""
+        problems = []
+        if self.ever_portals:
+            try:
+                vmware.remove_send_targets(self.vs, sorted(self.ever_portals))
+            except Exception as e:  # noqa: BLE001 (the cleanup command finds the rest)
+                problems.append(f"send targets {sorted(self.ever_portals)}: {e}")
+        for api, tenant in self.tenants.values():
+            try:
+                datera.delete_initiator(api, tenant, self.iqn)
+            except Exception as e:  # noqa: BLE001
+                problems.append(f"initiator {tenant}:{self.iqn}: {e}")
+        return problems
+
+
+class HostUsers:
+    """Which workers of this run hold the shared ESXi host prepared: one file per worker
+    process in a run-scoped directory, under a lock, so the last one out (its peers gone or
+    dead) undoes the preparation and no other worker loses its paths mid-iteration."""
+
+    def __init__(self, run_uid: str):
+        self.dir = Path(tempfile.gettempdir()) / f"vancouver-esxi-{run_uid}"
+        self.me = self.dir / str(os.getpid())
+
+    def _locked(self):
+        self.dir.mkdir(exist_ok=True)
+        f = open(self.dir / ".lock", "a")
+        fcntl.flock(f, fcntl.LOCK_EX)
+        return f
+
+    def join(self) -> None:
+        with self._locked():
+            self.me.touch()
+
+    def leave(self) -> bool:
+        """True when no other live worker holds the host (then the directory goes too)."""
+        with self._locked():
+            self.me.unlink(missing_ok=True)
+            others = [p for p in self.dir.iterdir() if p.name.isdigit() and _alive(int(p.name))]
+            if others:
+                return False
+            for p in self.dir.iterdir():
+                p.unlink(missing_ok=True)
+            self.dir.rmdir()
+            return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @pytest.fixture(scope="session")
@@ -52,7 +125,15 @@ def esxi(target, testrun_uid):
         pytest.exit(str(e), returncode=4)
     chap = vmware.chap_for_run(settings, testrun_uid)
     reporting.register_secret(chap[1])
+    users = HostUsers(testrun_uid)
+    users.join()
+    host = Esxi(vs, chap)
     try:
-        yield Esxi(vs, chap)
+        yield host
     finally:
-        vs.close()
+        try:
+            if users.leave():
+                for line in host.undo():
+                    print(f"[vancouver] vmware: could not undo the host's preparation: {line}")
+        finally:
+            vs.close()

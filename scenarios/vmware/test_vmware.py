@@ -73,7 +73,7 @@ def test_vmware(esxi, datera_admin, datera_tenants, make_datera_volume, run_pref
             vols.append(vol)
             naas.append(vmware.lun_of(vol.uuid))
             prepared = esxi.ensure(vol.portals)
-            datera.allow_initiator(vol, esxi.iqn, label=f"{run_prefix}-esxi")
+            esxi.allow(vol, label=f"{run_prefix}-esxi")
         proof.figure("host IQN", esxi.iqn)
         proof.figure("send targets", prepared["send_targets"])
         proof.figure("DelayedAck", prepared["delayed_ack"])
