@@ -3,16 +3,19 @@
 endless run neither spins on skips nor reports them as outcomes.
 
 `esxi` (per worker session) is the target's ESXi host, prepared as Datera's VMware best
-practice asks (fixtures/vmware.py) the first time a scenario knows the Datera portals."""
-import fcntl
-import os
-import tempfile
-from pathlib import Path
+practice asks (fixtures/vmware.py) the first time a scenario knows the Datera portals. The
+host is shared by every worker of the run: each registers as its user
+(fixtures/shared_host.py) and notes what it prepared; the run's last live worker undoes all
+of it at its session's end (send targets, the host's Datera initiators), so a run leaves the
+host as it found it and a worker never loses its paths to a peer's teardown."""
+import sys
 
 import pytest
 
 from fixtures import datera, reporting
 from fixtures import vmware
+from fixtures.outage.deferred import deferrable
+from fixtures.shared_host import HostUsers
 from fixtures.target import deselect_unless_target_has
 
 
@@ -22,14 +25,14 @@ def pytest_collection_modifyitems(config, items):
 
 class Esxi:
     """The session's vCenter login and host; `ensure(portals)` prepares the host once for
-    those Datera portals (idempotent on the shared host, so every worker may do it)."""
+    those Datera portals (idempotent on the shared host, so every worker may do it) and
+    `allow(vol, label)` lets it into a volume's ACL; both note what they did on `users`, the
+    run's registration of the host, for the last worker's `undo`."""
 
-    def __init__(self, vs: vmware.Vsphere, chap: tuple[str, str]):
-        self.vs, self.chap = vs, chap
+    def __init__(self, vs: vmware.Vsphere, chap: tuple[str, str], users: HostUsers):
+        self.vs, self.chap, self.users = vs, chap, users
         self.prepared: dict | None = None
         self._portals: set[str] = set()
-        self.ever_portals: set[str] = set()
-        self.tenants: dict = {}
         self._logins = vs.logins
 
     @property
@@ -43,80 +46,47 @@ class Esxi:
         self.vs.host.name   # a call that needs the session: a lost one is renewed here
         if self.vs.logins != self._logins:
             self.prepared, self._portals, self._logins = None, set(), self.vs.logins
+        for ip in ips:      # noted before the call: a half-done preparation is undone too
+            self.users.note("send_target", ip)
         if self.prepared is None or not set(ips) <= self._portals:
             self.prepared = vmware.prepare_host(self.vs, ips, self.chap)
             self._portals |= set(ips)
-        self.ever_portals |= set(ips)
         return self.prepared
 
-    def allow(self, vol, label: str) -> None:
+    def allow(self, vol: datera.DateraVolume, label: str) -> None:
         """The host's initiator into the volume's ACL (its Datera initiator made in the
-        volume's tenant if missing); undone with the host's preparation (undo())."""
-        self.tenants[(id(vol.api), vol.tenant)] = (vol.api, vol.tenant)
-        datera.allow_initiator(vol, self.iqn, label=label)
+        volume's tenant if missing); the initiator is deleted by the last worker's undo
+        (the volumes whose ACLs hold it are gone with their iterations by then)."""
+        iqn = self.iqn
+        self.users.note("initiator", f"{vol.tenant} {iqn}")
+        datera.allow_initiator(vol, iqn, label=label)
 
-    def undo(self) -> list[str]:
-        """Removes what ensure() and allow() left on the host and on Datera: the send targets
-        of the portals and the host's Datera initiators (the volumes whose ACLs held them are
-        gone with their iterations). Returns what could not be removed, one line each."""
+    def undo(self, noted: dict[str, set[str]], api, config) -> list[str]:
+        """Removes what every worker noted: the host's send targets to those portals, then
+        its Datera initiators (`api`: a Datera session that may act in their tenants). An
+        initiator whose deletion meets a Datera outage is queued behind the run's deferred
+        deletions (fixtures/outage/deferred.py: after the volumes whose ACLs hold it).
+        Returns what could not be removed, one line each (the cleanup command finds it)."""
         problems = []
-        if self.ever_portals:
+        portals = sorted(noted.get("send_target", ()))
+        if portals:
             try:
-                vmware.remove_send_targets(self.vs, sorted(self.ever_portals))
+                vmware.remove_send_targets(self.vs, portals)
             except Exception as e:  # noqa: BLE001 (the cleanup command finds the rest)
-                problems.append(f"send targets {sorted(self.ever_portals)}: {e}")
-        for api, tenant in self.tenants.values():
+                problems.append(f"send targets {portals}: {type(e).__name__}: {e}")
+        for entry in sorted(noted.get("initiator", ())):
+            tenant, _, iqn = entry.partition(" ")
+            what = f"initiator {tenant}:{iqn}"
             try:
-                datera.delete_initiator(api, tenant, self.iqn)
+                deferrable(config, lambda t=tenant, i=iqn: datera.delete_initiator(api, t, i),
+                           what, datera.DATERA)()
             except Exception as e:  # noqa: BLE001
-                problems.append(f"initiator {tenant}:{self.iqn}: {e}")
+                problems.append(f"{what}: {type(e).__name__}: {e}")
         return problems
 
 
-class HostUsers:
-    """Which workers of this run hold the shared ESXi host prepared: one file per worker
-    process in a run-scoped directory, under a lock, so the last one out (its peers gone or
-    dead) undoes the preparation and no other worker loses its paths mid-iteration."""
-
-    def __init__(self, run_uid: str):
-        self.dir = Path(tempfile.gettempdir()) / f"vancouver-esxi-{run_uid}"
-        self.me = self.dir / str(os.getpid())
-
-    def _locked(self):
-        self.dir.mkdir(exist_ok=True)
-        f = open(self.dir / ".lock", "a")
-        fcntl.flock(f, fcntl.LOCK_EX)
-        return f
-
-    def join(self) -> None:
-        with self._locked():
-            self.me.touch()
-
-    def leave(self) -> bool:
-        """True when no other live worker holds the host (then the directory goes too)."""
-        with self._locked():
-            self.me.unlink(missing_ok=True)
-            others = [p for p in self.dir.iterdir() if p.name.isdigit() and _alive(int(p.name))]
-            if others:
-                return False
-            for p in self.dir.iterdir():
-                p.unlink(missing_ok=True)
-            self.dir.rmdir()
-            return True
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 @pytest.fixture(scope="session")
-def esxi(target, testrun_uid):
+def esxi(request, target, testrun_uid, datera_admin):
     try:
         settings = vmware.settings_from_target(target)
         reporting.register_secret(settings.password)
@@ -125,15 +95,20 @@ def esxi(target, testrun_uid):
         pytest.exit(str(e), returncode=4)
     chap = vmware.chap_for_run(settings, testrun_uid)
     reporting.register_secret(chap[1])
-    users = HostUsers(testrun_uid)
-    users.join()
-    host = Esxi(vs, chap)
+    users = HostUsers("esxi", testrun_uid)
+    who = getattr(request.config, "workerinput", {}).get("workerid", "master")
+
+    def undo(noted):
+        for line in host.undo(noted, datera_admin, request.config):
+            sys.stderr.write(f"\n[vancouver] {who}: vmware: could not undo the host's "
+                             f"preparation: {line}\n")
+
     try:
+        users.join()
+        host = Esxi(vs, chap, users)
         yield host
     finally:
         try:
-            if users.leave():
-                for line in host.undo():
-                    print(f"[vancouver] vmware: could not undo the host's preparation: {line}")
+            users.leave(undo)
         finally:
             vs.close()
