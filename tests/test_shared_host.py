@@ -9,10 +9,11 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
-from fixtures.shared_host import HostUsers
+from fixtures.shared_host import STALE_S, HostUsers
 from tests.support.labcli import REPO
 
 RUN = "0123456789abcdef"
@@ -21,7 +22,7 @@ RUN = "0123456789abcdef"
 # "leave" reports whether it was the last ("last True|False") and what its undo got.
 PEER = r"""
 import sys
-from fixtures.shared_host import HostUsers
+from fixtures.shared_host import STALE_S, HostUsers
 users = HostUsers("esxi", sys.argv[1], sys.argv[2])
 users.join()
 for note in sys.argv[3:]:
@@ -196,3 +197,25 @@ def test_a_note_is_one_line_of_a_registered_user(tmp_path):
     with pytest.raises(ValueError, match="one word"):
         me.note("send target", "127.0.7.11")
     me.leave(lambda noted: None)
+
+
+
+def test_a_run_whose_users_were_all_killed_leaves_a_file_the_next_run_sweeps_a_day_on(
+        tmp_path, peers):
+    """Nobody is left to remove it; the next run's join removes it once it is a day old and
+    unheld. A day-old one that a live run holds (an endless demo) stays, as does a fresh one."""
+    killed = HostUsers("esxi", "dead0", tmp_path)
+    killed.join()
+    killed._file.close()          # what the kernel does for a SIGKILLed process
+    day_old = time.time() - STALE_S - 1
+    os.utime(killed.path, (day_old, day_old))
+    peers("send_target=127.0.7.11")                    # a live run, its file a day old
+    live = tmp_path / f"vancouver-esxi-{RUN}"
+    os.utime(live, (day_old, day_old))
+    fresh = tmp_path / "vancouver-esxi-f00d"           # unheld, but recent
+    fresh.touch()
+    me = HostUsers("esxi", "beef", tmp_path)
+    me.join()
+    assert not killed.path.exists()
+    assert live.exists() and fresh.exists()
+    assert me.leave(lambda noted: None) is True
