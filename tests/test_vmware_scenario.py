@@ -195,7 +195,12 @@ def test_cleanup_sweeps_vm_then_datastore_then_volume(vs, dapi, vs_target, prefi
 @pytest.mark.timeout(900)   # the inner run's own limit is 600 s (pytest.ini: 300 s)
 def test_bounded_endless_pass_of_the_vmware_scenario(vs, dapi, vs_target, tmp_path):
     """`make test`'s bounded pass: two workers loop the scenario for 60 s (ci profile), every
-    iteration passes, and no VM, datastore, LUN or Datera volume is left."""
+    iteration passes, and no VM, datastore, LUN or Datera volume is left; nor the host's
+    preparation (issue 13): the run's last worker removed the send targets and the host's
+    Datera initiator, so the cleanup command finds nothing. Swept first: the tests above
+    prepare the host and leave it so."""
+    swept = _cleanup(vs_target, "--delete")
+    assert swept.returncode == 0, swept.stdout + swept.stderr
     cmd = [sys.executable, "-m", "pytest", "scenarios/vmware/test_vmware.py", "--target",
            str(vs_target.path), "-n", "2", "--count=0", "--duration", "60s",
            "--demo-profile", "ci", "-p", "no:cacheprovider", "--html",
@@ -208,3 +213,6 @@ def test_bounded_endless_pass_of_the_vmware_scenario(vs, dapi, vs_target, tmp_pa
     assert re.search(r" \d+ passed[ ,]", summary) and "failed" not in summary, summary
     vs.storage.RescanAllHba()
     assert _demo_left(vs, dapi) == []
+    dry = _cleanup(vs_target)
+    assert dry.returncode == 0, dry.stderr
+    assert [ln for ln in dry.stdout.splitlines() if ln.startswith("would delete")] == []

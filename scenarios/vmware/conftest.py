@@ -3,11 +3,19 @@
 endless run neither spins on skips nor reports them as outcomes.
 
 `esxi` (per worker session) is the target's ESXi host, prepared as Datera's VMware best
-practice asks (fixtures/vmware.py) the first time a scenario knows the Datera portals."""
+practice asks (fixtures/vmware.py) the first time a scenario knows the Datera portals. The
+host is shared by every worker of the run: each registers as its user
+(fixtures/shared_host.py) and notes what it prepared; the run's last live worker undoes all
+of it at its session's end (send targets, the host's Datera initiators), so a run leaves the
+host as it found it and a worker never loses its paths to a peer's teardown."""
+import sys
+
 import pytest
 
-from fixtures import reporting
+from fixtures import datera, reporting
 from fixtures import vmware
+from fixtures.outage.deferred import deferrable
+from fixtures.shared_host import HostUsers
 from fixtures.target import deselect_unless_target_has
 
 
@@ -17,10 +25,12 @@ def pytest_collection_modifyitems(config, items):
 
 class Esxi:
     """The session's vCenter login and host; `ensure(portals)` prepares the host once for
-    those Datera portals (idempotent on the shared host, so every worker may do it)."""
+    those Datera portals (idempotent on the shared host, so every worker may do it) and
+    `allow(vol, label)` lets it into a volume's ACL; both note what they did on `users`, the
+    run's registration of the host, for the last worker's `undo`."""
 
-    def __init__(self, vs: vmware.Vsphere, chap: tuple[str, str]):
-        self.vs, self.chap = vs, chap
+    def __init__(self, vs: vmware.Vsphere, chap: tuple[str, str], users: HostUsers):
+        self.vs, self.chap, self.users = vs, chap, users
         self.prepared: dict | None = None
         self._portals: set[str] = set()
         self._logins = vs.logins
@@ -36,14 +46,47 @@ class Esxi:
         self.vs.host.name   # a call that needs the session: a lost one is renewed here
         if self.vs.logins != self._logins:
             self.prepared, self._portals, self._logins = None, set(), self.vs.logins
+        for ip in ips:      # noted before the call: a half-done preparation is undone too
+            self.users.note("send_target", ip)
         if self.prepared is None or not set(ips) <= self._portals:
             self.prepared = vmware.prepare_host(self.vs, ips, self.chap)
             self._portals |= set(ips)
         return self.prepared
 
+    def allow(self, vol: datera.DateraVolume, label: str) -> None:
+        """The host's initiator into the volume's ACL (its Datera initiator made in the
+        volume's tenant if missing); the initiator is deleted by the last worker's undo
+        (the volumes whose ACLs hold it are gone with their iterations by then)."""
+        iqn = self.iqn
+        self.users.note("initiator", f"{vol.tenant} {iqn}")
+        datera.allow_initiator(vol, iqn, label=label)
+
+    def undo(self, noted: dict[str, set[str]], api, config) -> list[str]:
+        """Removes what every worker noted: the host's send targets to those portals, then
+        its Datera initiators (`api`: a Datera session that may act in their tenants). An
+        initiator whose deletion meets a Datera outage is queued behind the run's deferred
+        deletions (fixtures/outage/deferred.py: after the volumes whose ACLs hold it).
+        Returns what could not be removed, one line each (the cleanup command finds it)."""
+        problems = []
+        portals = sorted(noted.get("send_target", ()))
+        if portals:
+            try:
+                vmware.remove_send_targets(self.vs, portals)
+            except Exception as e:  # noqa: BLE001 (the cleanup command finds the rest)
+                problems.append(f"send targets {portals}: {type(e).__name__}: {e}")
+        for entry in sorted(noted.get("initiator", ())):
+            tenant, _, iqn = entry.partition(" ")
+            what = f"initiator {tenant}:{iqn}"
+            try:
+                deferrable(config, lambda t=tenant, i=iqn: datera.delete_initiator(api, t, i),
+                           what, datera.DATERA)()
+            except Exception as e:  # noqa: BLE001
+                problems.append(f"{what}: {type(e).__name__}: {e}")
+        return problems
+
 
 @pytest.fixture(scope="session")
-def esxi(target, testrun_uid):
+def esxi(request, target, testrun_uid, datera_admin):
     try:
         settings = vmware.settings_from_target(target)
         reporting.register_secret(settings.password)
@@ -52,7 +95,20 @@ def esxi(target, testrun_uid):
         pytest.exit(str(e), returncode=4)
     chap = vmware.chap_for_run(settings, testrun_uid)
     reporting.register_secret(chap[1])
+    users = HostUsers("esxi", testrun_uid)
+    who = getattr(request.config, "workerinput", {}).get("workerid", "master")
+
+    def undo(noted):
+        for line in host.undo(noted, datera_admin, request.config):
+            sys.stderr.write(f"\n[vancouver] {who}: vmware: could not undo the host's "
+                             f"preparation: {line}\n")
+
     try:
-        yield Esxi(vs, chap)
+        users.join()
+        host = Esxi(vs, chap, users)
+        yield host
     finally:
-        vs.close()
+        try:
+            users.leave(undo)
+        finally:
+            vs.close()

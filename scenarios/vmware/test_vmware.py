@@ -10,7 +10,7 @@ with the Datera metrics of the volumes; then power off and destroy the VM, remov
 datastores, delete the volumes and rescan until the LUNs are gone. Every deletion is
 registered the moment its thing exists, so failure, timeout and Ctrl-C tear down alike (VM,
 then datastores, then volumes, then the rescan). The host itself is prepared once per worker
-(scenarios/vmware/conftest.py). Runs unchanged against a real vCenter named in target.yaml.
+and undone by the run's last worker (scenarios/vmware/conftest.py). Runs unchanged against a real vCenter named in target.yaml.
 """
 import itertools
 import time
@@ -73,7 +73,7 @@ def test_vmware(esxi, datera_admin, datera_tenants, make_datera_volume, run_pref
             vols.append(vol)
             naas.append(vmware.lun_of(vol.uuid))
             prepared = esxi.ensure(vol.portals)
-            datera.allow_initiator(vol, esxi.iqn, label=f"{run_prefix}-esxi")
+            esxi.allow(vol, label=f"{run_prefix}-esxi")
         proof.figure("host IQN", esxi.iqn)
         proof.figure("send targets", prepared["send_targets"])
         proof.figure("DelayedAck", prepared["delayed_ack"])
