@@ -10,7 +10,8 @@ with the Datera metrics of the volumes; then power off and destroy the VM, remov
 datastores, delete the volumes and rescan until the LUNs are gone. Every deletion is
 registered the moment its thing exists, so failure, timeout and Ctrl-C tear down alike (VM,
 then datastores, then volumes, then the rescan). The host itself is prepared once per worker
-and undone by the run's last worker (scenarios/vmware/conftest.py). Runs unchanged against a real vCenter named in target.yaml.
+and undone by the run's last worker (scenarios/vmware/conftest.py). Runs unchanged against
+a real vCenter named in target.yaml.
 """
 import itertools
 import time
