@@ -151,6 +151,7 @@ func (g *Guests) UpdateObject(obj mo.Reference, changes []types.PropertyChange) 
 func (g *Guests) RemoveObject(ref types.ManagedObjectReference) {
 	if ref.Type == "VirtualMachine" {
 		g.stop(ref.Value)
+		g.dropResult(ref.Value)
 	}
 }
 

@@ -20,7 +20,8 @@ import (
 // vCenter adopts the agent still running for a powered-on VM: PowerOff and Destroy end it as
 // before. A powered-on VM whose agent is gone without having published guestinfo.state=done
 // is started again, as vSphere HA restarts the VMs of a failed host: its job runs from the
-// start. A VM whose job finished (done) is left as it is.
+// start. A VM whose job finished (done) is left as it is, and so is one whose agent left its
+// final result on disk undelivered: that result is applied instead (guest_result.go).
 
 // States lists the running agents, for the store.
 func (g *Guests) States() []GuestState {
