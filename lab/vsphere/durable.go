@@ -187,6 +187,9 @@ func (st *Store) Commit() error {
 	if st.off {
 		return nil
 	}
+	if st.client == nil { // a request before Attach (guestinfo posts wait for SetReady)
+		return fmt.Errorf("the state store is not attached yet")
+	}
 	ticket := atomic.AddUint64(&st.wanted, 1)
 	st.mu.Lock()
 	defer st.mu.Unlock()

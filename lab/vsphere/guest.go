@@ -33,9 +33,12 @@ type Guests struct {
 	auth    GuestAuth
 	caFile  string
 
-	mu      sync.Mutex
-	baseURL string
-	procs   map[string]*guestProc // by VM moref value
+	mu        sync.Mutex
+	baseURL   string
+	procs     map[string]*guestProc // by VM moref value
+	resultDir string                // agents' undelivered results (guest_result.go)
+	commit    func() error          // saves an applied result (the store's Commit)
+	ready     int32                 // guestinfo posts accepted (atomic; guest_result.go)
 }
 
 type guestProc struct {
@@ -54,6 +57,9 @@ type GuestDoc struct {
 	GuestinfoURL string      `json:"guestinfo_url"`
 	Auth         GuestAuth   `json:"auth"`              // for guestinfo_url (HTTP basic)
 	CAFile       string      `json:"ca_file,omitempty"` // verifies guestinfo_url's certificate
+	// Where the agent leaves its final guestinfo values until its post is answered
+	// (guest_result.go); the vCenter applies them if the post never is.
+	ResultFile string `json:"result_file,omitempty"`
 }
 
 // GuestAuth is the vCenter login the agent publishes guestinfo with.
@@ -145,6 +151,7 @@ func (g *Guests) UpdateObject(obj mo.Reference, changes []types.PropertyChange) 
 func (g *Guests) RemoveObject(ref types.ManagedObjectReference) {
 	if ref.Type == "VirtualMachine" {
 		g.stop(ref.Value)
+		g.dropResult(ref.Value)
 	}
 }
 
@@ -167,6 +174,7 @@ func (g *Guests) start(vm *mo.VirtualMachine) {
 		return
 	}
 	g.stop(vm.Self.Value)
+	g.dropResult(vm.Self.Value) // a new run: an earlier run's undelivered result is stale
 	doc := g.document(vm, data)
 	payload, _ := json.Marshal(doc)
 	cmd := exec.Command(g.command[0], g.command[1:]...)
@@ -187,10 +195,14 @@ func (g *Guests) start(vm *mo.VirtualMachine) {
 		_ = cmd.Wait()
 		close(p.done)
 		g.mu.Lock()
-		if g.procs[vm.Self.Value] == p {
+		current := g.procs[vm.Self.Value] == p
+		if current {
 			delete(g.procs, vm.Self.Value)
 		}
 		g.mu.Unlock()
+		if current { // not stopped by a power-off or destroy: its job ended
+			g.agentExited(vm.Self.Value)
+		}
 	}()
 }
 
@@ -201,7 +213,7 @@ func (g *Guests) document(vm *mo.VirtualMachine, data string) GuestDoc {
 	g.mu.Unlock()
 	doc := GuestDoc{VM: vm.Self.Value, Name: vm.Name, Userdata: data, Disks: []GuestDisk{},
 		GuestinfoURL: base + guestinfoPath + "?vm=" + url.QueryEscape(vm.Self.Value),
-		Auth:         g.auth, CAFile: g.caFile}
+		Auth:         g.auth, CAFile: g.caFile, ResultFile: g.resultPath(vm.Self.Value)}
 	var storage *HostStorageSystem
 	if vm.Runtime.Host != nil {
 		storage = storageFor(*vm.Runtime.Host)

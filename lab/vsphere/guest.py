@@ -11,7 +11,7 @@ and Destroy kill, with one JSON document on stdin:
      "disks": [{"label", "datastore", "naa", "target_iqn", "portals": ["ip:port"], "lun_id",
                 "capacity_bytes", "vmdk_path"}],            # in the VM's SCSI unit order
      "guestinfo_url": "https://.../guestinfo?vm=<moref>",
-     ["auth": {"user", "password"}], ["ca_file": path]}
+     ["auth": {"user", "password"}], ["ca_file": path], ["result_file": path]}
 
 Disks are the guest's /dev/sda, /dev/sdb, ... in that order. A disk on a VMFS datastore lives
 on the datastore's Datera LUN (`naa`): the host's initiator logs in to the LUN's target with
@@ -29,12 +29,18 @@ the console); the script may publish its own values as with VMware Tools,
 bounded as for the lab's Nova guests (lab/guests.py): a rotating console file and
 RLIMIT_FSIZE on every file the script writes.
 
+The final values are also written to `result_file` (0600) before they are posted, and the
+file is removed once the post is answered: a vCenter killed meanwhile applies them from there
+when the agent exits or the vCenter comes back (lab/vsphere/guest_result.go), so a result is
+never lost and the job never runs twice for want of one.
+
 Exit codes: 0 the script ran (whatever its status, which is in guestinfo.exitcode), 2 a bad
 document on stdin (one line on stderr).
 """
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
 import shlex
@@ -59,6 +65,7 @@ VMFS_PARTITION_OFFSET = 1 << 20    # bytes: sector 2048
 OUTPUT_MAX = 64 * 1024             # bytes of console a guestinfo.output value carries
 DEFAULT_TIMEOUT_S = 900.0          # VANCOUVER_VSPHERE_GUEST_TIMEOUT overrides
 PUBLISH_RETRY_S = 120.0            # how long a post waits for a restarting vCenter
+PUBLISH_RETRY_ENV = "VANCOUVER_VSPHERE_GUEST_PUBLISH_S"   # overrides PUBLISH_RETRY_S
 RPCTOOL = """#!/bin/sh
 # VMware Tools' rpctool, as far as the lab's guests need it: info-set guestinfo.<key> <value>
 printf '%s\\n' "$*" >> "$VANCOUVER_RPC"
@@ -141,32 +148,36 @@ class GuestInfo:
                 # as pyvmomi does for a loopback vCenter without a CA file
                 self.context = ssl._create_unverified_context()
 
-    def publish(self, values: dict[str, str]) -> None:
-        """POSTs {"guestinfo.<key>": value}; a failure is one line on stderr (the VM runs on).
-        While the vCenter does not answer (it restarts after a crash: the guest outlives it
-        and the new process adopts it, lab/vsphere/guest_resume.go) the post is retried, with
-        a backoff, for up to PUBLISH_RETRY_S; an HTTP error answer is not retried."""
+    def publish(self, values: dict[str, str]) -> bool:
+        """POSTs {"guestinfo.<key>": value}; True once answered 2xx. A failure is one line on
+        stderr (the VM runs on). While the vCenter does not answer, or answers 5xx/429 (it
+        restarts after a crash, or is still resuming its guests: 503; the guest outlives it
+        and the new process adopts it, lab/vsphere/guest_resume.go), the post is retried, with
+        a backoff, for up to PUBLISH_RETRY_S (env VANCOUVER_VSPHERE_GUEST_PUBLISH_S); another
+        HTTP error (401, 404 no such VM, 409 VM not powered on) is final."""
         body = json.dumps({k: str(v) for k, v in values.items()}).encode()
-        deadline = time.monotonic() + PUBLISH_RETRY_S
+        deadline = time.monotonic() + float(os.environ.get(PUBLISH_RETRY_ENV, PUBLISH_RETRY_S))
         delay = 0.2
         while True:
             req = urllib.request.Request(self.url, data=body, headers=self.headers, method="POST")
             try:
                 with urllib.request.urlopen(req, timeout=10, context=self.context) as resp:
                     resp.read()
-                return
+                return True
             except urllib.error.HTTPError as e:
-                print(f"guest: cannot publish guestinfo to {self.url}: {e.code} {e.reason}",
-                      file=sys.stderr)
-                return
-            except (urllib.error.URLError, OSError) as e:
-                reason = getattr(e, 'reason', None) or e
-                if time.monotonic() + delay > deadline:
-                    print(f"guest: cannot publish guestinfo to {self.url}: {reason}",
+                if e.code < 500 and e.code != 429:
+                    print(f"guest: cannot publish guestinfo to {self.url}: {e.code} {e.reason}",
                           file=sys.stderr)
-                    return
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                    return False
+                reason = f"{e.code} {e.reason}"
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
+                # HTTPException: an answer cut short by the kill (IncompleteRead, BadStatusLine)
+                reason = getattr(e, 'reason', None) or repr(e)
+            if time.monotonic() + delay > deadline:
+                print(f"guest: cannot publish guestinfo to {self.url}: {reason}", file=sys.stderr)
+                return False
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
 
 def _rpc_values(path: Path) -> dict[str, str]:
@@ -299,10 +310,33 @@ def main() -> int:
                   "guestinfo.started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     workdir = scratch.make_dir("vm")   # a killed guest's is swept by the next one
     try:
-        info.publish(run(doc, workdir, timeout))
+        result = run(doc, workdir, timeout)
     finally:
         scratch.remove(workdir)
+    left = leave_result(doc.get("result_file"), result)
+    if info.publish(result) and left is not None:
+        left.unlink(missing_ok=True)
     return 0
+
+
+def leave_result(path: str | None, values: dict[str, str]) -> Path | None:
+    """Writes the final values to `path` (0600, temp file and rename) for the vCenter to
+    apply if the post is never answered; None without a path or when it cannot be written
+    (one line on stderr: the post is then the only way)."""
+    if not path:
+        return None
+    dest = Path(path)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(values, f)
+        os.replace(tmp, dest)
+    except OSError as e:
+        print(f"guest: cannot leave the result in {dest}: {e.strerror}", file=sys.stderr)
+        tmp.unlink(missing_ok=True)
+        return None
+    return dest
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ import (
 // vCenter adopts the agent still running for a powered-on VM: PowerOff and Destroy end it as
 // before. A powered-on VM whose agent is gone without having published guestinfo.state=done
 // is started again, as vSphere HA restarts the VMs of a failed host: its job runs from the
-// start. A VM whose job finished (done) is left as it is.
+// start. A VM whose job finished (done) is left as it is, and so is one whose agent left its
+// final result on disk undelivered: that result is applied instead (guest_result.go).
 
 // States lists the running agents, for the store.
 func (g *Guests) States() []GuestState {
@@ -57,7 +58,10 @@ func (g *Guests) Resume(saved []GuestState) {
 			log.Printf("guest %s (%s): adopted agent pid %d, still running", vm.Name, vm.Self.Value, s.Pid)
 			continue
 		}
-		if done {
+		// The agent is gone: a result it left undelivered counts (guest_result.go); read after
+		// the pid check, so an agent that ends between the two has left it by then. (Posts wait
+		// until Resume is over: none changes guestinfo.state meanwhile.)
+		if done || g.applyLeftResult(vm, false) {
 			continue
 		}
 		log.Printf("guest %s (%s): agent gone with its job unfinished: starting the VM's guest again", vm.Name, vm.Self.Value)
@@ -77,10 +81,14 @@ func (g *Guests) adopt(vm string, s GuestState) {
 		}
 		close(p.done)
 		g.mu.Lock()
-		if g.procs[vm] == p {
+		current := g.procs[vm] == p
+		if current {
 			delete(g.procs, vm)
 		}
 		g.mu.Unlock()
+		if current {
+			g.agentExited(vm)
+		}
 	}()
 }
 

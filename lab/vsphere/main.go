@@ -195,6 +195,14 @@ func run(cfg *Config) error {
 	defer janitor.Stop()
 	guests := NewGuests(guestCommand(cfg), cfg.Workdir, GuestAuth{cfg.User, cfg.Password}, cfg.CAFile)
 	defer guests.StopAll()
+	if err := guests.SetResultDir(filepath.Join(cfg.DataDir, resultDirName)); err != nil {
+		return err
+	}
+	defer func() {
+		if clean {
+			_ = os.RemoveAll(filepath.Join(cfg.DataDir, resultDirName))
+		}
+	}()
 
 	auth := basicAuth{user: cfg.User, password: cfg.Password}
 	model.Service.Listen = &url.URL{
@@ -203,7 +211,7 @@ func run(cfg *Config) error {
 	}
 	model.Service.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	model.Service.HandleFunc(fabricPath, auth.wrap(store.Durably(http.HandlerFunc(fabric.ServeHTTP), WritesMutate).ServeHTTP))
-	model.Service.HandleFunc(guestinfoPath, auth.wrap(store.Durably(http.HandlerFunc(guests.ServeGuestinfo), WritesMutate).ServeHTTP))
+	model.Service.HandleFunc(guestinfoPath, auth.wrap(guests.WhenReady(store.Durably(http.HandlerFunc(guests.ServeGuestinfo), WritesMutate)).ServeHTTP))
 
 	server := model.Service.NewServer()
 	defer server.Close()
@@ -211,6 +219,7 @@ func run(cfg *Config) error {
 	if err := store.Attach(model.Service, fabric, guests); err != nil {
 		return fmt.Errorf("state store: %v", err)
 	}
+	guests.SetCommit(store.Commit)
 	if saved != nil {
 		guests.Resume(saved.Guests)
 	}
@@ -227,6 +236,7 @@ func run(cfg *Config) error {
 	} else {
 		store.Off()
 	}
+	guests.SetReady() // guestinfo posts wait (503) until the guests are resumed and saved
 	how := "a new inventory"
 	if saved != nil {
 		how = fmt.Sprintf("the saved inventory (%d objects)", len(saved.Objects))

@@ -20,7 +20,7 @@ from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim
 
 from lab.component_base import write_private
-from lab.tls import issue_server_cert
+from lab.tls import TlsFiles, issue_server_cert
 from lab.vsphere import buildhash
 
 ADDRESS = "127.0.0.1"
@@ -54,6 +54,7 @@ class Vcsim:
     task_gc_s: float = 10.0
     env: dict = field(default_factory=dict)
     password: str = "pw-" + os.urandom(6).hex()
+    listen_port: int = 0   # 0: a free one; a fixed one keeps guests' guestinfo URLs across restarts
     proc: subprocess.Popen | None = None
     url: str = ""
     _si: object = None
@@ -68,8 +69,13 @@ class Vcsim:
 
     def start(self) -> "Vcsim":
         self.work.mkdir(parents=True, exist_ok=True)
-        tls = issue_server_cert(self.work / "tls", ADDRESS, "localhost")
-        config = {"address": ADDRESS, "port": 0, "user": USER, "password": self.password,
+        # A restart on the same work dir keeps its certificate, as the lab's supervisor does
+        # (a guest agent that outlives the process verifies the new one with the CA it has).
+        tls = TlsFiles(self.work / "tls" / "ca.pem", self.work / "tls" / "localhost.pem",
+                       self.work / "tls" / "localhost.key")
+        if not all(p.exists() for p in (tls.ca, tls.cert, tls.key)):
+            tls = issue_server_cert(self.work / "tls", ADDRESS, "localhost")
+        config = {"address": ADDRESS, "port": self.listen_port, "user": USER, "password": self.password,
                   "tls_cert": str(tls.cert), "tls_key": str(tls.key), "ca_file": str(tls.ca),
                   "data_dir": str(self.data_dir), "url_file": str(self.work / "url"),
                   "task_gc_s": self.task_gc_s, "workdir": str(Path(__file__).parents[2])}
