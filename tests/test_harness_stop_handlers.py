@@ -118,3 +118,25 @@ def test_a_signal_landing_while_xdist_holds_its_event_queue_does_not_hang(stoppe
     with events.mutex:  # inside Queue.get of the interrupted thread
         assert _returns(lambda: stopper._on_signal(TERM, None)), "the handler hung"
     assert events.get(timeout=10) == ("vancouver_wake", {})  # posted once the mutex is free
+
+
+class _StderrMidWrite:
+    """sys.stderr as a signal handler finds it when the main thread was inside its own write:
+    io refuses the reentrant call (the message is CPython's, Modules/_io/bufferedio.c)."""
+
+    def write(self, text):
+        raise RuntimeError("reentrant call inside <_io.BufferedWriter name='<stderr>'>")
+
+    def flush(self):
+        raise AssertionError("not reached")
+
+    def fileno(self):
+        return 2
+
+
+def test_a_stop_line_written_inside_the_main_threads_stderr_write_still_arrives(monkeypatch,
+                                                                                 capfd):
+    monkeypatch.setattr("sys.stderr", _StderrMidWrite())
+    stop.write_line("[vancouver] SIGTERM: stopping")      # neither raises nor is lost
+    monkeypatch.undo()
+    assert capfd.readouterr().err == "\n[vancouver] SIGTERM: stopping\n"
