@@ -34,3 +34,17 @@ def test_a_guest_that_published_nothing_says_so():
 def test_done_returns_what_the_guest_published():
     assert vmware.wait_guest(_vm({"guestinfo.state": "done", "guestinfo.exitcode": "0"}),
                              5) == {"guestinfo.state": "done", "guestinfo.exitcode": "0"}
+
+
+def test_a_socket_timeout_of_the_vcenter_itself_is_raised_as_it_came():
+    """The outage watch classifies a socket's "timed out" (fixtures/outage/classify.py): it
+    must not be rewritten as a guest that never finished."""
+    class Unanswered:
+        name = "vm1"
+
+        @property
+        def config(self):
+            raise TimeoutError("timed out")
+    with pytest.raises(TimeoutError) as e:
+        vmware.wait_guest(Unanswered(), 5)
+    assert str(e.value) == "timed out"
