@@ -337,3 +337,22 @@ def test_a_dead_lease_or_waiting_check_is_dropped():
             pass
         with w.tenant_io("/root/Vancouver-OP") as waited:
             assert waited < 5
+
+
+def test_each_window_and_lease_reports_its_wait_and_hold():
+    """on_release gets (kind, tenant, seconds waited, seconds held) as each one ends: the
+    report's figures of where a run's time goes."""
+    seen = []
+    with windows(lambda: 1e9, on_release=lambda *a: seen.append(a)) as w:
+        with w.qos(100, tenant="/root/Vancouver-OP"):
+            pass
+        with w.tenant_io("/root/Vancouver-OP"):
+            pass
+        with w.saturation():
+            pass
+    assert [(k, t) for k, t, _, _ in seen] == [
+        ("qos", "/root/Vancouver-OP"), (headroom.TENANT_IO, "/root/Vancouver-OP"),
+        (headroom.SATURATION, None)]
+    assert all(waited >= 0 and held >= 0 for _, _, waited, held in seen)
+    assert set(headroom.KIND_NAMES) == {k for k, _, _, _ in seen}
+
