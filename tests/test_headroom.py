@@ -10,6 +10,7 @@ import time
 import uuid
 
 from fixtures import headroom
+from fixtures.headroom import TENANT_IO
 from fixtures.waiters import wait_until
 
 
@@ -356,3 +357,73 @@ def test_each_window_and_lease_reports_its_wait_and_hold():
     assert all(waited >= 0 and held >= 0 for _, _, waited, held in seen)
     assert set(headroom.KIND_NAMES) == {k for k, _, _, _ in seen}
 
+
+def test_a_lease_that_waited_goes_before_the_checks_next_section():
+    """A check measuring in sections hands its window back between them: the leases of its
+    tenant that waited meanwhile get in first (else the next section, asking again within
+    milliseconds, would always win the 50 ms poll), and the next section waits for them."""
+    with windows(lambda: 1e9) as w:
+        order = []
+        lease_in, lease_go = threading.Event(), threading.Event()
+
+        def lease():
+            with w.tenant_io("/root/Vancouver-OP"):
+                order.append("lease")
+                lease_in.set()
+                lease_go.wait(10)
+                order.append("lease ends")
+        t = threading.Thread(target=lease)
+        with w.qos(100, tenant="/root/Vancouver-OP"):
+            order.append("section 1")
+            t.start()
+            wait_until(lambda: _in_ledger(w, "waiting", TENANT_IO, "/root/Vancouver-OP"), 10,
+                       "the lease to wait for the section", 0.01)
+        second = waiting_claim(w, 100, tenant="/root/Vancouver-OP")
+        assert lease_in.wait(10)
+        lease_go.set()
+        second()
+        t.join(10)
+        assert order == ["section 1", "lease", "lease ends"]
+        assert not _in_ledger(w, "waiting", TENANT_IO, "/root/Vancouver-OP")
+
+
+def test_a_check_that_measured_keeps_its_load_as_a_lease():
+    """to_lease(): a server's guest fio runs on after its check has measured. Leases of the
+    tenant run beside it now; a check of the tenant still waits for the window's end; other
+    tenants' checks no longer count its claim; the report counts both parts."""
+    seen = []
+    with windows(lambda: 1e9, on_release=lambda *a: seen.append(a[:2])) as w:
+        with w.qos(700, tenant="/root/Vancouver-OM") as share:
+            with w.qos(100, tenant="/root/Vancouver-ON") as other:
+                assert other.beside == 700
+            share.to_lease()
+            assert _in_ledger(w, "holders", TENANT_IO, "/root/Vancouver-OM")
+            leased = []
+
+            def lease():        # another scenario's lease of the tenant: in while it holds
+                with w.tenant_io("/root/Vancouver-OM"):
+                    leased.append(1)
+            t = threading.Thread(target=lease)
+            t.start()
+            t.join(10)
+            assert leased == [1]
+            late = waiting_claim(w, 100, tenant="/root/Vancouver-OM")
+            with w.tenant_io("/root/Vancouver-OM") as waited:   # its own thread: at once
+                assert waited < 5
+            with w.qos(100, tenant="/root/Vancouver-ON") as other:
+                assert other.beside == 0
+        late()
+    assert seen[:2] == [("qos", "/root/Vancouver-ON"), ("qos", "/root/Vancouver-OM")]
+    assert (TENANT_IO, "/root/Vancouver-OM") in seen[2:]
+
+
+def test_a_check_waiting_for_its_tenant_holds_up_no_other_tenants_check():
+    """It waits outside the turnstile: a server's guest fio kept as a lease (to_lease) may run
+    for half a minute, and the checks of other tenants take their turns meanwhile."""
+    with windows(lambda: 1e9) as w:
+        with w.tenant_io("/root/Vancouver-OM"):
+            om = waiting_claim(w, 100, tenant="/root/Vancouver-OM")
+            assert not _held(w.turnstile)
+            with w.qos(100, tenant="/root/Vancouver-ON") as other:
+                assert other.waited_s < 5
+        om()
