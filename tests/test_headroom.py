@@ -427,3 +427,28 @@ def test_a_check_waiting_for_its_tenant_holds_up_no_other_tenants_check():
             with w.qos(100, tenant="/root/Vancouver-ON") as other:
                 assert other.waited_s < 5
         om()
+
+
+def test_a_check_whose_probe_fails_leaves_no_place_in_its_tenants_queue():
+    def probe():
+        raise RuntimeError("the probe's volume was refused")
+    raised = []
+
+    def check():
+        try:
+            with w.qos(100, tenant="/root/Vancouver-OP"):
+                pass
+        except RuntimeError as e:
+            raised.append(str(e))
+    with windows(probe) as w:
+        om = threading.Thread(target=check)
+        with w.tenant_io("/root/Vancouver-OP"):
+            om.start()
+            wait_until(lambda: _in_ledger(w, "waiting", "qos", "/root/Vancouver-OP"), 10,
+                       "the check to queue", 0.01)
+        om.join(10)     # the lease ended: the check probed, and the probe raised
+        assert raised == ["the probe's volume was refused"]
+        assert not _in_ledger(w, "waiting", "qos", "/root/Vancouver-OP")
+        w.probe = None
+        with w.tenant_io("/root/Vancouver-OP") as waited:
+            assert waited < 5
