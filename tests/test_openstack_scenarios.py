@@ -4,6 +4,7 @@ the lab Cinder's qemu-img image conversion, bad clouds.yaml input as one line in
 cleanup command on OpenStack leftovers (incl. after kill -9), and a bounded pass of the
 scenarios. Everything goes through openstacksdk and dfs_sdk, as the scenarios do.
 """
+import json
 import os
 import signal
 import subprocess
@@ -383,6 +384,22 @@ def test_kill_9_of_openstack_scenarios_then_cleanup_leaves_nothing(clouds, dater
     assert _demo_left(clouds, datera_api, os_target) == []
 
 
+def _where_the_time_went(results) -> str:
+    """One line per iteration of an inner run's results.jsonl (a Path): worker, seconds, and
+    the seconds it waited for and held QoS windows and tenant leases (the qos_windows
+    fixture's figures, fixtures/datera.py); "" without the file."""
+    if not results.is_file():
+        return ""
+    lines = []
+    for line in results.read_text().splitlines():
+        r = json.loads(line)
+        spent = [f"{k.removesuffix(' (s)')} {v}" for k, v in r.get("figures", {}).items()
+                 if k.endswith((" waited (s)", " held (s)"))]
+        lines.append(f"{r['worker']} {r['duration']:6.1f} s {r['nodeid'].rpartition('::')[2]}"
+                     + (f": {', '.join(spent)}" if spent else ""))
+    return "\n".join(lines)
+
+
 @pytest.mark.serial   # times its inner run (--duration) and sweeps the lab afterwards
 @pytest.mark.slow
 @pytest.mark.timeout(1800)   # the inner run's own limit is 1500 s (pytest.ini: 300 s)
@@ -395,6 +412,7 @@ def test_bounded_pass_of_the_openstack_scenarios(clouds, datera_api, os_target, 
     before = set(_demo_left(clouds, datera_api, os_target))   # other tests' leftovers
     proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True,
                           timeout=1500)
+    print(_where_the_time_went(tmp_path / "results.jsonl"))   # this test's captured output
     assert proc.returncode == 0, proc.stdout[-6000:]
     assert "12 passed" in proc.stdout, proc.stdout[-3000:]
     # no cleanup first: the run's own end (rolling-set sweep, per-worker teardown) left nothing
