@@ -136,7 +136,9 @@ def test_an_outage_nobody_saw_begin_counts_from_the_failed_request_not_the_phase
                               since=now - 10, probe=None, failed_at=now - 0.5)
     assert record["platform"] == "datera" and record["resumed"]
     assert 0.5 <= record["duration_s"] < 5   # from the failed request to the probe's answer
-    assert [e.state for e in emitted] == ["back"]
+    # Its waiting line first, then its back line, however short the outage.
+    assert [e.state for e in emitted] == ["down", "back"]
+    assert emitted[0].retry_s > 0 and emitted[0].duration_s == emitted[1].duration_s
 
 
 def test_the_kubelet_start_event_tells_when_the_node_agent_started():
@@ -185,3 +187,85 @@ def test_a_login_no_portal_answered_is_an_outage_and_a_refused_one_is_not():
         raise refused from LoginError("initiator iqn.x:host is not in the ACL")
     except transport.AccessRefused as e:
         assert classify(e) is None
+
+
+def _announcing_worker(probes: list[Probe]):
+    """A worker whose watch and _emit both record the outage events' states, in order."""
+    from fixtures.outage.deferred import DeferredTeardown
+    worker = _worker(probes)
+    states: list[str] = []
+    worker.watch = Watch(lambda: probes, lambda down: states.append("down"),
+                         lambda down: states.append("back"))
+    worker.deferred = DeferredTeardown()
+    worker._emit = lambda event: states.append(event.state)
+    return worker, states
+
+
+def test_a_restart_nobody_saw_prints_its_waiting_line_before_its_back_line_once():
+    """A kill -9 and a restart between two of the watcher's checks (restarted_during): the
+    phase's outage result came with a back line only. Now: waiting line, back line, once,
+    however many phases of the item meet the same restart."""
+    t0 = int(time.time()) - 3   # the restart is over: 2 s ago
+    datera = Probe("datera", "Datera REST API", "https://127.0.7.10:7718", lambda: None,
+                   restarted_at=lambda: t0 + 1)
+    worker, states = _announcing_worker([datera])
+    down = worker.watch.restarted_during(t0, t0 + 5)
+    for _ in range(2):   # call, then teardown meet it
+        record = worker._ride_out(Unreachable(down.reason), down.start, down.probe)
+        assert record["platform"] == "datera" and record["resumed"]
+    assert states == ["down", "back"]
+
+
+def test_an_outage_the_watcher_printed_is_not_printed_again_at_the_report():
+    """The watcher printed the waiting and back lines while the phase ran; the phase's report
+    finds that interval: no second back line (it came without a waiting line before it)."""
+    datera = Probe("datera", "Datera REST API", "https://127.0.7.10:7718", lambda: None)
+    worker, states = _announcing_worker([datera])
+    since = time.time() - 5
+    worker.watch.announce_down(datera, "connection refused", since + 1)
+    worker.watch.announce_up(datera)
+    record = worker._ride_out(Unreachable("connection refused", (("127.0.7.10", 7718),)),
+                              since, None, failed_at=since + 2)
+    assert record["platform"] == "datera" and record["resumed"]
+    assert states == ["down", "back"]
+
+
+def test_a_pause_over_within_its_first_retry_prints_its_waiting_line_first():
+    """The platform answers at the pause's first retry (1 s): waiting line, then back."""
+    answers = [ConnectionRefusedError(111, "Connection refused")]   # the report's check
+
+    def check():
+        if answers:
+            raise answers.pop()
+    datera = Probe("datera", "Datera REST API", "https://127.0.7.10:7718", check)
+    worker, states = _announcing_worker([datera])
+    worker._stopping = lambda: False
+    record = worker._ride_out(Unreachable("connection refused", (("127.0.7.10", 7718),)),
+                              time.time(), None, failed_at=time.time())
+    assert record["resumed"] and states == ["down", "back"]
+
+
+def test_an_interval_closed_while_its_waiting_line_goes_out_is_announced_in_order():
+    """The watcher thread opens an interval and, before its down event went out, a phase's
+    report (another thread) found the platform healthy and closed it: the back event went
+    out first. The state change and its event now go together."""
+    datera = Probe("datera", "Datera REST API", "https://127.0.7.10:7718", lambda: None)
+    states: list[str] = []
+    opened = threading.Event()
+
+    def on_down(down):
+        opened.set()
+        # The old order: the closing thread's event would land here, before ours.
+        deadline = time.monotonic() + 1.0
+        while "back" not in states and time.monotonic() < deadline:
+            time.sleep(0.01)
+        states.append("down")
+    watch = Watch(lambda: [datera], on_down, lambda down: states.append("back"))
+    opener = threading.Thread(target=watch.announce_down,
+                              args=(datera, "connection refused", time.time()))
+    opener.start()
+    assert opened.wait(5)
+    assert watch.announce_up(datera) is not None
+    opener.join(5)
+    assert states == ["down", "back"]
+
