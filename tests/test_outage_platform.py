@@ -269,3 +269,108 @@ def test_an_interval_closed_while_its_waiting_line_goes_out_is_announced_in_orde
     opener.join(5)
     assert states == ["down", "back"]
 
+
+def _node(name: str, ready: str = "True", reason: str = "KubeletReady",
+          unschedulable: bool = False):
+    from kubernetes import client
+    return client.V1Node(metadata=client.V1ObjectMeta(name=name),
+                         spec=client.V1NodeSpec(unschedulable=unschedulable),
+                         status=client.V1NodeStatus(conditions=[client.V1NodeCondition(
+                             type="Ready", status=ready, reason=reason)]))
+
+
+def _lease(name: str, renewed: float, duration: int = 40):
+    import datetime
+    from kubernetes import client
+    at = datetime.datetime.fromtimestamp(renewed, datetime.timezone.utc)
+    return client.V1Lease(metadata=client.V1ObjectMeta(name=name, namespace="kube-node-lease"),
+                          spec=client.V1LeaseSpec(holder_identity=name, renew_time=at,
+                                                  lease_duration_seconds=duration))
+
+
+def test_no_ready_node_is_judged_as_the_node_lifecycle_controller_does():
+    """The kubelet stand-in down while the apiserver answers: the node's Lease stops being
+    renewed (leaseDurationSeconds 40), then the controller marks it NotReady/Unknown. One
+    Ready node among several is no outage (the scheduler uses it)."""
+    from fixtures.outage.probes import no_ready_node
+    now = time.time()
+    assert no_ready_node([_node("n1")], [_lease("n1", now - 5)], now) is None
+    assert no_ready_node([_node("n1")], [], now) is None   # no Lease: the condition decides
+    silent = no_ready_node([_node("n1")], [_lease("n1", now - 52)], now)
+    assert silent == "node n1: Lease not renewed for 52s"
+    unknown = no_ready_node([_node("n1", "Unknown", "NodeStatusUnknown")],
+                            [_lease("n1", now - 60)], now)
+    assert unknown == "node n1 NotReady (NodeStatusUnknown)"
+    assert no_ready_node([_node("n1", unschedulable=True), _node("n2", "False", "KubeletDown")],
+                         [], now) == "node n1 cordoned; node n2 NotReady (KubeletDown)"
+    assert no_ready_node([], [], now) == "no node registered"
+    assert no_ready_node([_node("n1", "False"), _node("n2")],
+                         [_lease("n1", now - 90), _lease("n2", now)], now) is None
+
+
+def test_a_node_outage_is_an_outage_and_names_the_node():
+    from fixtures.outage.probes import NodeNotReady
+    found = classify(NodeNotReady("node n1 NotReady (NodeStatusUnknown)"))
+    assert found.reason == "node n1 NotReady (NodeStatusUnknown)"
+    def cordoned():
+        raise NodeNotReady("node n1 cordoned")
+    probe = Probe("kubernetes-node", "a Ready Kubernetes node",
+                  "https://127.0.4.1:6443/api/v1/nodes", cordoned)
+    assert probe.healthy() == (False, "node n1 cordoned")
+
+
+def test_a_failure_at_an_answering_apiserver_goes_to_its_node_the_watcher_sees_down():
+    """A pod's log read the apiserver proxied to a NotReady node ('dial tcp
+    127.0.4.1:10250: connect: connection refused'): the apiserver answers, its node does
+    not; the worker pauses for the node."""
+    kube = Probe("kubernetes", "kube-apiserver", "https://127.0.4.1:6443/readyz", lambda: None)
+    node_up = threading.Event()
+
+    def nodes():
+        if not node_up.is_set():
+            from fixtures.outage.probes import NodeNotReady
+            raise NodeNotReady("node n1 NotReady (NodeStatusUnknown)")
+    node = Probe("kubernetes-node", "a Ready Kubernetes node",
+                 "https://127.0.4.1:6443/api/v1/nodes", nodes)
+    worker = _worker([kube, node])
+    found = Unreachable("connection refused", (("127.0.4.1", 10250),))
+    assert worker._probe_for(found, time.time()) == (kube, True)   # nobody saw it down
+    worker.watch.announce_down(node, "node n1 NotReady (NodeStatusUnknown)", time.time())
+    assert worker._probe_for(found, time.time()) == (node, False)
+    node_up.set()
+    assert worker._probe_for(found, time.time()) == (node, True)
+
+
+def test_the_node_probe_leaves_an_apiserver_outage_to_the_apiserver_probe(tmp_path):
+    """One waiting line per outage: with the apiserver down, the node probe is up (it cannot
+    tell), the apiserver's probe is down."""
+    import yaml
+    from types import SimpleNamespace
+    from fixtures.outage.probes import PROBES
+    port = closed_port_of()
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
+    target = SimpleNamespace(section=lambda name: {}, file=lambda *a: kubeconfig)
+    kube, node = PROBES["kubernetes"](target)
+    assert node.platform == "kubernetes-node"
+    assert kube.healthy()[0] is False
+    assert node.healthy() == (True, "")
+
+
+def closed_port_of() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_lease_freshness_is_judged_on_the_apiservers_clock():
+    """A Lease's renewTime is on the cluster's clocks; this machine's may be off by more
+    than the lease's 40 s: "now" is the apiserver's answer's Date, ours only without one."""
+    from fixtures.outage.probes import _server_now
+    assert _server_now({"Date": "Tue, 01 Dec 2026 14:37:35 GMT"}) == 1796135855.0
+    assert abs(_server_now({}) - time.time()) < 5
+    assert abs(_server_now({"Date": "garbage"}) - time.time()) < 5
