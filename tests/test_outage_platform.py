@@ -374,3 +374,55 @@ def test_lease_freshness_is_judged_on_the_apiservers_clock():
     assert _server_now({"Date": "Tue, 01 Dec 2026 14:37:35 GMT"}) == 1796135855.0
     assert abs(_server_now({}) - time.time()) < 5
     assert abs(_server_now({"Date": "garbage"}) - time.time()) < 5
+
+
+def test_the_lab_nodes_probe_reads_a_ready_node_of_the_real_apiserver(target):
+    """Against the session lab's kube-apiserver and node agent: its node is Ready, its Lease
+    fresh (paged list, one Lease read, the apiserver's Date); both probes answer."""
+    from kubernetes import config as kconfig
+    from fixtures.outage.probes import PROBES, no_ready_node_in
+    api = kconfig.new_client_from_config(config_file=str(target.file("kubernetes",
+                                                                      "kubeconfig")))
+    assert no_ready_node_in(api) is None
+    assert [(p.platform, p.healthy()) for p in PROBES["kubernetes"](target)] == [
+        ("kubernetes", (True, "")), ("kubernetes-node", (True, ""))]
+
+
+def test_the_nodes_probe_pages_and_reads_only_a_candidates_lease(monkeypatch):
+    """A large cluster: nodes a page at a time, a Lease read only for a node whose condition
+    is Ready, judged on the apiserver's clock (its Date header); a node without a Lease is
+    judged by its condition."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+    from fixtures.outage.probes import no_ready_node_in
+    server_now = 1796135855.0
+    pages = {None: ([_node("a", "Unknown", "NodeStatusUnknown")], "p2"),
+             "p2": ([_node("b")], None)}
+    leases = {"b": _lease("b", server_now - 60)}
+    asked = []
+
+    class Core:
+        def __init__(self, api):
+            pass
+
+        def list_node(self, limit, _continue, _request_timeout):
+            items, cont = pages[_continue]
+            asked.append(("page", _continue, limit))
+            return client.V1NodeList(items=items, metadata=client.V1ListMeta(_continue=cont))
+
+    class Coord:
+        def __init__(self, api):
+            pass
+
+        def read_namespaced_lease_with_http_info(self, name, namespace, _request_timeout):
+            asked.append(("lease", name))
+            if name not in leases:
+                raise ApiException(status=404)
+            return leases[name], 200, {"Date": "Tue, 01 Dec 2026 14:37:35 GMT"}
+    monkeypatch.setattr(client, "CoreV1Api", Core)
+    monkeypatch.setattr(client, "CoordinationV1Api", Coord)
+    assert no_ready_node_in(None) == ("node a NotReady (NodeStatusUnknown); "
+                                      "node b: Lease not renewed for 60s")
+    assert asked == [("page", None, 50), ("page", "p2", 50), ("lease", "b")]
+    del leases["b"]
+    assert no_ready_node_in(None) is None
