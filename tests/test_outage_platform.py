@@ -426,3 +426,16 @@ def test_the_nodes_probe_pages_and_reads_only_a_candidates_lease(monkeypatch):
     assert asked == [("page", None, 50), ("page", "p2", 50), ("lease", "b")]
     del leases["b"]
     assert no_ready_node_in(None) is None
+
+
+def test_an_outage_no_probe_knows_names_the_address_its_request_went_to():
+    """No probe's endpoint is the failing request's address: the waiting and back lines
+    name that address (they read "waiting for the target at : connection refused")."""
+    worker, states = _announcing_worker([])
+    emitted = []
+    worker._emit = emitted.append
+    record = worker._ride_out(Unreachable("connection refused", (("127.0.0.1", 4321),)),
+                              time.time(), None, failed_at=time.time())
+    assert record["endpoint"] == "127.0.0.1:4321" and record["platform"] == "unknown"
+    assert [(e.state, e.endpoint) for e in emitted] == [("down", "127.0.0.1:4321"),
+                                                        ("back", "127.0.0.1:4321")]
