@@ -172,6 +172,10 @@ def test_first_signal_to_process_group_stops_gracefully(tmp_path, sig):
                      out), out[-3000:]
     counts = assert_proof(tmp_path, f"stopped by {SHOWN[sig]}")
     assert set(counts) == {"passed"}, counts
+    who = "the user (Ctrl-C)" if sig == "INT" else SHOWN[sig]
+    assert re.fullmatch(rf"\[vancouver\] run stopped by {re.escape(who)}: running iterations "
+                        r"finished, torn down; \d+ resources? deleted since the stop",
+                        last_line(out)), out[-3000:]
 
 
 @pytest.mark.parametrize("first,second", [("TERM", "INT"), ("HUP", "TERM"), ("INT", "HUP"),
@@ -204,6 +208,44 @@ def test_second_signal_aborts_cuts_and_still_tears_down(tmp_path, first, second)
     cut = [r for r in results(tmp_path) if r["outcome"] == "aborted"]
     assert all(r["duration"] > 0 and r["worker"] in ("gw0", "gw1") for r in cut), cut
     assert re.search(r"ABORTED round \d+ scenarios/test_[ab]\.py", out), out[-3000:]
+    assert_aborted_last_line(out, SHOWN[second], 2)
+
+
+def last_line(out: str) -> str:
+    return [ln for ln in out.splitlines() if ln.strip()][-1]
+
+
+def assert_aborted_last_line(out: str, second: str, cut: int) -> None:
+    """The run ends on our line, not on pytest's summary of xdist's Interrupted."""
+    assert "xdist.dsession.Interrupted" not in out, out[-3000:]
+    who = "the user (second Ctrl-C)" if second == "Ctrl-C" else \
+        f"{second} (a second stop signal)"
+    assert re.search(rf"!+ Interrupted: run aborted by {re.escape(who)} !+", out), out[-3000:]
+    assert re.fullmatch(rf"\[vancouver\] run aborted by {re.escape(who)}: {cut} running "
+                        rf"iterations? cut \(recorded as aborted\), torn down; \d+ "
+                        r"resources? deleted since the stop", last_line(out)), out[-3000:]
+
+
+@pytest.mark.parametrize("one_process,sig", [("-p no:xdist", "INT"), ("-n 0", "TERM")])
+def test_an_abort_without_xdist_ends_on_our_line(tmp_path, one_process, sig):
+    """The only process (no xdist, or -n 0): a second signal cuts the running iteration;
+    status 2, no traceback, and the last line is ours."""
+    _long_suite(tmp_path)
+    with Watched(start(tmp_path, *one_process.split(), "--count=0")) as run:
+        run.wait_for(lambda: len(results(tmp_path)) >= 2, "2 results")
+        (tmp_path / "slow").write_text("")
+        run.wait_for(lambda: _long_running(tmp_path) == 1, "a long iteration running")
+        os.killpg(run.proc.pid, SIGNALS[sig])
+        run.wait_for(run.saw(f"{SHOWN[sig]}: stopping"), "the graceful stop")
+        seen = time.monotonic()   # a separate request, not the same one sent twice
+        run.wait_for(lambda: time.monotonic() - seen > REPEAT_S, "a separate signal")
+        os.killpg(run.proc.pid, SIGNALS[sig])
+        run.wait_for(run.saw(f"second signal ({SHOWN[sig]}): aborting"), "the abort")
+        out = run.finish(60)
+    assert run.proc.returncode == 2, out[-3000:]
+    assert "Traceback" not in out, out[-3000:]
+    assert assert_proof(tmp_path, "aborted")["aborted"] == 1
+    assert_aborted_last_line(out, SHOWN[sig], 1)
 
 
 # An iteration whose body finds the file "slow" is long, and says so ("long" in events.log)
