@@ -42,6 +42,7 @@ import pytest
 
 from fixtures.target import Target
 from fixtures.waiters import poll_until
+from tests.support.lab_evidence import evidence_on_failure
 from tests.support.labcli import LabCli
 from tests.support.outage_run import (assert_rode_out, kill9_and_time_restart,
                                       leftovers, own_lab, run_with_fault, stopped,
@@ -220,6 +221,8 @@ class Case:
     # armed(lab) -> condition (polled) the first kill waits for instead of `in_step` (None:
     # the live lines' `in_step`)
     armed: Callable | None = None
+    # Other components whose log a failure prints too (the vSphere guests' I/O goes to Datera)
+    also_logs: tuple[str, ...] = ()
 
 
 CASES = {
@@ -245,7 +248,7 @@ CASES = {
                        ("scenarios/kubernetes/test_kubernetes.py",), "",
                        _kubernetes_survivors, armed=_run_pod_running),
     "vsphere": Case("vsphere", "vCenter SDK", ("scenarios/vmware/test_vmware.py",),
-                    "test_vmware.* > ", _vsphere_survivors),
+                    "test_vmware.* > ", _vsphere_survivors, also_logs=("datera",)),
 }
 
 
@@ -317,6 +320,12 @@ NOT_DURABLE: dict[str, str] = {
     for n in CASES])
 def test_kill_9_mid_run_restarts_keeps_objects_and_counts_an_outage(lab, tmp_path, name):
     case = CASES[name]
+    # A failure prints the component's log tail and the inner run's output (CI keeps no lab).
+    with evidence_on_failure(lab, (case.component, *case.also_logs), tmp_path / "output.txt"):
+        _kill_9_case(lab, tmp_path, name, case)
+
+
+def _kill_9_case(lab: LabCli, tmp_path, name: str, case: Case) -> None:
     check, drop = case.survivors(lab)
     restarts: list[float] = []
     waiting: list[int] = []
@@ -360,6 +369,11 @@ def test_vmware_scenario_pauses_while_the_vcenter_is_stopped(lab, tmp_path):
     passed and outage results (a call that was waiting on the stopped vCenter gets its
     answer after SIGCONT, so the iteration may pass; one that timed out is an outage), and
     iterations start after it is back."""
+    with evidence_on_failure(lab, ("vsphere",), tmp_path / "output.txt"):
+        _vcenter_stopped_case(lab, tmp_path)
+
+
+def _vcenter_stopped_case(lab: LabCli, tmp_path) -> None:
     pid = lab.component("vsphere")["pid"]
 
     def stop(_lines):
