@@ -34,7 +34,8 @@ file is removed once the post is answered: a vCenter killed meanwhile applies th
 when the agent exits or the vCenter comes back (lab/vsphere/guest_result.go), so a result is
 never lost and the job never runs twice for want of one.
 
-Exit codes: 0 the script ran (whatever its status, which is in guestinfo.exitcode), 2 a bad
+Exit codes: 0 the script ran (whatever its status, which is in guestinfo.exitcode; -1 when the
+agent itself failed to run it, the error in guestinfo.output and its traceback on stderr), 2 a bad
 document on stdin (one line on stderr), 3 the vCenter refused the first report because it does
 not have the VM powered on (404/409: a power-on lost to a vCenter kill -9 before it was saved,
 or the VM gone since): the script is not run, as a VM that is off runs no guest.
@@ -52,6 +53,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -326,6 +328,13 @@ def main() -> int:
     workdir = scratch.make_dir("vm")   # a killed guest's is swept by the next one
     try:
         result = run(doc, workdir, timeout)
+    except Exception as e:  # noqa: BLE001
+        # Whatever breaks the agent itself still ends in a result: without one the VM would
+        # stay "running" and the demo wait its whole guest timeout for nothing (issue 13: a
+        # relay socket's bind failing left only "timed out after 128 s").
+        traceback.print_exc()
+        result = {"guestinfo.state": "done", "guestinfo.exitcode": "-1",
+                  "guestinfo.output": f"guest agent failed: {type(e).__name__}: {e}"}
     finally:
         scratch.remove(workdir)
     left = leave_result(doc.get("result_file"), result)
