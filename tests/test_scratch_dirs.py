@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -144,6 +145,23 @@ def test_relay_with_a_long_or_no_socket_path_removes_its_own_directory(tmp_path)
         assert sock.parent.name.startswith(f"vancouver-relay-{os.getpid()}-")
         relay.close()
         assert not sock.parent.exists()
+
+
+def test_relay_under_a_deep_temp_dir_binds_its_socket_under_tmp(tmp_path, monkeypatch):
+    """A TMPDIR too deep for a socket path (the lab's vCenter gives its guests one under its
+    data dir: 73 bytes under pytest-xdist) puts the relay's own directory under /tmp; under
+    it the bind failed ('AF_UNIX path too long') and the vSphere guest died (issue 13)."""
+    deep = tmp_path / ("d" * max(1, 80 - len(str(tmp_path)) - 1))
+    deep.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    relay = DiskRelay(deep / "vancouver-vm-1234567-abcdefgh" / "sda.sock", "nbd://127.0.0.1:1/x")
+    sock = Path(relay.sock_path)
+    try:
+        assert sock.exists() and len(str(sock)) <= 100 and sock.name == "sda.sock"
+        assert sock.parent.parent == Path("/tmp")
+    finally:
+        relay.close()
+    assert not sock.parent.exists()
 
 
 def test_the_demo_s_dfs_sdk_schema_cache_goes_with_its_process_and_old_files_of_dead_ones(

@@ -32,8 +32,8 @@ def receiver():
 _doc = vm_doc
 
 
-def _run_agent(doc: dict, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+def _run_agent(doc: dict, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
     return subprocess.run([sys.executable, "-m", "lab.vsphere.guest"], input=json.dumps(doc),
                           capture_output=True, text=True, env=env, timeout=timeout,
                           start_new_session=True)
@@ -56,6 +56,45 @@ def test_guest_writes_and_verifies_through_the_lun_with_chap(lab_api, lab_tenant
     wait_until(lambda: sum(p["value"] for p in vol.points("bytes_written")) > 0, 15,
                "the VM's writes in the volume's Datera metrics", interval=0.5)
     assert CHAP[1] not in json.dumps(v)
+
+
+def test_guest_with_a_deep_temp_dir_still_reaches_its_disk(lab_api, lab_tenant, receiver,
+                                                          tmp_path):
+    """The lab's vCenter hands its guests TMPDIR=<its data dir>/tmp (lab/vsphere/main.go),
+    which under pytest-xdist's basetemp (/tmp/pytest-of-<user>/pytest-N/popen-gwK/lab-.../
+    run/vsphere/data/tmp) leaves no room for a disk relay's socket: the job's work dir and
+    the relay's own fallback dir both gave a path over sun_path's 108 bytes, the bind failed,
+    and the agent died without a result, so the VM never reported done (issue 13: the
+    vCenter kill -9 case failed only in CI's xdist lane)."""
+    # 80 bytes, as deep as CI's (/tmp/pytest-of-root/pytest-12/popen-gw2/lab-127.2290/run/
+    # vsphere/data/tmp is 73)
+    deep = tmp_path / ("d" * max(1, 80 - len(str(tmp_path)) - 1))
+    deep.mkdir()
+    vol = make_lab_volume(lab_api, lab_tenant, initiators=[HOST_IQN], chap=CHAP)
+    proc = _run_agent(_doc(receiver, vol, WRITE_VERIFY), env={"TMPDIR": str(deep)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    v = receiver.values
+    assert v["guestinfo.state"] == "done" and v["guestinfo.exitcode"] == "0", v.get("guestinfo.output")
+    assert parse_output(v["guestinfo.fio"])["jobs"][0]["error"] == 0
+    assert list(deep.iterdir()) == []        # the work dir and any relay dir went with it
+
+
+def test_a_guest_that_breaks_itself_still_reports_done(receiver):
+    """An error of the agent's own (here a disk document without its target: KeyError while
+    the job is set up) ends in guestinfo.state done with exit code -1 and the error, and the
+    traceback on stderr: without a result the VM stayed "running" and the demo waited its
+    whole guest timeout (issue 13)."""
+    doc = {"vm": "vm-1", "name": "vancouver-vm-5", "host": {"iqn": HOST_IQN},
+           "userdata": "fio --name=x --filename=/dev/sda --size=1M\n",
+           "disks": [{"label": "Hard disk 1", "naa": "naa.6001405" + "0" * 25, "lun_id": 0,
+                      "portals": ["127.0.0.1:9"]}],
+           "guestinfo_url": receiver.url, "auth": {"user": USER, "password": PASSWORD}}
+    proc = _run_agent(doc)
+    assert proc.returncode == 0, proc.stderr
+    v = receiver.values
+    assert (v["guestinfo.state"], v["guestinfo.exitcode"]) == ("done", "-1"), v
+    assert v["guestinfo.output"] == "guest agent failed: KeyError: 'target_iqn'"
+    assert "Traceback" in proc.stderr
 
 
 def test_guest_rewrites_fio_into_the_vmdk_region():

@@ -42,9 +42,10 @@ def job(runs, gate) -> str:
 class Lab:
     """One vCenter on a fixed port, restarted on its data dir as the supervisor does."""
 
-    def __init__(self, tmp_path, publish_s: float):
-        env = {"VANCOUVER_PYTHON": sys.executable, "VANCOUVER_VSPHERE_GUEST_PUBLISH_S": str(publish_s)}
-        env.pop("VANCOUVER_VSPHERE_GUEST", None)
+    def __init__(self, tmp_path, publish_s: float, **env: str):
+        """`env`: more of the vCenter's environment (VANCOUVER_VSPHERE_GUEST: another agent)."""
+        env = {"VANCOUVER_PYTHON": sys.executable, "VANCOUVER_VSPHERE_GUEST_PUBLISH_S": str(publish_s),
+               **env}
         self.sims = [Vcsim(tmp_path / "vcsim", env=env, listen_port=free_port()).start()]
         self.runs, self.gate = tmp_path / "runs", tmp_path / "gate"
 

@@ -34,8 +34,11 @@ file is removed once the post is answered: a vCenter killed meanwhile applies th
 when the agent exits or the vCenter comes back (lab/vsphere/guest_result.go), so a result is
 never lost and the job never runs twice for want of one.
 
-Exit codes: 0 the script ran (whatever its status, which is in guestinfo.exitcode), 2 a bad
-document on stdin (one line on stderr).
+Exit codes: 0 the script ran (whatever its status, which is in guestinfo.exitcode; -1 when the
+agent itself failed to run it, the error in guestinfo.output and its traceback on stderr), 2 a bad
+document on stdin (one line on stderr), 3 the vCenter refused the first report because it does
+not have the VM powered on (404/409: a power-on lost to a vCenter kill -9 before it was saved,
+or the VM gone since): the script is not run, as a VM that is off runs no guest.
 """
 from __future__ import annotations
 
@@ -50,10 +53,12 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 
 from clients import scratch
@@ -66,6 +71,7 @@ OUTPUT_MAX = 64 * 1024             # bytes of console a guestinfo.output value c
 DEFAULT_TIMEOUT_S = 900.0          # VANCOUVER_VSPHERE_GUEST_TIMEOUT overrides
 PUBLISH_RETRY_S = 120.0            # how long a post waits for a restarting vCenter
 PUBLISH_RETRY_ENV = "VANCOUVER_VSPHERE_GUEST_PUBLISH_S"   # overrides PUBLISH_RETRY_S
+EXIT_NOT_ON = 3                    # the vCenter does not have the VM powered on (main)
 RPCTOOL = """#!/bin/sh
 # VMware Tools' rpctool, as far as the lab's guests need it: info-set guestinfo.<key> <value>
 printf '%s\\n' "$*" >> "$VANCOUVER_RPC"
@@ -136,6 +142,7 @@ class GuestInfo:
         netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
         self.url = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
         self.headers = {"Content-Type": "application/json"}
+        self.refused: int | None = None   # the HTTP status of a final refusal (publish)
         if user:
             token = base64.b64encode(f"{user}:{password}".encode()).decode()
             self.headers["Authorization"] = f"Basic {token}"
@@ -154,7 +161,8 @@ class GuestInfo:
         restarts after a crash, or is still resuming its guests: 503; the guest outlives it
         and the new process adopts it, lab/vsphere/guest_resume.go), the post is retried, with
         a backoff, for up to PUBLISH_RETRY_S (env VANCOUVER_VSPHERE_GUEST_PUBLISH_S); another
-        HTTP error (401, 404 no such VM, 409 VM not powered on) is final."""
+        HTTP error (401, 404 no such VM, 409 VM not powered on) is final, its status kept in
+        `refused`."""
         body = json.dumps({k: str(v) for k, v in values.items()}).encode()
         deadline = time.monotonic() + float(os.environ.get(PUBLISH_RETRY_ENV, PUBLISH_RETRY_S))
         delay = 0.2
@@ -166,6 +174,7 @@ class GuestInfo:
                 return True
             except urllib.error.HTTPError as e:
                 if e.code < 500 and e.code != 429:
+                    self.refused = e.code
                     print(f"guest: cannot publish guestinfo to {self.url}: {e.code} {e.reason}",
                           file=sys.stderr)
                     return False
@@ -308,9 +317,24 @@ def main() -> int:
     info = GuestInfo(doc)
     info.publish({"guestinfo.state": "running",
                   "guestinfo.started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    if info.refused in (HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT):
+        # The vCenter has no such VM powered on: it was killed after this power-on started us
+        # and before it saved the VM as on (its caller got no answer), or the VM went since.
+        # A VM that is off runs no guest: no job (its fio and writes would run unseen on the
+        # VM's LUNs while the demo tears them down; issue 13).
+        print(f"guest {doc.get('vm')}: the vCenter does not have the VM powered on "
+              f"({info.refused}): not running its job", file=sys.stderr)
+        return EXIT_NOT_ON
     workdir = scratch.make_dir("vm")   # a killed guest's is swept by the next one
     try:
         result = run(doc, workdir, timeout)
+    except Exception as e:  # noqa: BLE001
+        # Whatever breaks the agent itself still ends in a result: without one the VM would
+        # stay "running" and the demo wait its whole guest timeout for nothing (issue 13: a
+        # relay socket's bind failing left only "timed out after 128 s").
+        traceback.print_exc()
+        result = {"guestinfo.state": "done", "guestinfo.exitcode": "-1",
+                  "guestinfo.output": f"guest agent failed: {type(e).__name__}: {e}"}
     finally:
         scratch.remove(workdir)
     left = leave_result(doc.get("result_file"), result)

@@ -57,7 +57,7 @@ def start_demo(lab: LabCli, out: Path, workers: int, duration: str,
                demo_config: Path | None = None) -> tuple[subprocess.Popen, list[str]]:
     """The demo running (own process group) and the list its output lines are read into:
     `scenarios` (paths under the repo) with the repo's demo.yaml or `demo_config`, ci
-    profile."""
+    profile. The output is also written to `<out>/output.txt`."""
     env = lab.env(PYTHONPATH=str(REPO))
     for k in ("VANCOUVER_TARGET", "PYTEST_XDIST_WORKER", "PYTEST_XDIST_TESTRUNUID",
               "PYTEST_ADDOPTS"):
@@ -74,8 +74,15 @@ def start_demo(lab: LabCli, out: Path, workers: int, duration: str,
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True)
     lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(
-        ln.rstrip("\n") for ln in iter(proc.stdout.readline, "")), daemon=True).start()
+
+    def read():
+        # also tee'd to <out>/output.txt: a failed case prints its tail (lab_evidence.py)
+        with open(out / "output.txt", "w") as tee:
+            for ln in iter(proc.stdout.readline, ""):
+                lines.append(ln.rstrip("\n"))
+                tee.write(ln)
+                tee.flush()
+    threading.Thread(target=read, daemon=True).start()
     return proc, lines
 
 

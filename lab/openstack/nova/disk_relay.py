@@ -19,9 +19,11 @@ import os
 import socket
 import struct
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.parse
+from pathlib import Path
 from typing import Callable
 
 from clients import scratch
@@ -31,6 +33,9 @@ log = logging.getLogger("lab.openstack.nova.relay")
 
 _U16, _U32, _U64 = struct.Struct(">H"), struct.Struct(">I"), struct.Struct(">Q")
 SOCK_PATH_MAX = 100       # bytes; sun_path holds 108 with its NUL
+# What clients/scratch.make_dir adds below its root: "/vancouver-relay-<pid>-<8 random>/"
+# (pid_max 4194304: 7 digits).
+_OWN_DIR_LEN = len("/vancouver-relay-") + 7 + 1 + 8 + 1
 RECOVERY_TIMEOUT = 30.0   # s a lost backend may take to come back (open-iscsi waits 120)
 RECOVERY_RETRY = 0.1      # s between logins while the target is offline
 
@@ -264,6 +269,18 @@ def _path_lost(e: BaseException) -> bool:
     return isinstance(e, OSError) or isinstance(e.__cause__, OSError)
 
 
+def _own_dir_root(name: str) -> Path | None:
+    """Where a relay's own socket directory goes: the temp dir (None) when the socket `name`
+    fits under it in SOCK_PATH_MAX, else /tmp. A process's TMPDIR may be deep: the lab's
+    vCenter gives its guest agents one under its data dir, which under pytest-xdist's basetemp
+    (.../pytest-N/popen-gwK/lab-.../run/vsphere/data/tmp, 73 bytes) made the vSphere guest's
+    socket 113 bytes: its bind failed, the agent died without a result and the VM never
+    reported done (issue 13)."""
+    if len(tempfile.gettempdir()) + _OWN_DIR_LEN + len(name) <= SOCK_PATH_MAX:
+        return None
+    return Path("/tmp")
+
+
 def _resolver(backend: str | Callable[[], str]) -> Callable[[], str]:
     return (lambda: backend) if isinstance(backend, str) else backend
 
@@ -290,8 +307,9 @@ class DiskRelay:
     def __init__(self, sock_path: str | os.PathLike | None, backend: str | Callable[[], str]):
         self._own_dir = None
         if sock_path is None or len(str(sock_path)) > SOCK_PATH_MAX:
-            self._own_dir = scratch.make_dir("relay")
-            sock_path = self._own_dir / (os.path.basename(sock_path or "") or "lun0.sock")
+            name = os.path.basename(sock_path or "") or "lun0.sock"
+            self._own_dir = scratch.make_dir("relay", _own_dir_root(name))
+            sock_path = self._own_dir / name
         self.sock_path = str(sock_path)
         self.resolve = _resolver(backend)
         self.backend_uri = self.resolve()
