@@ -4,7 +4,8 @@ the platform, its endpoint and the problem, nothing created (fixtures/platform_c
 Before, the vCenter's login failed in a worker's session fixture, whose pytest.exit xdist
 reported as `INTERNALERROR> AssertionError: ('scenarios/vmware/test_vmware.py::test_vmware',
 <WorkerController gw3>)` while the other workers' scenarios ran and left 18 resources.
-The lab (Datera and the vCenter simulator) lives on its own net, 127.151."""
+The labs live on nets of their own: Datera and the vCenter simulator on 127.151, Datera and
+the Kubernetes control plane on 127.152."""
 import json
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from tests.support.labcli import REPO, LabCli
 
 pytestmark = pytest.mark.slow
 NET = "127.151"
+K8S_NET = "127.152"
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +26,14 @@ def lab(tmp_path_factory):
     lab = LabCli(NET, tmp_path_factory.mktemp("checks-lab") / "run")
     proc = lab.run("up", "--only", "datera,vsphere")
     assert proc.returncode == 0, proc.stderr
+    yield lab
+    lab.run("down", "--force")
+
+
+@pytest.fixture(scope="module")
+def k8s_lab(tmp_path_factory):
+    lab = LabCli(K8S_NET, tmp_path_factory.mktemp("checks-k8s-lab") / "run")
+    lab.up_kubernetes()   # skips, with the reason, where the control plane is not built
     yield lab
     lab.run("down", "--force")
 
@@ -102,3 +112,21 @@ def test_an_unusable_kubernetes_cluster_stops_the_run_in_the_controller(lab, tmp
     line = _one_line(_demo(lab, target, tmp_path))
     assert line == (f"ERROR: Kubernetes cluster {server} (kubeconfig {tmp_path / 'kubeconfig'})"
                     ": unreachable (connection refused)"), line
+
+
+def test_the_lab_apiserver_passes_the_check_and_refuses_a_wrong_token_in_one_line(
+        k8s_lab, tmp_path):
+    from fixtures import kubernetes as k8s
+    from fixtures.target import Target
+    k8s.check(Target.load(k8s_lab.target))   # the right kubeconfig: no error
+    target = _copy_target(k8s_lab, tmp_path)
+    kubeconfig = yaml.safe_load((tmp_path / "kubeconfig").read_text())
+    token = kubeconfig["users"][0]["user"]["token"]
+    kubeconfig["users"][0]["user"]["token"] = "not-the-token"
+    (tmp_path / "kubeconfig").write_text(yaml.safe_dump(kubeconfig))
+    proc = _demo(k8s_lab, target, tmp_path)
+    line = _one_line(proc)
+    server = kubeconfig["clusters"][0]["cluster"]["server"]
+    assert line == (f"ERROR: Kubernetes cluster {server} (kubeconfig {tmp_path / 'kubeconfig'})"
+                    ": login refused (wrong credentials)"), line
+    assert token not in proc.stdout + proc.stderr
