@@ -95,9 +95,10 @@ $(VENV)/.installed: requirements.txt
 #    (not --dist loadgroup: pytest 9.2's node ids drop xdist 3.8's group suffix, xdist #1386);
 # 3. the `measures` tests (fio IOPS against QoS limits), alone (reports/measures/);
 # 4. the Tempest conformance job (`make conformance`, below), after the session lab is down.
-# Exit status: pytest's. Status 2 of a phase (interrupted, usage error) stops at once with 2;
-# otherwise every phase runs and the target fails with the last failing phase's status;
-# 5 ("nothing selected") only when phases 1-3 all select nothing. Lane a ignores no Ctrl-C:
+# Status: the recipe exits with pytest's (make itself then exits 2 and names it in its last
+# line, `make: *** [Makefile:NNN: test] Error N`). Status 2 of a phase (interrupted, usage
+# error) stops at once with 2; otherwise every phase runs and the recipe fails with the last
+# failing phase's status; 5 ("nothing selected") only when phases 1-3 all select nothing. Lane a ignores no Ctrl-C:
 # `env --default-signal=INT` undoes the SIGINT-ignore that background jobs get.
 SLOW_WORKERS ?= 3
 test: setup
@@ -124,6 +125,7 @@ test: setup
 	exit $$rc
 
 # The live booth demo: endless, five workers, the plan's numbers; Ctrl-C stops it cleanly.
+# pytest's status is make's `Error N` (make itself exits 2): README, "The demo".
 # The dashboard is on (DASHBOARD= to change the address); its URL is the first line, printed
 # by the system python3 before the setup checks (10-20 s on a loaded machine) and imports.
 demo:

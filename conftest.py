@@ -10,5 +10,6 @@ pytest_plugins = [
     "fixtures.outage.plugin",     # rides out an unreachable platform; needs endless, reporting
     "fixtures.datera",            # Datera helpers and fixtures; needs target and reporting
     "fixtures.openstack.plugin",  # OpenStack clouds, Tenants setup, factories; needs datera
+    "fixtures.platform_checks",   # start check of vCenter, Kubernetes; needs target, reporting
     "fixtures.dashboard.plugin",  # live channel, dashboard, terminal view; reads the bus
 ]

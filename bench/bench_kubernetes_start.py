@@ -138,7 +138,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
     from bench_lab_restart import restart_env
-    env = dict(os.environ, VANCOUVER_LAB_NET=os.environ.get("VANCOUVER_LAB_NET", "127.233"),
+    env = dict(os.environ, VANCOUVER_LAB_NET=(os.environ.get("VANCOUVER_LAB_NET") or "127.233"),
                **restart_env(args.rounds))
     os.environ["VANCOUVER_LAB_NET"] = env["VANCOUVER_LAB_NET"]
     from lab.kubernetes import controlplane

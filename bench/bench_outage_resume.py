@@ -51,7 +51,7 @@ def main(argv: list[str]) -> int:
     args = ap.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-outage-"))
-    lab = LabCli(os.environ.get("VANCOUVER_LAB_NET", "127.226"), tmp / "lab")
+    lab = LabCli((os.environ.get("VANCOUVER_LAB_NET") or "127.226"), tmp / "lab")
     up = lab.run("up", "--only", "datera", timeout=300)
     if up.returncode != 0:
         print(f"bench_outage_resume: lab did not start: {up.stderr.strip()}", file=sys.stderr)

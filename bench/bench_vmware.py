@@ -103,7 +103,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--cycles", type=int, default=4, help="cycles per worker")
     parser.add_argument("--target", help="target.yaml with datera and vsphere sections")
     args = parser.parse_args(argv)
-    env = dict(os.environ, VANCOUVER_LAB_NET=os.environ.get("VANCOUVER_LAB_NET", "127.232"))
+    env = dict(os.environ, VANCOUVER_LAB_NET=(os.environ.get("VANCOUVER_LAB_NET") or "127.232"))
     with tempfile.TemporaryDirectory(prefix="bench-vmware-") as tmp:
         if not args.target:
             os.environ["VANCOUVER_LAB_NET"] = env["VANCOUVER_LAB_NET"]

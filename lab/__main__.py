@@ -31,9 +31,9 @@ class _Parser(argparse.ArgumentParser):
     the lab's own checks answer; usage stays with --help."""
 
     def error(self, message: str):
+        from lab import usage
         command = self.prog.removeprefix("python -m ").removeprefix("lab").strip()
-        self.exit(2, f"lab: {command + ': ' if command else ''}{_one_line(message)} "
-                     f"(see {self.prog} --help)\n")
+        self.exit(usage.USAGE_STATUS, usage.line(command, _one_line(message)) + "\n")
 
 
 _CHOICE = re.compile(r"argument (\S+): invalid choice: (.+?) \(choose from (.+)\)$")
@@ -120,7 +120,21 @@ def _adopt_recorded_net(run_dir: Path | None) -> None:
 
 
 def _only(value: str | None) -> list[str] | None:
-    return [n.strip() for n in value.split(",") if n.strip()] if value else None
+    """--only's components; None when not given (the whole lab). ValueError (the usage
+    line's problem) for an empty list or an unknown name: `--only ''` must not start the
+    whole lab, nor a typo fail as the lab's own error (status 1)."""
+    if value is None:
+        return None
+    from lab import components
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    known = ", ".join(components.BY_NAME)
+    if not names:
+        raise ValueError(f"--only {value!r}: expected comma-separated components ({known})")
+    unknown = [n for n in names if n not in components.BY_NAME]
+    if unknown:
+        raise ValueError(f"--only {value!r}: unknown component{'s' if len(unknown) > 1 else ''} "
+                         f"{', '.join(map(repr, unknown))}: expected some of {known}")
+    return names
 
 
 def _setup_logging() -> None:
@@ -273,6 +287,7 @@ def _check_run_dir(given: Path | None, run_dir: Path, command: str) -> str | Non
 
 
 def main(argv: list[str]) -> int:
+    from lab import usage
     args = _parse(argv)
     if args.command in ("down", "status", "chaos"):
         _adopt_recorded_net(args.run_dir)
@@ -281,16 +296,18 @@ def main(argv: list[str]) -> int:
     except SystemExit as e:   # lab.topology refuses a bad VANCOUVER_LAB_NET (or demo.yaml)
         if not isinstance(e.code, str):
             raise
-        print(f"lab: {e.code}", file=sys.stderr)
-        return 2
+        return usage.error("", e.code)
     from lab.component_base import LabError
     run_dir = (args.run_dir or supervisor.default_run_dir()).expanduser().resolve()
     if problem := _check_run_dir(args.run_dir, run_dir, args.command):
-        print(f"lab: {args.command}: {problem}", file=sys.stderr)
-        return 2
+        return usage.error(args.command, problem)
     try:
         if args.command == "up":
-            return _up(run_dir, _only(args.only), args.foreground)
+            try:
+                only = _only(args.only)
+            except ValueError as e:
+                return usage.error("up", str(e))
+            return _up(run_dir, only, args.foreground)
         if args.command == "_supervise":
             return _supervise(run_dir, _only(args.only), args.ready_fd)
         if args.command == "down":

@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from lab import chaos
+from lab import chaos, usage
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)?")
 _UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}
@@ -94,6 +94,16 @@ def add_parser(sub, run_dir_arg) -> None:
         run_dir_arg(q)
 
 
+# chaos.validate names a Rule's fields (demo.yaml's chaos entries use the same names); the
+# command line calls them by its options.
+_OPTION_OF_FIELD = re.compile(r"^(service|cloud|status|rate|ms)\b")
+
+
+def _as_option(problem: str) -> str:
+    """'ms -5: expected 1..60000' -> '--ms -5: expected 1..60000'."""
+    return _OPTION_OF_FIELD.sub(r"--\1", problem, count=1)
+
+
 def _rule(args) -> chaos.Rule:
     """The rule a rule command asks for; ValueError names a bad value."""
     until = time.time() + args.for_s if args.for_s else None
@@ -113,8 +123,7 @@ def run(args, run_dir: Path) -> int:
         try:   # bad input is bad whether or not a lab runs
             rule = _rule(args)
         except ValueError as e:
-            print(f"lab: chaos {cmd}: {e}", file=sys.stderr)
-            return 2
+            return usage.error(f"chaos {cmd}", _as_option(str(e)))
     if supervisor.read_pid(run_dir) is None:
         print(f"lab: no lab running in {run_dir}", file=sys.stderr)
         return 1
@@ -126,9 +135,8 @@ def run(args, run_dir: Path) -> int:
             known = {r.id for r in chaos.read_rules(path) if r.active(time.time())}
             unknown = sorted(set(args.ids) - known)
             if unknown:   # a typo must not look like a cleared fault
-                print(f"lab: chaos clear: no active rule {', '.join(unknown)} (see chaos status)",
-                      file=sys.stderr)
-                return 2
+                return usage.error("chaos clear", f"no active rule {', '.join(unknown)}",
+                                   see="python -m lab chaos status")
         n = chaos.remove_rules(path, set(args.ids) if args.ids else None)
         print(f"chaos: cleared {n} rule(s)")
         return 0
@@ -148,9 +156,9 @@ def _kill(run_dir: Path, name: str, everything: bool = False) -> int:
     from lab import detached, supervisor
     comps = {c["name"]: c for c in supervisor.read_state(run_dir).get("components", [])}
     if name not in comps:
-        print(f"lab: chaos kill: no component {name!r} in this lab; it has "
-              f"{', '.join(comps) or 'none'}", file=sys.stderr)
-        return 2
+        return usage.error("chaos kill", f"no component {name!r} in this lab; it has "
+                                         f"{', '.join(comps) or 'none'}",
+                           see="python -m lab status")
     pid = comps[name]["pid"]
     if not supervisor.alive(pid):
         print(f"lab: chaos kill: {name} is not running ({comps[name]['state']})", file=sys.stderr)

@@ -22,7 +22,7 @@ def record() -> dict:
 def down_hint(run_dir: Path, net: str) -> str:
     """The `lab down` that reaches this lab from a shell with today's VANCOUVER_LAB_NET."""
     default = (Path(f"/tmp/vancouver-lab-{net}") == Path(run_dir)
-               and os.environ.get("VANCOUVER_LAB_NET", "127.0") == net)
+               and (os.environ.get("VANCOUVER_LAB_NET") or "127.0") == net)
     return "python -m lab down" if default else f"python -m lab down --run-dir {run_dir}"
 
 

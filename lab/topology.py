@@ -14,9 +14,13 @@ from clients import ports
 
 # The first two octets of every lab address. VANCOUVER_LAB_NET=127.1 moves the whole lab to
 # 127.1.x.y, so two labs (two developers' test runs, two CI jobs) can run side by side.
-NET = os.environ.get("VANCOUVER_LAB_NET", "127.0")
+# Empty means unset, as for every VANCOUVER_* variable (VANCOUVER_TARGET, VANCOUVER_CACHE):
+# `VANCOUVER_LAB_NET= make demo` is the default net, not an error.
+DEFAULT_NET = "127.0"
+NET = os.environ.get("VANCOUVER_LAB_NET") or DEFAULT_NET
 if not re.fullmatch(r"127\.\d{1,3}", NET) or int(NET.split(".")[1]) > 255:
-    raise SystemExit(f"VANCOUVER_LAB_NET={NET!r} must look like 127.N (the lab binds to loopback only)")
+    raise SystemExit(f"VANCOUVER_LAB_NET {NET!r}: expected 127.N, N 0..255 (the lab binds to "
+                     "loopback only)")
 
 
 def _addr(suffix: str) -> str:

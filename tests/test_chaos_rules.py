@@ -62,9 +62,10 @@ def test_an_expired_rule_is_not_replaced_but_dropped(tmp_path):
     (("latency", "--service", "cinder", "--cloud", "havana", "--ms", "5"),
      "--cloud 'havana': expected one of mitaka, newton, pike"),
     (("latency", "--service", "cinder", "--ms", "abc"), "--ms 'abc': expected a whole number"),
-    (("latency", "--service", "nova", "--ms", "0"), "chaos latency: ms 0: expected 1..60000"),
-    (("latency", "--service", "nova", "--ms", "-5"), "chaos latency: ms -5: expected 1..60000"),
-    (("errors", "--service", "datera", "--cloud", "pike"), "only an OpenStack service"),
+    (("latency", "--service", "nova", "--ms", "0"), "chaos latency: --ms 0: expected 1..60000 (see python -m lab chaos latency --help)"),
+    (("latency", "--service", "nova", "--ms", "-5"), "chaos latency: --ms -5: expected 1..60000 (see python -m lab chaos latency --help)"),
+    (("errors", "--service", "datera", "--cloud", "pike"),
+     "chaos errors: --cloud: only an OpenStack service belongs to a cloud"),
     (("vip-down", "VIP3"), "vip 'VIP3': expected one of VIP1, VIP2"),
     (("errors",), "the following arguments are required: --service"),
     (("explode",), "chaos: command 'explode': expected one of errors, reset, latency"),
@@ -77,6 +78,9 @@ def test_bad_input_is_one_line_even_without_a_lab(tmp_path, args, says):
     line = proc.stderr.strip()
     assert line.startswith("lab: ") and says in line, line
     assert "usage:" not in line and "Traceback" not in line
+    # one format for every usage mistake (lab/usage.py), argparse's and the lab's own checks
+    command = "chaos" if args[0] == "explode" else f"chaos {args[0]}"
+    assert line.endswith(f" (see python -m lab {command} --help)"), line
 
 
 def test_a_good_rule_without_a_lab_is_status_1(tmp_path):

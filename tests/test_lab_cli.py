@@ -259,7 +259,9 @@ def test_run_dir_that_is_a_file_is_a_usage_error(command, tmp_path):
     afile.write_text("")
     r = lab_cmd(*command.split(), "--run-dir", str(afile))
     assert r.returncode == 2
-    assert one_line(r.stderr) == f"lab: {command.split()[0]}: --run-dir {afile}: not a directory"
+    first = command.split()[0]
+    assert one_line(r.stderr) == (f"lab: {first}: --run-dir {afile}: not a directory "
+                                  f"(see python -m lab {first} --help)")
 
 
 def test_a_default_run_dir_that_is_a_file_is_a_usage_error():
@@ -271,7 +273,8 @@ def test_a_default_run_dir_that_is_a_file_is_a_usage_error():
         default.unlink()
     assert r.returncode == 2
     assert one_line(r.stderr) == (f"lab: status: the run dir {default} is not a directory: "
-                                  "move it away, or give --run-dir")
+                                  "move it away, or give --run-dir (see python -m lab "
+                                  "status --help)")
 
 
 @pytest.mark.parametrize("command", ["status", "down", "chaos status"])
@@ -279,8 +282,9 @@ def test_run_dir_that_does_not_exist_is_a_usage_error(command, tmp_path):
     missing = tmp_path / "no-such-dir"
     r = lab_cmd(*command.split(), "--run-dir", str(missing))
     assert r.returncode == 2
-    assert one_line(r.stderr) == (f"lab: {command.split()[0]}: --run-dir {missing}: no such "
-                                  "directory (no lab was started there)")
+    first = command.split()[0]
+    assert one_line(r.stderr) == (f"lab: {first}: --run-dir {missing}: no such directory (no "
+                                  f"lab was started there) (see python -m lab {first} --help)")
     assert not missing.exists()
 
 
@@ -294,8 +298,32 @@ def test_run_dir_that_cannot_be_created_is_a_usage_error():
 def test_a_bad_lab_net_is_a_usage_error():
     r = lab_cmd("status", net="127.999")
     assert r.returncode == 2
-    assert one_line(r.stderr) == ("lab: VANCOUVER_LAB_NET='127.999' must look like 127.N "
-                                  "(the lab binds to loopback only)")
+    assert one_line(r.stderr) == ("lab: VANCOUVER_LAB_NET '127.999': expected 127.N, N 0..255 "
+                                  "(the lab binds to loopback only) (see python -m lab --help)")
+
+
+def test_an_empty_lab_net_is_the_default_net_as_when_unset(tmp_path):
+    """As VANCOUVER_TARGET and VANCOUVER_CACHE: empty means unset (`VAR= make demo`)."""
+    r = lab_cmd("status", "--json", "--run-dir", str(tmp_path), net="")
+    assert r.returncode == 1 and r.stderr == "", r.stderr
+    assert json.loads(r.stdout)["net"] == "127.0"
+
+
+@pytest.mark.parametrize("only,says", [
+    ("", "--only '': expected comma-separated components (ldap, "),
+    (",", "--only ',': expected comma-separated components (ldap, "),
+    ("datera,bogus", "--only 'datera,bogus': unknown component 'bogus': expected some of ldap, "),
+    ("bogus,nope", "--only 'bogus,nope': unknown components 'bogus', 'nope': expected some of "),
+])
+def test_only_with_no_or_an_unknown_component_is_a_usage_error_and_starts_nothing(
+        tmp_path, only, says):
+    """`--only ''` once started the whole lab, and an unknown name was the lab's status 1."""
+    r = lab_cmd("up", "--only", only, "--run-dir", str(tmp_path / "run"))
+    assert r.returncode == 2, r.stderr
+    line = one_line(r.stderr)
+    assert line.startswith(f"lab: up: {says}") and "datera" in line, line
+    assert line.endswith(" (see python -m lab up --help)"), line
+    assert not (tmp_path / "run" / "supervisor.pid").exists()
 
 
 def test_a_net_with_no_lab_says_so(tmp_path):

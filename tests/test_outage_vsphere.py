@@ -136,3 +136,27 @@ def test_the_demo_session_names_the_killed_vcenter_so_its_probe_is_found(vc, pro
         repr(e.value)
     other = Probe("datera", "Datera REST API", "https://127.0.7.10:7718", lambda: None)
     assert probe_for_error([other, probe], found.addresses) is probe
+
+
+def test_a_login_to_a_killed_vcenter_is_its_outage_not_a_stop(vc, probe, tmp_path):
+    """A worker whose first vSphere scenario starts while the vCenter is down meets it in the
+    `esxi` session fixture's login (scenarios/vmware/conftest.py): VsphereError naming the
+    SDK URL and "unreachable", which the outage plugin classifies and pauses on (the run's
+    start check, in the controller, is fixtures/platform_checks.py: a worker never stops the
+    run with pytest.exit, which xdist reported as an INTERNALERROR)."""
+    from fixtures import vmware
+    from fixtures.outage.probes import probe_for_error
+    (tmp_path / "target.yaml").write_text(
+        f"kind: real\nvsphere:\n  url: {vc.url}\n  user: {USER}\n  password: {vc.password}\n"
+        f"  ca_file: {vc.ca}\n")
+    settings = vmware.settings_from_target(Target.load(tmp_path / "target.yaml"))
+    os.kill(vc.proc.pid, signal.SIGKILL)
+    vc.proc.wait(10)
+    with pytest.raises(vmware.VsphereError) as e:
+        vmware.connect(settings)
+    assert str(e.value) == (f"vSphere vCenter {vmware.endpoint(settings)}: unreachable "
+                            "(connection refused)")
+    found = classify(e.value)
+    assert found is not None and found.reason == "connection refused", repr(e.value)
+    other = Probe("datera", "Datera REST API", "https://127.0.7.10:7718", lambda: None)
+    assert probe_for_error([other, probe], found.addresses) is probe
