@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from tests.support.vsphere import create_vm, wait_for, wait_task
-from tests.test_vsphere_guest_kill9 import EXIT_CODE, Lab, alive, guestinfo, job
+from tests.support.vsphere_restart import EXIT_CODE, Lab, alive, guestinfo, job
 
 DONE_S = 60.0
 
