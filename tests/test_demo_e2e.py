@@ -118,7 +118,12 @@ def test_sigint_mid_run_finishes_iterations_and_cleans_up(demo_lab, tmp_path):
     os.kill(proc.pid, signal.SIGINT)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out[-5000:]
-    assert "passed" in out.splitlines()[-1]
+    # pytest's summary, then the harness's own last line (fixtures/endless/farewell.py)
+    lines = out.splitlines()
+    summary = next(ln for ln in reversed(lines) if re.search(r"=+ .* in [\d.]+s", ln))
+    assert "passed" in summary and "failed" not in summary, out[-3000:]
+    last = lines[-1]
+    assert last.startswith("[vancouver] run stopped by the user (Ctrl-C)"), out[-3000:]
     assert (tmp_path / "index.html").is_file()
     assert _leftovers(demo_lab) == []
     _assert_no_secret_written(demo_lab, tmp_path)

@@ -20,8 +20,9 @@ of a worker, and a bare kill -9 then meets nothing. Two faults make sure one doe
   reset request after the restart rides the kill out (good behaviour): the OpenStack case
   accepts that, the waiting request being the proof that the kill met one; an outage counted
   must still be shown.
-- crash loop (Kubernetes, vSphere): kill -9 again UP_S after the supervisor has it healthy,
-  until an iteration met it (its result is `outage`), at most CRASH_LOOP_S; the supervisor's
+- crash loop (Kubernetes, vSphere; tests/support/outage_run.crash_loop): kill -9 again
+  CRASH_UP_S after the supervisor has it healthy, until an iteration met it (its result is
+  `outage`), at most CRASH_LOOP_S; the supervisor's
   backoff doubles per restart (lab/restart.py), so the outage grows until a request meets
   it. The first restart's time is the figure printed.
 
@@ -31,7 +32,6 @@ lab/components.py), and the outage probe is one Keystone probe per cloud (probes
 Fixed net: run under the lock of tests/support/labcli.py's nets."""
 import json
 import os
-import re
 import signal
 import time
 import uuid
@@ -44,24 +44,15 @@ from fixtures.target import Target
 from fixtures.waiters import poll_until
 from tests.support.lab_evidence import evidence_on_failure
 from tests.support.labcli import LabCli
-from tests.support.outage_run import (assert_rode_out, kill9_and_time_restart,
-                                      leftovers, own_lab, run_with_fault, stopped,
-                                      unanswered_requests)
+from tests.support.outage_run import (CRASH_LOOP_LAB_ENV, assert_rode_out, crash_loop,
+                                      kill9_and_time_restart, leftovers, noticed, own_lab,
+                                      run_with_fault, stopped, unanswered_requests)
 
 # timeout: each inner run's own limit is 600 s (pytest.ini: 300 s)
 pytestmark = [pytest.mark.slow, pytest.mark.serial, pytest.mark.timeout(900)]
 NET = "127.229"
 COMPONENTS = "ldap,datera,openstack-pike,kubernetes,vsphere"
 RESTART_DEADLINE_S = 15.0   # "promptly" on a loaded machine: see tests/test_kill9_e2e.py
-# Up time between two kills: longer than a paused worker's probe interval (its backoff cap,
-# fixtures/outage/pause.py: 3 s), so a worker that paused resumes and its result shows.
-UP_S = 4.0
-# The longest the crash loop goes on: well inside the shortest run, so that the component is
-# up for the run's end (paused workers resume, their queued deletions run).
-CRASH_LOOP_S = 20.0
-OUTAGE_RESULT = re.compile(r"^\[gw\d+\] OUTAGE ")
-# The crash loop restarts a component more often than the default give-up limit allows.
-LAB_ENV = {"VANCOUVER_LAB_RESTART_BURST": "100"}
 STOPPED_S = 10.0            # how long the vCenter stays stopped: the stimulus, not a wait
 STOPPED_RUN_S = 35.0        # the --duration of that case's run
 # How long a stopped component waits for a request of the run to reach it: the directory is
@@ -75,7 +66,7 @@ NOTICED_WAIT_S = 120.0
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    with own_lab(tmp_path_factory, NET, COMPONENTS, **LAB_ENV) as lab:
+    with own_lab(tmp_path_factory, NET, COMPONENTS, **CRASH_LOOP_LAB_ENV) as lab:
         yield lab
 
 
@@ -252,28 +243,14 @@ CASES = {
 }
 
 
-def _noticed(lines: list[str]) -> bool:
-    """An iteration counted as an outage (xdist's verbose result line): a request of the
-    scenario met the fault. The watcher's waiting line alone is not enough: it also sees a
-    component down that no step needed at that moment (the run then has nothing to ride
-    out)."""
-    return any(OUTAGE_RESULT.match(ln) for ln in list(lines))
-
-
 def _crash_loop(lab: LabCli, case: Case, restarts: list[float]):
-    """The fault: kill -9; once it is healthy again, kill it again unless an iteration met
-    the outage within UP_S (the paused workers' probes need it up that long to resume)."""
+    """The fault: a crash loop (outage_run.crash_loop), once the case is armed."""
     def fault(lines: list[str]) -> None:
         if case.armed is not None:
             ready = case.armed(lab)
             assert poll_until(ready, bool, ARM_WAIT_S, interval=0.1), \
                 f"{case.component}: the run never reached the moment to kill in {ARM_WAIT_S:.0f}s"
-        end = time.monotonic() + CRASH_LOOP_S
-        while True:
-            restarts.append(kill9_and_time_restart(lab, case.component, timeout=120))
-            if poll_until(lambda: _noticed(lines), bool, UP_S) or \
-                    time.monotonic() > end:
-                return
+        crash_loop(lab, case.component, lines, restarts)
     return fault
 
 
@@ -298,7 +275,7 @@ def _stop_then_kill(lab: LabCli, case: Case, restarts: list[float], waiting: lis
                                  f"{REQUEST_WAIT_S:.0f}s")
         restarts.append(kill9_and_time_restart(lab, case.component, timeout=120))
         if not case.may_ride_out:
-            poll_until(lambda: _noticed(lines), bool, NOTICED_WAIT_S)
+            poll_until(lambda: noticed(lines), bool, NOTICED_WAIT_S)
     return fault
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from fixtures.waiters import wait_until
+from fixtures.waiters import poll_until, wait_until
 from tests.support.labcli import REPO, LabCli
 
 WAITING = re.compile(r"^\[vancouver\] (gw\d+): waiting for Datera REST API at (\S+): (.+), "
@@ -223,3 +223,38 @@ def stopped(pid: int):
         yield
     finally:
         os.kill(pid, signal.SIGCONT)
+
+
+# An iteration counted as an outage (xdist's verbose result line).
+OUTAGE_RESULT = re.compile(r"^\[gw\d+\] OUTAGE ")
+# Up time between two kills of a crash loop: longer than a paused worker's probe interval (its
+# backoff cap, fixtures/outage/pause.py: 3 s), so a worker that paused resumes and its result
+# shows.
+CRASH_UP_S = 4.0
+# The longest a crash loop goes on: well inside the shortest run, so that the component is up
+# for the run's end (paused workers resume, their queued deletions run).
+CRASH_LOOP_S = 20.0
+# A crash loop restarts a component more often than the supervisor's default give-up limit
+# allows: the lab's environment for it (own_lab(..., **CRASH_LOOP_LAB_ENV)).
+CRASH_LOOP_LAB_ENV = {"VANCOUVER_LAB_RESTART_BURST": "100"}
+
+
+def noticed(lines: list[str]) -> bool:
+    """An iteration counted as an outage: a request of the scenario met the fault. The
+    watcher's waiting line alone is not enough: it also sees a component down that no step
+    needed at that moment (the run then has nothing to ride out)."""
+    return any(OUTAGE_RESULT.match(ln) for ln in list(lines))
+
+
+def crash_loop(lab: LabCli, component: str, lines: list[str], restarts: list[float],
+               up_s: float = CRASH_UP_S, loop_s: float = CRASH_LOOP_S) -> None:
+    """kill -9 of `component`; once it is healthy again, kill it again unless an iteration met
+    the outage within `up_s`, for at most `loop_s`. A component back within a second meets
+    no request of a worker that is measuring fio or waiting for a QoS window (the data plane
+    reconnects); the supervisor's backoff doubles per restart (lab/restart.py), so the outage
+    grows until a request meets it. `restarts` gets each kill's seconds to healthy."""
+    end = time.monotonic() + loop_s
+    while True:
+        restarts.append(kill9_and_time_restart(lab, component, timeout=120))
+        if poll_until(lambda: noticed(lines), bool, up_s) or time.monotonic() > end:
+            return
