@@ -136,6 +136,9 @@ class DateraCsi:
                 raise CsiError("Unknown", f"Datera {a.mgmt_ip}: login as {a.username} refused") from None
             except dexc.ApiConnectionError:
                 raise CsiError("Unavailable", f"Datera {a.mgmt_ip}: REST API unreachable") from None
+            except dexc.ApiError as e:   # e.g. a 503: the pod retries NodeStage; e's text has the password
+                raise CsiError("Unavailable",
+                               f"Datera {a.mgmt_ip}: login failed ({type(e).__name__})") from None
             self._local.api = api
         return api
 
