@@ -22,8 +22,9 @@ to 5 min, with restartCount, lastState and a BackOff event; the previous run's l
 readable as `kubectl logs --previous` reads it (podstatus.Backoff).
 
 Phases, conditions and container statuses move as a kubelet moves them (podstatus.py); a
-failed NodeStage leaves the pod Pending/ContainerCreating with a FailedMount event and
-retries; a deleted pod is stopped, its volumes unpublished and unstaged, and it is finally
+failed NodeStage (a Datera 503 too: CsiError Unavailable) leaves the pod
+Pending/ContainerCreating with a FailedMount event and retries; any other failure of the pod's
+worker is a Failed event and a Failed pod (podfailure.py), never a dead thread; a deleted pod is stopped, its volumes unpublished and unstaged, and it is finally
 removed (grace 0, UID precondition).
 """
 import base64
