@@ -39,7 +39,8 @@ if (_constants.REST_PORT, _constants.REST_PORT_HTTPS) != (ports.DATERA_HTTP, por
     raise ImportError(f"dfs_sdk dials {_constants.REST_PORT}/{_constants.REST_PORT_HTTPS}, "
                       f"clients/ports.py says {ports.DATERA_HTTP}/{ports.DATERA_HTTPS}")
 
-__all__ = ["dfs_sdk", "dexc", "request_timeout", "retry_log", "schema_file", "safe_options",
+__all__ = ["dfs_sdk", "dexc", "error_summary", "is_transient", "request_timeout", "retry_log",
+           "schema_file", "safe_options",
            "set_request_timeout", "set_retry_window"]
 
 # dfs_sdk stores get_api(timeout=...) and never uses it: every request is
@@ -123,6 +124,51 @@ def _sweep_legacy(folder: Path) -> None:
         pass
 
 
+# ---- errors: what may be said about one, and whether it passes --------------------------------
+# dfs_sdk's str(e) is "[REQUEST]: <method> <path>\n<request body>\n[RESPONSE]:\n...<status>
+# <reason>": the body holds the login password or a CHAP secret, so no consumer may print,
+# log or re-raise it. error_summary keeps the method, path, status and the server's message.
+def _status(e: BaseException) -> int | None:
+    """The HTTP status of a dfs_sdk response error: its JSON `http`, or the last line of its
+    text ("503 Service Unavailable"); None when there was no response."""
+    http = getattr(e, "http", None)
+    if isinstance(http, int):
+        return http
+    text = e.args[0] if e.args and isinstance(e.args[0], str) else ""
+    head = text.rsplit("\n", 1)[-1].split(" ", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def is_transient(e: BaseException) -> bool:
+    """A failure worth retrying: HTTP 5xx, no connection or no answer (a timeout, a reset, an
+    unreadable body)."""
+    if isinstance(e, (dexc.ApiConnectionError, _requests.RequestException)):
+        return True
+    status = _status(e) if isinstance(e, dexc.ApiError) else None
+    return status is not None and status >= 500
+
+
+def error_summary(e: BaseException) -> str:
+    """One secret-free line (at most 300 characters) for a dfs_sdk or requests error:
+    `Api503RetryError: PUT login HTTP 503 <server message>`, `ApiConnectionError: no
+    connection (connection refused)`, or dfs_compat's own give-up line."""
+    text = e.args[0] if e.args and isinstance(e.args[0], str) else ""
+    if isinstance(e, dexc.ApiTimeoutError) and text.startswith("dfs_sdk:"):
+        detail = text   # _bounded's line: method, path, host, attempts, last status
+    elif isinstance(e, dexc.ApiConnectionError):
+        detail = _why(e)
+    elif isinstance(e, _requests.RequestException):
+        detail = "no readable answer"
+    else:
+        where = text.split("\n", 1)[0].removeprefix("[REQUEST]: ") \
+            if text.startswith("[REQUEST]: ") else ""
+        status = _status(e) if isinstance(e, dexc.ApiError) else None
+        server = getattr(e, "message", None)
+        detail = " ".join(x for x in (where, f"HTTP {status}" if status else "",
+                                      server if isinstance(server, str) else "") if x)
+    return f"{type(e).__name__}: {detail or 'no detail'}"[:300]
+
+
 def safe_options(schema_loc: str, retry_503_type: str | None = None) -> dict:
     """get_api() keyword arguments: no SDK log files, a private schema cache, fail fast on a
     dead endpoint, on a 503 too unless retry_503_type ("backoff" or "random", the SDK's
@@ -149,8 +195,6 @@ def safe_options(schema_loc: str, retry_503_type: str | None = None) -> dict:
 RETRY_WINDOW_S = 10.0
 retry_log = logging.getLogger("clients.dfs_compat.retry")
 _retry_call: contextvars.ContextVar = contextvars.ContextVar("dfs_retry_call", default=None)
-_RETRY_KINDS = {"Api503RetryError": "retry_503_type", "ApiConnectionError":
-                "retry_connection_type"}
 _SDK_RETRY_LINES = ("Hit 503 Retry", "Hit Connection Error")
 
 
@@ -177,7 +221,10 @@ def _observed(attempt, what):
             return attempt(self, *args, **kwargs)
         except (dexc.Api503RetryError, dexc.ApiConnectionError) as e:
             call = _retry_call.get()
-            retry = getattr(self._context, _RETRY_KINDS[type(e).__name__], None)
+            # by isinstance: ApiTimeoutError (a request's own timeout, or a nested login's
+            # give-up) is an ApiConnectionError too, and once raised KeyError here
+            retry = getattr(self._context, "retry_503_type" if isinstance(
+                e, dexc.Api503RetryError) else "retry_connection_type", None)
             if call is not None and retry and not getattr(e, "_vancouver_said", False):
                 call["last"], call["attempts"] = _why(e), call["attempts"] + 1
                 if call["attempts"] == 1:

@@ -139,15 +139,16 @@ def _only(value: str | None) -> list[str] | None:
 
 def _setup_logging() -> None:
     import logging
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from lab import logsetup
+    logsetup.configure(logging.INFO, "%(asctime)s %(name)s %(levelname)s %(message)s")
 
 
 def _up(run_dir: Path, only: list[str] | None, foreground: bool) -> int:
-    from lab import component_base, components, supervisor, topology
+    from lab import component_base, components, runfiles, supervisor, topology
     selected = components.select(only)
     _refuse_a_stale_lab(run_dir)
     supervisor.preflight(run_dir, selected)
+    runfiles.make_private(run_dir)   # 0700, umask 077: it holds the lab's secrets
     if foreground:
         _setup_logging()
 

@@ -118,7 +118,11 @@ def write_rules(path: Path, rules: list[Rule]) -> None:
     """Atomic: readers see the old rules or the new ones, never half a file."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"rules": [asdict(r) for r in rules]}, indent=2) + "\n")
+    # 0600 like everything in the run dir (runfiles.make_private), whoever's umask wrote it
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps({"rules": [asdict(r) for r in rules]}, indent=2) + "\n")
+    os.chmod(tmp, 0o600)
     tmp.replace(path)
 
 

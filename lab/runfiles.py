@@ -33,6 +33,34 @@ def lock_path() -> Path:
     return Path(f"/tmp/.vancouver-lab-{topology.NET}.lock")
 
 
+PRIVATE_UMASK = 0o077
+
+
+def make_private(run_dir: Path) -> None:
+    """The run dir holds secrets by design (SQLite state, vCenter's state.xml with CHAP
+    secrets, configs, target.yaml, logs): it is made (or made again) mode 0700, and every file
+    the lab creates from now on is its owner's only: umask 077 in this process, inherited by
+    the supervisor and every component, as a systemd service's UMask=0077. Logs of an earlier
+    lab, made under the default umask, become 0600."""
+    os.umask(PRIVATE_UMASK)
+    run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    logs = run_dir / "logs"
+    logs.mkdir(mode=0o700, exist_ok=True)
+    for path, mode in ((run_dir, 0o700), (logs, 0o700), *((f, 0o600) for f in logs.glob("*.log"))):
+        try:
+            os.chmod(path, mode)
+        except OSError:   # not ours: _check_run_dir and the lock say so in their own words
+            pass
+
+
+def component_dirs(run_dir: Path, names) -> None:
+    """Removes the named components' directories (their databases, configs, state): `down`
+    leaves no state behind; logs/ stays."""
+    for name in names:
+        if name and "/" not in name and name not in ("logs", "target", "users"):
+            shutil.rmtree(run_dir / name, ignore_errors=True)
+
+
 def pid_file(run_dir: Path) -> Path:
     return run_dir / "supervisor.pid"
 
@@ -131,7 +159,8 @@ def stop_lab(run_dir: Path, timeout: float = 60.0) -> str:
     """Stops the lab whose supervisor owns run_dir and waits until it and every child is gone.
     Returns a one-line summary."""
     pid = read_pid(run_dir)
-    children = [c["pid"] for c in read_state(run_dir).get("components", [])]
+    recorded = read_state(run_dir).get("components", [])
+    children = [c["pid"] for c in recorded]
     if pid is None:
         leftovers = [p for p in children if _group_alive(p)]
         for p in leftovers:   # the supervisor was killed with -9: its children are orphans
@@ -144,6 +173,7 @@ def stop_lab(run_dir: Path, timeout: float = 60.0) -> str:
             pid_file(run_dir).unlink()
         state_file(run_dir).unlink(missing_ok=True)
         programs = detached.stop_all(run_dir, STOP_TIMEOUT_S)   # they outlive their component
+        component_dirs(run_dir, [c.get("name") for c in recorded])
         if leftovers or programs:
             return (f"lab supervisor was gone; killed {len(leftovers)} orphaned component(s) "
                     f"and {len(programs)} detached program(s)")

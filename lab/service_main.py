@@ -6,8 +6,9 @@ supervisor reports.
 """
 import argparse
 import asyncio
-import logging
 import sys
+
+from lab import logsetup
 
 
 def run_service(prog: str, description: str, load_config, serve, config_error: type,
@@ -17,8 +18,7 @@ def run_service(prog: str, description: str, load_config, serve, config_error: t
     parser.add_argument("--log-level", default="INFO",
                         choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     args = parser.parse_args(argv)
-    logging.basicConfig(stream=sys.stderr, level=args.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logsetup.configure(args.log_level, config_path=args.config)   # masked: lab/logsetup.py
     try:
         import uvloop
         runner = uvloop.run

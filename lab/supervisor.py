@@ -47,8 +47,9 @@ from lab.restart import RestartPolicy, is_failure
 # The run-dir files and stop helpers live in lab/runfiles.py; their names stay importable from
 # here (lab/__main__.py, lab/chaos_cli.py, fixtures/chaos.py use `supervisor.read_pid` etc.).
 from lab.runfiles import (POLL_S, STOP_TIMEOUT_S, _die_with_parent, _group_alive,  # noqa: F401
-                          alive, default_run_dir, last_line, last_lines, lock_path, log_file,
-                          pid_file, read_pid, read_state, state_file, stop_group, stop_lab)
+                          alive, component_dirs, default_run_dir, last_line, last_lines,
+                          lock_path, log_file, make_private, pid_file, read_pid, read_state,
+                          state_file, stop_group, stop_lab)
 from lab.users import process_start_time as _start_time, users_dir
 from lab.component_base import (REPO_ROOT, Component, LabError, LabRun, find_binary,
                                 new_secrets)
@@ -199,7 +200,7 @@ class Supervisor:
 
     def _acquire(self) -> None:
         run_dir = self.run.run_dir
-        run_dir.mkdir(parents=True, exist_ok=True)
+        make_private(run_dir)
         while True:
             f = open(lock_path(), "a+")
             try:
@@ -232,6 +233,8 @@ class Supervisor:
             state_file(run_dir).unlink(missing_ok=True)
             pid_file(run_dir).unlink(missing_ok=True)
             shutil.rmtree(users_dir(run_dir), ignore_errors=True)   # no lab, no users
+            # `lab down` removes the state (README): databases, configs, vCenter's state.xml
+            component_dirs(run_dir, [c.name for c in self.components])
             self._owns_run_dir = False
         if self._lock_file is not None:
             # Removed while still held (so no /tmp litter per net); a starter that opened it

@@ -93,3 +93,23 @@ def test_debsrc_derives_source_entries_from_the_machines_debian_sources(tmp_path
     for line in out:
         suite = [w for w in line.split() if w.startswith(codename)]
         assert suite, f"{line!r} names no {codename} suite"
+
+
+def test_a_refused_login_answer_is_a_csi_error_without_the_login_body(monkeypatch):
+    """An injected 503 on the driver's login (`lab chaos errors --service datera`) once escaped
+    NodeStage as dfs_sdk's Api503RetryError: the pod's thread died (the pod never ran) and the
+    thread's traceback wrote dfs_sdk's message, the login body with the password, to the log."""
+    from clients.dfs_compat import dexc
+    from lab.kubernetes.config import DateraAccess
+
+    body = '[REQUEST]: PUT /login\n{"name": "admin", "password": "pw-secret"}\n503'
+
+    def refused(*args, **kwargs):
+        raise dexc.Api503RetryError(body, {"http": 503})
+
+    monkeypatch.setattr(dc.dfs_sdk, "get_api", refused)
+    csi = dc.DateraCsi(DateraAccess("127.0.7.10", 7717, "admin", "pw-secret", "/root/Vancouver-KU"))
+    with pytest.raises(dc.CsiError) as e:
+        csi._api()
+    assert e.value.code == "Unavailable"          # kubelet's NodeStage retries it (pods.py)
+    assert "pw-secret" not in str(e.value) and "Api503RetryError" in str(e.value)

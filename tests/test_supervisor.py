@@ -51,6 +51,10 @@ def test_up_status_down_leaves_no_process(make_lab):
     users = lab.target.parent / "ldap-users.json"
     assert stat.S_IMODE(users.stat().st_mode) == 0o600
     assert stat.S_IMODE((lab.run_dir / "ldap" / "slapd.conf").stat().st_mode) == 0o600
+    # the run dir holds the lab's secrets: its owner's only, and so is every file in it
+    assert stat.S_IMODE(lab.run_dir.stat().st_mode) == 0o700
+    for f in [lab.target, lab.run_dir / "state.json", *(lab.run_dir / "logs").iterdir()]:
+        assert stat.S_IMODE(f.stat().st_mode) & 0o077 == 0, f
 
     status = lab.run("status")
     assert status.returncode == 0, status.stdout + status.stderr
@@ -63,6 +67,9 @@ def test_up_status_down_leaves_no_process(make_lab):
     assert wait_gone([supervisor, *children.values()], timeout=0.5) == []
     assert not (lab.run_dir / "supervisor.pid").exists()
     assert not lab.target.exists()
+    # `lab down` removes the state (README); the logs stay to be read
+    assert not (lab.run_dir / "ldap").exists()
+    assert (lab.run_dir / "logs" / "ldap.log").is_file()
     assert port_free(lab.address("8.1"), LDAP_PORT)
     assert lab.run("status").returncode == 1
     assert lab.run("down").returncode == 0   # idempotent

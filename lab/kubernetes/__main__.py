@@ -20,6 +20,8 @@ import threading
 import time
 from pathlib import Path
 
+from lab import logsetup
+
 from . import controlplane
 from .config import Config, ConfigError
 from .processes import GaveUp, Processes
@@ -139,8 +141,7 @@ def main(argv=None) -> int:
     parser.add_argument("--log-level", default="INFO",
                         choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     args = parser.parse_args(argv)
-    logging.basicConfig(stream=sys.stderr, level=args.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logsetup.configure(args.log_level, config_path=args.config)   # masked: lab/logsetup.py
     try:
         c = Config.load(args.config)
     except ConfigError as e:

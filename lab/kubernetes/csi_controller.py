@@ -126,7 +126,7 @@ class CsiController:
         ann = pv.metadata.annotations or {}
         if (pv.spec.persistent_volume_reclaim_policy == "Delete"
                 and ann.get(ANN_PROVISIONED_BY) == self.driver and pv.spec.csi is not None):
-            self._submit(pv.metadata.name, self._delete, pv.metadata.name)
+            self._submit("pv:" + pv.metadata.name, self._delete, pv.metadata.name)
 
     # -- provisioning ----------------------------------------------------------------------
     def _provision(self, namespace: str, name: str) -> None:
@@ -249,6 +249,10 @@ class CsiController:
         if uid in self._backoff and not self.stop.is_set():
             self._submit(uid, self._provision, namespace, name)
 
+    def _retry_delete(self, pv_name: str) -> None:
+        if "delete:" + pv_name in self._backoff and not self.stop.is_set():
+            self._submit("pv:" + pv_name, self._delete, pv_name)
+
     # -- deletion --------------------------------------------------------------------------
     def _delete(self, pv_name: str) -> None:
         try:
@@ -262,8 +266,18 @@ class CsiController:
         try:
             self.csi.delete_volume(pv.spec.csi.volume_handle)
         except CsiError as e:
+            # csi-provisioner requeues a failed delete with backoff: without a retry a PV
+            # that met one Datera 503 stayed Released (and its app instance) for good
+            key = "delete:" + pv_name
+            delay = min(self._backoff.get(key, (BACKOFF_S[0] / 2, 0))[0] * 2, BACKOFF_S[1])
+            self._backoff[key] = (delay, time.monotonic() + delay)
             self._event_pv(pv, "Warning", "VolumeFailedDelete", str(e))
+            log.info("deleting %s failed (retry in %.0fs): %s", pv_name, delay, e)
+            timer = threading.Timer(delay, self._retry_delete, (pv_name,))
+            timer.daemon = True
+            timer.start()
             return
+        self._backoff.pop("delete:" + pv_name, None)
         try:
             self.core.delete_persistent_volume(pv_name, body=client.V1DeleteOptions(
                 preconditions=client.V1Preconditions(uid=pv.metadata.uid)))

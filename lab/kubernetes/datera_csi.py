@@ -11,11 +11,22 @@ lab through the unmodified dfs_sdk, as datera-csi v1.0.13 does it (reference kub
 - the six QoS limits go into the volume's performance_policy; iops_per_gb/bandwidth_per_gb
   cap total_iops_max/total_bandwidth_max at per-GB x size as SetPerformancePolicy does (the lab
   treats a 0 limit as "no limit" there, where the driver's code would keep 0);
-- CHAP from the provisioner secret: `chap`, or `mchap` when username_in is present.
+- CHAP from the provisioner secret: `chap`, or `mchap` when username_in is present;
+- Datera API errors: an HTTP 503 is retried inside dfs_sdk with its backoff (1, 2, 3 ... s,
+  bounded by clients/dfs_compat.py's retry window), as the driver's SDK session retries; what
+  is still transient after that (5xx, no connection, a timeout, a garbled answer) is gRPC
+  Unavailable, which the lab's kubelet (pods.py) and external-provisioner (csi_controller.py)
+  retry with their backoff. No dfs_sdk exception leaves this module: their text carries the
+  request body (the login password, a CHAP secret), so messages keep only method, path,
+  status and the server's own message.
 """
+import functools
 import threading
 
-from clients.dfs_compat import dexc, dfs_sdk, safe_options, schema_file
+import requests
+
+from clients.dfs_compat import (dexc, dfs_sdk, error_summary, is_transient, safe_options,
+                                schema_file)
 
 from .config import DateraAccess
 
@@ -44,6 +55,33 @@ class CsiError(Exception):
         super().__init__(f"rpc error: code = {code} desc = {message}")
         self.code = code
         self.message = message
+
+
+def csi_error(e: BaseException) -> CsiError:
+    """A dfs_sdk/requests error -> CsiError, secret-free (dfs_compat.error_summary):
+    Unavailable when transient (HTTP 5xx, no connection, timeout, an unreadable answer),
+    Unauthenticated for a refused login, else Unknown."""
+    if isinstance(e, CsiError):
+        return e
+    detail = error_summary(e)
+    if is_transient(e):
+        return CsiError("Unavailable", detail)
+    if isinstance(e, dexc.ApiAuthError):
+        return CsiError("Unauthenticated", detail)
+    return CsiError("Unknown", detail)
+
+
+def _rpc(method):
+    """A CSI call: every Datera error it lets out becomes a secret-free CsiError."""
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except CsiError:
+            raise
+        except (dexc.ApiError, dexc.SdkError, requests.RequestException) as e:
+            raise csi_error(e) from None
+    return call
 
 
 def _go_parse_int(value: str) -> int:
@@ -131,14 +169,21 @@ class DateraCsi:
             try:
                 api = dfs_sdk.get_api(a.mgmt_ip, a.username, a.password, "v2.2", secure=False,
                                       extra_headers=dict(DRIVER_HEADER),
-                                      **safe_options(schema_file("csi", threading.get_ident())))
+                                      **safe_options(schema_file("csi", threading.get_ident()),
+                                                     retry_503_type="backoff"))
             except dexc.ApiAuthError:
                 raise CsiError("Unknown", f"Datera {a.mgmt_ip}: login as {a.username} refused") from None
             except dexc.ApiConnectionError:
                 raise CsiError("Unavailable", f"Datera {a.mgmt_ip}: REST API unreachable") from None
+            except (dexc.ApiError, dexc.SdkError, requests.RequestException) as e:
+                # e.g. a 503 after the SDK's retries: the pod retries NodeStage; e's text
+                # has the password, csi_error keeps none of it
+                e = csi_error(e)
+                raise CsiError(e.code, f"Datera {a.mgmt_ip}: login failed ({e.message})") from None
             self._local.api = api
         return api
 
+    @_rpc
     def ensure_tenant(self) -> None:
         """Creates the driver's tenant (a child of /root) when it does not exist yet."""
         name = self.tenant.rstrip("/").rsplit("/", 1)[-1]
@@ -153,6 +198,7 @@ class DateraCsi:
         except dexc.ApiNotFoundError:
             return None
 
+    @_rpc
     def create_volume(self, csi_name: str, required_bytes: int | None, limit_bytes: int,
                       params: dict[str, str], secret: dict[str, str] | None,
                       metadata: dict[str, str]) -> tuple[str, int]:
@@ -183,15 +229,16 @@ class DateraCsi:
                                                   create_mode="kubernetes",
                                                   storage_instances=[si])
         except dexc.ApiError as e:
-            raise CsiError("Unknown", (getattr(e, "message", None) or str(e)).splitlines()[0][:300]) from None
+            raise csi_error(e) from None
         md = {**metadata, **{k: str(v).lower() if isinstance(v, bool) else str(v)
                              for k, v in opts.items()}, "size": str(size)}
         try:
             ai.metadata.set(tenant=self.tenant, **md)
-        except dexc.ApiError:
+        except (dexc.ApiError, requests.RequestException):
             pass   # "Set metadata, fail gracefully" (controller.go)
         return name, size
 
+    @_rpc
     def delete_volume(self, volume_id: str) -> None:
         """Offline (force), then delete; an app instance already gone is success."""
         if not volume_id:
@@ -205,8 +252,9 @@ class DateraCsi:
         except dexc.ApiNotFoundError:
             pass
         except dexc.ApiError as e:
-            raise CsiError("Unknown", (getattr(e, "message", None) or str(e)).splitlines()[0][:300]) from None
+            raise csi_error(e) from None
 
+    @_rpc
     def get_metadata(self, volume_id: str) -> dict[str, str]:
         """The app instance's metadata (the driver keeps formatted/fs_type/... there)."""
         ai = self._find(volume_id)
@@ -215,8 +263,9 @@ class DateraCsi:
         try:
             return dict(ai.metadata.get(tenant=self.tenant) or {})
         except dexc.ApiError as e:
-            raise CsiError("Unknown", (getattr(e, "message", None) or str(e)).splitlines()[0][:300]) from None
+            raise csi_error(e) from None
 
+    @_rpc
     def set_metadata(self, volume_id: str, **md: str) -> None:
         ai = self._find(volume_id)
         if ai is None:
@@ -224,9 +273,10 @@ class DateraCsi:
         try:
             ai.metadata.set(tenant=self.tenant, **md)
         except dexc.ApiError as e:
-            raise CsiError("Unknown", (getattr(e, "message", None) or str(e)).splitlines()[0][:300]) from None
+            raise csi_error(e) from None
 
     # -- node service: NodeStage / NodeUnstage (reference §10.5) -----------------------------
+    @_rpc
     def node_stage(self, volume_id: str, initiator_iqn: str, node_name: str,
                    secret: dict[str, str] | None, login) -> str:
         """GetVolume -> this host's Initiator (get or create) -> RegisterAcl -> Online ->
@@ -250,7 +300,7 @@ class DateraCsi:
                 ai.set(tenant=t, admin_state="online")
             si = si.reload(tenant=t)
         except dexc.ApiError as e:
-            raise CsiError("Unknown", (getattr(e, "message", None) or str(e)).splitlines()[0][:300]) from None
+            raise csi_error(e) from None
         chap = {}
         if secret and "node.session.auth.username" in secret:
             chap = {"chap_user": secret["node.session.auth.username"],
@@ -266,6 +316,7 @@ class DateraCsi:
         raise CsiError("Internal", f"iSCSI login to {si['access']['iqn']} failed: "
                                    + "; ".join(reasons))
 
+    @_rpc
     def node_unstage(self, volume_id: str, initiator_iqn: str) -> None:
         """UnregisterAcl: drops this host from the storage instance's ACL."""
         ai = self._find(volume_id)

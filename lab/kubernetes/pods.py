@@ -22,8 +22,9 @@ to 5 min, with restartCount, lastState and a BackOff event; the previous run's l
 readable as `kubectl logs --previous` reads it (podstatus.Backoff).
 
 Phases, conditions and container statuses move as a kubelet moves them (podstatus.py); a
-failed NodeStage leaves the pod Pending/ContainerCreating with a FailedMount event and
-retries; a deleted pod is stopped, its volumes unpublished and unstaged, and it is finally
+failed NodeStage (a Datera 503 too: CsiError Unavailable) leaves the pod
+Pending/ContainerCreating with a FailedMount event and retries; any other failure of the pod's
+worker is a Failed event and a Failed pod (podfailure.py), never a dead thread; a deleted pod is stopped, its volumes unpublished and unstaged, and it is finally
 removed (grace 0, UID precondition).
 """
 import base64
@@ -43,7 +44,7 @@ from kubernetes.client.exceptions import ApiException
 
 from clients import initiator, ports
 
-from . import podstatus, podsync, podvolumes
+from . import podfailure, podstatus, podsync, podvolumes
 from .datera_csi import CsiError, DateraCsi
 from .podstatus import ContainerState, now
 from .podrefresh import VolumeRefresher
@@ -207,7 +208,11 @@ class PodRunner:
         g.thread.start()
 
     def _finish_delete(self, pod) -> None:
-        self._stop(pod.metadata.uid)
+        try:
+            self._stop(pod.metadata.uid)
+        except Exception:  # noqa: BLE001  a failed unstage must not keep the pod forever
+            log.warning("stopping pod %s/%s", pod.metadata.namespace, pod.metadata.name,
+                        exc_info=True)
         try:
             self.core.delete_namespaced_pod(pod.metadata.name, pod.metadata.namespace,
                                             body=client.V1DeleteOptions(
@@ -337,7 +342,7 @@ class PodRunner:
                 continue
             path = Path(vols[m.name]["dir"]) / (m.sub_path or "")
             if m.sub_path and vols[m.name].get("projected"):
-                path = self._subpath_copy(g, c.name, m.name, i, path)
+                path = podvolumes.subpath_copy(g.dir, c.name, m.name, i, path)
             elif not path.exists():
                 path.mkdir(parents=True)
             mounts[m.mount_path] = str(path)
@@ -359,29 +364,25 @@ class PodRunner:
             out.append(line)
         return "\n".join(out)
 
-    @staticmethod
-    def _subpath_copy(g: Guest, container: str, volume: str, index: int, path: Path) -> Path:
-        """A subPath of a configMap/secret volume as the container gets it: kubelet
-        bind-mounts the path as resolved at container start (volume-subpaths/<volume>/
-        <container>/<index>), so later refreshes of the volume do not reach it; the lab's guest
-        gets a copy of it."""
-        dst = g.dir / "volume-subpaths" / volume / container / str(index)
-        if dst.is_dir():
-            shutil.rmtree(dst)
-        else:
-            dst.unlink(missing_ok=True)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        real = path.resolve()
-        if real.is_dir():
-            shutil.copytree(real, dst, symlinks=True)
-        elif real.exists():
-            shutil.copy2(real, dst)
-        else:
-            dst.mkdir()   # kubelet creates a missing subPath as a directory
-        return dst
-
     # -- one pod ---------------------------------------------------------------------------
     def _run(self, g: Guest, pod) -> None:
+        """The pod's worker: whatever goes wrong ends in an event and a retry or a Failed pod
+        (podfailure.py), never in a dead thread that leaves the pod as it was."""
+        try:
+            self._run_pod(g, pod)
+        except Exception as e:  # noqa: BLE001
+            log.error("pod %s/%s: worker failed", g.namespace, g.name, exc_info=True)
+            if not g.stop.is_set():
+                self._event(g, "Warning", "Failed", podfailure.give_up(g.inits + g.containers, e))
+                g.policy = "Never"   # given up: no restart keeps it Running
+                for step in (self._detach, self._publish_status):
+                    try:
+                        step(g)
+                    except Exception:  # noqa: BLE001
+                        log.warning("pod %s/%s: %s after a failure", g.namespace, g.name,
+                                    step.__name__, exc_info=True)
+
+    def _run_pod(self, g: Guest, pod) -> None:
         self._publish_status(g)
         delay = RETRY_S[0]
         while not g.stop.is_set():
@@ -390,17 +391,12 @@ class PodRunner:
                 if g.stop.is_set():
                     return   # _stop detaches once this thread is done
                 break
-            except (CsiError, MountError, ApiException) as e:
+            except Exception as e:  # noqa: BLE001  any failure: an event and a retry (podfailure)
+                if not isinstance(e, (CsiError, MountError, ApiException)):
+                    log.warning("pod %s/%s: volume setup failed", g.namespace, g.name,
+                                exc_info=True)
                 self._detach(g)
-                # kubelet's operation executor: `<op> failed for volume "<pv>" : <error>`
-                if isinstance(e, MountError):
-                    msg = str(e)
-                elif isinstance(e, CsiError):
-                    msg = (f'MountVolume.MountDevice failed for volume '
-                           f'"{getattr(e, "volume", "")}" : {e}')
-                else:
-                    msg = f"Unable to attach or mount volumes: HTTP {e.status} {e.reason}"
-                self._event(g, "Warning", "FailedMount", msg)
+                self._event(g, "Warning", "FailedMount", podfailure.mount_failed(e))
                 g.stop.wait(delay)
                 delay = min(delay * 2, RETRY_S[1])
         else:
@@ -415,14 +411,22 @@ class PodRunner:
             if not self._restarting(g, st, specs[st.name], vols) or g.stop.is_set():
                 break
         else:
-            threads = [threading.Thread(target=self._restarting,
-                                        args=(g, st, specs[st.name], vols),
+            failed: list[Exception] = []   # a container thread's failure fails the pod (_run)
+
+            def container(st: ContainerState) -> None:
+                try:
+                    self._restarting(g, st, specs[st.name], vols)
+                except Exception as e:  # noqa: BLE001
+                    failed.append(e)
+            threads = [threading.Thread(target=container, args=(st,),
                                         name=f"pod-{g.name}-{st.name}", daemon=True)
                        for st in g.containers if podsync.to_run(st, g.policy)]
             for t in threads:
                 t.start()
             for t in threads:
                 t.join()
+            if failed:
+                raise failed[0]
         if g.stop.is_set():
             return
         self._detach(g)   # kubelet unmounts the volumes of a terminated pod

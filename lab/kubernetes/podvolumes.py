@@ -13,6 +13,7 @@
   ContainerCreating.
 """
 import base64
+import shutil
 from pathlib import Path
 
 from kubernetes.client.exceptions import ApiException
@@ -108,3 +109,24 @@ def project(core, namespace: str, volume, dest: Path):
     obj = read(core, namespace, volume)
     atomicwriter.write(dest, payload(volume, obj))
     return obj
+
+
+def subpath_copy(pod_dir: Path, container: str, volume: str, index: int, path: Path) -> Path:
+    """A subPath of a configMap/secret volume as the container gets it: kubelet
+    bind-mounts the path as resolved at container start (volume-subpaths/<volume>/
+    <container>/<index>), so later refreshes of the volume do not reach it; the lab's guest
+    gets a copy of it."""
+    dst = pod_dir / "volume-subpaths" / volume / container / str(index)
+    if dst.is_dir():
+        shutil.rmtree(dst)
+    else:
+        dst.unlink(missing_ok=True)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    real = path.resolve()
+    if real.is_dir():
+        shutil.copytree(real, dst, symlinks=True)
+    elif real.exists():
+        shutil.copy2(real, dst)
+    else:
+        dst.mkdir()   # kubelet creates a missing subPath as a directory
+    return dst

@@ -8,6 +8,7 @@ test_lab_store.py 127.212 (Datera), 127.213-127.215 (OpenStack), 127.216 (Kubern
 test_outage_e2e.py 127.225, test_kill9_e2e.py 127.226,
 test_lab_users.py 127.217-127.219, test_lab_restart.py 127.220-127.221 and 127.223,
 test_kubernetes_controlplane.py 127.227, test_kubernetes_detached.py 127.230,
+test_kubernetes_chaos_e2e.py 127.231,
 test_vsphere_sim.py 127.228, test_chaos.py 127.222, test_lab_cli.py 127.184-127.189,
 test_ldap.py 127.202 without xdist and 127.240+N on xdist worker gwN
 (its module-scoped lab is started once per worker that runs any of its tests); test_demo_e2e.py

@@ -265,8 +265,11 @@ class _Link:
 
 def _path_lost(e: BaseException) -> bool:
     """The error is (or a login error chains to) a connection that failed: a path lost, not
-    a refusal (clients/initiator.py chains a login no portal answered to its socket error)."""
-    return isinstance(e, OSError) or isinstance(e.__cause__, OSError)
+    a refusal (clients/initiator.py chains a login no portal answered to its socket error).
+    The lab CSI's NodeStage answering gRPC Unavailable (a Datera 503 storm) is a lost path too:
+    a container's next open of its disk waits it out instead of failing the pod."""
+    return isinstance(e, OSError) or isinstance(e.__cause__, OSError) or \
+        getattr(e, "code", None) == "Unavailable"
 
 
 def _own_dir_root(name: str) -> Path | None:

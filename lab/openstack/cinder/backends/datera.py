@@ -29,10 +29,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import requests
+
 from clients import initiator as lab_initiator
 from clients import ports
 from clients.datera_acl import acl_with, acl_without, tenant_initiator
-from clients.dfs_compat import dexc, dfs_sdk
+from clients.dfs_compat import dexc, dfs_sdk, error_summary
 from lab.openstack.cinder.backends import (BackendError, ModelUpdate, SnapshotRef, VolumeRef,
                                            as_bool)
 
@@ -141,6 +143,10 @@ class DateraDriver:
                 raise BackendError(f"Datera {c.san_ip}: login as {c.san_login} refused") from None
             except dexc.ApiConnectionError:
                 raise BackendError(f"Datera {c.san_ip}: REST API unreachable") from None
+            except (dexc.ApiError, dexc.SdkError, requests.RequestException) as e:
+                # e.g. a 500/502/504 on login: e's text holds the login body (san_password)
+                raise BackendError(f"Datera {c.san_ip}: login failed "
+                                   f"({error_summary(e)})") from None
             self._local.api = api
         return api
 
@@ -150,9 +156,9 @@ class DateraDriver:
             return fn(*args, **kwargs)
         except dexc.ApiNotFoundError:
             raise
-        except dexc.ApiError as e:
-            raise BackendError(f"Datera {what} failed: {getattr(e, 'message', None) or e}"
-                               .splitlines()[0][:300]) from None
+        except (dexc.ApiError, requests.RequestException) as e:
+            why = getattr(e, "message", None) or error_summary(e)
+            raise BackendError(f"Datera {what} failed: {why}".splitlines()[0][:300]) from None
 
     @staticmethod
     def ai_name(volume_id: str) -> str:
