@@ -9,15 +9,19 @@ host is shared by every worker of the run: each registers as its user
 (fixtures/shared_host.py) and notes what it prepared; the run's last live worker undoes all
 of it at its session's end (send targets, the host's Datera initiators), so a run leaves the
 host as it found it and a worker never loses its paths to a peer's teardown."""
+import hashlib
 import sys
 
 import pytest
 
 from fixtures import datera, reporting
 from fixtures import vmware
+from fixtures.outage.classify import classify
 from fixtures.outage.deferred import deferrable
 from fixtures.shared_host import HostUsers
 from fixtures.target import deselect_unless_target_has
+
+VSPHERE = ("vsphere",)   # what a vSphere deletion needs (the outage probes' key)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -35,6 +39,7 @@ class Esxi:
         self.prepared: dict | None = None
         self._portals: set[str] = set()
         self._logins = vs.logins
+        self.host_name = vs.host._moId   # its name once a call asked it (ensure)
 
     @property
     def iqn(self) -> str:
@@ -44,7 +49,7 @@ class Esxi:
         """Prepares the host for `portals` unless done; again after the session lived
         through a vCenter restart (a login since: the host's state is checked afresh)."""
         ips = sorted({p.rsplit(":", 1)[0] if p.count(":") == 1 else p for p in portals})
-        self.vs.host.name   # a call that needs the session: a lost one is renewed here
+        self.host_name = self.vs.host.name   # needs the session: a lost one is renewed here
         if self.vs.logins != self._logins:
             self.prepared, self._portals, self._logins = None, set(), self.vs.logins
         for ip in ips:      # noted before the call: a half-done preparation is undone too
@@ -64,26 +69,45 @@ class Esxi:
 
     def undo(self, noted: dict[str, set[str]], api, config) -> list[str]:
         """Removes what every worker noted: the host's send targets to those portals, then
-        its Datera initiators (`api`: a Datera session that may act in their tenants). An
-        initiator whose deletion meets a Datera outage is queued behind the run's deferred
-        deletions (fixtures/outage/deferred.py: after the volumes whose ACLs hold it).
-        Returns what could not be removed, one line each (the cleanup command finds it)."""
+        its Datera initiators (`api`: a Datera session that may act in their tenants). Each
+        is a step of the registration (fixtures/shared_host.py) run through the outage
+        plugin's deferred teardown (fixtures/outage/deferred.py): one whose platform does not
+        answer (the vCenter: VSPHERE; Datera: after the volumes whose ACLs hold the
+        initiator) is queued and runs once it is back, at the latest in the session's final
+        drain, which waits for it a bounded time (fixtures/outage/plugin.py). Returns what
+        could not be removed, one line each (the cleanup command finds it)."""
         problems = []
         portals = sorted(noted.get("send_target", ()))
+        steps = []
         if portals:
-            try:
-                vmware.remove_send_targets(self.vs, portals)
-            except Exception as e:  # noqa: BLE001 (the cleanup command finds the rest)
-                problems.append(f"send targets {portals}: {type(e).__name__}: {e}")
+            steps.append(({"send_target": set(portals)},
+                          lambda: vmware.remove_send_targets(self.vs, portals),
+                          f"send targets {', '.join(portals)} of ESXi host {self.host_name}",
+                          VSPHERE))
         for entry in sorted(noted.get("initiator", ())):
             tenant, _, iqn = entry.partition(" ")
-            what = f"initiator {tenant}:{iqn}"
+            steps.append(({"initiator": {entry}},
+                          lambda t=tenant, i=iqn: datera.delete_initiator(api, t, i),
+                          f"initiator {tenant}:{iqn}", datera.DATERA))
+        for notes, fn, what, platforms in steps:
             try:
-                deferrable(config, lambda t=tenant, i=iqn: datera.delete_initiator(api, t, i),
-                           what, datera.DATERA)()
-            except Exception as e:  # noqa: BLE001
+                deferrable(config, self.users.step(notes, fn, gave_up=_final), what,
+                           platforms)()
+            except Exception as e:  # noqa: BLE001 (the cleanup command finds the rest)
                 problems.append(f"{what}: {type(e).__name__}: {e}")
         return problems
+
+
+def _final(error: Exception) -> bool:
+    """Whether an undo step's error is final (not the platform being unreachable)."""
+    return classify(error) is None
+
+
+def host_key(settings: vmware.VsphereSettings, vs: vmware.Vsphere) -> str:
+    """The registration name of the host: runs against another vCenter or host never meet
+    (12 hex digits of its vCenter URL and managed object id)."""
+    ident = f"{vmware.endpoint(settings)}|{vs.host._moId}"
+    return "esxi-" + hashlib.sha256(ident.encode()).hexdigest()[:12]
 
 
 @pytest.fixture(scope="session")
@@ -97,13 +121,16 @@ def esxi(request, target, testrun_uid, datera_admin):
     vs = vmware.connect(settings)
     chap = vmware.chap_for_run(settings, testrun_uid)
     reporting.register_secret(chap[1])
-    users = HostUsers("esxi", testrun_uid)
+    users = HostUsers(host_key(settings, vs), testrun_uid)
     who = getattr(request.config, "workerinput", {}).get("workerid", "master")
 
     def undo(noted):
         for line in host.undo(noted, datera_admin, request.config):
             sys.stderr.write(f"\n[vancouver] {who}: vmware: could not undo the host's "
                              f"preparation: {line}\n")
+        if users.adopted:
+            sys.stderr.write(f"\n[vancouver] {who}: vmware: also undid what killed runs "
+                             f"left on the host: {', '.join(users.adopted)}\n")
 
     try:
         users.join()
@@ -112,5 +139,9 @@ def esxi(request, target, testrun_uid, datera_admin):
     finally:
         try:
             users.leave(undo)
+            if users.handed_to:
+                sys.stderr.write(f"\n[vancouver] {who}: vmware: another run uses the host: "
+                                 f"its last worker undoes this run's preparation "
+                                 f"({users.handed_to})\n")
         finally:
             vs.close()

@@ -19,6 +19,7 @@ import time
 from fixtures import datera
 from fixtures import vmware
 from fixtures.metrics import metric_points
+from fixtures.outage.deferred import deferrable
 from fixtures.waiters import wait_until
 from fixtures.workload import DirectionResult, FioJob, FioResult, parse_output
 
@@ -26,6 +27,10 @@ VOLUMES = 2                 # LUNs, datastores and VM disks per iteration
 VERIFY_SIZE = "8M"          # bytes written and verified on each disk
 TIMEOUT = 120
 TENANT = "Vancouver-VM"
+# What each deletion needs (fixtures/outage/deferred.py: the outage probes' keys)
+VSPHERE = ("vsphere",)
+VOLUME = ("datera", "vsphere")     # after the datastore on its LUN
+RESCAN = ("vsphere", "datera")     # after the volumes
 _iterations = itertools.count(1)      # names of this worker's iterations
 
 
@@ -59,13 +64,21 @@ def test_vmware(esxi, datera_admin, datera_tenants, make_datera_volume, run_pref
     proof.figure("Datera tenant", tenant)
     proof.figure("ESXi host", vs.host.name)
 
+    # Finalizers run in reverse: the VM, the datastores, then the volumes and the rescan
+    # (the test's run before its fixtures', e.g. make_datera_volume's deletion). Each goes
+    # through the outage plugin's deferred teardown (fixtures/outage/deferred.py) with the
+    # platforms it needs: a vCenter or Datera that does not answer queues it, in this
+    # order, until it is back. A volume waits for the vCenter too (its datastore first),
+    # the rescan for Datera too (the LUNs go with the volumes).
     def volumes_and_luns_gone():
-        # The test's finalizers run before its fixtures' (make_datera_volume's deletion), so
-        # the volumes go here, after the VM and datastores (registered later, run earlier).
         for vol in vols:
-            datera.delete_volume(vol)
+            deferrable(request.config, lambda vol=vol: datera.delete_volume(vol),
+                       f"app_instance {vol.tenant}:{vol.name}", VOLUME)()
         if naas:
-            vmware.rescan_until(vs, naas, present=False, timeout=TIMEOUT)
+            deferrable(request.config,
+                       lambda: vmware.rescan_until(vs, naas, present=False, timeout=TIMEOUT),
+                       f"rescan of ESXi host {vs.host._moId} until {', '.join(naas)} are gone",
+                       RESCAN)()
     request.addfinalizer(volumes_and_luns_gone)
 
     with proof.step("create Datera volumes with the host in their ACL (CHAP)"):
@@ -90,7 +103,9 @@ def test_vmware(esxi, datera_admin, datera_tenants, make_datera_volume, run_pref
     datastores = [f"{run_prefix}-ds{n}-{i}" for i in range(VOLUMES)]
     with proof.step("create a VMFS datastore on each LUN"):
         for name, naa in zip(datastores, naas):
-            request.addfinalizer(lambda name=name: vmware.remove_datastore(vs, name))
+            request.addfinalizer(deferrable(
+                request.config, lambda name=name: vmware.remove_datastore(vs, name),
+                f"datastore {name}", VSPHERE))
             ds = vmware.create_vmfs_datastore(vs, name, naa)
             assert ds.summary.type == "VMFS", ds.summary.type
             proof.resource("datastore", name)
@@ -104,7 +119,8 @@ def test_vmware(esxi, datera_admin, datera_tenants, make_datera_volume, run_pref
     # for the QoS checks measuring there (fixtures/headroom.py)
     with qos_windows.tenant_io(tenant):
         with proof.step("create and power on a VM with a disk on each datastore"):
-            request.addfinalizer(lambda: vmware.destroy_vm(vs, vm_name))
+            request.addfinalizer(deferrable(request.config, lambda: vmware.destroy_vm(vs, vm_name),
+                                            f"vm {vm_name}", VSPHERE))
             spec = vmware.vm_spec(vm_name, datastores, disk_gib, _userdata(job, VOLUMES))
             vm = vmware.create_vm(vs, spec)
             proof.resource("vm", vm_name)
