@@ -34,7 +34,7 @@ def pytest_configure(config):
 # runs their slow/serial tests in a lane of their own, one after another, beside the modules
 # that start labs of their own. tryfirst: -m selects on the marks that this hook adds.
 SESSION_LAB_SWEEPERS = {"test_openstack_scenarios", "test_vmware_scenario",
-                        "test_kubernetes_cleanup"}
+                        "test_kubernetes_cleanup", "test_vmware_undo_e2e"}
 
 
 @pytest.hookimpl(tryfirst=True)

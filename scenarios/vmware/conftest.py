@@ -129,7 +129,7 @@ def esxi(request, target, testrun_uid, datera_admin):
             sys.stderr.write(f"\n[vancouver] {who}: vmware: could not undo the host's "
                              f"preparation: {line}\n")
         if users.adopted:
-            sys.stderr.write(f"\n[vancouver] {who}: vmware: also undid what killed runs "
+            sys.stderr.write(f"\n[vancouver] {who}: vmware: took over (undoing it too) what killed runs "
                              f"left on the host: {', '.join(users.adopted)}\n")
 
     try:
