@@ -8,7 +8,11 @@ practice asks (fixtures/vmware.py) the first time a scenario knows the Datera po
 host is shared by every worker of the run: each registers as its user
 (fixtures/shared_host.py) and notes what it prepared; the run's last live worker undoes all
 of it at its session's end (send targets, the host's Datera initiators), so a run leaves the
-host as it found it and a worker never loses its paths to a peer's teardown."""
+host as it found it and a worker never loses its paths to a peer's teardown. Its steps wait
+out a vCenter or Datera outage (queued, drained when the platform is back: at the latest the
+session's final drain); what a run whose every worker was killed left, the next run's users
+take over; a run ending while another run uses the host leaves its part to that run's last
+worker."""
 import hashlib
 import sys
 
@@ -129,8 +133,8 @@ def esxi(request, target, testrun_uid, datera_admin):
             sys.stderr.write(f"\n[vancouver] {who}: vmware: could not undo the host's "
                              f"preparation: {line}\n")
         if users.adopted:
-            sys.stderr.write(f"\n[vancouver] {who}: vmware: took over (undoing it too) what killed runs "
-                             f"left on the host: {', '.join(users.adopted)}\n")
+            sys.stderr.write(f"\n[vancouver] {who}: vmware: took over (undoing it too) what "
+                             f"killed runs left on the host: {', '.join(users.adopted)}\n")
 
     try:
         users.join()
