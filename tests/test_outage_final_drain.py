@@ -11,6 +11,10 @@ import threading
 
 import pytest
 
+from fixtures.outage.deferred import DeferredTeardown
+from fixtures.outage.plugin import drain_at_end
+from fixtures.outage.probes import Probe
+from fixtures.outage.watch import Watch
 from fixtures.waiters import wait_until
 from tests.support import inner_run
 
@@ -109,3 +113,57 @@ def test_a_platform_that_stays_down_is_named_in_one_line(tmp_path, xdist):
     assert len(named) == 1 and "host preparation of fake" in named[0], out[-3000:]
     assert "python -m fixtures.cleanup" in named[0]
     assert not (tmp_path / "undone").exists()
+
+
+# -- drain_at_end itself: which platforms it waits for, and an abort -------------------------
+
+def _probe(platform: str, answers: list[bool], asked: list[str]) -> Probe:
+    def check():
+        asked.append(platform)
+        if not answers[0]:
+            raise ConnectionRefusedError(111, "Connection refused")
+    return Probe(platform, f"{platform} API", f"https://{platform}.lab:1", check)
+
+
+def _queue(platform: str, up: list[bool], ran: list[str]) -> DeferredTeardown:
+    queue = DeferredTeardown()
+
+    def delete():
+        if not up[0]:
+            raise ConnectionRefusedError(111, "Connection refused")
+        ran.append(platform)
+    queue.wrap(delete, f"thing on {platform}", (platform,))()
+    assert len(queue.pending) == 1
+    return queue
+
+
+def test_an_abort_skips_the_wait_and_names_what_is_left(capsys):
+    asked, ran, up = [], [], [False]
+    probes = [_probe("vsphere", up, asked)]
+    queue = _queue("vsphere", up, ran)
+    left = drain_at_end(queue, Watch(lambda: probes, print, print), probes, "gw0",
+                        aborting=lambda: True, wait_s=600)
+    err = capsys.readouterr().err
+    assert [p.what for p in left] == ["thing on vsphere"] and ran == []
+    assert "waiting up to" not in err and asked == []
+    assert err.count("could not run") == 1
+
+
+def test_only_the_platforms_the_queued_deletions_need_are_waited_for(capsys):
+    """Another platform down (LDAP) does not hold the end; the needed one is waited for."""
+    asked, ran, up = [], [], [False]
+    ldap = _probe("ldap", [False], asked)
+    vsphere = _probe("vsphere", up, asked)
+    queue = _queue("vsphere", up, ran)
+
+    def back_on_second_probe():
+        # polled while waiting (never an abort): the platform answers from its second probe on
+        if asked.count("vsphere") >= 2:
+            up[0] = True
+        return False
+    left = drain_at_end(queue, Watch(lambda: [ldap, vsphere], print, print), [ldap, vsphere],
+                        "gw0", aborting=back_on_second_probe, wait_s=600)
+    err = capsys.readouterr().err
+    assert left == [] and ran == ["vsphere"]
+    assert "ldap" not in asked, asked
+    assert err.count("waiting up to") == 1 and "vsphere API" in err
