@@ -37,11 +37,11 @@ import shutil
 import signal
 import socket
 import subprocess
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from clients.signals import StopFlag
 from lab import chaos, detached, origin, topology
 from lab.restart import RestartPolicy, is_failure
 # The run-dir files and stop helpers live in lab/runfiles.py; their names stay importable from
@@ -110,13 +110,25 @@ def _port_in_use(address: str, port: int) -> bool:
     return False
 
 
+def wait_for_killed_labs_components(run_dir: Path) -> None:
+    """A killed supervisor's components got SIGTERM from the kernel (_die_with_parent) and
+    stop as they would for `lab down` (Datera's took up to 1 s under load): an `up` right
+    after the kill waits for that, up to STOP_TIMEOUT_S (their stop bound), before it calls
+    them leftovers. Raises LabError naming the command that stops them."""
+    pgids = [c["pid"] for c in read_state(run_dir).get("components", [])]
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while any(_group_alive(g) for g in pgids):
+        if time.monotonic() >= deadline:
+            raise LabError(f"components of a killed lab still run from {run_dir}: "
+                           f"python -m lab down --run-dir {run_dir}")
+        time.sleep(POLL_S)
+
+
 def preflight(run_dir: Path, components: list[Component]) -> None:
     """Raises LabError with a one-line reason when the lab cannot start."""
     if read_pid(run_dir) is not None:
         raise LabError(_running_message(str(run_dir)))
-    if any(_group_alive(c["pid"]) for c in read_state(run_dir).get("components", [])):
-        raise LabError(f"components of a killed lab still run from {run_dir}: "
-                       f"python -m lab down --run-dir {run_dir}")
+    wait_for_killed_labs_components(run_dir)
     # Programs a component ran in sessions of their own (lab/detached.py) whose component and
     # supervisor are gone: the recorded ones (same pid, start time and command line) are this
     # run dir's own leftovers, not another lab's, so stopping them is safe.
@@ -158,14 +170,14 @@ class Supervisor:
         self.run = LabRun(run_dir, components=tuple(c.name for c in components))
         self.components = components
         self.children: list[Child] = []
-        self._stop = threading.Event()
+        self._stop = StopFlag()   # set from signal handlers (clients/signals.py)
         self._lock_file = None
         self._owns_run_dir = False   # True once our pid file is written
 
     # -- lifecycle --
 
     def request_stop(self, signum=None, frame=None) -> None:
-        self._stop.set()
+        self._stop.request()
 
     def run_forever(self, report) -> int:
         """Starts the lab, calls report(ok, text) once (the target.yaml path or the reason it

@@ -161,8 +161,9 @@ def test_sigterm_to_process_group_finishes_or_cuts_and_cleans_up(demo_lab, tmp_p
     for href in re.findall(r'href="([^"]+)"', index):
         assert (tmp_path / href).is_file(), href
     assert re.search(rf"<tr class='all' data-total='{len(results)}'", index)
-    if len(signals) == 1:
-        assert results and all(r["outcome"] == "passed" for r in results), results
+    if len(signals) == 1:   # one waiting for another's QoS window ends skipped (its reason)
+        outcomes = [r["outcome"] for r in results]
+        assert "passed" in outcomes and set(outcomes) <= {"passed", "skipped"}, results
     assert _leftovers(demo_lab) == []
     _assert_no_secret_written(demo_lab, tmp_path)
 

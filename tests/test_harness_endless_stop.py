@@ -166,7 +166,8 @@ def test_first_signal_to_process_group_stops_gracefully(tmp_path, sig):
     assert "Traceback" not in out, out[-3000:]
     # One line at once, saying what happens and how to abort.
     assert re.search(rf"\[vancouver\] {SHOWN[sig]}: stopping: waiting for [0-2] running "
-                     r"iterations? to finish \(at most \d+s, plus any wait for a QoS window\); "
+                     r"iterations? to finish \(at most \d+s; iterations waiting for a QoS window end "
+                     r"now\); "
                      + ("press Ctrl-C again to abort" if SHOWN[sig] == "Ctrl-C" else
                         r"press Ctrl-C \(or send a second signal\) to abort"),
                      out), out[-3000:]

@@ -14,8 +14,11 @@ code holds waits for ever.
 """
 from __future__ import annotations
 
+import contextlib
+import inspect
 import queue
 import signal
+import sys
 import threading
 
 import pytest
@@ -140,3 +143,50 @@ def test_a_stop_line_written_inside_the_main_threads_stderr_write_still_arrives(
     stop.write_line("[vancouver] SIGTERM: stopping")      # neither raises nor is lost
     monkeypatch.undo()
     assert capfd.readouterr().err == "\n[vancouver] SIGTERM: stopping\n"
+
+
+
+@contextlib.contextmanager
+def landing_before(code: str, handler):
+    """Calls handler() once, as CPython calls a signal handler between two bytecodes of the
+    main thread, just before the line of stop.py that holds `code` runs (sys.settrace in
+    this thread: the lines a monkeypatch cannot reach)."""
+    lines = inspect.getsource(stop).splitlines()
+    target = next(n for n, text in enumerate(lines, 1) if code in text)
+    landed = []
+
+    def line(frame, event, arg):
+        if event == "line" and frame.f_lineno == target and not landed:
+            landed.append(True)
+            handler()
+        return line
+
+    def call(frame, event, arg):
+        return line if frame.f_code.co_filename == stop.__file__ else None
+    sys.settrace(call)
+    try:
+        yield landed
+    finally:
+        sys.settrace(None)
+
+
+def test_a_second_signal_at_the_exact_start_of_the_first_request_aborts(stopper):
+    """The second Ctrl-C's handler runs after the first's request() read the level and
+    before it raised it: it is still the second signal (an abort), and each stop line is
+    printed once. Before, it was taken for the first: the abort was lost."""
+    with landing_before("self.level, self.reason = level, reason",
+                        lambda: stopper._on_signal(INT, None)) as landed:
+        stopper._on_signal(INT, None)
+    assert landed and stopper.level == STOP_ABORT
+    assert [level for level, _ in stopper.lines] == [STOP_GRACEFUL, STOP_ABORT]
+
+
+def test_a_worker_takes_a_signal_inside_its_first_handler_as_the_second(worker):
+    """The same for a worker: a Ctrl-C landing after the first signal's handler found no
+    stop yet, before it noted one, is the second request and cuts the running iteration."""
+    worker.phase.in_item = True
+    with landing_before("self.stopping, self._first = True, signum",
+                        lambda: worker._on_signal(INT, None)) as landed:
+        with pytest.raises(KeyboardInterrupt):
+            worker._on_signal(TERM, None)
+    assert landed and worker.stopping and worker.aborted

@@ -10,6 +10,7 @@ import signal
 import socket
 import stat
 import subprocess
+import sys
 
 import pytest
 import requests
@@ -210,3 +211,37 @@ def test_datera_comes_up_with_tls_and_target_dir(make_lab):
     down = lab.run("down")
     assert down.returncode == 0
     assert port_free(mgmt, ports.DATERA_HTTP) and port_free(mgmt, ports.DATERA_HTTPS)
+
+
+def _killed_labs_component(tmp_path, argv) -> subprocess.Popen:
+    """A run dir whose supervisor is gone and whose one component (its own process group,
+    as the supervisor starts them) runs `argv`."""
+    proc = subprocess.Popen(argv, start_new_session=True)
+    (tmp_path / "state.json").write_text(json.dumps({"components": [{"pid": proc.pid}]}))
+    return proc
+
+
+def test_up_right_after_a_killed_lab_waits_for_its_dying_components(tmp_path):
+    """A killed supervisor's components get SIGTERM from the kernel and need a moment to
+    stop (Datera's took up to 1 s here): an `up` in that moment is not refused."""
+    from lab import supervisor
+    dying = _killed_labs_component(
+        tmp_path, [sys.executable, "-c", "import time; time.sleep(0.5)"])
+    try:
+        supervisor.wait_for_killed_labs_components(tmp_path)   # no LabError: it waited
+        assert dying.poll() is not None
+    finally:
+        dying.kill()
+        dying.wait()
+
+
+def test_up_refuses_a_killed_labs_component_that_does_not_stop(tmp_path, monkeypatch):
+    from lab import supervisor
+    monkeypatch.setattr(supervisor, "STOP_TIMEOUT_S", 0.3)
+    stuck = _killed_labs_component(tmp_path, [sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with pytest.raises(supervisor.LabError, match="components of a killed lab still run"):
+            supervisor.wait_for_killed_labs_components(tmp_path)
+    finally:
+        stuck.kill()
+        stuck.wait()

@@ -20,6 +20,7 @@ import threading
 import time
 from pathlib import Path
 
+from clients.signals import StopFlag
 from lab import logsetup
 
 from . import controlplane
@@ -101,7 +102,7 @@ class _Readiness(threading.Thread):
     etcd and then the apiserver became ready; runs beside the node's own imports and setup
     so the figures are the programs', not the Python start's. `error`: one line, or None."""
 
-    def __init__(self, c: Config, procs: Processes, stop: threading.Event, t0: float,
+    def __init__(self, c: Config, procs: Processes, stop: StopFlag, t0: float,
                  phases: dict):
         super().__init__(name="readiness", daemon=True)
         self.c, self.procs, self.stop_ev, self.t0, self.phases = c, procs, stop, t0, phases
@@ -147,9 +148,9 @@ def main(argv=None) -> int:
     except ConfigError as e:
         print(f"lab.kubernetes: {e}", file=sys.stderr)
         return 2
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = StopFlag()   # set from the handlers through a relay thread (clients/signals.py)
+    signal.signal(signal.SIGTERM, stop.request)
+    signal.signal(signal.SIGINT, stop.request)
     (c.work_dir / "ready").unlink(missing_ok=True)
     t0 = time.monotonic()
     exec_s = _since_exec()
@@ -232,7 +233,7 @@ def main(argv=None) -> int:
         procs.stop(STOP_TIMEOUT_S)
 
 
-def _ensure_tenant(csi, stop: threading.Event) -> None:
+def _ensure_tenant(csi, stop: StopFlag) -> None:
     while not stop.is_set():
         try:
             csi.ensure_tenant()
