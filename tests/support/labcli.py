@@ -19,6 +19,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,3 +99,14 @@ class LabCli:
 
     def component_pids(self) -> dict[str, int]:
         return {name: c["pid"] for name, c in self.components().items()}
+
+
+def module_lab(net: str, only: str, run_dir: Path, *, force: bool = False) -> Iterator[LabCli]:
+    """A test module's own lab, for a module-scoped fixture to `yield from`: `up --only ONLY`
+    on `net` in `run_dir` (a failed start fails the fixture with its stderr), then `down`;
+    force=True: `down --force`, which also stops it while a run the test left still uses it."""
+    lab = LabCli(net, run_dir)
+    proc = lab.up(only)
+    assert proc.returncode == 0, proc.stderr
+    yield lab
+    lab.run("down", *(["--force"] if force else []))
