@@ -60,8 +60,8 @@ def _other_checkout(net: str, checkout: str, run_dir: Path, healthy: bool | None
            "(VANCOUVER_LAB_NET=127.N python -m lab up)")
     if runs:
         whom = "that run" if len(runs) == 1 else "those runs"
-        return (f"{head}; it is {users.in_use_message(runs)}: `lab down` would end it for "
-                f"{whom}; {own}")
+        return (f"{head}; it is {users.in_use_message(runs)}: `lab down` refuses, and "
+                f"`--force` would end it for {whom}; {own}")
     state = {True: "healthy, ", False: "not healthy, "}.get(healthy, "")
     return (f"{head}; {state}used by no run now: `{down_hint(run_dir, net)}` would end it for "
             f"{checkout} too; {own}")

@@ -131,7 +131,7 @@ def test_status_and_up_name_a_lab_from_another_or_a_deleted_checkout(make_lab, t
             assert cmd.returncode == 1
             line = one_line(cmd.stderr)
             assert line.startswith(in_use) and line.endswith(
-                f"): `lab down` would end it for that run{own}"), line
+                f"): `lab down` refuses, and `--force` would end it for that run{own}"), line
     finally:
         run.kill()
         run.wait()
