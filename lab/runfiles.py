@@ -68,10 +68,30 @@ def remove_lab_files(run_dir: Path, names) -> None:
     chaos rules (a `chaos ... ` without --for would otherwise hit the next lab of this run
     dir), and the named components' dirs (README: `lab down` removes the state)."""
     shutil.rmtree(run_dir / "target", ignore_errors=True)
+    # Where labs kept Datera's TLS key before it moved into datera/: a run dir of theirs too.
+    shutil.rmtree(run_dir / "tls", ignore_errors=True)
     for path in (state_file(run_dir), pid_file(run_dir), chaos.control_path(run_dir)):
         path.unlink(missing_ok=True)
     shutil.rmtree(users_dir(run_dir), ignore_errors=True)
     component_dirs(run_dir, names)
+    for name in names:   # the Kubernetes node's pods and staged volumes (lab/kubernetes)
+        if name and "/" not in name:
+            _remove_unless_mounted(run_dir / f"{name}-node")
+
+
+def _remove_unless_mounted(path: Path) -> None:
+    """rmtree, unless something is still mounted under `path` (a killed node's pod volume:
+    rmtree would delete through it into the volume; the node's next start sweeps it,
+    lab/kubernetes/volumes.py NodeVolumes.sweep)."""
+    if not path.is_dir():
+        return
+    root = str(path.resolve())
+    try:
+        mounts = [ln.split()[1] for ln in Path("/proc/mounts").read_text().splitlines()]
+    except (OSError, IndexError):
+        return
+    if not any(m == root or m.startswith(root + "/") for m in mounts):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def pid_file(run_dir: Path) -> Path:
@@ -182,9 +202,10 @@ def stop_lab(run_dir: Path, timeout: float = 60.0) -> str:
             except ProcessLookupError:
                 pass
         programs = detached.stop_all(run_dir, STOP_TIMEOUT_S)   # they outlive their component
-        if pid_file(run_dir).exists() or state_file(run_dir).exists():
-            # A killed supervisor left its files behind. Only then: a directory that never
-            # held a lab keeps whatever `target/` or `users/` of its own it has.
+        if pid_file(run_dir).exists() or state_file(run_dir).exists() or \
+                log_file(run_dir, "supervisor").exists():
+            # A killed supervisor left its files behind (or an older lab its tls/). Only in a
+            # lab's run dir: one that never held a lab keeps its own `target/` or `users/`.
             remove_lab_files(run_dir, [c.get("name") for c in recorded])
         if leftovers or programs:
             return (f"lab supervisor was gone; killed {len(leftovers)} orphaned component(s) "

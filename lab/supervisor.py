@@ -22,11 +22,15 @@ Files in the run dir:
                           and their private key
     <name>/detached/      programs the component runs in sessions of their own, which outlive
                           its process (lab/detached.py: Kubernetes' etcd and control plane)
+    kubernetes-node/      the lab node's pods and staged volumes, beside its work dir (a
+                          start clears the work dir; mounts a killed node left are swept)
     target/               the target directory (target.yaml and friends)
 When the lab stops (`down`, a failed start, or `down` after a supervisor killed with -9) all
 of these go but logs/ (kept for reading; no secret in it: lab/logsetup.py) and users.lock (an
 empty file; removing it could let a registration and a `down` each lock a different file):
-runfiles.remove_lab_files.
+runfiles.remove_lab_files. The runs on a lab also keep their QoS windows' turnstile and ledger
+here (vancouver-window-<key>.turnstile/.ledger, fixtures/headroom.py: flock files the runs
+share, no secret); the lab leaves them, as users.lock, for the same reason.
 
 This module is the supervisor's loop and its preflight; the run-dir files, process identity
 and the stop helpers that `down`, `status` and `chaos` share are lab/runfiles.py.

@@ -62,6 +62,30 @@ def assert_down_left_only_logs(lab, secrets: list[str]) -> None:
         assert not [s for s in secrets if s in text], log
 
 
+def test_the_lab_files_go_but_logs_the_users_lock_and_a_mounted_node_dir(tmp_path,
+                                                                           monkeypatch):
+    from lab import runfiles
+    for d in ("target", "users", "tls", "kubernetes/etcd", "kubernetes-node/pods/p1", "logs"):
+        (tmp_path / d).mkdir(parents=True)
+    for f in ("state.json", "supervisor.pid", "chaos.json", "users.lock", "logs/x.log"):
+        (tmp_path / f).write_text("")
+    runfiles.remove_lab_files(tmp_path, ["kubernetes"])
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == \
+        ["logs", "logs/x.log", "users.lock"]
+    # a node dir with a volume still mounted in it is left for the node's next start
+    mounted = tmp_path / "kubernetes-node"
+    (mounted / "vol").mkdir(parents=True)
+    real_read = runfiles.Path.read_text
+
+    def proc_mounts(self, *a, **kw):
+        text = real_read(self, *a, **kw)
+        return text + f"tmpfs {mounted}/vol tmpfs rw 0 0\n" if str(self) == "/proc/mounts" \
+            else text
+    monkeypatch.setattr(runfiles.Path, "read_text", proc_mounts)
+    runfiles.remove_lab_files(tmp_path, ["kubernetes"])
+    assert (mounted / "vol").is_dir()
+
+
 def test_up_status_down_leaves_no_process(make_lab):
     lab = make_lab("127.201")
     up = lab.up()
@@ -173,6 +197,9 @@ def test_supervisor_killed_with_sigkill_leaves_no_child(make_lab):
     supervisor, children = lab.supervisor_pid(), lab.component_pids()
     os.kill(supervisor, signal.SIGKILL)
     assert wait_gone([supervisor, *children.values()]) == []   # they die with their parent
+    legacy = lab.run_dir / "tls"   # where a lab of an older checkout kept Datera's key
+    legacy.mkdir()
+    (legacy / "datera-mgt1.key").write_text(secrets[-1] + "\n")
     down = lab.run("down")   # tidies the files the killed supervisor left
     assert down.returncode == 0
     assert not (lab.run_dir / "supervisor.pid").exists() and not lab.target.exists()
