@@ -145,8 +145,9 @@ $(DASHBOARD_ASSETS): | deb
 	@test -f $@
 
 # Deletes every demo resource left on the target (the running lab unless TARGET=...).
+# VANCOUVER_VIA_MAKE: its hints then say TARGET= rather than --target.
 clean-demo: venv
-	$(PY) -m fixtures.cleanup --delete $(if $(TARGET),--target $(TARGET))
+	VANCOUVER_VIA_MAKE=clean-demo $(PY) -m fixtures.cleanup --delete $(if $(TARGET),--target $(TARGET))
 
 lab-up: setup
 	$(PY) -m lab up

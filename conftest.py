@@ -2,6 +2,7 @@
 # only uses plugins above it). Dependencies are explicit calls (get_demo, ensure_demo,
 # get_target), not hook order; what crosses to xdist workers: fixtures/endless/__init__.py.
 pytest_plugins = [
+    "fixtures.without_xdist",     # xdist's worker_id, testrun_uid when -p no:xdist
     "fixtures.config",            # demo.yaml, validated once; scenario keys = module names
     "fixtures.target",            # target.yaml parsed once, lab started; asks config first
     "fixtures.chaos",             # demo.yaml's timed fault injections on the lab; needs target

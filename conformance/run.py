@@ -254,7 +254,7 @@ def main(argv=None) -> int:
     ap.add_argument("--workdir", type=Path, default=REPO / "reports" / "conformance")
     a = ap.parse_args(argv)
     if not (a.tempest_venv / "bin" / "tempest").exists():
-        print(f"conformance: no Tempest in {a.tempest_venv} (make conformance-setup)",
+        print(f"conformance: no Tempest in {a.tempest_venv} (make tempest-venv)",
               file=sys.stderr)
         return 2
     profiles = [tuple(p.split(":")) for p in a.profiles.split(",") if p]

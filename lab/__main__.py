@@ -50,6 +50,8 @@ def _one_line(message: str) -> str:
         return f"{m[1]} {m[3]}: expected {kind}"
     if m := re.match(r"argument (\S+): expected one argument$", message):
         return f"{m[1]}: expected a value"
+    if m := re.match(r"the following arguments are required: (.+)$", message):
+        return f"missing {m[1]}"
     if m := re.match(r"argument (\S+): (.+)$", message):
         return f"{m[1]} {m[2]}"
     return message
@@ -76,7 +78,8 @@ per net; its run dir is /tmp/vancouver-lab-<NET> unless --run-dir says otherwise
 """
 
 
-def _parse(argv: list[str]) -> argparse.Namespace:
+def parser() -> argparse.ArgumentParser:
+    """The command line's parser; each (sub)command's parser is `parser` in its namespace."""
     parser = _Parser(prog="python -m lab", description="The embedded lab.", epilog=_EPILOG,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     # metavar: the internal _supervise stays out of the usage line
@@ -99,7 +102,38 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         _run_dir_arg(p)
     from lab import chaos_cli
     chaos_cli.add_parser(sub, _run_dir_arg)
-    return parser.parse_args(_join_dash_values(argv))
+    _own_parser_in_namespace(parser)
+    return parser
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    args, extras = parser().parse_known_args(_join_dash_values(argv))
+    if extras:
+        # argparse leaves what no parser took to the top one ("lab: unrecognized arguments"):
+        # the command's own parser names it, as for every other mistake in that command.
+        args.parser.error(_unrecognized(extras))
+    return args
+
+
+def _own_parser_in_namespace(parser: argparse.ArgumentParser) -> None:
+    """Every (sub)command's parser sets `parser` to itself; the innermost one parsed wins
+    (argparse applies a subcommand's defaults over its parent's)."""
+    parser.set_defaults(parser=parser)
+    for action in parser._actions:   # argparse has no public walk over its subparsers
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _own_parser_in_namespace(sub)
+
+
+def _unrecognized(extras: list[str]) -> str:
+    options = [e.split("=", 1)[0] for e in extras if e.startswith("-")]
+    others = [repr(e) for e in extras if not e.startswith("-")]
+    parts = []
+    if options:
+        parts.append(f"unknown option{'s' if len(options) > 1 else ''} {', '.join(options)}")
+    if others:
+        parts.append(f"unexpected argument{'s' if len(others) > 1 else ''} {', '.join(others)}")
+    return "; ".join(parts)
 
 
 def _run_dir_arg(p: argparse.ArgumentParser) -> None:

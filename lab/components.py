@@ -54,7 +54,9 @@ def _datera_prepare(run: LabRun) -> None:
     work = run.dir("datera")
     (work / "data").mkdir(parents=True, exist_ok=True)
     from lab.tls import issue_server_cert   # cryptography: only the supervisor needs it
-    tls = issue_server_cert(run.run_dir / "tls", topology.DATERA_MGT1.address,
+    # In the component's dir, as Kubernetes' and the vCenter's: `down` removes it with the
+    # rest of the component's state (the key is a secret).
+    tls = issue_server_cert(work / "tls", topology.DATERA_MGT1.address,
                             topology.DATERA_MGT1.name)
     config = {
         "mgmt_ip": topology.DATERA_MGT1.address,
@@ -84,7 +86,7 @@ def _datera_healthy(run: LabRun) -> bool:
 
 
 def _datera_contribute(run: LabRun, doc: dict) -> None:
-    shutil.copyfile(run.run_dir / "tls" / "ca.pem", run.target_dir / "datera-ca.pem")
+    shutil.copyfile(run.dir("datera") / "tls" / "ca.pem", run.target_dir / "datera-ca.pem")
     udc = {"mgmt_ip": topology.DATERA_MGT1.address, "username": DATERA_ADMIN,
            "password": run.secrets["datera-admin"], "tenant": "/root",
            "api_version": "2.2", "ldap": ""}

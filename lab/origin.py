@@ -26,22 +26,42 @@ def down_hint(run_dir: Path, net: str) -> str:
     return "python -m lab down" if default else f"python -m lab down --run-dir {run_dir}"
 
 
-def problem(state: dict, run_dir: Path, other_checkout_too: bool = True) -> str | None:
+def problem(state: dict, run_dir: Path, other_checkout_too: bool = True,
+            healthy: bool | None = None) -> str | None:
     """One line when the lab of `state` (its state.json in run_dir) cannot be trusted from
     this checkout, else None (also for a lab that has written no record yet, or one from
     before it). other_checkout_too=False: only a gone checkout or python counts (a run given
-    --target may mean to use another checkout's lab)."""
+    --target may mean to use another checkout's lab). healthy: whether every component is
+    (`status` knows; None: not said)."""
     checkout, python = state.get("checkout"), state.get("python")
     if not checkout:
         return None
+    net = state.get("net", "?")
     if not (Path(checkout) / "lab" / "__main__.py").is_file():
         why = "gone"
     elif python and not Path(python).is_file():
         why = f"its python {python} is gone"
     elif other_checkout_too and Path(checkout).resolve() != REPO_ROOT:
-        why = f"another checkout; this one is {REPO_ROOT}"
+        return _other_checkout(net, checkout, run_dir, healthy)
     else:
         return None
-    net = state.get("net", "?")
     return (f"lab on {net} was started from {checkout} ({why}): run "
             f"`{down_hint(run_dir, net)}` and `lab up` again")
+
+
+def _other_checkout(net: str, checkout: str, run_dir: Path, healthy: bool | None) -> str:
+    """Another checkout's lab works, for whoever works there: never advise stopping it, say
+    what `down` would do to them, and how to get a lab of this checkout's code."""
+    from lab import users
+    runs = users.live_runs(run_dir)
+    head = (f"lab on {net} was started from {checkout} (another checkout; this one is "
+            f"{REPO_ROOT}) and runs that checkout's code")
+    own = ("for this checkout's code start a lab of its own on another net "
+           "(VANCOUVER_LAB_NET=127.N python -m lab up)")
+    if runs:
+        whom = "that run" if len(runs) == 1 else "those runs"
+        return (f"{head}; it is {users.in_use_message(runs)}: `lab down` refuses, and "
+                f"`--force` would end it for {whom}; {own}")
+    state = {True: "healthy, ", False: "not healthy, "}.get(healthy, "")
+    return (f"{head}; {state}used by no run now: `{down_hint(run_dir, net)}` would end it for "
+            f"{checkout} too; {own}")

@@ -16,8 +16,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from lab import detached, topology
-from lab.users import process_start_time as _start_time
+from lab import chaos, detached, topology
+from lab.users import process_start_time as _start_time, users_dir
 
 POLL_S = 0.05
 STOP_TIMEOUT_S = 5.0      # per component, between SIGTERM and SIGKILL
@@ -54,11 +54,44 @@ def make_private(run_dir: Path) -> None:
 
 
 def component_dirs(run_dir: Path, names) -> None:
-    """Removes the named components' directories (their databases, configs, state): `down`
-    leaves no state behind; logs/ stays."""
+    """Removes the named components' directories (their databases, configs, state, TLS keys):
+    `down` leaves no state behind; logs/ stays."""
     for name in names:
         if name and "/" not in name and name not in ("logs", "target", "users"):
             shutil.rmtree(run_dir / name, ignore_errors=True)
+
+
+def remove_lab_files(run_dir: Path, names) -> None:
+    """Everything a stopped lab leaves in run_dir but logs/ and users.lock (lab/supervisor.py
+    says why those stay): the target dir (no target.yaml without a running lab: its passwords
+    died with it), the pid and state files, the runs' registrations (no lab, no users), the
+    chaos rules (a `chaos ... ` without --for would otherwise hit the next lab of this run
+    dir), and the named components' dirs (README: `lab down` removes the state)."""
+    shutil.rmtree(run_dir / "target", ignore_errors=True)
+    # Where labs kept Datera's TLS key before it moved into datera/: a run dir of theirs too.
+    shutil.rmtree(run_dir / "tls", ignore_errors=True)
+    for path in (state_file(run_dir), pid_file(run_dir), chaos.control_path(run_dir)):
+        path.unlink(missing_ok=True)
+    shutil.rmtree(users_dir(run_dir), ignore_errors=True)
+    component_dirs(run_dir, names)
+    for name in names:   # the Kubernetes node's pods and staged volumes (lab/kubernetes)
+        if name and "/" not in name:
+            _remove_unless_mounted(run_dir / f"{name}-node")
+
+
+def _remove_unless_mounted(path: Path) -> None:
+    """rmtree, unless something is still mounted under `path` (a killed node's pod volume:
+    rmtree would delete through it into the volume; the node's next start sweeps it,
+    lab/kubernetes/volumes.py NodeVolumes.sweep)."""
+    if not path.is_dir():
+        return
+    root = str(path.resolve())
+    try:
+        mounts = [ln.split()[1] for ln in Path("/proc/mounts").read_text().splitlines()]
+    except (OSError, IndexError):
+        return
+    if not any(m == root or m.startswith(root + "/") for m in mounts):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def pid_file(run_dir: Path) -> Path:
@@ -168,12 +201,12 @@ def stop_lab(run_dir: Path, timeout: float = 60.0) -> str:
                 os.killpg(p, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        if pid_file(run_dir).exists():   # a killed supervisor left its files behind
-            shutil.rmtree(run_dir / "target", ignore_errors=True)
-            pid_file(run_dir).unlink()
-        state_file(run_dir).unlink(missing_ok=True)
         programs = detached.stop_all(run_dir, STOP_TIMEOUT_S)   # they outlive their component
-        component_dirs(run_dir, [c.get("name") for c in recorded])
+        if pid_file(run_dir).exists() or state_file(run_dir).exists() or \
+                log_file(run_dir, "supervisor").exists():
+            # A killed supervisor left its files behind (or an older lab its tls/). Only in a
+            # lab's run dir: one that never held a lab keeps its own `target/` or `users/`.
+            remove_lab_files(run_dir, [c.get("name") for c in recorded])
         if leftovers or programs:
             return (f"lab supervisor was gone; killed {len(leftovers)} orphaned component(s) "
                     f"and {len(programs)} detached program(s)")

@@ -64,8 +64,8 @@ def gather(run_dir: Path) -> dict:
     state = supervisor.read_state(run_dir)
     run = component_base.LabRun(run_dir)
     target = run.target_dir / "target.yaml"
-    doc.update(problem=origin.problem(state, run_dir),
-               supervisor_pid=pid, checkout=state.get("checkout"), python=state.get("python"),
+    doc.update(problem=None, supervisor_pid=pid, checkout=state.get("checkout"),
+               python=state.get("python"),
                target=str(target) if target.exists() else None,
                runs=[{k: v for k, v in asdict(u).items() if k != "start_time"}
                      for u in users.live_runs(run_dir)],
@@ -81,6 +81,9 @@ def gather(run_dir: Path) -> dict:
             entry.update(why=c.get("why", ""), log_tail=c.get("log_tail", []),
                          log=str(supervisor.log_file(run_dir, c["name"])))
         doc["components"].append(entry)
+    # After the components: another checkout's healthy lab is said to be healthy (origin.py)
+    doc["problem"] = origin.problem(state, run_dir, healthy=all(
+        c["health"] == "healthy" for c in doc["components"]))
     return doc
 
 

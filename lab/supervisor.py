@@ -16,11 +16,21 @@ Files in the run dir:
                           for `status` and `down`
     users/<pid>.json      the runs that use the lab (lab/users.py)
     chaos.json            the chaos switch's rules (lab/chaos.py), read by every component
+    users.lock            the lock `down` and a registering run share (lab/users.py)
     logs/<name>.log       each component's stdout+stderr (logs/supervisor.log: the supervisor)
-    <name>/               each component's config and data; tls/ the lab's certificates
+    <name>/               each component's config and data; <name>/tls/ its certificates
+                          and their private key
     <name>/detached/      programs the component runs in sessions of their own, which outlive
                           its process (lab/detached.py: Kubernetes' etcd and control plane)
+    kubernetes-node/      the lab node's pods and staged volumes, beside its work dir (a
+                          start clears the work dir; mounts a killed node left are swept)
     target/               the target directory (target.yaml and friends)
+When the lab stops (`down`, a failed start, or `down` after a supervisor killed with -9) all
+of these go but logs/ (kept for reading; no secret in it: lab/logsetup.py) and users.lock (an
+empty file; removing it could let a registration and a `down` each lock a different file):
+runfiles.remove_lab_files. The runs on a lab also keep their QoS windows' turnstile and ledger
+here (vancouver-window-<key>.turnstile/.ledger, fixtures/headroom.py: flock files the runs
+share, no secret); the lab leaves them, as users.lock, for the same reason.
 
 This module is the supervisor's loop and its preflight; the run-dir files, process identity
 and the stop helpers that `down`, `status` and `chaos` share are lab/runfiles.py.
@@ -47,10 +57,10 @@ from lab.restart import RestartPolicy, is_failure
 # The run-dir files and stop helpers live in lab/runfiles.py; their names stay importable from
 # here (lab/__main__.py, lab/chaos_cli.py, fixtures/chaos.py use `supervisor.read_pid` etc.).
 from lab.runfiles import (POLL_S, STOP_TIMEOUT_S, _die_with_parent, _group_alive,  # noqa: F401
-                          alive, component_dirs, default_run_dir, last_line, last_lines,
+                          alive, default_run_dir, last_line, last_lines,
                           lock_path, log_file, make_private, pid_file, read_pid, read_state,
-                          state_file, stop_group, stop_lab)
-from lab.users import process_start_time as _start_time, users_dir
+                          remove_lab_files, state_file, stop_group, stop_lab)
+from lab.users import process_start_time as _start_time
 from lab.component_base import (REPO_ROOT, Component, LabError, LabRun, find_binary,
                                 new_secrets)
 from lab.components import write_target_dir
@@ -240,13 +250,7 @@ class Supervisor:
     def _release(self) -> None:
         run_dir = self.run.run_dir
         if self._owns_run_dir:
-            # No target.yaml without a running lab: its passwords died with the lab.
-            shutil.rmtree(self.run.target_dir, ignore_errors=True)
-            state_file(run_dir).unlink(missing_ok=True)
-            pid_file(run_dir).unlink(missing_ok=True)
-            shutil.rmtree(users_dir(run_dir), ignore_errors=True)   # no lab, no users
-            # `lab down` removes the state (README): databases, configs, vCenter's state.xml
-            component_dirs(run_dir, [c.name for c in self.components])
+            remove_lab_files(run_dir, [c.name for c in self.components])
             self._owns_run_dir = False
         if self._lock_file is not None:
             # Removed while still held (so no /tmp litter per net); a starter that opened it
@@ -262,6 +266,8 @@ class Supervisor:
         run = self.run
         run.secrets = new_secrets()
         (run.run_dir / "logs").mkdir(exist_ok=True)
+        # A lab killed with -9 and started again without `down` must not inherit its faults.
+        chaos.control_path(run.run_dir).unlink(missing_ok=True)
         for c in self.components:   # a previous run's databases and configs must not leak in
             if run.dir(c.name).exists():
                 detached.stop(run.dir(c.name))   # nothing of a previous lab keeps running

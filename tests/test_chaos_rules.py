@@ -67,7 +67,7 @@ def test_an_expired_rule_is_not_replaced_but_dropped(tmp_path):
     (("errors", "--service", "datera", "--cloud", "pike"),
      "chaos errors: --cloud: only an OpenStack service belongs to a cloud"),
     (("vip-down", "VIP3"), "vip 'VIP3': expected one of VIP1, VIP2"),
-    (("errors",), "the following arguments are required: --service"),
+    (("errors",), "chaos errors: missing --service"),
     (("explode",), "chaos: command 'explode': expected one of errors, reset, latency"),
 ])
 def test_bad_input_is_one_line_even_without_a_lab(tmp_path, args, says):

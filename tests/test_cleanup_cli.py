@@ -1,16 +1,26 @@
 """`python -m fixtures.cleanup` (make clean-demo) without a target to sweep: with no lab
 running and no target named there is nothing to clean (the embedded lab's state went with
 it, and `lab up` wipes it), so one line and status 0, as after `make demo` ended and took its
-lab along; a target the user named that does not exist stays an error (status 2)."""
+lab along; a target the user named that does not exist stays an error (status 2). The hints
+name the target as the user passes it: `--target`, or `TARGET=` under `make clean-demo`.
+
+Net 127.155 never has a lab (the real `make clean-demo` runs look there)."""
+import os
+import subprocess
+
 import pytest
 
 from fixtures import cleanup, target as target_mod
 from lab import topology
+from tests.support.labcli import REPO
+
+NO_LAB_NET = "127.155"
 
 
 @pytest.fixture
 def no_lab(tmp_path, monkeypatch):
     monkeypatch.delenv("VANCOUVER_TARGET", raising=False)
+    monkeypatch.delenv(cleanup.VIA_MAKE, raising=False)
     monkeypatch.setattr(target_mod, "lab_target_path",
                         lambda: tmp_path / "no-lab" / "target" / "target.yaml")
 
@@ -21,7 +31,7 @@ def test_no_lab_and_no_target_is_nothing_to_clean(no_lab, capsys, argv):
     out, err = capsys.readouterr()
     assert err == ""
     assert out == (f"cleanup: no lab running on net {topology.NET}: nothing to clean; pass "
-                   "--target for a real cluster\n")
+                   "--target target.yaml for a real cluster\n")
 
 
 def test_an_empty_vancouver_target_is_unset(no_lab, capsys, monkeypatch):
@@ -37,3 +47,35 @@ def test_a_named_target_that_does_not_exist_is_an_error(no_lab, tmp_path, capsys
     monkeypatch.setenv("VANCOUVER_TARGET", str(missing))
     assert cleanup.main([]) == 2
     assert capsys.readouterr().err == f"cleanup: VANCOUVER_TARGET={missing}: no such file\n"
+
+
+def test_under_make_the_hints_say_target_as_make_takes_it(no_lab, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv(cleanup.VIA_MAKE, "clean-demo")
+    assert cleanup.main(["--delete"]) == 0
+    assert capsys.readouterr().out == (
+        f"cleanup: no lab running on net {topology.NET}: nothing to clean; pass "
+        "`make clean-demo TARGET=target.yaml` for a real cluster\n")
+    missing = tmp_path / "missing.yaml"
+    assert cleanup.main(["--delete", "--target", str(missing)]) == 2
+    assert capsys.readouterr().err == f"cleanup: TARGET={missing}: no such file\n"
+
+
+def _make_clean_demo(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("VANCOUVER_TARGET", "MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    return subprocess.run(["make", "-s", "--no-print-directory", "clean-demo", *args], cwd=REPO,
+                          env=dict(env, VANCOUVER_LAB_NET=NO_LAB_NET), capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_make_clean_demo_says_target_equals(tmp_path):
+    """The real recipe: a new user typed `make clean-demo` and was told to pass --target."""
+    proc = _make_clean_demo()
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == (
+        f"cleanup: no lab running on net {NO_LAB_NET}: nothing to clean; pass "
+        "`make clean-demo TARGET=target.yaml` for a real cluster")
+    missing = tmp_path / "missing.yaml"
+    proc = _make_clean_demo(f"TARGET={missing}")
+    assert proc.returncode == 2   # make's own status for a failed recipe
+    assert f"cleanup: TARGET={missing}: no such file" in proc.stderr.splitlines(), proc.stderr

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.waiters import wait_until
-from tests.support.labcli import REPO, LabCli
+from tests.support.labcli import REPO, LabCli, module_lab
 
 # pytest.ini's 300 s per test is shorter than an inner run's own 600 s limit: a five-worker
 # demo's start and cleanup alone took 280 s on a loaded 2-core machine.
@@ -25,11 +25,7 @@ NET = "127.150"
 
 @pytest.fixture(scope="module")
 def demo_lab(tmp_path_factory):
-    lab = LabCli(NET, tmp_path_factory.mktemp("demo-lab") / "run")
-    proc = lab.run("up", "--only", "datera")
-    assert proc.returncode == 0, proc.stderr
-    yield lab
-    lab.run("down")
+    yield from module_lab(NET, "datera", tmp_path_factory.mktemp("demo-lab") / "run")
 
 
 def _env(lab: LabCli) -> dict:

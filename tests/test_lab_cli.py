@@ -111,12 +111,32 @@ def test_status_and_up_name_a_lab_from_another_or_a_deleted_checkout(make_lab, t
     assert up.returncode == 0, up.stderr
     assert json.loads((lab.run_dir / "state.json").read_text())["checkout"] == str(other)
 
-    hint = f"`python -m lab down --run-dir {lab.run_dir}` and `lab up` again"
+    # Another checkout's lab works for whoever works there: status says whose it is and what
+    # `down` would do to them, and never tells this checkout's user to stop it (it did, even
+    # while a run used it).
+    head = (f"lab: lab on {CHECKOUT_NET} was started from {other} (another checkout; this one "
+            f"is {REPO}) and runs that checkout's code; ")
+    own = ("; for this checkout's code start a lab of its own on another net "
+           "(VANCOUVER_LAB_NET=127.N python -m lab up)")
     status = lab.run("status")
     assert status.returncode == 1
-    assert one_line(status.stderr) == (f"lab: lab on {CHECKOUT_NET} was started from {other} "
-                                       f"(another checkout; this one is {REPO}): run {hint}")
+    assert one_line(status.stderr) == (
+        f"{head}healthy, used by no run now: `python -m lab down --run-dir {lab.run_dir}` "
+        f"would end it for {other} too{own}")
+    run = sleeper()
+    try:
+        users._write_entry(lab.run_dir, "/tmp/other-checkout-run", run.pid)
+        in_use = f"{head}it is in use by 1 run: pid {run.pid} (reports /tmp/other-checkout-run, "
+        for cmd in (lab.run("status"), lab.up()):   # `up` from here refuses the same way
+            assert cmd.returncode == 1
+            line = one_line(cmd.stderr)
+            assert line.startswith(in_use) and line.endswith(
+                f"): `lab down` refuses, and `--force` would end it for that run{own}"), line
+    finally:
+        run.kill()
+        run.wait()
 
+    hint = f"`python -m lab down --run-dir {lab.run_dir}` and `lab up` again"
     shutil.rmtree(other)
     gone = f"lab: lab on {CHECKOUT_NET} was started from {other} (gone): run {hint}"
     assert one_line(lab.run("status").stderr) == gone
@@ -324,6 +344,61 @@ def test_only_with_no_or_an_unknown_component_is_a_usage_error_and_starts_nothin
     assert line.startswith(f"lab: up: {says}") and "datera" in line, line
     assert line.endswith(" (see python -m lab up --help)"), line
     assert not (tmp_path / "run" / "supervisor.pid").exists()
+
+
+def _commands(parser=None, path=()) -> list[tuple[str, ...]]:
+    """Every public command path of `python -m lab` (up, ..., chaos latency, ...), from its
+    parser, so a command added later is checked too."""
+    import argparse
+
+    from lab.__main__ import parser as lab_parser
+    parser = parser or lab_parser()
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        return [path]
+    return [p for name, sub in subs[0].choices.items() if not name.startswith("_")
+            for p in _commands(sub, (*path, name))]
+
+
+def _usage_line(capsys, argv: list[str]) -> str:
+    from lab.__main__ import _parse
+    with pytest.raises(SystemExit) as exit:
+        _parse(argv)
+    assert exit.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    return one_line(err)
+
+
+def test_every_command_names_itself_in_an_unknown_option_a_missing_value_or_a_stray_word(
+        capsys):
+    """`lab up --bogus` said `lab: unrecognized arguments: --bogus` (argparse's top parser
+    reports what no parser took), unlike every other mistake: `lab: <command>: ...`."""
+    commands = _commands()
+    assert {("up",), ("down",), ("status",), ("chaos", "latency"), ("chaos", "kill")} <= \
+        set(commands), commands
+    for cmd in commands:
+        name = " ".join(cmd)
+        # the required bits of each command, so that only the mistake is left to report
+        needs = {"chaos errors": ["--service", "datera"], "chaos reset": ["--service", "nova"],
+                 "chaos latency": ["--service", "nova", "--ms", "5"],
+                 "chaos vip-down": ["VIP1"], "chaos kill": ["datera"]}.get(name, [])
+        see = f" (see python -m lab {name} --help)"
+        assert _usage_line(capsys, [*cmd, *needs, "--bogus"]) == \
+            f"lab: {name}: unknown option --bogus{see}"
+        assert _usage_line(capsys, [*cmd, *needs, "--bogus=1", "-x"]) == \
+            f"lab: {name}: unknown options --bogus, -x{see}"
+        assert _usage_line(capsys, [*cmd, *needs, "--run-dir"]) == \
+            f"lab: {name}: --run-dir: expected a value{see}"
+        if name != "chaos clear":   # its rule ids are words
+            assert _usage_line(capsys, [*cmd, *needs, "stray"]) == \
+                f"lab: {name}: unexpected argument 'stray'{see}"
+
+
+def test_a_missing_command_is_one_line_naming_the_group(capsys):
+    assert _usage_line(capsys, []) == "lab: missing command (see python -m lab --help)"
+    assert _usage_line(capsys, ["chaos"]) == \
+        "lab: chaos: missing command (see python -m lab chaos --help)"
 
 
 def test_a_net_with_no_lab_says_so(tmp_path):

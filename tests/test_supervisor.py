@@ -40,6 +40,53 @@ def port_free(address: str, port: int) -> bool:
     return True
 
 
+def secrets_of(lab) -> list[str]:
+    """The running lab's secrets as written: Datera's and the directory users' passwords
+    (target dir), the TLS private keys (each component's tls/*.key)."""
+    tdir = lab.target.parent
+    found = [json.loads((tdir / "datera.json").read_text())["password"]] \
+        if (tdir / "datera.json").exists() else []
+    found += [u["password"] for u in json.loads((tdir / "ldap-users.json").read_text()).values()]
+    keys = list(lab.run_dir.rglob("tls/*.key"))
+    found += [k.read_text().strip().splitlines()[1] for k in keys]   # a line of the key
+    return found
+
+
+def assert_down_left_only_logs(lab, secrets: list[str]) -> None:
+    """What `lab down` leaves (README, Durable lab state): logs/ and the empty users.lock,
+    and no secret in them."""
+    left = sorted(str(p.relative_to(lab.run_dir)) for p in lab.run_dir.rglob("*"))
+    assert [p for p in left if p != "logs" and not p.startswith("logs/")] == ["users.lock"], left
+    assert (lab.run_dir / "users.lock").stat().st_size == 0
+    for log in (lab.run_dir / "logs").iterdir():
+        text = log.read_text(errors="replace")
+        assert not [s for s in secrets if s in text], log
+
+
+def test_the_lab_files_go_but_logs_the_users_lock_and_a_mounted_node_dir(tmp_path,
+                                                                           monkeypatch):
+    from lab import runfiles
+    for d in ("target", "users", "tls", "kubernetes/etcd", "kubernetes-node/pods/p1", "logs"):
+        (tmp_path / d).mkdir(parents=True)
+    for f in ("state.json", "supervisor.pid", "chaos.json", "users.lock", "logs/x.log"):
+        (tmp_path / f).write_text("")
+    runfiles.remove_lab_files(tmp_path, ["kubernetes"])
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == \
+        ["logs", "logs/x.log", "users.lock"]
+    # a node dir with a volume still mounted in it is left for the node's next start
+    mounted = tmp_path / "kubernetes-node"
+    (mounted / "vol").mkdir(parents=True)
+    real_read = runfiles.Path.read_text
+
+    def proc_mounts(self, *a, **kw):
+        text = real_read(self, *a, **kw)
+        return text + f"tmpfs {mounted}/vol tmpfs rw 0 0\n" if str(self) == "/proc/mounts" \
+            else text
+    monkeypatch.setattr(runfiles.Path, "read_text", proc_mounts)
+    runfiles.remove_lab_files(tmp_path, ["kubernetes"])
+    assert (mounted / "vol").is_dir()
+
+
 def test_up_status_down_leaves_no_process(make_lab):
     lab = make_lab("127.201")
     up = lab.up()
@@ -145,13 +192,19 @@ def test_sigterm_to_supervisor_stops_every_child(make_lab):
 
 def test_supervisor_killed_with_sigkill_leaves_no_child(make_lab):
     lab = make_lab("127.211")
-    assert lab.up().returncode == 0
+    assert lab.up("datera").returncode == 0
+    secrets = secrets_of(lab)
+    assert lab.run("chaos", "latency", "--service", "datera", "--ms", "5").returncode == 0
     supervisor, children = lab.supervisor_pid(), lab.component_pids()
     os.kill(supervisor, signal.SIGKILL)
     assert wait_gone([supervisor, *children.values()]) == []   # they die with their parent
+    legacy = lab.run_dir / "tls"   # where a lab of an older checkout kept Datera's key
+    legacy.mkdir()
+    (legacy / "datera-mgt1.key").write_text(secrets[-1] + "\n")
     down = lab.run("down")   # tidies the files the killed supervisor left
     assert down.returncode == 0
     assert not (lab.run_dir / "supervisor.pid").exists() and not lab.target.exists()
+    assert_down_left_only_logs(lab, secrets)   # the chaos rule and the TLS key too
     assert lab.up().returncode == 0   # and the run dir is usable again
 
 
@@ -208,9 +261,16 @@ def test_datera_comes_up_with_tls_and_target_dir(make_lab):
                         timeout=10).status_code == 200
     with pytest.raises(requests.exceptions.SSLError):
         requests.get(f"https://{mgmt}:{ports.DATERA_HTTPS}/api_versions", timeout=10)   # system CAs only
+    key = lab.run_dir / "datera" / "tls" / "datera-mgt1.key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    secrets = secrets_of(lab)
+    assert lab.run("chaos", "errors", "--service", "datera", "--rate", "0.01").returncode == 0
     down = lab.run("down")
     assert down.returncode == 0
     assert port_free(mgmt, ports.DATERA_HTTP) and port_free(mgmt, ports.DATERA_HTTPS)
+    # The CA's server key was left in <run dir>/tls/ after down, and the chaos rules would
+    # have hit the next lab of this run dir.
+    assert_down_left_only_logs(lab, secrets)
 
 
 def _killed_labs_component(tmp_path, argv) -> subprocess.Popen:

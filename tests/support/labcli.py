@@ -12,13 +12,16 @@ test_kubernetes_chaos_e2e.py 127.231,
 test_vsphere_sim.py 127.228, test_chaos.py 127.222, test_lab_cli.py 127.184-127.189,
 test_ldap.py 127.202 without xdist and 127.240+N on xdist worker gwN
 (its module-scoped lab is started once per worker that runs any of its tests); test_demo_e2e.py
-127.150, test_platform_checks_e2e.py 127.151-127.152. tests/test_fixed_nets.py checks that no two modules share one. These nets are the same
+127.150, test_platform_checks_e2e.py 127.151-127.153 (127.151's lab in its default run dir,
+127.153 never a lab), test_cleanup_cli.py 127.155 (never a lab).
+tests/test_fixed_nets.py checks that no two modules share one. These nets are the same
 for every checkout, so two checkouts must not run those modules at once (see `make test`).
 """
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,3 +101,14 @@ class LabCli:
 
     def component_pids(self) -> dict[str, int]:
         return {name: c["pid"] for name, c in self.components().items()}
+
+
+def module_lab(net: str, only: str, run_dir: Path, *, force: bool = False) -> Iterator[LabCli]:
+    """A test module's own lab, for a module-scoped fixture to `yield from`: `up --only ONLY`
+    on `net` in `run_dir` (a failed start fails the fixture with its stderr), then `down`;
+    force=True: `down --force`, which also stops it while a run the test left still uses it."""
+    lab = LabCli(net, run_dir)
+    proc = lab.up(only)
+    assert proc.returncode == 0, proc.stderr
+    yield lab
+    lab.run("down", *(["--force"] if force else []))
