@@ -80,6 +80,17 @@ def inner(tmp_path, xdist: bool, final_wait_s: float) -> tuple[subprocess.Popen,
     return proc, lines
 
 
+def finished(proc, lines) -> str:
+    """The inner run's output once it ended with status 0 (killed after 120 s)."""
+    try:
+        assert proc.wait(120) == 0, "".join(lines)[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return "".join(lines)
+
+
 @pytest.mark.parametrize("xdist", [False, True], ids=["one process", "xdist"])
 def test_a_platform_back_within_the_bound_gets_the_deletion_run(tmp_path, xdist):
     proc, lines = inner(tmp_path, xdist, final_wait_s=120)
@@ -87,12 +98,11 @@ def test_a_platform_back_within_the_bound_gets_the_deletion_run(tmp_path, xdist)
         wait_until(lambda: any("waiting up to" in ln for ln in lines) or
                    proc.poll() is not None, 120, "the final drain's waiting line", 0.1)
         (tmp_path / "up").touch()                     # back a moment later
-        assert proc.wait(120) == 0, "".join(lines)[-3000:]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    out = "".join(lines)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    out = finished(proc, lines)
     assert "waiting up to 120s for Fake API" in out, out[-3000:]
     assert "ran 1 deletion(s) left by the outage: host preparation of fake" in out
     assert "could not run" not in out
@@ -102,13 +112,7 @@ def test_a_platform_back_within_the_bound_gets_the_deletion_run(tmp_path, xdist)
 @pytest.mark.parametrize("xdist", [False, True], ids=["one process", "xdist"])
 def test_a_platform_that_stays_down_is_named_in_one_line(tmp_path, xdist):
     proc, lines = inner(tmp_path, xdist, final_wait_s=2)
-    try:
-        assert proc.wait(120) == 0, "".join(lines)[-3000:]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    out = "".join(lines)
+    out = finished(proc, lines)
     named = [ln for ln in out.splitlines() if "could not run" in ln]
     assert len(named) == 1 and "host preparation of fake" in named[0], out[-3000:]
     assert "python -m fixtures.cleanup" in named[0]

@@ -6,15 +6,12 @@ registration file is gone after the last user. No lab: real processes and flock(
 tmp directory."""
 import os
 import signal
-import subprocess
-import sys
 import threading
-import time
 
 import pytest
 
 from fixtures.shared_host import HostUsers
-from tests.support.labcli import REPO
+from tests.support.host_user import UserProcess
 
 RUN = "0123456789abcdef"
 
@@ -38,32 +35,12 @@ for line in sys.stdin:
 """
 
 
-class Peer:
-    def __init__(self, tmp_path, *notes: str):
-        self.proc = subprocess.Popen([sys.executable, "-c", PEER, RUN, str(tmp_path), *notes],
-                                     cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True)
-        assert self.proc.stdout.readline().strip() == "joined"
-
-    def leave(self) -> str:
-        self.proc.stdin.write("leave\n")
-        self.proc.stdin.flush()
-        return self.proc.stdout.readline().strip()
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(10)
-        self.proc.stdin.close()
-        self.proc.stdout.close()
-
-
 @pytest.fixture
 def peers(tmp_path):
-    made: list[Peer] = []
+    made: list[UserProcess] = []
 
-    def make(*notes: str) -> Peer:
-        made.append(Peer(tmp_path, *notes))
+    def make(*notes: str) -> UserProcess:
+        made.append(UserProcess(PEER, RUN, tmp_path, *notes))
         return made[-1]
     yield make
     for p in made:

@@ -5,7 +5,6 @@ them; a run that ends while another uses the host hands its notes to that run; a
 that cannot run now (its platform down) keeps the run's file until it ran, and a later run
 adopts what a run ended with. No lab: real processes and flock(2) in a tmp directory."""
 import os
-import signal
 import subprocess
 import sys
 
@@ -14,7 +13,7 @@ import pytest
 
 from fixtures.shared_host import HostUsers
 from fixtures.waiters import wait_until
-from tests.support.labcli import REPO
+from tests.support.host_user import UserProcess
 
 # A user in its own process of run argv[1]: joins, notes argv[3:], says "joined", then
 # waits for "leave" on stdin (or is killed). Its leave's undo runs one pending step: one that
@@ -43,36 +42,12 @@ for line in sys.stdin:
 """
 
 
-class Proc:
-    def __init__(self, tmp_path, run: str, *notes: str):
-        self.proc = subprocess.Popen([sys.executable, "-c", USER, run, str(tmp_path), *notes],
-                                     cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True)
-        assert self.proc.stdout.readline().strip() == "joined"
-
-    def leave(self) -> str:
-        self.proc.stdin.write("leave\n")
-        self.proc.stdin.flush()
-        return self.proc.stdout.readline().strip()
-
-    def kill9(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        assert self.proc.wait(10) == -signal.SIGKILL
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(10)
-        self.proc.stdin.close()
-        self.proc.stdout.close()
-
-
 @pytest.fixture
 def procs(tmp_path):
-    made: list[Proc] = []
+    made: list[UserProcess] = []
 
-    def make(run: str, *notes: str) -> Proc:
-        made.append(Proc(tmp_path, run, *notes))
+    def make(run: str, *notes: str) -> UserProcess:
+        made.append(UserProcess(USER, run, tmp_path, *notes))
         return made[-1]
     yield make
     for p in made:
@@ -191,19 +166,26 @@ def test_a_dead_runs_notes_go_to_a_live_run_rather_than_being_undone(tmp_path, p
     assert "send_target 127.0.7.51\n" in (tmp_path / "vancouver-esxi-11ee").read_text()
 
 
-def test_a_pending_undo_step_keeps_the_file_until_it_ran(tmp_path):
-    """The vCenter refuses at the last user's undo: the step is queued (the deferred
-    teardown's part); the run's file keeps its notes, and goes once the step ran."""
+def _refused_at_undo(tmp_path):
+    """A last user of run "beef" that noted a send target, and its removal, refused while
+    down[0]: (users, down, done, steps, remove)."""
     me = HostUsers("esxi", "beef", tmp_path)
     me.join()
     me.note("send_target", "127.0.7.11")
-    me.note("initiator", "/root/Vancouver-VM iqn.x:esx1")
     down, done, steps = [True], [], []
 
     def remove():
         if down[0]:
             raise ConnectionRefusedError(111, "Connection refused")
         done.append("send targets")
+    return me, down, done, steps, remove
+
+
+def test_a_pending_undo_step_keeps_the_file_until_it_ran(tmp_path):
+    """The vCenter refuses at the last user's undo: the step is queued (the deferred
+    teardown's part); the run's file keeps its notes, and goes once the step ran."""
+    me, down, done, steps, remove = _refused_at_undo(tmp_path)
+    me.note("initiator", "/root/Vancouver-VM iqn.x:esx1")
 
     def undo(noted):
         steps.append(me.step({"send_target": noted["send_target"]}, remove,
@@ -229,15 +211,7 @@ def test_a_pending_undo_step_keeps_the_file_until_it_ran(tmp_path):
 
 
 def test_a_pending_step_runs_once_back_and_the_file_goes(tmp_path):
-    me = HostUsers("esxi", "beef", tmp_path)
-    me.join()
-    me.note("send_target", "127.0.7.11")
-    down, done, steps = [True], [], []
-
-    def remove():
-        if down[0]:
-            raise ConnectionRefusedError(111, "Connection refused")
-        done.append("send targets")
+    me, down, done, steps, remove = _refused_at_undo(tmp_path)
 
     def undo(noted):
         steps.append(me.step(noted, remove, gave_up=lambda e: False))
