@@ -170,3 +170,50 @@ def test_a_bad_live_every_is_one_line(tmp_path):
     assert proc.returncode == 4 and errors == [
         "ERROR: --live-every soon: expected a positive time such as 5s or 1m"], out
     assert "usage:" not in out
+
+
+def _on_a_pty(tmp_path, *args: str) -> tuple[int, bytes]:
+    """The live suite (tests released at once) run on a pseudo-terminal, as on the booth's
+    screen: (exit status, every byte it wrote)."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from tests.support.inner_run import CONFTEST, DEMO_YAML, LIVE_TEST, env
+    (tmp_path / "conftest.py").write_text(CONFTEST)
+    (tmp_path / "demo.yaml").write_text(DEMO_YAML)
+    (tmp_path / "test_live.py").write_text(LIVE_TEST)
+    release_all(tmp_path)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                             "--demo-config", "demo.yaml", "--demo-profile", "ci", *args],
+                            cwd=tmp_path, env=env(), stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+    out = b""
+    try:
+        while chunk := os.read(master, 65536):
+            out += chunk
+    except OSError:   # EIO: the last writer closed the terminal
+        pass
+    finally:
+        os.close(master)
+    return proc.wait(timeout=120), out
+
+
+def test_pytest_lines_pass_the_live_table_verbatim(tmp_path):
+    """A new user's screen showed ` [32mPASSED round 1[0m scenarios/...` twice, the [gwN]
+    prefix and the [mitaka] id gone: rich's FileProxy printed pytest's flushed partial line
+    as markup. Each result line must come once, byte for byte as pytest wrote it."""
+    import re
+    code, out = _on_a_pty(tmp_path, "-n", "2", "--count=0", "--duration", "2s",
+                          "--live-view", "rich", "--color=yes")
+    assert code == 0, out[-3000:]
+    assert b"current step" in out   # the table was live
+    for n in (0, 1):
+        line = (rb"\[gw\d\] \x1b\[32mPASSED round 1\x1b\[0m test_live\.py::test_live\[%d\] \r\n"
+                % n)
+        found = re.findall(rb"(?:^|\n|\x1b\[2K)(" + line + rb")", out)
+        assert len(found) == 1, out[-3000:]
+        assert out.count(b"PASSED round 1\x1b[0m test_live.py::test_live[%d] " % n) == 1
+    assert b"\x1b\x1b" not in out and b"\x1b[1m[\x1b[0m" not in out
