@@ -125,13 +125,20 @@ test: setup
 	exit $$rc
 
 # The live booth demo: endless, five workers, the plan's numbers; Ctrl-C stops it cleanly.
-# pytest's status is make's `Error N` (make itself exits 2): README, "The demo".
+# pytest's status is make's `Error N` (make itself exits 2); after a stop signal from the
+# terminal (or to make's process group) make dies of that signal once pytest has ended
+# (130 for Ctrl-C): GNU make re-raises it, `exec` or not; pytest's own outcome is its last
+# lines. README, "The demo".
 # The dashboard is on (DASHBOARD= to change the address); its URL is the first line, printed
 # by the system python3 before the setup checks (10-20 s on a loaded machine) and imports.
+# DEMO_CONFIG=file: another demo.yaml (--demo-config); TARGET=target.yaml: a real or running
+# environment (--target, as for clean-demo); PYTEST_ARGS: any other pytest options, after
+# these (the last of a repeated option wins: PYTEST_ARGS='--duration 10m --demo-profile ci').
+DEMO_CONFIG ?=
 demo:
 	@python3 -m fixtures.dashboard.where $(DASHBOARD) $(CURDIR)/reports/index.html
 	@$(MAKE) --no-print-directory setup
-	$(PY) -m pytest -n 5 --count=0 scenarios/ --demo-profile booth --report-rotate 10m --report-keep 48 --dashboard $(DASHBOARD)
+	$(PY) -m pytest -n 5 --count=0 scenarios/ --demo-profile booth --report-rotate 10m --report-keep 48 --dashboard $(DASHBOARD) $(if $(DEMO_CONFIG),--demo-config $(DEMO_CONFIG)) $(if $(TARGET),--target $(TARGET)) $(PYTEST_ARGS)
 
 # The dashboard's chart library (uPlot) from npm, cached outside the clone; served by the
 # run itself (fixtures/dashboard/server.py), never from a CDN.

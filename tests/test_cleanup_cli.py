@@ -79,3 +79,13 @@ def test_make_clean_demo_says_target_equals(tmp_path):
     proc = _make_clean_demo(f"TARGET={missing}")
     assert proc.returncode == 2   # make's own status for a failed recipe
     assert f"cleanup: TARGET={missing}: no such file" in proc.stderr.splitlines(), proc.stderr
+
+
+def test_a_ctrl_c_is_one_line_and_status_130(monkeypatch, capsys):
+    """A Ctrl-C mid-sweep (make clean-demo printed a KeyboardInterrupt traceback)."""
+    def interrupted(argv=None):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cleanup, "main", interrupted)
+    assert cleanup.cli([]) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "interrupted (Ctrl-C)" in err and "Traceback" not in err

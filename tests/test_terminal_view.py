@@ -36,6 +36,17 @@ def test_rich_tables_show_counts_rate_last_duration_and_current_step():
     assert "rotate[Vancouver-ON]" in worker and "upload image" in worker
 
 
+def test_a_fresh_row_shows_no_rate_before_its_first_iteration_ended():
+    """Counted when pytest prints the result line; the rate and the duration come with the
+    end of its teardown. A new user saw `1 1 0 0.0 -`: a rate of 0.0 beside a pass."""
+    state = RunState()
+    state(ev.TestOutcome(outcome="passed", nodeid=NID, worker="gw0"))
+    out = io.StringIO()
+    Console(file=out, width=140, color_system=None).print(scenario_table(state.snapshot()))
+    row = next(line for line in out.getvalue().splitlines() if "image_rotation" in line)
+    assert row.split()[:6] == ["image_rotation", "1", "1", "0", "-", "-"], row
+
+
 def test_plain_lines_name_scenario_figures_and_worker_steps():
     lines = plain_lines(_state().snapshot())
     assert lines[0].startswith("[live] image_rotation: 2 iterations, 1 passed, 1 failed, ")
@@ -170,3 +181,98 @@ def test_a_bad_live_every_is_one_line(tmp_path):
     assert proc.returncode == 4 and errors == [
         "ERROR: --live-every soon: expected a positive time such as 5s or 1m"], out
     assert "usage:" not in out
+
+
+def _on_a_pty(tmp_path, *args: str) -> tuple[int, bytes]:
+    """The live suite (tests released at once) run on a pseudo-terminal, as on the booth's
+    screen: (exit status, every byte it wrote)."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from tests.support.inner_run import CONFTEST, DEMO_YAML, LIVE_TEST, env
+    (tmp_path / "conftest.py").write_text(CONFTEST)
+    (tmp_path / "demo.yaml").write_text(DEMO_YAML)
+    (tmp_path / "test_live.py").write_text(LIVE_TEST)
+    release_all(tmp_path)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                             "--demo-config", "demo.yaml", "--demo-profile", "ci", *args],
+                            cwd=tmp_path, env=env(), stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+    out = b""
+    try:
+        while chunk := os.read(master, 65536):
+            out += chunk
+    except OSError:   # EIO: the last writer closed the terminal
+        pass
+    finally:
+        os.close(master)
+    return proc.wait(timeout=120), out
+
+
+def test_pytest_lines_pass_the_live_table_verbatim(tmp_path):
+    """A new user's screen showed ` [32mPASSED round 1[0m scenarios/...` twice, the [gwN]
+    prefix and the [mitaka] id gone: rich's FileProxy printed pytest's flushed partial line
+    as markup. Each result line must come once, byte for byte as pytest wrote it."""
+    import re
+    code, out = _on_a_pty(tmp_path, "-n", "2", "--count=0", "--duration", "2s",
+                          "--live-view", "rich", "--color=yes")
+    assert code == 0, out[-3000:]
+    assert b"current step" in out   # the table was live
+    for n in (0, 1):
+        line = (rb"\[gw\d\] \x1b\[32mPASSED round 1\x1b\[0m test_live\.py::test_live\[%d\] \r\n"
+                % n)
+        found = re.findall(rb"(?:^|\n|\x1b\[2K)(" + line + rb")", out)
+        assert len(found) == 1, out[-3000:]
+        assert out.count(b"PASSED round 1\x1b[0m test_live.py::test_live[%d] " % n) == 1
+    assert b"\x1b\x1b" not in out and b"\x1b[1m[\x1b[0m" not in out
+
+
+def test_the_stop_line_goes_above_the_live_table(tmp_path):
+    """The stop line was written below the table (past it, to the terminal): the next redraw
+    erased upwards from there and left the table's old headline torn above the stop line.
+    Now it is printed where the table was erased, the table redrawn under it."""
+    import os
+    import pty
+    import select
+    import sys
+    import time
+
+    from tests.support.inner_run import CONFTEST, DEMO_YAML, LIVE_TEST, env
+    (tmp_path / "conftest.py").write_text(CONFTEST)
+    (tmp_path / "demo.yaml").write_text(DEMO_YAML)
+    (tmp_path / "test_live.py").write_text(LIVE_TEST)
+    pid, fd = pty.fork()
+    if pid == 0:   # the child: pytest on the pty, as from a terminal
+        os.chdir(tmp_path)
+        os.execve(sys.executable, [sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                                   "--demo-config", "demo.yaml", "--demo-profile", "ci",
+                                   "-n", "2", "--count=0", "--live-view", "rich"], env())
+    out, typed, deadline = b"", False, time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:   # EIO: the run ended
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            if not typed and b"holding 0" in out and b"holding 1" in out:
+                os.write(fd, b"\x03")   # Ctrl-C, as typed: to the whole process group
+                typed = True
+            if typed and b"stopping" in out:
+                release_all(tmp_path)
+    finally:
+        release_all(tmp_path)
+        status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        os.close(fd)
+    assert status == 0, out[-3000:]
+    line = b"[vancouver] Ctrl-C: stopping: waiting for 2 running iterations to finish"
+    assert out.count(line) == 1, out[-3000:]
+    before, after = out.split(line)
+    assert before.endswith(b"\x1b[2K\r\n"), before[-300:]   # in the table's erased place
+    assert after.split(b"\r\n", 2)[1].startswith(b"\x1b[1;36mVancouver demo: "), after[:300]
