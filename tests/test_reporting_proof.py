@@ -379,3 +379,75 @@ def test_aborted_rows_show_and_filter_in_chromium(tmp_path):
         assert (rows("aborted"), rows("passed")) == (1, 0)
     finally:
         driver.quit()
+
+
+# Two workers: one holds the QoS window of /root/T until the outer test releases it, the
+# other then asks for a lease of that tenant and waits (fixtures/headroom.py, a shared ledger).
+HOLDER = """\
+import pathlib, time
+from fixtures import headroom
+
+def test_holder(proof):
+    here = pathlib.Path(__file__).parent
+    (here / "windows").mkdir(exist_ok=True)
+    windows = headroom.Windows("https://datera.example", directory=here / "windows")
+    with proof.step("measure"), windows.qos(100, tenant="/root/T"):
+        (here / "holding").write_text("")
+        deadline = time.time() + 120
+        while not (here / "release").exists() and time.time() < deadline:
+            time.sleep(0.05)
+"""
+WAITER = """\
+import pathlib, time
+from fixtures import headroom
+
+def test_waiter(proof):
+    here = pathlib.Path(__file__).parent
+    deadline = time.time() + 120
+    while not (here / "holding").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    (here / "windows").mkdir(exist_ok=True)
+    windows = headroom.Windows("https://datera.example", directory=here / "windows")
+    with proof.step("copy data"), windows.tenant_io("/root/T"):
+        pass
+"""
+
+
+def test_a_wait_between_workers_is_live_on_the_dashboard_and_in_the_report(tmp_path):
+    import subprocess
+    import sys
+    import urllib.request
+    from fixtures.waiters import wait_until
+    from tests.support.inner_run import CONFTEST, demo_yaml, env
+    (tmp_path / "conftest.py").write_text(CONFTEST)
+    (tmp_path / "demo.yaml").write_text(demo_yaml({"holder": 0, "waiter": 0}))
+    (tmp_path / "test_holder.py").write_text(HOLDER)
+    (tmp_path / "test_waiter.py").write_text(WAITER)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--demo-config",
+         "demo.yaml", "--demo-profile", "ci", "-n", "2", "--dashboard", "127.0.0.1:0",
+         "--live-view", "plain"], cwd=tmp_path, env=env(), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    try:
+        url = proc.stdout.readline().split()[3]
+
+        def steps() -> list[str]:
+            run_ = json.loads(urllib.request.urlopen(url + "api/state", timeout=5).read())["run"]
+            return [w["step"] for w in run_["workers"]]
+        wanted = "waiting for a lease of /root/T (held by holder for "
+        try:
+            wait_until(lambda: any(s.startswith(wanted) for s in steps()), 90,
+                       "the waiting worker's step on the dashboard")
+        except TimeoutError:
+            raise AssertionError(steps())
+        (tmp_path / "release").write_text("")
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, out[-3000:]
+    rows = {r["nodeid"]: r for r in map(json.loads, (tmp_path / "reports" / "results.jsonl")
+                                        .read_text().splitlines())}
+    waited = rows["test_waiter.py::test_waiter"]["steps"]
+    assert "waiting for a lease of /root/T (held by holder)" in waited, waited
+    assert "waiting for a lease of /root/T (held by holder)" in \
+        _row_html((tmp_path / "reports" / "report.html").read_text())
