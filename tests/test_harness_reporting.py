@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from fixtures import reporting
-from tests.support.inner_run import PLAIN_CONFTEST, PLAIN_TEST, run
+from tests.support.inner_run import PLAIN_CONFTEST, PLAIN_TEST, chap_conftest, run
 
 # Inner runs bounded by --duration and rotated by wall-clock time: run alone (make test).
 pytestmark = pytest.mark.serial
@@ -304,16 +304,7 @@ def test_bus_subscriber_sees_every_kind(tmp_path, xdist):
 
 NAMES_SECRET = "Reg1stered-Chap-S3cret"
 
-NAMES_CONFTEST = f"""\
-import pytest
-from fixtures import reporting
-pytest_plugins = ["fixtures.config", "fixtures.endless", "fixtures.reporting"]
-
-@pytest.fixture
-def chap():
-    reporting.register_secret({NAMES_SECRET!r})
-    return {NAMES_SECRET!r}
-"""
+NAMES_CONFTEST = chap_conftest(NAMES_SECRET)
 
 NAMES_TEST = """\
 import logging, time, pytest

@@ -27,21 +27,12 @@ from fixtures.reporting.html_view import HtmlView
 from fixtures.reporting.proof import Proof
 from fixtures.reporting.terminal import worker_table
 from tests.support.endless_suite import Watched, make_suite, start
-from tests.support.inner_run import run
+from tests.support.inner_run import chap_conftest, run
 
 SECRET = "Fio-Dev1ce-S3cret"
 NODE = "scenarios/test_tenancy.py::test_tenancy[Vancouver-OP]"
 
-KINDS_CONFTEST = f"""\
-import pytest
-from fixtures import reporting
-pytest_plugins = ["fixtures.config", "fixtures.endless", "fixtures.reporting"]
-
-@pytest.fixture
-def chap():
-    reporting.register_secret({SECRET!r})
-    return {SECRET!r}
-"""
+KINDS_CONFTEST = chap_conftest(SECRET)
 
 # One test emitting every kind a scenario emits (the outage plugin's and a window wait's
 # through the same outbox and view they use).

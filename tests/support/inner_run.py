@@ -112,3 +112,19 @@ def run(tmp: Path, *args: str, timeout: float = 60,
                            "--demo-config", "demo.yaml", "--demo-profile", "ci", *args],
                           cwd=tmp, env=env(), capture_output=True, text=True, timeout=timeout)
     return proc.returncode, proc.stdout + proc.stderr
+
+
+def chap_conftest(secret: str) -> str:
+    """An inner run's conftest.py: the harness's config, endless and reporting plugins, and a
+    `chap` fixture that registers `secret` for masking (as the scenarios' CHAP fixture does)
+    and returns it."""
+    return f"""\
+import pytest
+from fixtures import reporting
+pytest_plugins = ["fixtures.config", "fixtures.endless", "fixtures.reporting"]
+
+@pytest.fixture
+def chap():
+    reporting.register_secret({secret!r})
+    return {secret!r}
+"""
