@@ -66,3 +66,9 @@ def test_a_bad_demo_config_is_the_first_and_only_line(tmp_path):
     assert rc == 4, lines
     assert len(lines) == 1 and lines[0].startswith(f"ERROR: {path}: "), lines
     assert "not valid YAML" in lines[0]
+
+
+def test_a_missing_demo_config_names_the_option(tmp_path):
+    path = tmp_path / "nonexistent.yaml"
+    rc, lines = _run(tmp_path, "--demo-config", str(path))
+    assert rc == 4 and lines == [f"ERROR: --demo-config {path}: no such file"], lines

@@ -160,14 +160,13 @@ def test_a_wait_is_the_current_step_in_every_view_and_a_span_in_the_timeline(tmp
             snap = state.snapshot()
             [worker] = snap["workers"]
             # (its seconds: 3 unless this machine is slow)
-            assert re.fullmatch(r"waiting for the QoS window of /root/Vancouver-OP "
-                                r"\(held by volume_features\[pike\] for \d+s\)",
+            assert re.fullmatch(r"held up by volume_features\[pike\] for \d+s: waiting for "
+                                r"the QoS window of /root/Vancouver-OP",
                                 worker["step"]), worker["step"]
-            assert worker["path"].startswith("QoS check > waiting for")
+            assert worker["path"].startswith("QoS check > held up by")
             console = Console(width=200, record=True)
             console.print(worker_table(snap))
-            assert "waiting for the QoS window of /root/Vancouver-OP (held by volume_feat" \
-                in console.export_text()
+            assert "held up by volume_features[pike] for " in console.export_text()
             seen.clear()
             waiting.end()
             waiting.end()    # idempotent: one step_end
@@ -216,7 +215,7 @@ def test_a_wait_granted_at_once_shows_nothing_and_no_view_costs_nothing(tmp_path
         waiting.end()
         assert shown == []
         waiting.check()       # the turnstile: no holder in the ledger
-        assert shown == ["waiting for a QoS window (the turnstile is held)"]
+        assert shown == ["held up by the turnstile: waiting for a QoS window"]
     finally:
         remove()
     quiet = window_wait.Waiting("a QoS window", tmp_path / "missing-ledger")
@@ -252,7 +251,8 @@ def test_headroom_waits_show_as_steps_and_end_when_granted(tmp_path):
         deadline = time.monotonic() + 60
         while not shown and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert shown and shown[0].startswith("waiting for a lease of /root/T (held by ")
+        assert shown and shown[0].startswith("held up by ") and \
+            shown[0].endswith(": waiting for a lease of /root/T")
         release.set()
         t2.join(60)
         assert done.is_set() and shown[-1] is None
@@ -427,9 +427,9 @@ def test_a_wait_between_workers_is_live_on_the_dashboard_and_in_the_report(tmp_p
         def steps() -> list[str]:
             run_ = json.loads(urllib.request.urlopen(url + "api/state", timeout=5).read())["run"]
             return [w["step"] for w in run_["workers"]]
-        wanted = "waiting for a lease of /root/T (held by holder for "
+        wanted = re.compile(r"held up by holder for \d+s: waiting for a lease of /root/T")
         try:
-            wait_until(lambda: any(s.startswith(wanted) for s in steps()), 90,
+            wait_until(lambda: any(wanted.fullmatch(s or "") for s in steps()), 90,
                        "the waiting worker's step on the dashboard")
         except TimeoutError:
             raise AssertionError(steps())

@@ -90,6 +90,20 @@ def test_live_table_fits_an_80_column_terminal_one_line_per_row():
     assert row["gw0"][-2].endswith("…"), row["gw0"]       # a long step is cut, not wrapped
 
 
+def test_the_live_table_leaves_room_for_the_terminals_ctrl_c_echo():
+    """The terminal echoes "^C" after the table's last row; a row filling the width wrapped,
+    and Live, erasing one line too few, left the table's title in the scrollback at every
+    Ctrl-C. The live view's console is the terminal's width less ECHO_ROOM."""
+    from fixtures.reporting.terminal import ECHO_ROOM, EchoRoomConsole
+    snap = _booth_minute().snapshot()
+    out = io.StringIO()
+    console = EchoRoomConsole(file=out, force_terminal=True, color_system=None,
+                              _environ={"COLUMNS": "100", "LINES": "40"})
+    assert console.width == 100 - ECHO_ROOM
+    console.print(worker_table(snap))
+    assert max(len(line) for line in out.getvalue().splitlines()) == 100 - ECHO_ROOM
+
+
 def test_plain_lines_stay_readable_with_happenings_and_outages():
     from fixtures.reporting.terminal import plain_event_lines
     from tests.support.recorded_run import PERF
