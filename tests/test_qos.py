@@ -71,6 +71,29 @@ def test_bad_policy_is_a_one_line_error(policy, message):
         validate_policy(policy)
 
 
+async def _until_released(released: list, n_items: int, timeout: float = 30.0) -> None:
+    """Waits (bounded) until `n_items` items were released, whatever the wake-ups were: a
+    late wake-up on a loaded machine coalesces more (rehearsal cc7: a wait for a count of
+    releases hung for 300 s when the first wake-up, 48 ms late, carried every item)."""
+    deadline = time.monotonic() + timeout
+    while sum(len(r[-2]) for r in released) < n_items:
+        assert time.monotonic() < deadline, f"released after {timeout}s: {released}"
+        await asyncio.sleep(0.005)
+
+
+def assert_paced(released: list, due: dict) -> None:
+    """What Pacer promises, however late its wake-ups: every item once, none before its time
+    less Pacer.EARLY, and one release per sink per wake-up (released: (sink, items, now))."""
+    items = [i for _, its, _ in released for i in its]
+    assert sorted(map(str, items)) == sorted(map(str, due)), released
+    for _, its, now in released:
+        assert all(now >= due[i] - Pacer.EARLY for i in its), released
+    sinks_by_wakeup: dict = {}
+    for sink, _, now in released:
+        sinks_by_wakeup.setdefault(now, []).append(sink)
+    assert all(len(v) == len(set(v)) for v in sinks_by_wakeup.values()), released
+
+
 def test_pacer_releases_on_time_in_one_batch_per_connection():
     released = []
 
@@ -85,20 +108,21 @@ def test_pacer_releases_on_time_in_one_batch_per_connection():
         pacer = Pacer(asyncio.get_running_loop())
         a, b = Sink("a"), Sink("b")
         t0 = time.monotonic()
-        for i in range(3):
-            pacer.hold(t0 + 0.03, a, i)
-        pacer.hold(t0 + 0.01, b, "early")
-        pacer.hold(t0 + 0.03, b, "late")
-        pacer.hold(t0 + 0.5, b, "taken")
-        while len(released) < 3:
-            await asyncio.sleep(0.005)
+        due = {0: t0 + 0.03, 1: t0 + 0.03, 2: t0 + 0.03, "early": t0 + 0.01, "late": t0 + 0.03}
+        for item, when in due.items():
+            pacer.hold(when, a if isinstance(item, int) else b, item)
+        pacer.hold(t0 + 3600, b, "taken")   # never due here: a closing connection takes it
+        await _until_released(released, len(due))
         assert pacer.take(b) == ["taken"] and len(pacer) == 0
         pacer.close()
-        return t0
+        return due
 
-    t0 = asyncio.run(scenario())
-    assert released[0][:2] == ("b", ["early"]) and released[0][2] >= t0 + 0.01 - Pacer.EARLY
-    assert sorted((n, tuple(i)) for n, i, _ in released[1:]) == [("a", (0, 1, 2)), ("b", ("late",))]
+    due = asyncio.run(scenario())
+    assert_paced(released, due)
+    assert released[0][:2] == ("b", ["early"]) or \
+        released[0][2] >= due["late"] - Pacer.EARLY   # on time, or one late wake-up for all
+    assert [i for n, its, _ in released if n == "a" for i in its] == [0, 1, 2]
+    assert [i for n, its, _ in released if n == "b" for i in its] == ["early", "late"]
 
 
 def test_pacer_coalesces_replies_due_within_its_early_margin():
@@ -107,23 +131,25 @@ def test_pacer_coalesces_replies_due_within_its_early_margin():
 
     class Sink:
         def release(self, items, now):
-            released.append((list(items), now))
+            released.append(("s", list(items), now))
 
     async def scenario():
         pacer = Pacer(asyncio.get_running_loop())
         sink = Sink()
         t0 = time.monotonic() + 0.02
-        for i in range(4):   # four replies spaced 0.4 ms apart: within one 2 ms margin
-            pacer.hold(t0 + i * Pacer.EARLY / 5, sink, i)
-        pacer.hold(t0 + 0.05, sink, "next tick")
-        while len(released) < 2:
-            await asyncio.sleep(0.005)
+        due = {i: t0 + i * Pacer.EARLY / 5 for i in range(4)}   # 0.4 ms apart: one margin
+        due["next tick"] = t0 + 0.05
+        for item, when in due.items():
+            pacer.hold(when, sink, item)
+        await _until_released(released, len(due))
         pacer.close()
-        return t0
+        return due
 
-    t0 = asyncio.run(scenario())
-    assert released[0][0] == [0, 1, 2, 3] and released[0][1] >= t0 - Pacer.EARLY
-    assert released[1][0] == ["next tick"]
+    due = asyncio.run(scenario())
+    assert_paced(released, due)
+    assert released[0][1][:4] == [0, 1, 2, 3]   # the four in the first wake-up, together
+    # "next tick" comes in a wake-up of its own, unless the first came 48 ms late
+    assert released[-1][1] == ["next tick"] or len(released) == 1, released
 
 
 # ==== measured with fio, through the session lab ===============================================
