@@ -1,8 +1,7 @@
-"""An abort (the second stop signal) landing in one of a fixture's finalizers cuts the
-iteration in one line, never an error with a traceback. pytest groups the KeyboardInterrupt
-with the next finalizer's error (FixtureDef.finish raises a BaseExceptionGroup), which never
-reached the harness's except KeyboardInterrupt (rehearsal cc5: a second signal during the
-teardown of an iteration the first one had skipped; test_demo_e2e saw "Traceback")."""
+"""An abort (the second stop signal) never cuts an iteration's teardown: every finalizer runs
+to its end (rehearsal cc9: a KeyboardInterrupt raised in a finalizer lost its deletion and
+left a Datera initiator; cc5: pytest grouped it with the next finalizer's error and the run
+printed a traceback). The abort only marks the run: status 2, no traceback, nothing left."""
 from __future__ import annotations
 
 import os
@@ -18,16 +17,20 @@ SCENARIO = '''\
 import os, time, pytest
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+def mark(name):
+    open(os.path.join(HERE, name), "w").close()
+
 @pytest.fixture
 def two_finalizers(request):
     def deletes_after():
-        raise RuntimeError("the volume's deletion after the cut")
+        mark("deleted-second")
 
     def deletes_slowly():
-        open(os.path.join(HERE, "in-teardown"), "w").close()
+        mark("in-teardown")
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        while not os.path.exists(os.path.join(HERE, "go")) and time.monotonic() < deadline:
             time.sleep(0.02)
+        mark("deleted-first")
     request.addfinalizer(deletes_after)
     request.addfinalizer(deletes_slowly)   # runs first (last in, first out)
 
@@ -37,7 +40,7 @@ def test_cut(two_finalizers):
 
 
 @pytest.mark.parametrize("workers", [[], ["-n", "1"]], ids=["one process", "xdist"])
-def test_an_abort_in_a_finalizer_cuts_the_iteration_without_a_traceback(tmp_path, workers):
+def test_an_abort_during_teardown_lets_every_finalizer_finish(tmp_path, workers):
     make_suite(tmp_path, {"cut": {"n": 1, "sleep": 0}})
     (tmp_path / "scenarios" / "test_cut.py").write_text(SCENARIO)
     with Watched(start(tmp_path, *workers, "--count=0", "--timeout=120")) as run:
@@ -45,9 +48,11 @@ def test_an_abort_in_a_finalizer_cuts_the_iteration_without_a_traceback(tmp_path
         os.killpg(run.proc.pid, signal.SIGTERM)
         run.wait_for(run.saw("SIGTERM: stopping"), "the graceful stop")
         os.killpg(run.proc.pid, signal.SIGINT)
+        run.wait_for(run.saw("aborting"), "the abort")
+        (tmp_path / "go").write_text("")
         out = run.finish(60)
     assert run.proc.returncode == 2, out[-3000:]
     assert "Traceback" not in out and "ExceptionGroup" not in out, out[-3000:]
+    assert (tmp_path / "deleted-first").exists() and (tmp_path / "deleted-second").exists()
     (record,) = [r for r in results(tmp_path) if r["nodeid"].endswith("test_cut")]
-    assert record["outcome"] == "aborted", record
-    assert "RuntimeError: the volume's deletion after the cut" in record["reason"], record
+    assert record["outcome"] == "passed", record   # its body had ended; its teardown too
