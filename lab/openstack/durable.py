@@ -19,6 +19,7 @@ stays `saving`, as Glance leaves it, and is deleted like any other.
 """
 import contextlib
 import logging
+import threading
 
 from lab.store import Store, enabled
 
@@ -33,14 +34,22 @@ class CloudState:
     def __init__(self, cloud, stores: dict):
         self.cloud = cloud
         self.stores = stores   # service name -> Store
+        # sync() runs on the event loop and in workers (write_ahead): one at a time, as a
+        # Store's connection and its record of what it wrote are not for two threads. Taken
+        # before any model's lock; never call sync() holding one.
+        self._syncing = threading.Lock()
 
     @classmethod
     def open(cls, cloud) -> "CloudState | None":
         """None when VANCOUVER_LAB_STORE=off: the in-memory path."""
         if not enabled():
             return None
-        return cls(cloud, {name: Store(cloud.config.data_dir / f"{name}.db")
-                           for name, svc in cloud.services.items() if svc.durable})
+        state = cls(cloud, {name: Store(cloud.config.data_dir / f"{name}.db")
+                            for name, svc in cloud.services.items() if svc.durable})
+        for svc in cloud.services.values():
+            if hasattr(svc.model, "write_ahead"):   # a worker's write before a backend change
+                svc.model.write_ahead = state.sync
+        return state
 
     def load(self) -> dict[str, int]:
         """Restores every service's saved attributes; {service: objects restored}."""
@@ -65,12 +74,13 @@ class CloudState:
     def sync(self) -> int:
         """Writes every service whose state changed; returns the rows written."""
         written = 0
-        for name, store in self.stores.items():
-            svc = self.cloud.services[name]
-            lock = getattr(svc.model, "lock", None) or contextlib.nullcontext()
-            with lock:   # a consistent picture: the workers change state under this lock
-                state = {attr: getattr(svc.model, attr) for attr in svc.durable}
-                written += store.sync({KIND: {KEY: state}})
+        with self._syncing:
+            for name, store in self.stores.items():
+                svc = self.cloud.services[name]
+                lock = getattr(svc.model, "lock", None) or contextlib.nullcontext()
+                with lock:   # a consistent picture: the workers change state under this lock
+                    state = {attr: getattr(svc.model, attr) for attr in svc.durable}
+                    written += store.sync({KIND: {KEY: state}})
         return written
 
     def close(self) -> None:

@@ -50,6 +50,10 @@ class ReleaseProfile:
     # the in-tree Datera Cinder driver of the release
     datera_driver_version: str
     datera_fast_retype: bool
+    # cinder-volume's start cleans up work of the workers table (Newton's HA A/A cleanup,
+    # cinder/volume/manager.py _do_cleanup): a volume or snapshot `creating` goes to `error`;
+    # Mitaka's init_host leaves it `creating`
+    cinder_cleans_creating_on_start: bool
 
     # -- switches derived from microversions ----------------------------------------------
 
@@ -167,6 +171,7 @@ PROFILES: dict[str, ReleaseProfile] = {
         glance_visibilities=("public", "private"),
         glance_disk_formats=GLANCE_DISK_FORMATS_12, glance_members_need_shared=False,
         datera_driver_version="2.0", datera_fast_retype=False,
+        cinder_cleans_creating_on_start=False,
     ),
     "newton": ReleaseProfile(
         name="newton",
@@ -185,6 +190,7 @@ PROFILES: dict[str, ReleaseProfile] = {
         glance_visibilities=("public", "private"),
         glance_disk_formats=GLANCE_DISK_FORMATS_13, glance_members_need_shared=False,
         datera_driver_version="2.2", datera_fast_retype=False,
+        cinder_cleans_creating_on_start=True,
     ),
     "pike": ReleaseProfile(
         name="pike",
@@ -203,5 +209,6 @@ PROFILES: dict[str, ReleaseProfile] = {
         glance_visibilities=("community", "public", "private", "shared"),
         glance_disk_formats=GLANCE_DISK_FORMATS_15, glance_members_need_shared=True,
         datera_driver_version="2.4.0", datera_fast_retype=True,
+        cinder_cleans_creating_on_start=True,
     ),
 }

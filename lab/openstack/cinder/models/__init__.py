@@ -23,6 +23,8 @@ One module per family, composed into CinderModel as moto composes its EC2 backen
     manager.py        every background worker: the only place state changes off the request
     restart.py        work in flight when the process died, settled on start (init_host)
 """
+from typing import Callable
+
 from lab.openstack.caller import Caller
 from lab.openstack.ports import Compute, ImageData, ImageSource
 
@@ -72,6 +74,12 @@ class CinderModel(TypesMixin, QuotasMixin, VolumesMixin, AttachmentsMixin, Snaps
         self.messages: dict[str, dict] = {}
         self.backups: dict[str, Backup] = {}
         self.backup_driver = backup_driver        # None: the cloud runs no cinder-backup
+        # Writes the cloud's state now (lab/openstack/durable.py sets it; in memory: nothing).
+        # A worker calls it, outside the lock, before a backend change a restart must know
+        # of: the volume's host before the driver creates its object, as Cinder's scheduler
+        # saves volume.host before cinder-volume runs; else a kill -9 in between leaves an
+        # app instance on Datera that the restarted cloud's delete never removes.
+        self.write_ahead: Callable[[], object] = lambda: None
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)

@@ -51,6 +51,8 @@ class VolumeManager(BackgroundWork):
             src_ref = self._ref(src) if src else None
             snap_ref = (SnapshotRef(snap.id, snap.backend_volume_id, snap.size,
                                     snap.provider_location) if snap else None)
+            self._touch(vol)
+        self.write_ahead()   # the host, before the backend object exists
         driver = self.drivers[backend]
         try:
             if image is not None:
@@ -306,6 +308,7 @@ class VolumeManager(BackgroundWork):
             src_backend, src_ref = vol.backend, self._ref(vol)
             tmp_ref = self._ref(tmp)
             attached = [a.instance_uuid for a in vol.attachments if a.instance_uuid]
+        self.write_ahead()   # the temporary volume and its host, before its backend object
         dst = self.drivers[target]
         try:
             update = dst.create_volume(tmp_ref)

@@ -5,9 +5,12 @@ As cinder-volume's init_host (cinder/volume/manager.py, Mitaka): a volume being 
 deleted (its cascade's snapshots first), as is a snapshot being deleted; a volume that was
 downloading its image goes to `error` (the copy died with the process; delete it and create
 again); a volume that was uploading to an image is `in-use` or `available` by its attachments.
-Everything else in flight stays where it was, as the real service leaves it: `creating`,
-`extending`, `retyping`, a `migrating` migration_status, `attaching`/`detaching`, a snapshot
-`creating`; an admin clears those with os-reset_status (and os-force_delete).
+From Newton on, its start also cleans up what the workers table holds (cinder/volume/
+manager.py _do_cleanup): a volume or snapshot `creating` goes to `error` (profile switch
+cinder_cleans_creating_on_start); Mitaka leaves them `creating`. Everything else in flight
+stays where it was, as the real service leaves it: `extending`, `retyping`, a `migrating`
+migration_status, `attaching`/`detaching`; an admin clears those with os-reset_status (and
+os-force_delete).
 
 As cinder-backup's init_host (backup/manager.py _cleanup_incomplete_backup_operations): a
 backup `creating` goes to `error` (its volume back to its previous status), one `restoring`
@@ -17,9 +20,14 @@ back to `available` with its volume `error_restoring`, one `deleting` is deleted
 
 class RestartMixin:
     def restored(self, cloud) -> None:
+        cleans_creating = self.profile.cinder_cleans_creating_on_start
         with self.lock:
             for v in list(self.volumes.values()):
-                if v.status == "downloading":
+                if v.status == "creating" and cleans_creating:
+                    v.status = "error"
+                    v.error_reason = "cinder-volume restarted while creating the volume"
+                    self._touch(v)
+                elif v.status == "downloading":
                     v.status = "error"
                     v.error_reason = "cinder-volume restarted while copying the image"
                     self._touch(v)
@@ -51,6 +59,9 @@ class RestartMixin:
                                  on_crash=lambda b=b: setattr(b, "status", "error_deleting"))
             for s in list(self.snapshots.values()):
                 owner = self.volumes.get(s.volume_id)
+                if s.status == "creating" and cleans_creating:
+                    s.status = "error"
+                    self._touch(s)
                 if s.status == "deleting" and (owner is None or owner.status != "deleting"):
                     self._submit(self._delete_snapshot_worker, s.id,
                                  on_crash=self._crashed(s, "error_deleting"))
