@@ -398,7 +398,8 @@ def test_attachments_api_is_404_before_ocata(cc, cloud):
 def test_teardown_deletes_a_volume_stuck_in_a_transition(cc, status):
     """A kill -9 of the cloud mid-transition leaves a volume in it for good, as a real
     cinder-volume restart does (rehearsal cc7 leaked one): the demo's teardown
-    (fixtures/openstack/resources.delete_volume) waits it out, then resets it as an operator
+    (fixtures/openstack/resources.delete_volume) takes it as stuck once it has not changed
+    for `stuck_s` (here 1 s, well before the 600 s overall bound), resets it as an operator
     would and deletes it."""
     from fixtures.openstack.resources import delete_volume
     vol = cc.volume("pike", size=1)
@@ -406,5 +407,5 @@ def test_teardown_deletes_a_volume_stuck_in_a_transition(cc, status):
     admin.block_storage.reset_volume_status(vol, status=status, attach_status="detached",
                                             migration_status=None)
     assert cc.admin_volume("pike", vol.id)["status"] == status
-    delete_volume(cc.conn("pike"), vol.id, admin=admin, timeout=60, settle_s=1)
+    delete_volume(cc.conn("pike"), vol.id, admin=admin, timeout=60, settle_s=600, stuck_s=1)
     assert cc.raw("pike", "GET", f"/volumes/{vol.id}").status_code == 404
