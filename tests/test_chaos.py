@@ -322,7 +322,7 @@ def test_injected_503s_on_datera_and_cinder_fail_nothing_and_leak_nothing(lab, t
     (dfs_sdk's backoff, keystoneauth's status_code_retries), so every iteration passes, every
     fio verify step passes, and cleanup finds nothing."""
     from tests.support import chaos_run
-    from tests.support.outage_run import leftovers, start_demo
+    from tests.support.outage_run import assert_nothing_left, start_demo
     before = chaos_run.injected(lab)
     demo = chaos_run.demo_yaml(tmp_path, rate=SHORT_RATE, for_s=600)
     proc, lines = start_demo(lab, tmp_path, workers=2, duration=f"{MAX_RUN_S}s",
@@ -358,7 +358,7 @@ def test_injected_503s_on_datera_and_cinder_fail_nothing_and_leak_nothing(lab, t
     assert summary.verify_steps_passed >= 2 and not summary.verify_steps_other, summary.line()
     assert "[vancouver] chaos at 0s: errors" in out
     assert "0 active rule(s)" in lab.run("chaos", "status").stdout
-    assert leftovers(lab) == []
+    assert_nothing_left(lab)
 
 
 def test_a_vsphere_vm_rides_out_vip1_down_on_vip2(lab, chaos, datera):

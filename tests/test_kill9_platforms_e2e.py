@@ -44,8 +44,8 @@ from fixtures.target import Target
 from fixtures.waiters import poll_until
 from tests.support.lab_evidence import evidence_on_failure
 from tests.support.labcli import LabCli
-from tests.support.outage_run import (CRASH_LOOP_LAB_ENV, assert_rode_out, crash_loop,
-                                      kill9_and_time_restart, leftovers, noticed, own_lab,
+from tests.support.outage_run import (CRASH_LOOP_LAB_ENV, assert_nothing_left, assert_rode_out,
+                                      crash_loop, kill9_and_time_restart, noticed, own_lab,
                                       run_with_fault, stopped, unanswered_requests)
 
 # timeout: each inner run's own limit is 600 s (pytest.ini: 300 s)
@@ -334,7 +334,7 @@ def _kill_9_case(lab: LabCli, tmp_path, name: str, case: Case) -> None:
           f"({len(restarts)} kill(s): {', '.join(f'{t:.2f}' for t in restarts)} s){met}; "
           f"kept: {kept}; outages {[r['outage']['duration_s'] for r in run.outages]} s"
           f"{' (the clients rode it out)' if rode_out else ''}")
-    assert leftovers(lab) == []
+    assert_nothing_left(lab)
 
 
 def test_vmware_scenario_pauses_while_the_vcenter_is_stopped(lab, tmp_path):
@@ -376,4 +376,4 @@ def _vcenter_stopped_case(lab: LabCli, tmp_path) -> None:
     print(f"\nvsphere stopped {STOPPED_S:.0f}s: outage events "
           f"{[(e['state'], e['duration_s']) for e in events]}; results "
           f"{[r['outcome'] for r in run.results]}")
-    assert leftovers(lab) == []
+    assert_nothing_left(lab)

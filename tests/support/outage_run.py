@@ -190,6 +190,18 @@ def leftovers(lab: LabCli) -> list[str]:
     return [ln for ln in proc.stdout.splitlines() if ln.startswith("would delete")]
 
 
+def assert_nothing_left(lab: LabCli) -> None:
+    """Fails naming what the cleanup command finds on the lab, after deleting it with that
+    command: a module's later cases share the lab, and one case's leak must fail that case
+    only (CI: one leaked app instance failed every later kill -9 case)."""
+    left = leftovers(lab)
+    if left:
+        subprocess.run([sys.executable, "-m", "fixtures.cleanup", "--target", str(lab.target),
+                        "--delete"], cwd=REPO, env=lab.env(), capture_output=True, text=True,
+                       timeout=300)
+    assert left == []
+
+
 def datera_pid(lab: LabCli) -> int:
     return lab.component_pids()["datera"]
 
