@@ -409,3 +409,20 @@ def test_teardown_deletes_a_volume_stuck_in_a_transition(cc, status):
     assert cc.admin_volume("pike", vol.id)["status"] == status
     delete_volume(cc.conn("pike"), vol.id, admin=admin, timeout=60, settle_s=600, stuck_s=1)
     assert cc.raw("pike", "GET", f"/volumes/{vol.id}").status_code == 404
+
+
+def test_cleanup_deletes_a_snapshot_stuck_creating(cc):
+    """Mitaka's restart leaves a snapshot `creating` for good (cinder-volume's init_host);
+    Cinder refuses its delete (400). The cleanup command's snapshot delete
+    (fixtures/openstack/resources.delete_snapshot) takes it as stuck once unchanged for
+    `stuck_s`, resets it to error as an operator would, and deletes it."""
+    from fixtures.openstack.resources import delete_snapshot, reset_snapshot_status
+    vol = cc.volume("pike", size=1)
+    conn, admin = cc.conn("pike"), cc.conn("pike", admin=True)
+    snap = conn.block_storage.create_snapshot(volume_id=vol.id, name="stuck")
+    conn.block_storage.wait_for_status(snap, "available", interval=0.2, wait=60)
+    reset_snapshot_status(admin, snap.id, "creating")
+    assert cc.raw("pike", "DELETE", f"/snapshots/{snap.id}").status_code == 400
+    delete_snapshot(conn, snap.id, admin=admin, timeout=60, settle_s=600, stuck_s=1)
+    assert cc.raw("pike", "GET", f"/snapshots/{snap.id}").status_code == 404
+
