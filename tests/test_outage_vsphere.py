@@ -160,3 +160,33 @@ def test_a_login_to_a_killed_vcenter_is_its_outage_not_a_stop(vc, probe, tmp_pat
     assert found is not None and found.reason == "connection refused", repr(e.value)
     other = Probe("datera", "Datera REST API", "https://127.0.7.10:7718", lambda: None)
     assert probe_for_error([other, probe], found.addresses) is probe
+
+
+def test_a_frozen_vcenter_ends_a_demo_call_timed_out_never_hangs(vc, probe, tmp_path):
+    """SIGSTOP of the vCenter mid-session: the demo session's next call ends "timed out"
+    after its call timeout (pyVmomi's own default waits forever: a frozen vCenter hung the
+    ESXi host's undo at a run's end) and names the vCenter, so its probe is found; after
+    SIGCONT the same session works again."""
+    from fixtures import vmware
+    from fixtures.outage.probes import probe_for_error
+    from fixtures.vsphere_session import VcenterUnreachable
+    (tmp_path / "target.yaml").write_text(
+        f"kind: real\nvsphere:\n  url: {vc.url}\n  user: {USER}\n  password: {vc.password}\n"
+        f"  ca_file: {vc.ca}\n")
+    vs = vmware.connect(vmware.settings_from_target(Target.load(tmp_path / "target.yaml")),
+                        call_timeout_s=2)
+    try:
+        name = vs.host.name
+        os.kill(vc.proc.pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(VcenterUnreachable) as e:   # pytest-timeout: a hang fails
+                vs.host.summary.runtime
+        finally:
+            os.kill(vc.proc.pid, signal.SIGCONT)
+        found = classify(e.value)
+        assert found is not None and found.reason == "timed out", repr(e.value)
+        assert probe_for_error([probe], found.addresses) is probe
+        assert vs.host.name == name
+    finally:
+        vs.close()
+
