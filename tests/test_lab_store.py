@@ -446,6 +446,78 @@ def test_nova_restart_is_a_rebooted_compute_host(restart_cloud):
     assert nova.wait_for(lambda: deleting not in nova.servers, 30)   # the delete finished
 
 
+def test_a_build_saves_each_volume_id_before_attaching_it(restart_cloud, monkeypatch):
+    """What a restart would read at the moment a build reserves its volume (the first step
+    of the attach) holds the BDM's volume id (nova's bdm.save() before the attach)."""
+    from lab.openstack.caller import Caller
+    from lab.store import Store
+    cloud, _ = restart_cloud()
+    nova, cinder = cloud.model("nova"), cloud.model("cinder")
+    me = Caller(project_id="p1", user_id="u1")
+    vol = cinder.create_volume(me, size=1, name="boot")
+    assert cinder.wait_for(lambda: cinder.volumes[vol.id].status == "available", 60)
+    saved = []
+
+    def reserve(caller, volume_id):
+        store = Store(cloud.config.data_dir / "nova.db")
+        try:
+            servers = store.load()["state"]["model"]["servers"]
+        finally:
+            store.close()
+        saved.extend(r.get("volume_id") for s in servers.values() for r in s.pending)
+        raise RuntimeError("the attach stops here: only what was saved before it matters")
+    monkeypatch.setattr(cinder, "reserve", reserve)
+    server = nova.create_server(me, name="s", flavor_id=next(iter(nova.flavors)),
+                                user_data=None, metadata={}, zone=None,
+                                devices=[{"source": "volume", "ref": vol.id, "boot_index": 0,
+                                          "delete_on_termination": False}])
+    nova.start_build(me, server)
+    assert nova.wait_for(lambda: nova.servers[server.id].status == "ERROR", 30), \
+        (nova.servers[server.id].status, nova.servers[server.id].task_state, saved)
+    assert saved == [vol.id]
+
+
+def test_a_server_whose_build_died_gives_back_its_volumes_when_deleted(restart_cloud):
+    """nova-compute died mid-build: one block device's volume (Nova's own, from an image:
+    delete_on_termination) was reserved, the user's volume already attached. After the
+    restart the server is ERROR and lists neither as a device; its delete still detaches the
+    user's volume and deletes Nova's (each BDM's volume id is saved before its attach, as
+    Nova's bdm.save()); before, both stayed held by a server that no longer exists."""
+    from lab.openstack.caller import Caller
+    from lab.openstack.nova.models.records import DEFAULT_FLAVORS, Server
+    cloud, _ = restart_cloud()
+    nova, cinder = cloud.model("nova"), cloud.model("cinder")
+    me = Caller(project_id="p1", user_id="u1")
+
+    def available(name):
+        vol = cinder.create_volume(me, size=1, name=name)
+        assert cinder.wait_for(lambda: cinder.volumes[vol.id].status == "available", 60)
+        return vol.id
+    novas, users = available("from-image"), available("users")
+    server = Server(id=str(uuid.uuid4()), name="dies", project_id="p1", user_id="u1",
+                    flavor=DEFAULT_FLAVORS[0], host=nova.hosts[0], user_data=None,
+                    metadata={}, pending=[
+                        {"source": "image", "ref": "img", "size": 1, "boot_index": 0,
+                         "delete_on_termination": True, "volume_id": novas},
+                        {"source": "volume", "ref": users, "boot_index": 1,
+                         "delete_on_termination": False, "volume_id": users}])
+    with nova.lock:
+        nova.servers[server.id] = server
+    cinder.reserve(me, novas)
+    cinder.reserve(me, users)
+    cinder.attach(me, users, instance_uuid=server.id, host_name=server.host.name,
+                  mountpoint="/dev/vdb")
+
+    cloud, _ = restart_cloud()
+    nova, cinder = cloud.model("nova"), cloud.model("cinder")
+    assert nova.servers[server.id].status == "ERROR"
+    nova.delete_server(Caller(project_id="p1", user_id="u1"), server.id)
+    assert nova.wait_for(lambda: server.id not in nova.servers, 30)
+    assert cinder.wait_for(lambda: novas not in cinder.volumes, 30)
+    given = cinder.volumes[users]
+    assert (given.status, given.attachments) == ("available", [])
+
+
 @pytest.mark.serial   # a Kubernetes control plane of its own, started twice: minutes when loaded
 def test_kubernetes_objects_survive_a_restart_of_etcd_and_the_control_plane(make_lab):
     """etcd's data dir is <run dir>/kubernetes/etcd: the whole node (etcd included) killed

@@ -59,6 +59,10 @@ class ComputeModel(HostsMixin, QuotasMixin, KeypairsMixin, ServersMixin, Attachm
         self.keypairs: dict[tuple, object] = {}   # (user id, name) -> keypairs.Keypair
         self._init_background("nova-compute", workers, log)
         self.started = now_iso()
+        # Writes the cloud's state now (lab/openstack/durable.py sets it): a build saves each
+        # block device's volume id before attaching it, as Nova's bdm.save() does
+        # (virt/block_device.py), so a delete after a restart finds what the dead build held.
+        self.write_ahead = lambda: None
 
     def close(self) -> None:
         with self.lock:

@@ -84,6 +84,9 @@ class ComputeManager(BackgroundWork):
     def _prep_block_devices(self, cinder, cc, server: Server) -> None:
         for request in list(server.pending):
                 vol_id = self._volume_for(cinder, cc, server, request)
+                with self.lock:
+                    request["volume_id"] = vol_id   # the BDM's volume id, saved before its attach
+                self.write_ahead()
                 letter = DEVICE_LETTERS[len(server.devices)]
                 dev = BlockDevice(vol_id, f"/dev/vd{letter}", request["boot_index"],
                                   request["delete_on_termination"])
@@ -233,6 +236,32 @@ class ComputeManager(BackgroundWork):
                 log.warning("server %s delete: volume %s: %s", server.id, dev.volume_id,
                             getattr(e, "message", None) or UNKNOWN,
                             exc_info=not isinstance(e, errors.ApiError))
+        for request in list(server.pending) if cinder is not None else ():
+            self._release_pending(cinder, cc, server, request)
         with self.lock:
             self.servers.pop(server.id, None)
             self.changed.notify_all()
+
+    def _release_pending(self, cinder, cc, server: Server, request: dict) -> None:
+        """A block device whose build died with the process (nova-compute's restart: the
+        server is ERROR, the device never listed): what Cinder holds for it is undone as
+        Nova's delete undoes a BDM (_shutdown_instance, _cleanup_volumes): its attachment to
+        this server detached, a reservation released, the volume deleted if the BDM says
+        delete_on_termination."""
+        vol_id = request.get("volume_id")
+        if not vol_id:
+            return   # not created yet: nothing of Cinder's to undo
+        try:
+            vol = cinder.get_volume(cc, vol_id)
+            ours = [a for a in vol.attachments if a.instance_uuid == server.id]
+            if ours or vol.status == "attaching":
+                cinder.terminate_connection(cc, vol_id, server.host.connector())
+            for a in ours:
+                cinder.detach(cc, vol_id, a.id)
+            cinder.unreserve(cc, vol_id)   # only an `attaching` one changes
+            if request["delete_on_termination"]:
+                cinder.delete_volume(cc, vol_id)
+        except Exception as e:   # the server goes anyway, as Nova's delete does
+            log.warning("server %s delete: volume %s: %s", server.id, vol_id,
+                        getattr(e, "message", None) or UNKNOWN,
+                        exc_info=not isinstance(e, errors.ApiError))
