@@ -136,7 +136,7 @@ test: setup
 # these (the last of a repeated option wins: PYTEST_ARGS='--duration 10m --demo-profile ci').
 DEMO_CONFIG ?=
 demo:
-	@python3 -m fixtures.dashboard.where $(DASHBOARD) $(CURDIR)/reports/index.html
+	@python3 -m fixtures.dashboard.where $(DASHBOARD) $(CURDIR)/reports/index.html $(PYTEST_ARGS)
 	@$(MAKE) --no-print-directory setup
 	$(PY) -m pytest -n 5 --count=0 scenarios/ --demo-profile booth --report-rotate 10m --report-keep 48 --dashboard $(DASHBOARD) $(if $(DEMO_CONFIG),--demo-config $(DEMO_CONFIG)) $(if $(TARGET),--target $(TARGET)) $(PYTEST_ARGS)
 
@@ -152,9 +152,9 @@ $(DASHBOARD_ASSETS): | deb
 	@test -f $@
 
 # Deletes every demo resource left on the target (the running lab unless TARGET=...).
-# VANCOUVER_VIA_MAKE: its hints then say TARGET= rather than --target.
+# VANCOUVER_VIA_MAKE: its hints then say TARGET= (FORCE=1) rather than --target (--force).
 clean-demo: venv
-	VANCOUVER_VIA_MAKE=clean-demo $(PY) -m fixtures.cleanup --delete $(if $(TARGET),--target $(TARGET))
+	VANCOUVER_VIA_MAKE=clean-demo $(PY) -m fixtures.cleanup --delete $(if $(TARGET),--target $(TARGET)) $(if $(FORCE),--force)
 
 lab-up: setup
 	$(PY) -m lab up
