@@ -262,6 +262,31 @@ def test_make_demo_first_line_before_setup_and_port_in_use_is_one_line(tmp_path)
     assert recipe[0].startswith("python3 -m fixtures.dashboard.where 127.0.0.1:8050 "), recipe
 
 
+def test_make_demo_first_line_names_the_report_and_address_pytest_args_give(tmp_path):
+    """PYTEST_ARGS='--html ...' (or --dashboard) changes where the run writes (listens): the
+    first line names the same place the run's own line will (a trial: it named ./reports)."""
+    import subprocess
+    import sys
+    from tests.support.inner_run import ROOT
+    where = [sys.executable, "-m", "fixtures.dashboard.where", "127.0.0.1:0",
+             str(tmp_path / "reports" / "index.html")]
+    for extra, index in ((["--html=/x/first.html", "--html", str(tmp_path / "r" / "d.html")],
+                          tmp_path / "r" / "index.html"),
+                         (["--count=0", "--dashboard", "127.0.0.1:0"],
+                          tmp_path / "reports" / "index.html")):
+        proc = subprocess.run([*where, *extra], cwd=ROOT, capture_output=True, text=True,
+                              timeout=30)
+        assert proc.returncode == 0, proc
+        assert proc.stdout.rstrip("\n").endswith(f"reports {index}"), (extra, proc.stdout)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = subprocess.run([*where, "--dashboard", f"127.0.0.1:{port}"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2 and f"127.0.0.1:{port}: cannot listen" in proc.stderr, proc
+
+
 def test_unreachable_datera_is_a_notice_and_polling_goes_on():
     calls = []
 
