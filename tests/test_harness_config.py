@@ -107,8 +107,8 @@ def test_broken_demo_yaml_is_exactly_one_line(tmp_path):
     proc = _run(tmp_path, "--demo-config", "demo.yaml")
     assert proc.returncode == 4
     lines = [x for x in (proc.stdout + proc.stderr).splitlines() if x.strip()]
-    assert lines == ["ERROR: demo.yaml: profiles.booth.tiers.gold.total_iops_max: expected a "
-                     "positive integer, got -5"], lines
+    assert lines == ["ERROR: --demo-config demo.yaml: profiles.booth.tiers.gold.total_iops_max: "
+                     "expected a positive integer, got -5"], lines
     assert not (tmp_path / "reports").exists()
 
 

@@ -64,7 +64,7 @@ def test_a_bad_demo_config_is_the_first_and_only_line(tmp_path):
     rc, lines = _run(tmp_path, "--demo-config", str(path), "--target",
                      str(tmp_path / "never-read.yaml"))
     assert rc == 4, lines
-    assert len(lines) == 1 and lines[0].startswith(f"ERROR: {path}: "), lines
+    assert len(lines) == 1 and lines[0].startswith(f"ERROR: --demo-config {path}: "), lines
     assert "not valid YAML" in lines[0]
 
 
