@@ -78,11 +78,13 @@ def process_start_time(pid: int) -> str | None:
 
 @dataclass(frozen=True)
 class RunUse:
-    """One run using the lab: its pid, report directory ('' if none) and start (UTC)."""
+    """One run using the lab: its pid, report directory ('' if none) and start (UTC);
+    `scenarios`: it runs demo scenarios (it makes demo resources), not only tests."""
     pid: int
     start_time: str
     report_dir: str
     started: str
+    scenarios: bool = True
 
     def describe(self) -> str:
         where = f"reports {self.report_dir}" if self.report_dir else "no report dir"
@@ -90,7 +92,7 @@ class RunUse:
 
 
 def register(run_dir: Path, report_dir: Path | str | None = None,
-             pid: int | None = None) -> Path:
+             pid: int | None = None, scenarios: bool = True) -> Path:
     """Records that process `pid` (default: this one) uses the lab in run_dir. Returns the
     entry's path (give it to unregister). LabStopping when no supervisor runs the lab any
     more (`lab down` stopped it, or is stopping it while we waited for its lock)."""
@@ -99,14 +101,16 @@ def register(run_dir: Path, report_dir: Path | str | None = None,
             raise LabStopping(f"the lab in {run_dir} is stopping or stopped (`python -m lab "
                               "down`): this run is not using it; start one with "
                               "`python -m lab up` (or run without --target)")
-        return _write_entry(run_dir, report_dir, pid)
+        return _write_entry(run_dir, report_dir, pid, scenarios)
 
 
-def _write_entry(run_dir: Path, report_dir: Path | str | None, pid: int | None) -> Path:
+def _write_entry(run_dir: Path, report_dir: Path | str | None, pid: int | None,
+                 scenarios: bool = True) -> Path:
     pid = os.getpid() if pid is None else pid
     use = RunUse(pid=pid, start_time=process_start_time(pid) or "",
                  report_dir=str(report_dir or ""),
-                 started=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
+                 started=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+                 scenarios=scenarios)
     folder = users_dir(run_dir)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{pid}.json"

@@ -92,9 +92,72 @@ def test_a_ctrl_c_is_one_line_and_status_130(monkeypatch, capsys):
 
 
 @pytest.fixture
-def lab_in_use(tmp_path):
-    """An embedded lab's run dir whose supervisor is this process, used by one live run (this
-    process too, registered as lab/users.py registers a demo run)."""
+def lab_in_use(tmp_path, request):
+    """An embedded lab's run dir whose supervisor is this process, used by one live run (a
+    process of its own, registered as lab/users.py registers a demo run; indirect param
+    False: a run of tests only)."""
+    from lab import users
+    scenarios = getattr(request, "param", True)
+    run_dir = tmp_path / "lab"
+    (run_dir / "target").mkdir(parents=True)
+    path = run_dir / "target" / "target.yaml"
+    path.write_text("kind: real\nvsphere:\n  url: https://127.155.5.1:8989/sdk\n"
+                    "  user: u\n  password: p\n")
+    (run_dir / "supervisor.pid").write_text(
+        f"{os.getpid()} {users.process_start_time(os.getpid())}\n")
+    # the run: a process of its own (a run this process descends from would not count)
+    run = subprocess.Popen(["sleep", "300"])
+    entry = users.register(run_dir, report_dir=tmp_path / "reports", pid=run.pid,
+                           scenarios=scenarios)
+    yield path, run.pid
+    users.unregister(entry)
+    run.kill()
+    run.wait()
+
+
+def test_delete_refuses_while_a_live_run_uses_the_lab(no_lab, lab_in_use, capsys):
+    """Its resources carry the demo prefix like a dead run's: deleting them fails that run
+    (trial: a VMware iteration lost its VM and LUNs mid-step). As `lab down` refuses."""
+    path, pid = lab_in_use
+    assert cleanup.main(["--delete", "--target", str(path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"cleanup: the lab is in use by 1 run: pid "
+                                               f"{pid}"), err
+    assert err[0].endswith("or pass --force"), err
+
+
+def test_under_make_the_refusal_says_force_as_make_takes_it(no_lab, lab_in_use, capsys,
+                                                            monkeypatch):
+    monkeypatch.setenv(cleanup.VIA_MAKE, "clean-demo")
+    assert cleanup.main(["--delete", "--target", str(lab_in_use[0])]) == 2
+    assert capsys.readouterr().err.rstrip("\n").endswith("or pass FORCE=1")
+
+
+def test_force_and_a_dry_run_go_on_with_a_note(no_lab, lab_in_use, capsys, monkeypatch):
+    swept = []
+    monkeypatch.setattr(cleanup, "SWEEPERS", [lambda target: swept.append(target) or
+                                              _Nothing()])
+    path, _ = lab_in_use
+    assert cleanup.main(["--delete", "--force", "--target", str(path)]) == 0
+    assert cleanup.main(["--target", str(path)]) == 0
+    assert len(swept) == 2
+    out, err = capsys.readouterr()
+    assert err.count("cleanup: note: the lab is in use by 1 run") == 2, err
+    assert "0 demo resource(s) found, 0 left" in out
+
+
+@pytest.mark.parametrize("lab_in_use", [False], indirect=True)
+def test_a_run_of_tests_only_does_not_count(no_lab, lab_in_use, capsys, monkeypatch):
+    """`make test`'s sessions use the session lab but make no demo resources: a test that
+    sweeps it (the `sweeps` lane) is not refused because the other lane's session runs."""
+    monkeypatch.setattr(cleanup, "SWEEPERS", [lambda target: _Nothing()])
+    assert cleanup.main(["--delete", "--target", str(lab_in_use[0])]) == 0
+    assert "in use" not in capsys.readouterr().err
+
+
+def test_a_run_this_process_descends_from_does_not_count(no_lab, tmp_path, capsys,
+                                                          monkeypatch):
+    """A test session (or a run) sweeping the lab it uses itself cleans on purpose."""
     from lab import users
     run_dir = tmp_path / "lab"
     (run_dir / "target").mkdir(parents=True)
@@ -103,38 +166,13 @@ def lab_in_use(tmp_path):
                     "  user: u\n  password: p\n")
     (run_dir / "supervisor.pid").write_text(
         f"{os.getpid()} {users.process_start_time(os.getpid())}\n")
-    entry = users.register(run_dir, report_dir=tmp_path / "reports")
-    yield path
-    users.unregister(entry)
-
-
-def test_delete_refuses_while_a_live_run_uses_the_lab(no_lab, lab_in_use, capsys):
-    """Its resources carry the demo prefix like a dead run's: deleting them fails that run
-    (trial: a VMware iteration lost its VM and LUNs mid-step). As `lab down` refuses."""
-    assert cleanup.main(["--delete", "--target", str(lab_in_use)]) == 2
-    err = capsys.readouterr().err.splitlines()
-    assert len(err) == 1 and err[0].startswith(f"cleanup: the lab is in use by 1 run: pid "
-                                               f"{os.getpid()}"), err
-    assert err[0].endswith("or pass --force"), err
-
-
-def test_under_make_the_refusal_says_force_as_make_takes_it(no_lab, lab_in_use, capsys,
-                                                            monkeypatch):
-    monkeypatch.setenv(cleanup.VIA_MAKE, "clean-demo")
-    assert cleanup.main(["--delete", "--target", str(lab_in_use)]) == 2
-    assert capsys.readouterr().err.rstrip("\n").endswith("or pass FORCE=1")
-
-
-def test_force_and_a_dry_run_go_on_with_a_note(no_lab, lab_in_use, capsys, monkeypatch):
-    swept = []
-    monkeypatch.setattr(cleanup, "SWEEPERS", [lambda target: swept.append(target) or
-                                              _Nothing()])
-    assert cleanup.main(["--delete", "--force", "--target", str(lab_in_use)]) == 0
-    assert cleanup.main(["--target", str(lab_in_use)]) == 0
-    assert len(swept) == 2
-    out, err = capsys.readouterr()
-    assert err.count("cleanup: note: the lab is in use by 1 run") == 2, err
-    assert "0 demo resource(s) found, 0 left" in out
+    entry = users.register(run_dir, pid=os.getppid())   # the process that started pytest
+    monkeypatch.setattr(cleanup, "SWEEPERS", [lambda target: _Nothing()])
+    try:
+        assert cleanup.main(["--delete", "--target", str(path)]) == 0
+    finally:
+        users.unregister(entry)
+    assert "in use" not in capsys.readouterr().err
 
 
 class _Nothing:
