@@ -91,13 +91,9 @@ def test_a_ctrl_c_is_one_line_and_status_130(monkeypatch, capsys):
     assert err.count("\n") == 1 and "interrupted (Ctrl-C)" in err and "Traceback" not in err
 
 
-@pytest.fixture
-def lab_in_use(tmp_path, request):
-    """An embedded lab's run dir whose supervisor is this process, used by one live run (a
-    process of its own, registered as lab/users.py registers a demo run; indirect param
-    False: a run of tests only)."""
+def _lab_run_dir(tmp_path):
+    """(run dir, its target.yaml) of an embedded lab whose supervisor is this process."""
     from lab import users
-    scenarios = getattr(request, "param", True)
     run_dir = tmp_path / "lab"
     (run_dir / "target").mkdir(parents=True)
     path = run_dir / "target" / "target.yaml"
@@ -105,6 +101,17 @@ def lab_in_use(tmp_path, request):
                     "  user: u\n  password: p\n")
     (run_dir / "supervisor.pid").write_text(
         f"{os.getpid()} {users.process_start_time(os.getpid())}\n")
+    return run_dir, path
+
+
+@pytest.fixture
+def lab_in_use(tmp_path, request):
+    """An embedded lab's run dir whose supervisor is this process, used by one live run (a
+    process of its own, registered as lab/users.py registers a demo run; indirect param
+    False: a run of tests only)."""
+    from lab import users
+    scenarios = getattr(request, "param", True)
+    run_dir, path = _lab_run_dir(tmp_path)
     # the run: a process of its own (a run this process descends from would not count)
     run = subprocess.Popen(["sleep", "300"])
     entry = users.register(run_dir, report_dir=tmp_path / "reports", pid=run.pid,
@@ -159,13 +166,7 @@ def test_a_run_this_process_descends_from_does_not_count(no_lab, tmp_path, capsy
                                                           monkeypatch):
     """A test session (or a run) sweeping the lab it uses itself cleans on purpose."""
     from lab import users
-    run_dir = tmp_path / "lab"
-    (run_dir / "target").mkdir(parents=True)
-    path = run_dir / "target" / "target.yaml"
-    path.write_text("kind: real\nvsphere:\n  url: https://127.155.5.1:8989/sdk\n"
-                    "  user: u\n  password: p\n")
-    (run_dir / "supervisor.pid").write_text(
-        f"{os.getpid()} {users.process_start_time(os.getpid())}\n")
+    run_dir, path = _lab_run_dir(tmp_path)
     entry = users.register(run_dir, pid=os.getppid())   # the process that started pytest
     monkeypatch.setattr(cleanup, "SWEEPERS", [lambda target: _Nothing()])
     try:
